@@ -1,0 +1,25 @@
+"""A deterministic, rule-based stand-in for the LLM. It is not an LLM and says so.
+
+It lets the whole flow run with no model at all (tests, benchmarks, a first look), and
+flags as risky exactly what the risk policy would.
+"""
+
+import re
+
+from models.models import ProposedAction
+from workflows.risk_policy import matching_rules
+
+OFFLINE_LABEL = "offline rule-based analyser (not an LLM)"
+
+
+def propose_offline(user_request: str) -> ProposedAction:
+    """Propose to do literally what was asked, risky when any policy rule matches."""
+    words = re.findall(r"[a-z]+", user_request.lower())
+    reasons = matching_rules(user_request)
+    return ProposedAction(
+        action_type="_".join(words[:3]) or "noop",
+        description=f"Carry out the request: {user_request.strip()}",
+        reasoning=f"{OFFLINE_LABEL}: "
+        + ("; ".join(reasons) if reasons else "no risk rule matched"),
+        risky_action=bool(reasons),
+    )

@@ -1,0 +1,79 @@
+"""The analysis activity: ask an LLM, through the OpenAI Responses API, to propose an action.
+
+The OpenAI client is created once per worker and handed in, and its own retries are off:
+Temporal's retry policy is the single place that decides how often a call is retried.
+"""
+
+import os
+
+import openai
+from openai import AsyncOpenAI
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
+from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+from constants import (
+    DEFAULT_OPENAI_MODEL,
+    OPENAI_API_KEY_ENV,
+    OPENAI_BASE_URL_ENV,
+    OPENAI_MODEL_ENV,
+)
+from models.models import AnalysisRequest, ProposedAction
+
+# A model that keeps answering garbage will not start making sense on the tenth try; an
+# outage (5xx, 429, timeouts) gets the full retry policy instead.
+MAX_MALFORMED_ATTEMPTS = 3
+
+
+def create_openai_client() -> AsyncOpenAI:
+    """Build the client from OPENAI_API_KEY / OPENAI_BASE_URL, with its own retries off."""
+    return AsyncOpenAI(max_retries=0)
+
+
+def configured_model() -> str:
+    return os.environ.get(OPENAI_MODEL_ENV, DEFAULT_OPENAI_MODEL)
+
+
+class AnalysisActivities:
+    """Holds the worker's single OpenAI client for every analysis."""
+
+    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self._model = model
+
+    @activity.defn
+    async def analyze_request(self, request: AnalysisRequest) -> ProposedAction:
+        """Propose one action for the user's request, validated before it leaves."""
+        text = await self._ask_llm(request.user_request)
+        try:
+            return parse_proposed_action(text)
+        except MalformedProposalError as err:
+            attempt = activity.info().attempt
+            activity.logger.warning("Malformed LLM answer on attempt %d: %s", attempt, err)
+            raise ApplicationError(
+                f"The LLM's answer was not a valid proposed action: {err}",
+                type="MalformedLLMOutput",
+                non_retryable=attempt >= MAX_MALFORMED_ATTEMPTS,
+            ) from err
+
+    async def _ask_llm(self, user_request: str) -> str:
+        try:
+            response = await self._client.responses.create(
+                model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
+            )
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise ApplicationError(
+                f"The LLM server refused our credentials (HTTP {err.status_code}); "
+                f"check {OPENAI_API_KEY_ENV}.",
+                type="LLMAuthenticationError",
+                non_retryable=True,
+            ) from err
+        except (openai.NotFoundError, openai.BadRequestError) as err:
+            raise ApplicationError(
+                f"The LLM server rejected the request (HTTP {err.status_code}): {err.message}. "
+                f"Check {OPENAI_MODEL_ENV} (now {self._model!r}) and {OPENAI_BASE_URL_ENV}.",
+                type="LLMConfigurationError",
+                non_retryable=True,
+            ) from err
+        return response.output_text

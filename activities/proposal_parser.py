@@ -1,0 +1,47 @@
+"""Turns the LLM's text into a validated ``ProposedAction``, or says precisely why not.
+
+This runs inside the analysis activity, never in the workflow: a malformed answer must be
+an activity failure that Temporal retries, not a workflow-task failure that would replay
+the same bad output forever.
+"""
+
+import json
+import re
+
+from pydantic import ValidationError
+
+from models.models import ProposedAction
+
+_CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
+
+
+class MalformedProposalError(ValueError):
+    """The LLM's answer is not a usable proposed action."""
+
+
+def strip_code_fence(text: str) -> str:
+    """Models often wrap JSON in a Markdown fence even when told not to."""
+    stripped = text.strip()
+    match = _CODE_FENCE.match(stripped)
+    return match.group("body").strip() if match else stripped
+
+
+def parse_proposed_action(text: str) -> ProposedAction:
+    """Parse strictly: wrong types are not coerced, unknown fields are refused."""
+    body = strip_code_fence(text)
+    if not body:
+        raise MalformedProposalError("the LLM returned an empty answer")
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise MalformedProposalError(f"the answer is not JSON ({err.msg}): {body[:80]!r}") from err
+    if not isinstance(data, dict):
+        raise MalformedProposalError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return ProposedAction.model_validate(data, strict=True)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'answer'}: {error['msg']}"
+            for error in err.errors()
+        )
+        raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err

@@ -1,0 +1,30 @@
+"""Every name this sample exposes to the outside world, in one place.
+
+Workers, starters, approval scripts, the Temporal CLI recipes in the README and the tests
+all agree on these strings; changing one here changes it everywhere.
+"""
+
+import os
+
+# Environment variables read by this project (Temporal's own TEMPORAL_ADDRESS,
+# TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_PROFILE... are read by temporalio.envconfig).
+TASK_QUEUE_ENV = "HITL_TASK_QUEUE"
+OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
+OPENAI_MODEL_ENV = "OPENAI_MODEL"
+
+DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_TASK_QUEUE = "human-in-the-loop-task-queue"
+
+WORKFLOW_TYPE = "HumanInTheLoopWorkflow"
+WORKFLOW_ID_PREFIX = "hitl"
+
+# Message names: the workflow's public surface.
+APPROVAL_DECISION_SIGNAL = "approval_decision"
+STATUS_QUERY = "get_status"
+
+
+def task_queue() -> str:
+    """The task queue to use; overridable so tests and benchmarks never share one."""
+    return os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)

@@ -1,0 +1,132 @@
+"""Everything that crosses a Temporal boundary: workflow input and result, activity inputs
+and outputs, signal payloads and the status query's answer.
+
+All of it is pydantic, carried by ``pydantic_data_converter``, so a payload that does not
+match its model is refused at the edge instead of surfacing as a confusing error later.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
+
+
+class WorkflowInput(BaseModel):
+    """What a user asks the agent to do, and how long a human may take to decide."""
+
+    user_request: str = Field(min_length=1)
+    approval_timeout_seconds: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0)
+    require_approval: bool = False
+
+
+class ProposedAction(BaseModel):
+    """The LLM's proposal. Unknown fields are refused: the LLM is untrusted input."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action_type: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    reasoning: str
+    risky_action: bool
+
+
+class AnalysisRequest(BaseModel):
+    """Input of the analysis activity."""
+
+    user_request: str
+
+
+class RiskAssessment(BaseModel):
+    """Why a proposed action does, or does not, need a human."""
+
+    requires_approval: bool
+    reasons: list[str]
+
+
+class ApprovalRequest(BaseModel):
+    """What an approver is shown: the request, the proposal, why it is risky, and until when."""
+
+    workflow_id: str
+    request_id: str
+    user_request: str
+    proposed_action: ProposedAction
+    risk_reasons: list[str]
+    requested_at: datetime
+    deadline: datetime
+
+
+class ApprovalDecision(BaseModel):
+    """An approver's answer to one approval request.
+
+    ``decided_at`` may be omitted (e.g. from the Temporal CLI); the workflow then records the
+    time it received the decision.
+    """
+
+    request_id: str = Field(min_length=1)
+    approved: bool
+    reviewer_notes: str = ""
+    decided_at: datetime | None = None
+
+
+class ExecuteActionInput(BaseModel):
+    """Input of the execute activity. ``idempotency_key`` is stable across retries."""
+
+    idempotency_key: str
+    action: ProposedAction
+
+
+class ExecutionResult(BaseModel):
+    """What the (simulated) execution did."""
+
+    idempotency_key: str
+    summary: str
+    simulated: bool = True
+
+
+class Outcome(StrEnum):
+    AUTO_APPROVED = "auto_approved"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    ANALYSIS_FAILED = "analysis_failed"
+
+
+class WorkflowState(StrEnum):
+    ANALYSING = "analysing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DECIDED = "decided"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+
+
+class AuditEvent(BaseModel):
+    """One line of the audit trail, stamped with workflow time (deterministic on replay)."""
+
+    at: datetime
+    event: str
+    detail: str
+
+
+class WorkflowResult(BaseModel):
+    """How a run ended, in a form both people and programs can read."""
+
+    outcome: Outcome
+    message: str
+    proposed_action: ProposedAction | None = None
+    risk: RiskAssessment | None = None
+    request_id: str | None = None
+    decision: ApprovalDecision | None = None
+    execution: ExecutionResult | None = None
+    audit_trail: list[AuditEvent] = []
+
+
+class WorkflowStatus(BaseModel):
+    """The answer of the status query: where a run stands right now."""
+
+    state: WorkflowState
+    approval_request: ApprovalRequest | None = None
+    decision: ApprovalDecision | None = None
+    result: WorkflowResult | None = None
+    audit_trail: list[AuditEvent] = []

@@ -1,0 +1,102 @@
+"""Start the agent on one request and wait for its result.
+
+uv run python -m start_workflow "Delete all test data from the production database"
+"""
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
+
+from constants import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, task_queue
+from models.models import (
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    Outcome,
+    WorkflowInput,
+    WorkflowResult,
+)
+from temporal_client import TemporalUnavailableError, connect
+
+FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
+
+
+def positive_int(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="start_workflow", description=__doc__.splitlines()[0])
+    parser.add_argument("request", help="what you want the agent to do")
+    parser.add_argument(
+        "--approval-timeout",
+        type=positive_int,
+        default=DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for a human decision (default {DEFAULT_APPROVAL_TIMEOUT_SECONDS})",
+    )
+    parser.add_argument(
+        "--require-approval", action="store_true", help="ask a human even if the action is safe"
+    )
+    parser.add_argument("--workflow-id", help="choose the workflow ID (default: generated)")
+    args = parser.parse_args(argv)
+    if not args.request.strip():
+        parser.error("the request must not be empty")
+    return args
+
+
+def format_result(result: WorkflowResult) -> str:
+    lines = [f"Result: {result.outcome.value} - {result.message}", "Audit trail:"]
+    lines += [
+        f"  {event.at.isoformat(timespec='seconds')} {event.event}: {event.detail}"
+        for event in result.audit_trail
+    ]
+    return "\n".join(lines)
+
+
+async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
+    client = await connect()
+    workflow_id = args.workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        WorkflowInput(
+            user_request=args.request,
+            approval_timeout_seconds=args.approval_timeout,
+            require_approval=args.require_approval,
+        ),
+        id=workflow_id,
+        task_queue=task_queue(),
+        result_type=WorkflowResult,
+    )
+    print(f"Started workflow. Workflow ID: {workflow_id}", flush=True)
+    print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
+    return await handle.result()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = asyncio.run(start_and_wait(args))
+    except TemporalUnavailableError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except RPCError as err:
+        print(f"Temporal refused to start the workflow: {err.message}", file=sys.stderr)
+        return 1
+    except WorkflowFailureError as err:
+        print(f"The workflow failed: {err.cause}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopped waiting. The workflow keeps running in Temporal.", file=sys.stderr)
+        return 130
+    print(format_result(result))
+    return 1 if result.outcome in FAILED_OUTCOMES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""A small OpenAI-compatible HTTP server on 127.0.0.1, so tests use the real ``openai`` client.
+
+It answers ``POST /v1/responses`` (and ``/v1/chat/completions``). By default each request
+is answered by the offline rule-based analyser; a test scripts other answers for its own
+request text with ``on(...)``, so tests sharing one server never see each other's script.
+"""
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from activities.offline_analysis import propose_offline
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: an HTTP status and the model's text (or an error message)."""
+
+    text: str
+    status: int = 200
+
+
+def ok(payload: dict | str) -> Reply:
+    return Reply(payload if isinstance(payload, str) else json.dumps(payload))
+
+
+def http_error(status: int, message: str = "scripted failure") -> Reply:
+    return Reply(message, status)
+
+
+class FakeOpenAIServer:
+    def __init__(self) -> None:
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._calls: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAIServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def on(self, user_request: str, *replies: Reply) -> None:
+        """Answer the next requests for ``user_request`` with ``replies``, in order."""
+        with self._lock:
+            self._scripts[user_request].extend(replies)
+
+    def calls(self, user_request: str) -> int:
+        """How many times the model was asked about ``user_request``."""
+        with self._lock:
+            return self._calls[user_request]
+
+    def answer(self, user_request: str) -> Reply:
+        with self._lock:
+            self._calls[user_request] += 1
+            script = self._scripts[user_request]
+            if script:
+                return script.popleft()
+        return ok(propose_offline(user_request).model_dump())
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                chat = self.path.endswith("/chat/completions")
+                reply = server.answer(_user_text(body, chat))
+                if reply.status != 200:
+                    payload = {"error": {"message": reply.text, "type": "scripted"}}
+                elif chat:
+                    payload = _chat_body(body, reply.text)
+                else:
+                    payload = _responses_body(body, reply.text)
+                data = json.dumps(payload).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def _user_text(body: dict, chat: bool) -> str:
+    if chat:
+        return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    request_input = body["input"]
+    return request_input if isinstance(request_input, str) else request_input[-1]["content"]
+
+
+def _responses_body(body: dict, text: str) -> dict:
+    return {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.get("model", "fake"),
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_fake",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def _chat_body(body: dict, text: str) -> dict:
+    return {
+        "id": "chatcmpl_fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": text},
+            }
+        ],
+    }
