@@ -25,7 +25,6 @@ async def connect() -> Client:
         return await Client.connect(**config, data_converter=pydantic_data_converter)
     except RuntimeError as err:
         raise TemporalUnavailableError(
-            f"Cannot reach Temporal at {config['target_host']}: {err}. "
-            "Is the server running (`uv run temporal server start-dev`) and is "
-            "TEMPORAL_ADDRESS right?"
+            f"Cannot reach Temporal at {config['target_host']}. Is the server running "
+            "(`uv run temporal server start-dev`) and is TEMPORAL_ADDRESS right?"
         ) from err

@@ -44,6 +44,7 @@ async def run_worker() -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(run_worker())
     except openai.OpenAIError:

@@ -11,6 +11,7 @@ import re
 from pydantic import ValidationError
 
 from models.models import ProposedAction
+from models.validation import summarise
 
 _CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 
@@ -40,8 +41,5 @@ def parse_proposed_action(text: str) -> ProposedAction:
     try:
         return ProposedAction.model_validate(data, strict=True)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'answer'}: {error['msg']}"
-            for error in err.errors()
-        )
+        problems = summarise(err)
         raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err

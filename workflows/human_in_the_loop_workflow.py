@@ -16,6 +16,8 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.execute_action import execute_action
     from activities.notify_approval_needed import notify_approval_needed
     from activities.openai_responses import AnalysisActivities
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         WorkflowState,
         WorkflowStatus,
     )
+    from models.validation import summarise
     from workflows.decision_rules import refusal_reason
     from workflows.risk_policy import assess_risk
 
@@ -78,15 +81,15 @@ class HumanInTheLoopWorkflow:
         return await self._execute(action, risk, Outcome.APPROVED)
 
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
-    def approval_decision(self, payload: RawValue | None = None) -> None:
+    def approval_decision(self, payload: RawValue) -> None:
         """Takes the raw payload so that one that does not decode is recorded, not dropped."""
-        if payload is None:
-            self._record("decision_refused", "the signal carried no decision")
-            return
         try:
             decision = workflow.payload_converter().from_payload(payload.payload, ApprovalDecision)
-        except (ValueError, RuntimeError) as err:
-            self._record("decision_refused", f"the payload is not an ApprovalDecision: {err}")
+        except ValidationError as err:
+            self._record("decision_refused", f"not an ApprovalDecision ({summarise(err)})")
+            return
+        except RuntimeError as err:  # not JSON at all, e.g. binary or an unknown encoding
+            self._record("decision_refused", f"the payload could not be decoded: {err}")
             return
         self._apply(decision)
 
