@@ -21,8 +21,16 @@ WORKFLOW_TYPE = "HumanInTheLoopWorkflow"
 WORKFLOW_ID_PREFIX = "hitl"
 
 # Message names: the workflow's public surface.
-APPROVAL_DECISION_SIGNAL = "approval_decision"
+APPROVAL_DECISION_SIGNAL = "approval_decision"  # full ApprovalDecision JSON
+APPROVE_SIGNAL = "approve"  # shorthand: true or false decides the pending request
+SUBMIT_DECISION_UPDATE = "submit_decision"  # like the signal, but answers accepted/refused
 STATUS_QUERY = "get_status"
+
+# Custom search attribute (Keyword) for listing runs that await a decision. Register it:
+#   temporal server start-dev --search-attribute ApprovalStatus=Keyword
+APPROVAL_STATUS_SEARCH_ATTRIBUTE = "ApprovalStatus"
+# The reviewer recorded for the shorthand signal, which carries no identity.
+SHORTHAND_REVIEWER = "temporal-cli"
 
 
 def task_queue() -> str:

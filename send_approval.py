@@ -1,56 +1,120 @@
-"""Send an approver's decision to a waiting workflow.
+"""Send an approver's decision to a waiting workflow, and say whether it was applied.
 
-uv run python -m send_approval <workflow-id> <request-id> approve|reject ["notes"]
+    uv run python -m send_approval <workflow-id> [<request-id>] approve|reject ["notes"]
+
+Without a request ID the decision targets the request pending now. Exit 0 only when the
+workflow applied the decision; a refusal says why and exits 1.
 """
 
 import argparse
 import asyncio
+import getpass
 import sys
 from datetime import UTC, datetime
 
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from constants import APPROVAL_DECISION_SIGNAL
-from models.models import ApprovalDecision
+from constants import STATUS_QUERY, SUBMIT_DECISION_UPDATE
+from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import TemporalUnavailableError, connect
 
 VERDICTS = {"approve": True, "reject": False}
+USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [options]'
+# An update waits for a worker to run it; without one it would wait forever.
+WORKER_WAIT_SECONDS = 30
+
+
+class DecisionNotAppliedError(Exception):
+    """The workflow, or Temporal, did not apply the decision; the message says why."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="send_approval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="send_approval", usage=USAGE, description=__doc__.splitlines()[0]
+    )
     parser.add_argument("workflow_id")
-    parser.add_argument("request_id", help="the Request ID printed in the approval notice")
-    parser.add_argument("verdict", choices=VERDICTS)
-    parser.add_argument("notes", nargs="?", default="", help="reviewer notes")
-    return parser.parse_args(argv)
+    parser.add_argument("decision", nargs="+", help='[<request-id>] approve|reject ["notes"]')
+    parser.add_argument("--reviewer", default=getpass.getuser(), help="default: your OS user")
+    parser.add_argument(
+        "--edit-description", metavar="TEXT", help="approve an amended action description"
+    )
+    args = parser.parse_args(argv)
+    words = args.decision
+    if words[0] not in VERDICTS:
+        args.request_id, words = words[0], words[1:]
+    else:
+        args.request_id = None
+    if not words or words[0] not in VERDICTS or len(words) > 2:
+        parser.error("expected approve or reject, then optional notes in quotes")
+    args.verdict, args.notes = words[0], words[1] if len(words) == 2 else ""
+    if args.edit_description is not None and args.verdict != "approve":
+        parser.error("--edit-description only goes with approve")
+    return args
 
 
-async def send(args: argparse.Namespace) -> None:
+async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
+    status = await client.get_workflow_handle(workflow_id).query(
+        STATUS_QUERY, result_type=WorkflowStatus
+    )
+    if status.state != WorkflowState.AWAITING_APPROVAL or status.approval_request is None:
+        raise DecisionNotAppliedError(
+            f"Workflow {workflow_id} is not waiting for a decision (state: {status.state.value})."
+        )
+    return status
+
+
+async def send(args: argparse.Namespace) -> ApprovalDecision:
     client = await connect()
+    request_id, amended = args.request_id, None
+    if request_id is None or args.edit_description is not None:
+        status = await pending_status(client, args.workflow_id)
+        assert status.approval_request is not None
+        request_id = request_id or status.approval_request.request_id
+        if args.edit_description is not None:
+            amended = status.approval_request.proposed_action.model_copy(
+                update={"description": args.edit_description}
+            )
     decision = ApprovalDecision(
-        request_id=args.request_id,
+        request_id=request_id,
         approved=VERDICTS[args.verdict],
+        reviewer=args.reviewer,
         reviewer_notes=args.notes,
         decided_at=datetime.now(UTC),
+        amended_action=ProposedAction.model_validate(amended) if amended else None,
     )
-    await client.get_workflow_handle(args.workflow_id).signal(APPROVAL_DECISION_SIGNAL, decision)
+    update = client.get_workflow_handle(args.workflow_id).execute_update(
+        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+    )
+    try:
+        return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
+    except TimeoutError as err:
+        raise DecisionNotAppliedError(
+            f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` "
+            "running? The decision was not applied."
+        ) from err
+    except WorkflowUpdateFailedError as err:
+        raise DecisionNotAppliedError(f"Refused: {err.cause.message}") from err
+
+
+def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return f"Workflow {workflow_id} is not running (unknown ID, or it already finished)."
+    return f"Temporal refused the decision: {err.message}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        asyncio.run(send(args))
-    except TemporalUnavailableError as err:
+        decision = asyncio.run(send(args))
+    except (TemporalUnavailableError, DecisionNotAppliedError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            print(f"No running workflow with ID {args.workflow_id!r}.", file=sys.stderr)
-        else:
-            print(f"Temporal refused the decision: {err.message}", file=sys.stderr)
+        print(explain_rpc_error(err, args.workflow_id), file=sys.stderr)
         return 1
-    print(f"Sent {args.verdict} for request {args.request_id} to workflow {args.workflow_id}.")
+    verdict = "Approved" if decision.approved else "Rejected"
+    print(f"{verdict} request {decision.request_id} of workflow {args.workflow_id}.")
     return 0
 
 

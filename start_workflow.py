@@ -8,12 +8,20 @@ import asyncio
 import sys
 import uuid
 
-from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
-from constants import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, task_queue
+from console_format import format_result
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    WORKFLOW_ID_PREFIX,
+    WORKFLOW_TYPE,
+    task_queue,
+)
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    ApprovalStatus,
     Outcome,
     WorkflowInput,
     WorkflowResult,
@@ -21,6 +29,14 @@ from models.models import (
 from temporal_client import TemporalUnavailableError, connect
 
 FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
+INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
+    [
+        SearchAttributePair(
+            SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
+            ApprovalStatus.ANALYSING.value,
+        )
+    ]
+)
 
 
 def positive_int(text: str) -> int:
@@ -43,6 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--require-approval", action="store_true", help="ask a human even if the action is safe"
     )
+    parser.add_argument("--requester", help="who asks; they may not approve their own request")
+    parser.add_argument(
+        "--approver",
+        action="append",
+        default=[],
+        dest="approvers",
+        metavar="NAME",
+        help="who may decide (repeatable; default: anyone)",
+    )
     parser.add_argument("--workflow-id", help="choose the workflow ID (default: generated)")
     args = parser.parse_args(argv)
     if not args.request.strip():
@@ -50,30 +75,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def format_result(result: WorkflowResult) -> str:
-    lines = [f"Result: {result.outcome.value} - {result.message}", "Audit trail:"]
-    lines += [
-        f"  {event.at.isoformat(timespec='seconds')} {event.event}: {event.detail}"
-        for event in result.audit_trail
-    ]
-    return "\n".join(lines)
+async def start(client: Client, args: argparse.Namespace) -> WorkflowHandle:
+    """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
+    workflow_id = args.workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+    run_input = WorkflowInput(
+        user_request=args.request,
+        approval_timeout_seconds=args.approval_timeout,
+        require_approval=args.require_approval,
+        requester=args.requester,
+        approvers=args.approvers,
+    )
+    options = {"id": workflow_id, "task_queue": task_queue(), "result_type": WorkflowResult}
+    try:
+        return await client.start_workflow(
+            WORKFLOW_TYPE, run_input, search_attributes=INITIAL_SEARCH_ATTRIBUTES, **options
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.INVALID_ARGUMENT or "search attribute" not in err.message:
+            raise
+    print(
+        f"Note: the {APPROVAL_STATUS_SEARCH_ATTRIBUTE} search attribute is not registered, so "
+        "this run will not show in pending-approval lists (see the README).",
+        file=sys.stderr,
+    )
+    return await client.start_workflow(WORKFLOW_TYPE, run_input, **options)
 
 
 async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
-    client = await connect()
-    workflow_id = args.workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        WorkflowInput(
-            user_request=args.request,
-            approval_timeout_seconds=args.approval_timeout,
-            require_approval=args.require_approval,
-        ),
-        id=workflow_id,
-        task_queue=task_queue(),
-        result_type=WorkflowResult,
-    )
-    print(f"Started workflow. Workflow ID: {workflow_id}", flush=True)
+    handle = await start(await connect(), args)
+    print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     return await handle.result()
 

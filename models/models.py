@@ -19,6 +19,10 @@ class WorkflowInput(BaseModel):
     user_request: str = Field(min_length=1)
     approval_timeout_seconds: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0)
     require_approval: bool = False
+    requester: str | None = None
+    approvers: list[str] = Field(
+        default_factory=list, description="who may decide; empty means anyone"
+    )
 
 
 class ProposedAction(BaseModel):
@@ -30,6 +34,7 @@ class ProposedAction(BaseModel):
     description: str = Field(min_length=1)
     reasoning: str
     risky_action: bool
+    parameters: dict[str, str] = Field(default_factory=dict)
 
 
 class AnalysisRequest(BaseModel):
@@ -57,17 +62,23 @@ class ApprovalRequest(BaseModel):
     deadline: datetime
 
 
+UNKNOWN_REVIEWER = "unknown"
+
+
 class ApprovalDecision(BaseModel):
     """An approver's answer to one approval request.
 
     ``decided_at`` may be omitted (e.g. from the Temporal CLI); the workflow then records the
-    time it received the decision.
+    time it received the decision. ``amended_action`` approves an edited version of the
+    proposal: that is what executes.
     """
 
     request_id: str = Field(min_length=1)
     approved: bool
+    reviewer: str = Field(default=UNKNOWN_REVIEWER, min_length=1)
     reviewer_notes: str = ""
     decided_at: datetime | None = None
+    amended_action: ProposedAction | None = None
 
 
 class ExecuteActionInput(BaseModel):
@@ -123,10 +134,25 @@ class WorkflowResult(BaseModel):
 
 
 class WorkflowStatus(BaseModel):
-    """The answer of the status query: where a run stands right now."""
+    """The answer of the status query: where a run stands right now.
+
+    ``approval_request`` is the request awaiting (or, later, given) a decision.
+    """
 
     state: WorkflowState
     approval_request: ApprovalRequest | None = None
     decision: ApprovalDecision | None = None
     result: WorkflowResult | None = None
     audit_trail: list[AuditEvent] = []
+
+
+class ApprovalStatus(StrEnum):
+    """Values of the ``ApprovalStatus`` search attribute, for listing runs by where they stand."""
+
+    ANALYSING = "Analysing"
+    PENDING = "Pending"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    TIMED_OUT = "TimedOut"
+    AUTO_APPROVED = "AutoApproved"
+    FAILED = "Failed"

@@ -1,19 +1,28 @@
 """The human-in-the-loop agent: an LLM proposes, a person decides, Temporal remembers.
 
-Message surface:
-- signal ``approval_decision`` (``ApprovalDecision`` as JSON): an approver's decision. Sent by
-  ``send_approval`` or ``temporal workflow signal``. A decision for another request, one
-  that arrives when nothing is pending, a repeat, or a payload that does not decode is
-  refused and recorded in the audit trail; it never changes the outcome.
-- query ``get_status``: where the run stands, the pending request, and the audit trail.
+Message surface (names in ``constants.py``):
+- signal ``approval_decision`` (``ApprovalDecision`` JSON): an approver's decision, from
+  ``temporal workflow signal`` or any client. Fire-and-forget: the sender learns nothing.
+- signal ``approve`` (``true`` / ``false``): the short form for the CLI; it decides the
+  pending request, recorded with reviewer ``temporal-cli``.
+- update ``submit_decision`` (``ApprovalDecision``): the same decision, but the sender is
+  told whether it was applied. ``send_approval`` uses it. It has no validator on purpose:
+  a validator's rejection leaves no trace in history, and every refusal belongs in the
+  audit trail.
+- query ``get_status``: state, the approval request, the decision and the audit trail.
+
+A decision is applied at most once. One for another request, one that arrives when nothing
+waits, one from someone who may not decide, or a payload that does not decode is refused
+and recorded; it never changes the outcome.
 """
 
 import contextlib
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -21,11 +30,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.execute_action import execute_action
     from activities.notify_approval_needed import notify_approval_needed
     from activities.openai_responses import AnalysisActivities
-    from constants import APPROVAL_DECISION_SIGNAL, STATUS_QUERY, WORKFLOW_TYPE
+    from constants import (
+        APPROVAL_DECISION_SIGNAL,
+        APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+        APPROVE_SIGNAL,
+        SHORTHAND_REVIEWER,
+        STATUS_QUERY,
+        SUBMIT_DECISION_UPDATE,
+        WORKFLOW_TYPE,
+    )
     from models.models import (
         AnalysisRequest,
         ApprovalDecision,
         ApprovalRequest,
+        ApprovalStatus,
         AuditEvent,
         ExecuteActionInput,
         ExecutionResult,
@@ -41,6 +59,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.decision_rules import refusal_reason
     from workflows.risk_policy import assess_risk
 
+Decoded = TypeVar("Decoded")
+
 ANALYSIS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -48,50 +68,80 @@ ANALYSIS_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 SIDE_EFFECT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
+FINAL_APPROVAL_STATUS = {
+    Outcome.AUTO_APPROVED: ApprovalStatus.AUTO_APPROVED,
+    Outcome.APPROVED: ApprovalStatus.APPROVED,
+    Outcome.REJECTED: ApprovalStatus.REJECTED,
+    Outcome.TIMED_OUT: ApprovalStatus.TIMED_OUT,
+    Outcome.ANALYSIS_FAILED: ApprovalStatus.FAILED,
+}
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class HumanInTheLoopWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, run_input: WorkflowInput) -> None:
+        # Initialised from the input so that handlers running before ``run`` can use it.
+        self._input = run_input
         self._state = WorkflowState.ANALYSING
+        self._action: ProposedAction | None = None
+        self._risk: RiskAssessment | None = None
         self._approval_request: ApprovalRequest | None = None
         self._decision: ApprovalDecision | None = None
+        self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
         self._audit: list[AuditEvent] = []
 
     @workflow.run
-    async def run(self, request: WorkflowInput) -> WorkflowResult:
-        action = await self._analyse(request.user_request)
-        if action is None:
+    async def run(self, run_input: WorkflowInput) -> WorkflowResult:
+        self._action = await self._analyse(run_input.user_request)
+        if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
-        risk = assess_risk(
-            request.user_request, action, always_require_approval=request.require_approval
+        self._risk = assess_risk(
+            run_input.user_request,
+            self._action,
+            always_require_approval=run_input.require_approval,
         )
-        self._record("risk_classified", "; ".join(risk.reasons) or "no risk found")
-        if not risk.requires_approval:
-            return await self._execute(action, risk, Outcome.AUTO_APPROVED)
-        decision = await self._await_decision(request, action, risk)
+        self._record("risk_classified", "; ".join(self._risk.reasons) or "no risk found")
+        if not self._risk.requires_approval:
+            return await self._execute(Outcome.AUTO_APPROVED)
+        decision = await self._await_decision()
         if decision is None:
-            message = f"No decision within {request.approval_timeout_seconds}s; cancelled."
+            message = f"No decision within {run_input.approval_timeout_seconds}s; cancelled."
             self._record("timed_out", message)
-            return await self._finish(Outcome.TIMED_OUT, message, action, risk)
+            return await self._finish(Outcome.TIMED_OUT, message)
         if not decision.approved:
-            message = f"Rejected: {decision.reviewer_notes or 'no notes'}; nothing was executed."
-            return await self._finish(Outcome.REJECTED, message, action, risk)
-        return await self._execute(action, risk, Outcome.APPROVED)
+            notes = decision.reviewer_notes or "no notes"
+            message = f"Rejected by {decision.reviewer}: {notes}. Nothing was executed."
+            return await self._finish(Outcome.REJECTED, message)
+        return await self._execute(Outcome.APPROVED)
 
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
     def approval_decision(self, payload: RawValue) -> None:
         """Takes the raw payload so that one that does not decode is recorded, not dropped."""
-        try:
-            decision = workflow.payload_converter().from_payload(payload.payload, ApprovalDecision)
-        except ValidationError as err:
-            self._record("decision_refused", f"not an ApprovalDecision ({summarise(err)})")
+        decision = self._decode(payload, ApprovalDecision)
+        if decision is not None:
+            self._apply(decision)
+
+    @workflow.signal(name=APPROVE_SIGNAL)
+    def approve(self, payload: RawValue) -> None:
+        approved = self._decode(payload, bool)
+        if approved is None:
             return
-        except RuntimeError as err:  # not JSON at all, e.g. binary or an unknown encoding
-            self._record("decision_refused", f"the payload could not be decoded: {err}")
-            return
-        self._apply(decision)
+        pending = self._approval_request.request_id if self._approval_request else "none"
+        self._apply(
+            ApprovalDecision(request_id=pending, approved=approved, reviewer=SHORTHAND_REVIEWER)
+        )
+
+    @workflow.update(name=SUBMIT_DECISION_UPDATE)
+    def submit_decision(self, decision: ApprovalDecision) -> ApprovalDecision:
+        """Apply the decision and return it as recorded, or fail the update with the reason."""
+        refusal = self._apply(decision)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="DecisionRefused", non_retryable=True)
+        assert self._decision is not None
+        return self._decision
 
     @workflow.query(name=STATUS_QUERY)
     def get_status(self) -> WorkflowStatus:
@@ -115,25 +165,25 @@ class HumanInTheLoopWorkflow:
         except ActivityError as err:
             self._record("analysis_failed", f"Analysis failed: {_root_message(err)}")
             return None
-        self._record("action_proposed", f"{action.action_type}: {action.description}")
+        self._record("action_proposed", _describe(action))
         return action
 
-    async def _await_decision(
-        self, request: WorkflowInput, action: ProposedAction, risk: RiskAssessment
-    ) -> ApprovalDecision | None:
+    async def _await_decision(self) -> ApprovalDecision | None:
         """Notify, then wait durably (no worker resources held) for a decision or the deadline."""
+        assert self._action is not None and self._risk is not None
         now = workflow.now()
-        timeout = timedelta(seconds=request.approval_timeout_seconds)
+        timeout = timedelta(seconds=self._input.approval_timeout_seconds)
         self._approval_request = ApprovalRequest(
             workflow_id=workflow.info().workflow_id,
             request_id=str(workflow.uuid4()),
-            user_request=request.user_request,
-            proposed_action=action,
-            risk_reasons=risk.reasons,
+            user_request=self._input.user_request,
+            proposed_action=self._action,
+            risk_reasons=self._risk.reasons,
             requested_at=now,
             deadline=now + timeout,
         )
         self._state = WorkflowState.AWAITING_APPROVAL
+        self._set_approval_status(ApprovalStatus.PENDING)
         await self._notify(self._approval_request)
         # The timeout is a durable timer: it survives worker and server restarts.
         with contextlib.suppress(TimeoutError):
@@ -155,65 +205,91 @@ class HumanInTheLoopWorkflow:
             return
         self._record("approval_requested", f"request {pending.request_id}")
 
-    def _apply(self, decision: ApprovalDecision) -> None:
+    def _decode(self, payload: RawValue, type_hint: type[Decoded]) -> Decoded | None:
+        try:
+            return workflow.payload_converter().from_payload(payload.payload, type_hint)
+        except ValidationError as err:
+            reason = f"not a valid {type_hint.__name__} ({summarise(err)})"
+        except RuntimeError as err:  # not JSON at all, e.g. binary or an unknown encoding
+            reason = f"the payload could not be decoded: {err}"
+        self._record("decision_refused", reason)
+        return None
+
+    def _apply(self, decision: ApprovalDecision) -> str | None:
+        """Apply the decision if the rules allow it; return why not otherwise."""
         awaiting = self._state == WorkflowState.AWAITING_APPROVAL
         reason = refusal_reason(
-            decision, self._approval_request if awaiting else None, self._decision
+            decision, self._approval_request if awaiting else None, self._decision, self._input
         )
         if reason is not None:
             workflow.logger.warning("Refused decision for %s: %s", decision.request_id, reason)
-            self._record("decision_refused", reason)
-            return
-        if decision.decided_at is None:
-            decision = decision.model_copy(update={"decided_at": workflow.now()})
-        self._decision = decision
+            self._record("decision_refused", f"from {decision.reviewer}: {reason}")
+            return reason
+        self._decision = decision.model_copy(
+            update={"decided_at": decision.decided_at or workflow.now()}
+        )
         verdict = "approved" if decision.approved else "rejected"
-        self._record(f"decision_{verdict}", decision.reviewer_notes or "no notes")
+        self._record(
+            f"decision_{verdict}", f"by {decision.reviewer}: {decision.reviewer_notes or '-'}"
+        )
+        if decision.amended_action is not None and self._action is not None:
+            self._record(
+                "action_amended",
+                f"by {decision.reviewer}: {_describe(self._action)} -> "
+                f"{_describe(decision.amended_action)}",
+            )
+            self._action = decision.amended_action
+        return None
 
-    async def _execute(
-        self, action: ProposedAction, risk: RiskAssessment, outcome: Outcome
-    ) -> WorkflowResult:
+    async def _execute(self, outcome: Outcome) -> WorkflowResult:
+        assert self._action is not None
         self._state = WorkflowState.EXECUTING
         request_id = self._approval_request.request_id if self._approval_request else "auto"
-        execution = await workflow.execute_activity(
+        self._execution = await workflow.execute_activity(
             execute_action,
             ExecuteActionInput(
-                idempotency_key=f"{workflow.info().workflow_id}/{request_id}", action=action
+                idempotency_key=f"{workflow.info().workflow_id}/{request_id}",
+                action=self._action,
             ),
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=SIDE_EFFECT_RETRY,
         )
-        self._record("executed", execution.summary)
-        verdict = "Approved" if outcome == Outcome.APPROVED else "Auto-approved (not risky)"
-        return await self._finish(
-            outcome, f"{verdict}; executed: {execution.summary}", action, risk, execution
-        )
+        self._record("executed", self._execution.summary)
+        if outcome == Outcome.APPROVED:
+            assert self._decision is not None
+            verdict = f"Approved by {self._decision.reviewer}"
+        else:
+            verdict = "Auto-approved (no risk found)"
+        return await self._finish(outcome, f"{verdict}; executed: {self._execution.summary}")
 
-    async def _finish(
-        self,
-        outcome: Outcome,
-        message: str,
-        action: ProposedAction | None = None,
-        risk: RiskAssessment | None = None,
-        execution: ExecutionResult | None = None,
-    ) -> WorkflowResult:
+    async def _finish(self, outcome: Outcome, message: str) -> WorkflowResult:
         self._result = WorkflowResult(
             outcome=outcome,
             message=message,
-            proposed_action=action,
-            risk=risk,
+            proposed_action=self._action,
+            risk=self._risk,
             request_id=self._approval_request.request_id if self._approval_request else None,
             decision=self._decision,
-            execution=execution,
+            execution=self._execution,
             audit_trail=self._audit,
         )
         self._state = WorkflowState.COMPLETED
+        self._set_approval_status(FINAL_APPROVAL_STATUS[outcome])
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result
+
+    def _set_approval_status(self, status: ApprovalStatus) -> None:
+        """Only when the starter set the attribute: an unregistered one would fail the task."""
+        if workflow.info().typed_search_attributes.get(APPROVAL_STATUS) is not None:
+            workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
 
     def _record(self, event: str, detail: str) -> None:
         self._audit.append(AuditEvent(at=workflow.now(), event=event, detail=detail))
         workflow.logger.info("%s: %s", event, detail)
+
+
+def _describe(action: ProposedAction) -> str:
+    return f"{action.action_type}: {action.description}"
 
 
 def _root_message(err: BaseException) -> str:

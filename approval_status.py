@@ -1,0 +1,69 @@
+"""Show where a run stands, or list the runs waiting for a decision.
+
+uv run python -m approval_status <workflow-id>
+uv run python -m approval_status --pending
+"""
+
+import argparse
+import asyncio
+import sys
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from console_format import format_status
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, STATUS_QUERY
+from models.models import ApprovalStatus, WorkflowStatus
+from temporal_client import TemporalUnavailableError, connect
+
+PENDING_QUERY = f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}"'
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="approval_status", description=__doc__.splitlines()[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("workflow_id", nargs="?")
+    target.add_argument("--pending", action="store_true", help="list runs awaiting a decision")
+    return parser.parse_args(argv)
+
+
+async def show_status(client: Client, workflow_id: str) -> str:
+    status = await client.get_workflow_handle(workflow_id).query(
+        STATUS_QUERY, result_type=WorkflowStatus
+    )
+    return format_status(workflow_id, status)
+
+
+async def list_pending(client: Client) -> str:
+    lines = [
+        f"{execution.id}  started {execution.start_time.isoformat(timespec='seconds')}"
+        async for execution in client.list_workflows(PENDING_QUERY)
+    ]
+    return "\n".join(lines) if lines else "No runs are waiting for a decision."
+
+
+async def report(args: argparse.Namespace) -> str:
+    client = await connect()
+    if args.pending:
+        return await list_pending(client)
+    return await show_status(client, args.workflow_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(asyncio.run(report(args)))
+    except TemporalUnavailableError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            print(f"No workflow with ID {args.workflow_id!r}.", file=sys.stderr)
+        else:
+            print(f"Temporal refused the request: {err.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
