@@ -17,14 +17,17 @@ from activities.offline_analysis import propose_offline
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: an HTTP status and the model's text (or an error message)."""
+    """One scripted answer: an HTTP status, the model's text (or an error message), and how
+    long the model "thinks" before answering (to catch a run mid-analysis)."""
 
     text: str
     status: int = 200
+    delay_seconds: float = 0.0
 
 
-def ok(payload: dict | str) -> Reply:
-    return Reply(payload if isinstance(payload, str) else json.dumps(payload))
+def ok(payload: dict | str, delay_seconds: float = 0.0) -> Reply:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return Reply(text, delay_seconds=delay_seconds)
 
 
 def http_error(status: int, message: str = "scripted failure") -> Reply:
@@ -78,6 +81,7 @@ class FakeOpenAIServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 chat = self.path.endswith("/chat/completions")
                 reply = server.answer(_user_text(body, chat))
+                time.sleep(reply.delay_seconds)
                 if reply.status != 200:
                     payload = {"error": {"message": reply.text, "type": "scripted"}}
                 elif chat:

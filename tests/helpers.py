@@ -121,3 +121,14 @@ def background_script(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def wait_for_output(
+    log_path: Path, text: str, timeout: float = DEFAULT_WAIT_SECONDS, count: int = 1
+) -> str:
+    """Wait until ``text`` appears ``count`` times in a subprocess's log; return the log."""
+
+    async def read() -> str:
+        return log_path.read_text(errors="replace")
+
+    return await wait_until(read, lambda content: content.count(text) >= count, timeout)
