@@ -1,4 +1,9 @@
-"""Runs the human-in-the-loop workflow and its activities until Ctrl-C or SIGTERM."""
+"""Runs the human-in-the-loop workflow and its activities until Ctrl-C or SIGTERM.
+
+uv run python -m worker [--max-cached-workflows N] [--max-concurrent-activities N]
+"""
+
+import argparse
 
 import asyncio
 import logging
@@ -23,20 +28,66 @@ MISSING_KEY_MESSAGE = (
 )
 
 
-def build_worker(client: Client, queue: str, analysis: AnalysisActivities) -> Worker:
-    """The worker's wiring, shared with the tests so they run exactly what users run."""
+# The SDK's defaults, restated so the options below document them.
+DEFAULT_MAX_CACHED_WORKFLOWS = 1000
+DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
+
+
+def build_worker(
+    client: Client,
+    queue: str,
+    analysis: AnalysisActivities,
+    *,
+    max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
+    max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+) -> Worker:
+    """The worker's wiring, shared with the tests so they run exactly what users run.
+
+    A waiting run costs the worker memory only while it is cached; evicted runs are rebuilt
+    from history when their next event (a decision, the deadline) arrives.
+    """
     return Worker(
         client,
         task_queue=queue,
         workflows=[HumanInTheLoopWorkflow],
         activities=[analysis.analyze_request, notify_approval_needed, execute_action],
+        max_cached_workflows=max_cached_workflows,
+        max_concurrent_activities=max_concurrent_activities,
     )
 
 
-async def run_worker() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="worker", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--max-cached-workflows",
+        type=int,
+        default=DEFAULT_MAX_CACHED_WORKFLOWS,
+        metavar="N",
+        help="runs kept in memory between events (default %(default)s; 0 disables the cache)",
+    )
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+        metavar="N",
+        help="LLM calls, notices and executions in flight at once (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.max_cached_workflows < 0 or args.max_concurrent_activities < 1:
+        parser.error("cache size must be >= 0 and concurrency >= 1")
+    return args
+
+
+async def run_worker(args: argparse.Namespace) -> None:
     """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
     analysis = AnalysisActivities(create_openai_client(), configured_model())
-    worker = build_worker(await connect(), task_queue(), analysis)
+    worker = build_worker(
+        await connect(),
+        task_queue(),
+        analysis,
+        max_cached_workflows=args.max_cached_workflows,
+        max_concurrent_activities=args.max_concurrent_activities,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -47,11 +98,12 @@ async def run_worker() -> None:
     logging.info("Worker stopped.")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(run_worker())
+        asyncio.run(run_worker(args))
     except openai.OpenAIError:
         print(MISSING_KEY_MESSAGE, file=sys.stderr)
         return 1
