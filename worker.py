@@ -4,7 +4,6 @@ uv run python -m worker [--max-cached-workflows N] [--max-concurrent-activities 
 """
 
 import argparse
-
 import asyncio
 import logging
 import signal
