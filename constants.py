@@ -12,12 +12,15 @@ TASK_QUEUE_ENV = "HITL_TASK_QUEUE"
 OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
 OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
 OPENAI_MODEL_ENV = "OPENAI_MODEL"
+WEBHOOK_URL_ENV = "HITL_WEBHOOK_URL"  # optional: also POST approval notices here
+WEBHOOK_TOKEN_ENV = "HITL_WEBHOOK_TOKEN"  # optional bearer token for the webhook
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_TASK_QUEUE = "human-in-the-loop-task-queue"
 
 WORKFLOW_TYPE = "HumanInTheLoopWorkflow"
+STAGE_APPROVAL_WORKFLOW_TYPE = "ApprovalWorkflow"  # one child workflow per approval stage
 WORKFLOW_ID_PREFIX = "hitl"
 
 # Message names: the workflow's public surface.

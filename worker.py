@@ -16,8 +16,10 @@ from temporalio.worker import Worker
 from activities.execute_action import execute_action
 from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities, configured_model, create_openai_client
+from activities.webhook_notifier import WebhookNotifier
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, task_queue
 from temporal_client import TemporalUnavailableError, connect
+from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 MISSING_KEY_MESSAGE = (
@@ -39,17 +41,24 @@ def build_worker(
     *,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
     max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    notifier: WebhookNotifier | None = None,
 ) -> Worker:
     """The worker's wiring, shared with the tests so they run exactly what users run.
 
     A waiting run costs the worker memory only while it is cached; evicted runs are rebuilt
     from history when their next event (a decision, the deadline) arrives.
     """
+    notifier = notifier or WebhookNotifier.from_env()
     return Worker(
         client,
         task_queue=queue,
-        workflows=[HumanInTheLoopWorkflow],
-        activities=[analysis.analyze_request, notify_approval_needed, execute_action],
+        workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
+        activities=[
+            analysis.analyze_request,
+            notify_approval_needed,
+            notifier.send_webhook_notice,
+            execute_action,
+        ],
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,
     )

@@ -1,44 +1,60 @@
 """The notify activity: tell a human that a decision is needed, and exactly how to give it.
 
 Here the notice is printed in the worker's terminal, the one place this sample prints
-instead of logging: it is a message for a person. A real deployment would send e-mail or
-chat messages from this same activity.
+instead of logging: it is a message for a person. ``webhook_notifier.py`` sends the same
+notice to a chat or ticketing webhook.
 """
 
 import json
 
 from temporalio import activity
 
-from constants import APPROVAL_DECISION_SIGNAL
+from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL
 from models.models import ApprovalRequest
 
 
-def format_approval_notice(request: ApprovalRequest) -> str:
-    """The notice, with commands an approver can paste as they are."""
-    action = request.proposed_action
+def _decision_commands(request: ApprovalRequest) -> list[str]:
+    """Commands an approver can paste as they are."""
+    workflow_id, request_id = request.workflow_id, request.request_id
+    if request.stage is not None:
+        return [
+            f"Approve or reject stage {request.stage!r}:",
+            f"  temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL} "
+            "--input true",
+            f"  temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL} "
+            "--input false",
+        ]
     approve_json = json.dumps(
-        {"request_id": request.request_id, "approved": True, "reviewer_notes": "Looks good"}
+        {"request_id": request_id, "approved": True, "reviewer_notes": "Looks good"}
     )
-    reasons = "\n".join(f"    - {reason}" for reason in request.risk_reasons)
-    return f"""
-================ APPROVAL REQUIRED ================
-Workflow ID: {request.workflow_id}
-Request ID: {request.request_id}
-Request:     {request.user_request}
-Action:      {action.action_type}: {action.description}
-Reasoning:   {action.reasoning}
-Why a human must decide:
-{reasons}
-Decide before {request.deadline.isoformat(timespec="seconds")}.
+    return [
+        "Approve or reject:",
+        f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',
+        f'  uv run python -m send_approval {workflow_id} {request_id} reject "notes"',
+        "Or with the Temporal CLI:",
+        f"  temporal workflow signal --workflow-id {workflow_id} \\",
+        f"    --name {APPROVAL_DECISION_SIGNAL} --input '{approve_json}'",
+    ]
 
-Approve or reject:
-  uv run python -m send_approval {request.workflow_id} {request.request_id} approve "notes"
-  uv run python -m send_approval {request.workflow_id} {request.request_id} reject "notes"
-Or with the Temporal CLI:
-  temporal workflow signal --workflow-id {request.workflow_id} \\
-    --name {APPROVAL_DECISION_SIGNAL} --input '{approve_json}'
-===================================================
-"""
+
+def format_approval_notice(request: ApprovalRequest) -> str:
+    action = request.proposed_action
+    title = "ESCALATED: APPROVAL STILL REQUIRED" if request.escalated else "APPROVAL REQUIRED"
+    lines = [
+        f"================ {title} ================",
+        f"Workflow ID: {request.workflow_id}",
+        f"Request ID: {request.request_id}",
+        f"Request:     {request.user_request}",
+        f"Action:      {action.action_type}: {action.description}",
+        f"Reasoning:   {action.reasoning}",
+        "Why a human must decide:",
+        *(f"    - {reason}" for reason in request.risk_reasons),
+    ]
+    if request.approvers:
+        lines.append(f"Who may decide: {', '.join(request.approvers)}")
+    lines.append(f"Decide before {request.deadline.isoformat(timespec='seconds')}.")
+    lines += ["", *_decision_commands(request), "=" * 50]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 @activity.defn

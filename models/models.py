@@ -8,9 +8,27 @@ match its model is refused at the edge instead of surfacing as a confusing error
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
+
+
+class VotingPolicy(BaseModel):
+    """When several approvers vote: how many approvals settle it, and what a rejection does.
+
+    With ``rejection_vetoes`` one rejection rejects. Without it, the request is rejected
+    only once the remaining approvers can no longer reach the quorum.
+    """
+
+    required_approvals: int = Field(default=1, ge=1)
+    rejection_vetoes: bool = True
+
+
+class EscalationPolicy(BaseModel):
+    """If nobody decides within ``after_seconds``, remind and widen the circle of approvers."""
+
+    after_seconds: int = Field(gt=0)
+    approvers: list[str] = Field(min_length=1)
 
 
 class WorkflowInput(BaseModel):
@@ -23,6 +41,25 @@ class WorkflowInput(BaseModel):
     approvers: list[str] = Field(
         default_factory=list, description="who may decide; empty means anyone"
     )
+    voting: VotingPolicy = Field(default_factory=VotingPolicy)
+    escalation: EscalationPolicy | None = None
+    approval_stages: list[str] = Field(
+        default_factory=list,
+        description="approve stage by stage, each in its own child workflow; "
+        "empty lets the risk policy choose",
+    )
+
+    @model_validator(mode="after")
+    def _quorum_is_reachable(self) -> "WorkflowInput":
+        eligible = set(self.approvers)
+        if self.escalation is not None:
+            eligible |= set(self.escalation.approvers)
+        if self.approvers and self.voting.required_approvals > len(eligible):
+            raise ValueError(
+                f"{self.voting.required_approvals} approvals required but only "
+                f"{len(eligible)} approvers named"
+            )
+        return self
 
 
 class ProposedAction(BaseModel):
@@ -60,6 +97,9 @@ class ApprovalRequest(BaseModel):
     risk_reasons: list[str]
     requested_at: datetime
     deadline: datetime
+    approvers: list[str] = Field(default_factory=list, description="empty means anyone")
+    escalated: bool = False
+    stage: str | None = Field(default=None, description="set for a staged (child) approval")
 
 
 UNKNOWN_REVIEWER = "unknown"
@@ -79,6 +119,38 @@ class ApprovalDecision(BaseModel):
     reviewer_notes: str = ""
     decided_at: datetime | None = None
     amended_action: ProposedAction | None = None
+
+
+class StageApprovalInput(BaseModel):
+    """Input of one approval stage's child workflow."""
+
+    stage: str
+    approval_request: ApprovalRequest
+    timeout_seconds: int = Field(gt=0)
+
+
+class StageOutcome(BaseModel):
+    """How a stage ended: approved, rejected, or (``approved`` is None) timed out."""
+
+    stage: str
+    approved: bool | None
+    decided_at: datetime | None = None
+
+
+class StageProgress(BaseModel):
+    """Which stage waits now, and the child workflow to signal for it."""
+
+    stage: str
+    child_workflow_id: str
+    position: int
+    of: int
+
+
+class WebhookDelivery(BaseModel):
+    """What the webhook notifier did. The URL is a secret: only its host is reported."""
+
+    delivered: bool
+    detail: str
 
 
 class ExecuteActionInput(BaseModel):
@@ -129,6 +201,8 @@ class WorkflowResult(BaseModel):
     risk: RiskAssessment | None = None
     request_id: str | None = None
     decision: ApprovalDecision | None = None
+    votes: list[ApprovalDecision] = []
+    stages: list[StageOutcome] = []
     execution: ExecutionResult | None = None
     audit_trail: list[AuditEvent] = []
 
@@ -142,6 +216,9 @@ class WorkflowStatus(BaseModel):
     state: WorkflowState
     approval_request: ApprovalRequest | None = None
     decision: ApprovalDecision | None = None
+    votes: list[ApprovalDecision] = []
+    required_approvals: int = 1
+    current_stage: StageProgress | None = None
     result: WorkflowResult | None = None
     audit_trail: list[AuditEvent] = []
 

@@ -9,11 +9,17 @@ Message surface (names in ``constants.py``):
   told whether it was applied. ``send_approval`` uses it. It has no validator on purpose:
   a validator's rejection leaves no trace in history, and every refusal belongs in the
   audit trail.
-- query ``get_status``: state, the approval request, the decision and the audit trail.
+- query ``get_status``: state, the approval request, votes, the current stage, the audit
+  trail.
 
-A decision is applied at most once. One for another request, one that arrives when nothing
-waits, one from someone who may not decide, or a payload that does not decode is refused
-and recorded; it never changes the outcome.
+A decision is applied at most once per reviewer. One for another request, one that arrives
+when nothing waits, one from someone who may not decide, or a payload that does not decode
+is refused and recorded; it never changes the outcome.
+
+Extensions, each off by default so the single-approver story reads as before:
+voting (``WorkflowInput.voting``), escalation (``WorkflowInput.escalation``) and staged
+approval, one ``ApprovalWorkflow`` child per stage (``approval_stages``, or chosen by the
+risk policy for large amounts).
 """
 
 import contextlib
@@ -23,12 +29,12 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.execute_action import execute_action
-    from activities.notify_approval_needed import notify_approval_needed
     from activities.openai_responses import AnalysisActivities
     from constants import (
         APPROVAL_DECISION_SIGNAL,
@@ -45,19 +51,25 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalStatus,
         AuditEvent,
+        EscalationPolicy,
         ExecuteActionInput,
         ExecutionResult,
         Outcome,
         ProposedAction,
         RiskAssessment,
+        StageApprovalInput,
+        StageOutcome,
+        StageProgress,
         WorkflowInput,
         WorkflowResult,
         WorkflowState,
         WorkflowStatus,
     )
     from models.validation import summarise
-    from workflows.decision_rules import refusal_reason
-    from workflows.risk_policy import assess_risk
+    from workflows.approval_workflow import ApprovalWorkflow
+    from workflows.decision_rules import refusal_reason, settled
+    from workflows.notifications import root_message, send_notices
+    from workflows.risk_policy import approval_stages, assess_risk
 
 Decoded = TypeVar("Decoded")
 
@@ -88,7 +100,10 @@ class HumanInTheLoopWorkflow:
         self._action: ProposedAction | None = None
         self._risk: RiskAssessment | None = None
         self._approval_request: ApprovalRequest | None = None
+        self._votes: list[ApprovalDecision] = []
         self._decision: ApprovalDecision | None = None
+        self._stage: StageProgress | None = None
+        self._stage_outcomes: list[StageOutcome] = []
         self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
         self._audit: list[AuditEvent] = []
@@ -106,7 +121,8 @@ class HumanInTheLoopWorkflow:
         self._record("risk_classified", "; ".join(self._risk.reasons) or "no risk found")
         if not self._risk.requires_approval:
             return await self._execute(Outcome.AUTO_APPROVED)
-        decision = await self._await_decision()
+        stages = run_input.approval_stages or approval_stages(run_input.user_request, self._action)
+        decision = await (self._run_stages(stages) if stages else self._await_decision())
         if decision is None:
             message = f"No decision within {run_input.approval_timeout_seconds}s; cancelled."
             self._record("timed_out", message)
@@ -140,8 +156,7 @@ class HumanInTheLoopWorkflow:
         refusal = self._apply(decision)
         if refusal is not None:
             raise ApplicationError(refusal, type="DecisionRefused", non_retryable=True)
-        assert self._decision is not None
-        return self._decision
+        return self._votes[-1]
 
     @workflow.query(name=STATUS_QUERY)
     def get_status(self) -> WorkflowStatus:
@@ -150,6 +165,9 @@ class HumanInTheLoopWorkflow:
             state=self._state,
             approval_request=self._approval_request,
             decision=self._decision,
+            votes=self._votes,
+            required_approvals=self._input.voting.required_approvals,
+            current_stage=self._stage,
             result=self._result,
             audit_trail=self._audit,
         )
@@ -163,16 +181,15 @@ class HumanInTheLoopWorkflow:
                 retry_policy=ANALYSIS_RETRY,
             )
         except ActivityError as err:
-            self._record("analysis_failed", f"Analysis failed: {_root_message(err)}")
+            self._record("analysis_failed", f"Analysis failed: {root_message(err)}")
             return None
         self._record("action_proposed", _describe(action))
         return action
 
-    async def _await_decision(self) -> ApprovalDecision | None:
-        """Notify, then wait durably (no worker resources held) for a decision or the deadline."""
+    def _open_request(self) -> ApprovalRequest:
+        """Create the approval request and mark the run as waiting for it."""
         assert self._action is not None and self._risk is not None
         now = workflow.now()
-        timeout = timedelta(seconds=self._input.approval_timeout_seconds)
         self._approval_request = ApprovalRequest(
             workflow_id=workflow.info().workflow_id,
             request_id=str(workflow.uuid4()),
@@ -180,30 +197,104 @@ class HumanInTheLoopWorkflow:
             proposed_action=self._action,
             risk_reasons=self._risk.reasons,
             requested_at=now,
-            deadline=now + timeout,
+            deadline=now + timedelta(seconds=self._input.approval_timeout_seconds),
+            approvers=self._input.approvers,
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
-        await self._notify(self._approval_request)
-        # The timeout is a durable timer: it survives worker and server restarts.
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
+        return self._approval_request
+
+    async def _await_decision(self) -> ApprovalDecision | None:
+        """Notify, then wait durably (no worker resources held) for a decision or the deadline.
+
+        Both waits are durable timers: they survive worker and server restarts.
+        """
+        await self._notify(self._open_request())
+        timeout = self._input.approval_timeout_seconds
+        escalation = self._input.escalation
+        if escalation is None or escalation.after_seconds >= timeout:
+            await self._wait_for_decision(timeout)
+        elif not await self._wait_for_decision(escalation.after_seconds):
+            await self._escalate(escalation)
+            await self._wait_for_decision(timeout - escalation.after_seconds)
         self._state = WorkflowState.DECIDED
         return self._decision
 
-    async def _notify(self, pending: ApprovalRequest) -> None:
-        """A failed notice is recorded, not fatal: the request can still be found and decided."""
-        try:
-            await workflow.execute_activity(
-                notify_approval_needed,
-                pending,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
+    async def _wait_for_decision(self, seconds: int) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._decision is not None, timeout=timedelta(seconds=seconds)
             )
-        except ActivityError as err:
-            self._record("notification_failed", _root_message(err))
-            return
-        self._record("approval_requested", f"request {pending.request_id}")
+        return self._decision is not None
+
+    async def _escalate(self, escalation: EscalationPolicy) -> None:
+        """Remind, and let the next tier decide too (only widens an explicit approver list)."""
+        assert self._approval_request is not None
+        approvers = self._approval_request.approvers
+        self._approval_request = self._approval_request.model_copy(
+            update={
+                "escalated": True,
+                "approvers": [*approvers, *escalation.approvers] if approvers else [],
+            }
+        )
+        tier = ", ".join(escalation.approvers)
+        self._record("escalated", f"no decision after {escalation.after_seconds}s; to {tier}")
+        await self._notify(self._approval_request)
+
+    async def _run_stages(self, stages: list[str]) -> ApprovalDecision | None:
+        """Approve stage by stage, each in its own child workflow; stop at the first 'no'."""
+        parent_request = self._open_request()
+        for position, stage in enumerate(stages, start=1):
+            outcome = await self._run_stage(parent_request, stage, position, len(stages))
+            self._stage_outcomes.append(outcome)
+            if outcome.approved is not True:
+                break
+        self._stage = None
+        self._state = WorkflowState.DECIDED
+        last = self._stage_outcomes[-1]
+        if last.approved is not None:
+            self._decision = ApprovalDecision(
+                request_id=parent_request.request_id,
+                approved=last.approved,
+                reviewer=f"stage {last.stage}",
+                decided_at=last.decided_at,
+            )
+        return self._decision
+
+    async def _run_stage(
+        self, parent_request: ApprovalRequest, stage: str, position: int, of: int
+    ) -> StageOutcome:
+        child_id = f"{workflow.info().workflow_id}-{stage}"
+        self._stage = StageProgress(
+            stage=stage, child_workflow_id=child_id, position=position, of=of
+        )
+        self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
+        now = workflow.now()
+        timeout = self._input.approval_timeout_seconds
+        stage_request = parent_request.model_copy(
+            update={
+                "workflow_id": child_id,
+                "stage": stage,
+                "requested_at": now,
+                "deadline": now + timedelta(seconds=timeout),
+            }
+        )
+        # TERMINATE: a stage must never outlive the request it belongs to.
+        outcome = await workflow.execute_child_workflow(
+            ApprovalWorkflow.run,
+            StageApprovalInput(
+                stage=stage, approval_request=stage_request, timeout_seconds=timeout
+            ),
+            id=child_id,
+            parent_close_policy=ParentClosePolicy.TERMINATE,
+        )
+        verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
+        self._record(f"stage_{verdict}", f"{stage} ({position}/{of})")
+        return outcome
+
+    async def _notify(self, request: ApprovalRequest) -> None:
+        for event, detail in await send_notices(request):
+            self._record(event, detail)
 
     def _decode(self, payload: RawValue, type_hint: type[Decoded]) -> Decoded | None:
         try:
@@ -216,18 +307,14 @@ class HumanInTheLoopWorkflow:
         return None
 
     def _apply(self, decision: ApprovalDecision) -> str | None:
-        """Apply the decision if the rules allow it; return why not otherwise."""
-        awaiting = self._state == WorkflowState.AWAITING_APPROVAL
-        reason = refusal_reason(
-            decision, self._approval_request if awaiting else None, self._decision, self._input
-        )
+        """Count the decision if the rules allow it; return why not otherwise."""
+        reason = self._refusal(decision)
         if reason is not None:
             workflow.logger.warning("Refused decision for %s: %s", decision.request_id, reason)
             self._record("decision_refused", f"from {decision.reviewer}: {reason}")
             return reason
-        self._decision = decision.model_copy(
-            update={"decided_at": decision.decided_at or workflow.now()}
-        )
+        decision = decision.model_copy(update={"decided_at": decision.decided_at or workflow.now()})
+        self._votes.append(decision)
         verdict = "approved" if decision.approved else "rejected"
         self._record(
             f"decision_{verdict}", f"by {decision.reviewer}: {decision.reviewer_notes or '-'}"
@@ -239,7 +326,30 @@ class HumanInTheLoopWorkflow:
                 f"{_describe(decision.amended_action)}",
             )
             self._action = decision.amended_action
+        self._tally(decision)
         return None
+
+    def _refusal(self, decision: ApprovalDecision) -> str | None:
+        if self._stage is not None:
+            return f"this request is decided stage by stage; signal {self._stage.child_workflow_id}"
+        awaiting = self._state == WorkflowState.AWAITING_APPROVAL and self._decision is None
+        request = self._approval_request if awaiting else None
+        return refusal_reason(decision, request, self._votes, self._input)
+
+    def _tally(self, latest: ApprovalDecision) -> None:
+        """Settle the request once the votes allow it; the settling vote is the decision."""
+        assert self._approval_request is not None
+        voting = self._input.voting
+        outcome = settled(self._votes, voting, len(self._approval_request.approvers))
+        if voting.required_approvals > 1:
+            approvals = sum(vote.approved for vote in self._votes)
+            self._record(
+                "votes_tallied",
+                f"{approvals}/{voting.required_approvals} approvals, "
+                f"{len(self._votes) - approvals} rejections",
+            )
+        if outcome is not None:
+            self._decision = latest
 
     async def _execute(self, outcome: Outcome) -> WorkflowResult:
         assert self._action is not None
@@ -270,6 +380,8 @@ class HumanInTheLoopWorkflow:
             risk=self._risk,
             request_id=self._approval_request.request_id if self._approval_request else None,
             decision=self._decision,
+            votes=self._votes,
+            stages=self._stage_outcomes,
             execution=self._execution,
             audit_trail=self._audit,
         )
@@ -290,10 +402,3 @@ class HumanInTheLoopWorkflow:
 
 def _describe(action: ProposedAction) -> str:
     return f"{action.action_type}: {action.description}"
-
-
-def _root_message(err: BaseException) -> str:
-    """The innermost cause's message: the activity's own words, not Temporal's wrapping."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)

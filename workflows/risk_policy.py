@@ -75,3 +75,25 @@ def assess_risk(
     if always_require_approval:
         reasons.append(FORCED_REASON)
     return RiskAssessment(requires_approval=bool(reasons), reasons=reasons)
+
+
+# Large amounts of money go through staged approval, one child workflow per stage.
+LARGE_AMOUNT = 10_000
+LARGE_AMOUNT_STAGES = ("manager", "director", "cfo")
+_AMOUNT = re.compile(r"[$€£]\s?(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>k|m|million)?\b", re.I)
+_SCALES = {"k": 1_000, "m": 1_000_000, "million": 1_000_000}
+
+
+def largest_amount(text: str) -> float:
+    """The largest money amount written in ``text`` ($25,000, €30k, £1.5m...), or 0."""
+    amounts = [
+        float(match["number"].replace(",", "")) * _SCALES.get((match["scale"] or "").lower(), 1)
+        for match in _AMOUNT.finditer(text)
+    ]
+    return max(amounts, default=0.0)
+
+
+def approval_stages(user_request: str, action: ProposedAction) -> list[str]:
+    """The stages a request must pass, in order; empty for a single approval."""
+    text = f"{user_request} {action.description}"
+    return list(LARGE_AMOUNT_STAGES) if largest_amount(text) >= LARGE_AMOUNT else []

@@ -1,0 +1,58 @@
+"""Sending an approval notice from workflow code: to the worker's terminal and the webhook.
+
+Shared by the main workflow (first notice, escalation reminder) and each approval stage.
+A failed notice never fails the run: the request can still be found (status query,
+ApprovalStatus search attribute) and decided, so failures are returned for the audit trail.
+"""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify_approval_needed import notify_approval_needed
+    from activities.webhook_notifier import WebhookNotifier
+    from models.models import ApprovalRequest
+
+NOTICE_TIMEOUT = timedelta(seconds=30)
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+)
+
+
+async def send_notices(request: ApprovalRequest) -> list[tuple[str, str]]:
+    """Notify everywhere configured; return audit events (event, detail) for what happened."""
+    events = [("approval_requested", f"request {request.request_id}")]
+    try:
+        await workflow.execute_activity(
+            notify_approval_needed,
+            request,
+            start_to_close_timeout=NOTICE_TIMEOUT,
+            retry_policy=NOTICE_RETRY,
+        )
+    except ActivityError as err:
+        events.append(("notification_failed", f"terminal notice: {root_message(err)}"))
+    try:
+        delivery = await workflow.execute_activity_method(
+            WebhookNotifier.send_webhook_notice,
+            request,
+            start_to_close_timeout=NOTICE_TIMEOUT,
+            retry_policy=NOTICE_RETRY,
+        )
+    except ActivityError as err:
+        events.append(("notification_failed", f"webhook: {root_message(err)}"))
+    else:
+        if delivery.delivered:
+            events.append(("webhook_delivered", delivery.detail))
+    return events
+
+
+def root_message(err: BaseException) -> str:
+    """The innermost cause's message: the activity's own words, not Temporal's wrapping."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
