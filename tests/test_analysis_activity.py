@@ -1,0 +1,193 @@
+"""The analysis activity against a local OpenAI-compatible server, through the real openai
+client: what it returns, and which failures Temporal should retry and which it must not."""
+
+import dataclasses
+import json
+import uuid
+from typing import Any
+
+import openai
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
+from activities.openai_responses import (
+    MAX_MALFORMED_ATTEMPTS,
+    AnalysisActivities,
+    create_openai_client,
+)
+from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
+from models.models import AnalysisRequest, ProposedAction
+from tests.fake_openai import FakeOpenAIServer, http_error, ok
+from tests.helpers import TEST_MODEL
+
+PROPOSAL = {
+    "action_type": "delete_records",
+    "description": "Delete the test rows from the production database",
+    "reasoning": "The user asked for the cleanup",
+    "risky_action": True,
+}
+
+
+def _unique_request(label: str) -> str:
+    """The LLM server is shared by the session; a unique text keeps this test's script its own."""
+    return f"{label} {uuid.uuid4().hex[:8]}"
+
+
+async def _analyse(
+    activities: AnalysisActivities, user_request: str, attempt: int = 1
+) -> ProposedAction:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    return await env.run(activities.analyze_request, AnalysisRequest(user_request=user_request))
+
+
+async def test_valid_answer_becomes_a_proposed_action(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities
+) -> None:
+    request = _unique_request("Delete test rows from prod")
+    llm_server.on(request, ok(PROPOSAL))
+
+    action = await _analyse(analysis_activities, request)
+
+    assert action == ProposedAction.model_validate(PROPOSAL)
+    assert llm_server.calls(request) == 1
+
+
+async def test_fenced_answer_is_accepted(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities
+) -> None:
+    """Models wrap JSON in Markdown fences; that must not cost a retry."""
+    request = _unique_request("Fenced answer")
+    llm_server.on(request, ok(f"```json\n{json.dumps(PROPOSAL)}\n```"))
+
+    action = await _analyse(analysis_activities, request)
+
+    assert action.action_type == "delete_records"
+    assert action.risky_action is True
+
+
+@pytest.mark.parametrize(
+    ("attempt", "non_retryable"),
+    [(1, False), (MAX_MALFORMED_ATTEMPTS - 1, False), (MAX_MALFORMED_ATTEMPTS, True)],
+)
+async def test_prose_answer_is_malformed_and_retried_only_a_few_times(
+    llm_server: FakeOpenAIServer,
+    analysis_activities: AnalysisActivities,
+    attempt: int,
+    non_retryable: bool,
+) -> None:
+    """A model may answer garbage once; one that keeps doing so will not improve on retry 8."""
+    request = _unique_request("Prose answer")
+    llm_server.on(request, ok("Sure! I'll delete those rows for you right away."))
+
+    with pytest.raises(ApplicationError) as caught:
+        await _analyse(analysis_activities, request, attempt=attempt)
+
+    assert caught.value.type == "MalformedLLMOutput"
+    assert caught.value.non_retryable is non_retryable
+    assert "not JSON" in caught.value.message
+    assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [
+        (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+        (429, openai.RateLimitError),
+    ],
+)
+async def test_outages_surface_as_plain_errors_for_temporal_to_retry(
+    llm_server: FakeOpenAIServer,
+    analysis_activities: AnalysisActivities,
+    status: int,
+    error_type: type[openai.APIStatusError],
+) -> None:
+    """A server error or rate limit is transient: no ApplicationError, so the retry policy
+    applies; and the client itself does not retry (one call reached the server)."""
+    request = _unique_request(f"Outage {status}")
+    llm_server.on(request, http_error(status))
+
+    with pytest.raises(error_type) as caught:
+        await _analyse(analysis_activities, request)
+
+    assert not isinstance(caught.value, ApplicationError)
+    assert caught.value.status_code == status
+    assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_credentials_are_not_retried_and_name_the_api_key(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities, status: int
+) -> None:
+    """Retrying a wrong key only delays the message telling the operator to fix it."""
+    request = _unique_request(f"Auth {status}")
+    llm_server.on(request, http_error(status, "invalid api key"))
+
+    with pytest.raises(ApplicationError) as caught:
+        await _analyse(analysis_activities, request)
+
+    assert caught.value.non_retryable is True
+    assert OPENAI_API_KEY_ENV in caught.value.message
+    assert str(status) in caught.value.message
+    assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404])
+async def test_bad_model_or_url_is_not_retried_and_names_the_model_setting(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities, status: int
+) -> None:
+    """An unknown model is configuration, not an outage: fail at once and say what to fix."""
+    request = _unique_request(f"Config {status}")
+    llm_server.on(request, http_error(status, "model 'test-model' does not exist"))
+
+    with pytest.raises(ApplicationError) as caught:
+        await _analyse(analysis_activities, request)
+
+    assert caught.value.non_retryable is True
+    assert OPENAI_MODEL_ENV in caught.value.message
+    assert TEST_MODEL in caught.value.message
+    assert "does not exist" in caught.value.message
+    assert llm_server.calls(request) == 1
+
+
+async def test_request_uses_the_responses_api_with_model_and_instructions(
+    llm_server: FakeOpenAIServer,
+) -> None:
+    """The sample documents the Responses API; check what actually went over the wire."""
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def record(request: Any) -> None:
+        sent.append((request.method, request.url.path, json.loads(request.content)))
+
+    http_client = openai.DefaultAsyncHttpx2Client(event_hooks={"request": [record]})
+    client = openai.AsyncOpenAI(
+        base_url=llm_server.url, api_key="test-key", max_retries=0, http_client=http_client
+    )
+    request = _unique_request("Wire check")
+    llm_server.on(request, ok(PROPOSAL))
+    try:
+        await _analyse(AnalysisActivities(client, TEST_MODEL), request)
+    finally:
+        await client.close()
+
+    assert len(sent) == 1
+    method, path, body = sent[0]
+    assert (method, path) == ("POST", "/v1/responses")
+    assert body["model"] == TEST_MODEL
+    assert body["input"] == request
+    assert body["instructions"] == ANALYSIS_INSTRUCTIONS
+    assert llm_server.calls(request) == 1
+
+
+def test_worker_client_leaves_retries_to_temporal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client retries would multiply Temporal's; the retry policy must be the only one."""
+    monkeypatch.setenv(OPENAI_API_KEY_ENV, "test-key")
+    monkeypatch.setenv(OPENAI_BASE_URL_ENV, "http://127.0.0.1:9/v1")
+
+    client = create_openai_client()
+
+    assert client.max_retries == 0
+    assert str(client.base_url).startswith("http://127.0.0.1:9/v1")

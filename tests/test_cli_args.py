@@ -1,0 +1,196 @@
+"""Command-line mistakes must stop before anything is sent, with a usage line and exit 2,
+and correct commands must mean exactly what the README says."""
+
+import pytest
+
+import approval_status
+import send_approval
+import start_workflow
+from models.models import DEFAULT_APPROVAL_TIMEOUT_SECONDS
+
+
+def _usage_error(
+    capsys: pytest.CaptureFixture[str], prog: str, entry: object, argv: list[str]
+) -> str:
+    """Run ``entry(argv)``, expect argparse's exit 2, and return the error printed."""
+    assert callable(entry)
+    with pytest.raises(SystemExit) as caught:
+        entry(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: {prog}" in err
+    return err
+
+
+# start_workflow
+
+
+def test_start_defaults() -> None:
+    args = start_workflow.parse_args(["Delete the test data"])
+
+    assert args.request == "Delete the test data"
+    assert args.approval_timeout == DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    assert args.require_approval is False
+    assert args.requester is None
+    assert args.approvers == []
+    assert args.workflow_id is None
+
+
+def test_start_options_are_parsed() -> None:
+    args = start_workflow.parse_args(
+        [
+            "Pay the invoice",
+            "--approval-timeout",
+            "45",
+            "--require-approval",
+            "--requester",
+            "alice",
+            "--approver",
+            "bob",
+            "--approver",
+            "carol",
+            "--workflow-id",
+            "hitl-mine",
+        ]
+    )
+
+    assert args.approval_timeout == 45
+    assert args.require_approval is True
+    assert args.requester == "alice"
+    assert args.approvers == ["bob", "carol"]
+    assert args.workflow_id == "hitl-mine"
+
+
+@pytest.mark.parametrize("request_text", ["", "   "])
+def test_start_refuses_an_empty_request(
+    capsys: pytest.CaptureFixture[str], request_text: str
+) -> None:
+    """Through main: the error comes before any connection attempt."""
+    err = _usage_error(capsys, "start_workflow", start_workflow.main, [request_text])
+
+    assert "must not be empty" in err
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "abc", "1.5"])
+def test_start_refuses_a_bad_approval_timeout(
+    capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    err = _usage_error(
+        capsys, "start_workflow", start_workflow.main, ["Delete it", "--approval-timeout", timeout]
+    )
+
+    assert "--approval-timeout" in err
+    assert repr(timeout) in err
+
+
+def test_start_without_a_request_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    _usage_error(capsys, "start_workflow", start_workflow.parse_args, [])
+
+
+# send_approval
+
+
+def test_send_three_word_form_with_request_id_and_notes() -> None:
+    args = send_approval.parse_args(["wf-1", "req-1", "approve", "looks good"])
+
+    assert args.workflow_id == "wf-1"
+    assert args.request_id == "req-1"
+    assert args.verdict == "approve"
+    assert args.notes == "looks good"
+    assert args.edit_description is None
+
+
+def test_send_without_request_id_targets_the_pending_request() -> None:
+    args = send_approval.parse_args(["wf-1", "reject", "too risky"])
+
+    assert args.request_id is None
+    assert args.verdict == "reject"
+    assert args.notes == "too risky"
+
+
+@pytest.mark.parametrize(
+    ("argv", "request_id", "verdict"),
+    [(["wf-1", "approve"], None, "approve"), (["wf-1", "req-1", "reject"], "req-1", "reject")],
+)
+def test_send_notes_are_optional(argv: list[str], request_id: str | None, verdict: str) -> None:
+    args = send_approval.parse_args(argv)
+
+    assert args.request_id == request_id
+    assert args.verdict == verdict
+    assert args.notes == ""
+
+
+def test_send_reviewer_defaults_to_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OS user is read when the command runs, so the trail names who actually decided."""
+    monkeypatch.setenv("LOGNAME", "os-user-for-test")
+
+    assert send_approval.parse_args(["wf-1", "approve"]).reviewer == "os-user-for-test"
+    assert send_approval.parse_args(["wf-1", "approve", "--reviewer", "bob"]).reviewer == "bob"
+
+
+def test_send_edit_description_goes_with_approve() -> None:
+    args = send_approval.parse_args(["wf-1", "approve", "--edit-description", "Only 10 rows"])
+
+    assert args.edit_description == "Only 10 rows"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["wf-1", "req-1", "maybe"], id="bad-verdict"),
+        pytest.param(["wf-1", "maybe"], id="bad-verdict-no-request-id"),
+        pytest.param(["wf-1", "req-1", "approve", "notes", "extra"], id="too-many-words"),
+        pytest.param(["wf-1", "approve", "notes", "extra"], id="too-many-words-no-request-id"),
+        pytest.param(["wf-1", "req-1", "extra", "approve"], id="verdict-in-wrong-place"),
+    ],
+)
+def test_send_refuses_malformed_decisions(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    err = _usage_error(capsys, "send_approval", send_approval.main, argv)
+
+    assert "expected approve or reject" in err
+
+
+def test_send_refuses_edit_description_with_reject(capsys: pytest.CaptureFixture[str]) -> None:
+    """An amended action that is rejected means nothing; say so before sending it."""
+    err = _usage_error(
+        capsys, "send_approval", send_approval.main, ["wf-1", "reject", "--edit-description", "x"]
+    )
+
+    assert "--edit-description only goes with approve" in err
+
+
+def test_send_without_a_decision_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    _usage_error(capsys, "send_approval", send_approval.parse_args, ["wf-1"])
+
+
+# approval_status
+
+
+def test_status_of_one_workflow() -> None:
+    args = approval_status.parse_args(["wf-1"])
+
+    assert args.workflow_id == "wf-1"
+    assert args.pending is False
+
+
+def test_status_pending_list() -> None:
+    args = approval_status.parse_args(["--pending"])
+
+    assert args.pending is True
+    assert args.workflow_id is None
+
+
+def test_status_needs_a_workflow_id_or_pending(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _usage_error(capsys, "approval_status", approval_status.main, [])
+
+    assert "required" in err
+
+
+def test_status_refuses_both_a_workflow_id_and_pending(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = _usage_error(capsys, "approval_status", approval_status.main, ["wf-1", "--pending"])
+
+    assert "not allowed with" in err

@@ -1,0 +1,120 @@
+"""The approval notice is what a person acts on: its commands must work as pasted. The
+execute step must carry the idempotency key and never pretend it changed anything."""
+
+import json
+import shlex
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+import send_approval
+from activities.execute_action import execute_action
+from activities.notify_approval_needed import notify_approval_needed
+from constants import APPROVAL_DECISION_SIGNAL
+from models.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    ExecuteActionInput,
+    ExecutionResult,
+    ProposedAction,
+)
+
+ACTION = ProposedAction(
+    action_type="delete_records",
+    description="Delete the test rows from the production database",
+    reasoning="The user asked for the cleanup",
+    risky_action=True,
+)
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+REQUEST = ApprovalRequest(
+    workflow_id="hitl-3b9c2e",
+    request_id="0f6d7c1e-5a4b-4c3d-9e8f-1a2b3c4d5e6f",
+    user_request="Delete all test data from the production database",
+    proposed_action=ACTION,
+    risk_reasons=["destructive or irreversible operation", "targets production"],
+    requested_at=NOW,
+    deadline=NOW + timedelta(minutes=5),
+)
+
+
+async def _printed_notice(capsys: pytest.CaptureFixture[str]) -> str:
+    await ActivityEnvironment().run(notify_approval_needed, REQUEST)
+    return capsys.readouterr().out
+
+
+def _commands(notice: str, marker: str) -> list[list[str]]:
+    """The shell words of every command line containing ``marker`` (continuations joined)."""
+    joined = notice.replace("\\\n", " ")
+    return [shlex.split(line) for line in joined.splitlines() if marker in line]
+
+
+def _option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+async def test_notice_names_the_workflow_and_the_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Both IDs on lines of their own, so they can be copied or grepped from the worker log."""
+    lines = (await _printed_notice(capsys)).splitlines()
+
+    assert f"Workflow ID: {REQUEST.workflow_id}" in lines
+    assert f"Request ID: {REQUEST.request_id}" in lines
+
+
+async def test_notice_explains_the_action_the_risk_and_the_deadline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notice = await _printed_notice(capsys)
+
+    assert REQUEST.user_request in notice
+    assert f"{ACTION.action_type}: {ACTION.description}" in notice
+    for reason in REQUEST.risk_reasons:
+        assert reason in notice
+    assert "2024-05-01T12:05:00+00:00" in notice
+
+
+async def test_notice_send_approval_commands_parse_as_decisions_for_this_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pasted send_approval command must target this workflow and this request."""
+    commands = _commands(await _printed_notice(capsys), "-m send_approval")
+
+    verdicts = []
+    for words in commands:
+        args = send_approval.parse_args(words[words.index("send_approval") + 1 :])
+        assert args.workflow_id == REQUEST.workflow_id
+        assert args.request_id == REQUEST.request_id
+        verdicts.append(args.verdict)
+    assert sorted(verdicts) == ["approve", "reject"]
+
+
+async def test_notice_temporal_cli_command_sends_a_valid_decision_for_this_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The Temporal CLI recipe's --input must decode into an ApprovalDecision the workflow
+    accepts for the pending request; a typo here would be refused silently (it is a signal)."""
+    (words,) = _commands(await _printed_notice(capsys), "temporal workflow signal")
+
+    assert words[:3] == ["temporal", "workflow", "signal"]
+    assert _option(words, "--workflow-id") == REQUEST.workflow_id
+    assert _option(words, "--name") == APPROVAL_DECISION_SIGNAL
+    decision = ApprovalDecision.model_validate(json.loads(_option(words, "--input")))
+    assert decision.request_id == REQUEST.request_id
+    assert decision.approved is True
+
+
+async def test_execute_returns_the_given_idempotency_key_and_says_it_is_simulated() -> None:
+    """The key is what stops a retried execution from acting twice downstream."""
+    key = "hitl-3b9c2e/0f6d7c1e-5a4b-4c3d-9e8f-1a2b3c4d5e6f"
+
+    result = await ActivityEnvironment().run(
+        execute_action, ExecuteActionInput(idempotency_key=key, action=ACTION)
+    )
+
+    assert isinstance(result, ExecutionResult)
+    assert result.idempotency_key == key
+    assert result.simulated is True
+    assert "Simulated" in result.summary
+    assert ACTION.description in result.summary

@@ -1,0 +1,93 @@
+"""The parser is the gate between the LLM's free text and the workflow: strict, and explicit
+about why an answer was refused (the message ends up in logs and the audit trail)."""
+
+import json
+
+import pytest
+
+from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+
+VALID = {
+    "action_type": "delete_records",
+    "description": "Delete the test rows from the production database",
+    "reasoning": "The user asked for the cleanup",
+    "risky_action": True,
+}
+VALID_JSON = json.dumps(VALID)
+
+
+def _with(**changes: object) -> str:
+    return json.dumps({**VALID, **changes})
+
+
+def _without(field: str) -> str:
+    return json.dumps({key: value for key, value in VALID.items() if key != field})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(VALID_JSON, id="bare"),
+        pytest.param(f"```json\n{VALID_JSON}\n```", id="json-fence"),
+        pytest.param(f"```\n{VALID_JSON}\n```", id="plain-fence"),
+        pytest.param(f"\n\n   {VALID_JSON}  \n\t", id="surrounding-whitespace"),
+        pytest.param(f"  ```json\n{VALID_JSON}\n```\n", id="fence-with-whitespace"),
+    ],
+)
+def test_valid_answers_parse_to_the_same_action(text: str) -> None:
+    """Models wrap JSON in fences and whitespace even when told not to; that is still valid."""
+    action = parse_proposed_action(text)
+
+    assert action.action_type == "delete_records"
+    assert action.description == VALID["description"]
+    assert action.reasoning == VALID["reasoning"]
+    assert action.risky_action is True
+    assert action.parameters == {}
+
+
+def test_string_parameters_are_kept() -> None:
+    """Parameters are optional, but when given they reach the execute step."""
+    action = parse_proposed_action(_with(parameters={"table": "test_data"}))
+
+    assert action.parameters == {"table": "test_data"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Sure! I will delete the records for you.", "not JSON", id="prose"),
+        pytest.param(VALID_JSON[:-10], "not JSON", id="truncated"),
+        pytest.param(f"[{VALID_JSON}]", "expected a JSON object, got list", id="array"),
+        pytest.param('"delete it"', "expected a JSON object, got str", id="json-string"),
+        pytest.param(_without("risky_action"), "risky_action: Field required", id="no-risky"),
+        pytest.param(_without("description"), "description: Field required", id="no-desc"),
+        pytest.param(_with(shell="rm -rf /"), "shell: Extra inputs", id="extra-field"),
+        pytest.param(_with(risky_action="true"), "risky_action", id="risky-as-string"),
+        pytest.param(_with(risky_action=0), "risky_action", id="risky-as-int"),
+        pytest.param(_with(description=42), "description", id="description-as-int"),
+        pytest.param(_with(parameters={"n": 3}), "parameters.n", id="non-string-parameter"),
+        pytest.param("", "empty", id="empty"),
+        pytest.param("   \n ", "empty", id="whitespace-only"),
+        pytest.param("```json\n```", "empty", id="empty-fence"),
+        pytest.param(_with(action_type=""), "action_type", id="empty-action-type"),
+        pytest.param(_with(action_type="   "), "action_type", id="blank-action-type"),
+        pytest.param(_with(description=" \t"), "description", id="blank-description"),
+    ],
+)
+def test_malformed_answers_are_refused_with_a_useful_message(text: str, expected: str) -> None:
+    """Every refusal says what was wrong, so whoever reads the trail can fix the prompt/model."""
+    with pytest.raises(MalformedProposalError) as caught:
+        parse_proposed_action(text)
+
+    assert expected in str(caught.value)
+
+
+def test_prose_refusal_quotes_the_start_of_the_answer() -> None:
+    """Seeing what the model actually said is the fastest way to understand the failure."""
+    with pytest.raises(MalformedProposalError, match="I cannot help with that"):
+        parse_proposed_action("I cannot help with that request.")
+
+
+def test_malformed_proposal_error_is_a_value_error() -> None:
+    """Callers that only know ValueError still catch it."""
+    assert issubclass(MalformedProposalError, ValueError)
