@@ -13,9 +13,11 @@ def format_audit_trail(events: list[AuditEvent]) -> str:
 
 
 def format_result(result: WorkflowResult) -> str:
-    return f"Result: {result.outcome.value} - {result.message}\n" + format_audit_trail(
-        result.audit_trail
-    )
+    lines = [f"Result: {result.outcome.value} - {result.message}"]
+    if result.request_id is not None:
+        lines.append(f"Request ID: {result.request_id}")
+    lines.append(format_audit_trail(result.audit_trail))
+    return "\n".join(lines)
 
 
 def format_status(workflow_id: str, status: WorkflowStatus) -> str:

@@ -12,6 +12,7 @@ TASK_QUEUE_ENV = "HITL_TASK_QUEUE"
 OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
 OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
 OPENAI_MODEL_ENV = "OPENAI_MODEL"
+LLM_API_ENV = "HITL_LLM_API"  # responses (default) or chat_completions
 WEBHOOK_URL_ENV = "HITL_WEBHOOK_URL"  # optional: also POST approval notices here
 WEBHOOK_TOKEN_ENV = "HITL_WEBHOOK_TOKEN"  # optional bearer token for the webhook
 

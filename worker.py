@@ -1,6 +1,6 @@
 """Runs the human-in-the-loop workflow and its activities until Ctrl-C or SIGTERM.
 
-uv run python -m worker [--max-cached-workflows N] [--max-concurrent-activities N]
+uv run python -m worker [--offline] [--max-cached-workflows N] [--max-concurrent-activities N]
 """
 
 import argparse
@@ -9,25 +9,24 @@ import logging
 import signal
 import sys
 
-import openai
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.execute_action import execute_action
+from activities.llm_settings import (
+    LLMSettings,
+    LLMSettingsError,
+    analysis_activities,
+    llm_problem,
+)
 from activities.notify_approval_needed import notify_approval_needed
-from activities.openai_responses import AnalysisActivities, configured_model, create_openai_client
+from activities.offline_analysis import OFFLINE_LABEL
+from activities.openai_responses import AnalysisActivities
 from activities.webhook_notifier import WebhookNotifier
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, task_queue
+from constants import task_queue
 from temporal_client import TemporalUnavailableError, connect
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
-
-MISSING_KEY_MESSAGE = (
-    f"{OPENAI_API_KEY_ENV} is not set. Export your OpenAI API key, or point "
-    f"{OPENAI_BASE_URL_ENV} at any OpenAI-compatible server (Ollama, vLLM, LM Studio, "
-    f"llama.cpp) and set {OPENAI_API_KEY_ENV} to a value it accepts."
-)
-
 
 # The SDK's defaults, restated so the options below document them.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
@@ -67,6 +66,11 @@ def build_worker(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="worker", description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--offline",
+        action="store_true",
+        help=f"no model: proposals come from the {OFFLINE_LABEL}",
+    )
+    parser.add_argument(
         "--max-cached-workflows",
         type=int,
         default=DEFAULT_MAX_CACHED_WORKFLOWS,
@@ -86,9 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def run_worker(args: argparse.Namespace) -> None:
+async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> None:
     """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
-    analysis = AnalysisActivities(create_openai_client(), configured_model())
     worker = build_worker(
         await connect(),
         task_queue(),
@@ -109,12 +112,22 @@ async def run_worker(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
-        asyncio.run(run_worker(args))
-    except openai.OpenAIError:
-        print(MISSING_KEY_MESSAGE, file=sys.stderr)
+        settings = LLMSettings.from_env()
+    except LLMSettingsError as err:
+        print(err, file=sys.stderr)
         return 1
+    problem = None if args.offline else llm_problem(settings)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    if args.offline:
+        logging.warning("OFFLINE MODE: proposals come from the %s.", OFFLINE_LABEL)
+    else:
+        logging.info("Model: %s", settings.describe())
+    try:
+        asyncio.run(run_worker(args, analysis_activities(settings, offline=args.offline)))
     except TemporalUnavailableError as err:
         print(err, file=sys.stderr)
         return 1

@@ -2,6 +2,8 @@
 
 The OpenAI client is created once per worker and handed in, and its own retries are off:
 Temporal's retry policy is the single place that decides how often a call is retried.
+Servers that only speak Chat Completions (many local ones) are reached the same way with
+``chat_completions=True``; ``OfflineAnalysisActivities`` replaces the LLM with rules.
 """
 
 import os
@@ -12,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
+from activities.offline_analysis import propose_offline
 from activities.proposal_parser import MalformedProposalError, parse_proposed_action
 from constants import (
     DEFAULT_OPENAI_MODEL,
@@ -38,9 +41,10 @@ def configured_model() -> str:
 class AnalysisActivities:
     """Holds the worker's single OpenAI client for every analysis."""
 
-    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+    def __init__(self, client: AsyncOpenAI, model: str, *, chat_completions: bool = False) -> None:
         self._client = client
         self._model = model
+        self._chat_completions = chat_completions
 
     @activity.defn
     async def analyze_request(self, request: AnalysisRequest) -> ProposedAction:
@@ -59,9 +63,7 @@ class AnalysisActivities:
 
     async def _ask_llm(self, user_request: str) -> str:
         try:
-            response = await self._client.responses.create(
-                model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
-            )
+            return await self._complete(user_request)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             raise ApplicationError(
                 f"The LLM server refused our credentials (HTTP {err.status_code}); "
@@ -76,4 +78,28 @@ class AnalysisActivities:
                 type="LLMConfigurationError",
                 non_retryable=True,
             ) from err
+
+    async def _complete(self, user_request: str) -> str:
+        if self._chat_completions:
+            completion = await self._client.chat.completions.create(
+                model=self._model,
+                messages=[
+                    {"role": "system", "content": ANALYSIS_INSTRUCTIONS},
+                    {"role": "user", "content": user_request},
+                ],
+            )
+            return completion.choices[0].message.content or ""
+        response = await self._client.responses.create(
+            model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
+        )
         return response.output_text
+
+
+class OfflineAnalysisActivities(AnalysisActivities):
+    """The same activity and parsing, with the rule-based analyser in place of an LLM."""
+
+    def __init__(self) -> None:  # no client: nothing leaves the machine
+        pass
+
+    async def _ask_llm(self, user_request: str) -> str:
+        return propose_offline(user_request).model_dump_json()

@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from console_format import format_result, format_status
 from models.models import (
     ApprovalDecision,
@@ -62,11 +60,6 @@ def test_format_result_shows_outcome_message_and_every_audit_event() -> None:
     _assert_every_audit_event_shown(text)
 
 
-@pytest.mark.xfail(
-    reason="console_format.format_result drops WorkflowResult.request_id: the printed result "
-    "does not say which approval request was decided",
-    strict=True,
-)
 def test_format_result_shows_the_request_id() -> None:
     """The request ID ties the result to the notice and the approver's decision."""
     assert "req-7f3a" in format_result(RESULT)
