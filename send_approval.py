@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.verdict, args.notes = words[0], words[1] if len(words) == 2 else ""
     if args.edit_description is not None and args.verdict != "approve":
         parser.error("--edit-description only goes with approve")
+    if args.edit_description is not None and not args.edit_description.strip():
+        parser.error("--edit-description must not be empty")
     return args
 
 
@@ -72,8 +74,9 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
         assert status.approval_request is not None
         request_id = request_id or status.approval_request.request_id
         if args.edit_description is not None:
-            amended = status.approval_request.proposed_action.model_copy(
-                update={"description": args.edit_description}
+            proposed = status.approval_request.proposed_action.model_dump()
+            amended = ProposedAction.model_validate(
+                {**proposed, "description": args.edit_description}
             )
     decision = ApprovalDecision(
         request_id=request_id,
@@ -81,9 +84,14 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
         reviewer=args.reviewer,
         reviewer_notes=args.notes,
         decided_at=datetime.now(UTC),
-        amended_action=ProposedAction.model_validate(amended) if amended else None,
+        amended_action=amended,
     )
-    update = client.get_workflow_handle(args.workflow_id).execute_update(
+    return await submit(client, args.workflow_id, decision)
+
+
+async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
+    """Send the decision as an update; return it as recorded, or say why it was not applied."""
+    update = client.get_workflow_handle(workflow_id).execute_update(
         SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
     )
     try:
@@ -94,7 +102,8 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
             "running? The decision was not applied."
         ) from err
     except WorkflowUpdateFailedError as err:
-        raise DecisionNotAppliedError(f"Refused: {err.cause.message}") from err
+        reason = getattr(err.cause, "message", str(err.cause))  # without the error type
+        raise DecisionNotAppliedError(f"Refused: {reason}") from err
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:

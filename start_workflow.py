@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import sys
 import uuid
+from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,10 +24,13 @@ from constants import (
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalStatus,
+    EscalationPolicy,
     Outcome,
+    VotingPolicy,
     WorkflowInput,
     WorkflowResult,
 )
+from models.validation import summarise
 from temporal_client import TemporalUnavailableError, connect
 
 FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
@@ -68,23 +73,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="who may decide (repeatable; default: anyone)",
     )
+    parser.add_argument(
+        "--required-approvals",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="votes needed to approve (default 1); a rejection vetoes unless --no-veto",
+    )
+    parser.add_argument(
+        "--no-veto",
+        dest="rejection_vetoes",
+        action="store_false",
+        help="reject only once the approvals can no longer reach the quorum",
+    )
+    parser.add_argument(
+        "--escalate-after", type=positive_int, metavar="SECONDS", help="remind and escalate then"
+    )
+    parser.add_argument(
+        "--escalate-to", action="append", default=[], metavar="NAME", help="next tier (repeatable)"
+    )
+    parser.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        dest="stages",
+        metavar="NAME",
+        help="approve stage by stage, each a child workflow (repeatable, in order)",
+    )
     parser.add_argument("--workflow-id", help="choose the workflow ID (default: generated)")
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    if bool(args.escalate_after) != bool(args.escalate_to):
+        parser.error("--escalate-after and --escalate-to go together")
+    try:
+        args.run_input = run_input_from(args)
+    except ValidationError as err:
+        parser.error(summarise(err))
     return args
 
 
-async def start(client: Client, args: argparse.Namespace) -> WorkflowHandle:
-    """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
-    workflow_id = args.workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
-    run_input = WorkflowInput(
+def run_input_from(args: argparse.Namespace) -> WorkflowInput:
+    escalation = (
+        EscalationPolicy(after_seconds=args.escalate_after, approvers=args.escalate_to)
+        if args.escalate_after
+        else None
+    )
+    return WorkflowInput(
         user_request=args.request,
         approval_timeout_seconds=args.approval_timeout,
         require_approval=args.require_approval,
         requester=args.requester,
         approvers=args.approvers,
+        voting=VotingPolicy(
+            required_approvals=args.required_approvals, rejection_vetoes=args.rejection_vetoes
+        ),
+        escalation=escalation,
+        approval_stages=args.stages,
     )
+
+
+async def start_run(
+    client: Client, run_input: WorkflowInput, workflow_id: str | None = None
+) -> WorkflowHandle[Any, WorkflowResult]:
+    """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
+    workflow_id = workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
     options = {"id": workflow_id, "task_queue": task_queue(), "result_type": WorkflowResult}
     try:
         return await client.start_workflow(
@@ -102,7 +155,7 @@ async def start(client: Client, args: argparse.Namespace) -> WorkflowHandle:
 
 
 async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
-    handle = await start(await connect(), args)
+    handle = await start_run(await connect(), args.run_input, args.workflow_id)
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     return await handle.result()
