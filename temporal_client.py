@@ -10,11 +10,21 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-from constants import DEFAULT_TEMPORAL_ADDRESS
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, DEFAULT_TEMPORAL_ADDRESS
+
+DEV_SERVER_COMMAND = (
+    "uv run temporal server start-dev "
+    f"--search-attribute {APPROVAL_STATUS_SEARCH_ATTRIBUTE}=Keyword"
+)
 
 
 class TemporalUnavailableError(Exception):
     """The configured Temporal server could not be reached."""
+
+
+def configured_address() -> str:
+    """host:port of the server env config points at."""
+    return ClientConfig.load_client_connect_config().get("target_host", DEFAULT_TEMPORAL_ADDRESS)
 
 
 async def connect() -> Client:
@@ -26,5 +36,5 @@ async def connect() -> Client:
     except RuntimeError as err:
         raise TemporalUnavailableError(
             f"Cannot reach Temporal at {config['target_host']}. Is the server running "
-            "(`uv run temporal server start-dev`) and is TEMPORAL_ADDRESS right?"
+            f"(`{DEV_SERVER_COMMAND}`) and is TEMPORAL_ADDRESS right?"
         ) from err
