@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from console_format import format_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, STATUS_QUERY
 from models.models import ApprovalStatus, WorkflowStatus
-from temporal_client import TemporalUnavailableError, connect
+from temporal_client import TemporalUnavailableError, connect, exit_process
 
 PENDING_QUERY = f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}"'
 
@@ -66,4 +66,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from constants import STATUS_QUERY, SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
-from temporal_client import TemporalUnavailableError, connect
+from temporal_client import TemporalUnavailableError, connect, exit_process
 
 VERDICTS = {"approve": True, "reject": False}
 USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [options]'
@@ -128,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

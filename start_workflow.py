@@ -31,7 +31,7 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
-from temporal_client import TemporalUnavailableError, connect
+from temporal_client import TemporalUnavailableError, connect, exit_process
 
 FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
 INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
@@ -182,4 +182,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

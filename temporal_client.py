@@ -6,6 +6,10 @@ profile file), so the same scripts run against a dev server, a self-hosted clust
 Temporal Cloud without code changes.
 """
 
+import os
+import sys
+from typing import NoReturn
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
@@ -38,3 +42,15 @@ async def connect() -> Client:
             f"Cannot reach Temporal at {config['target_host']}. Is the server running "
             f"(`{DEV_SERVER_COMMAND}`) and is TEMPORAL_ADDRESS right?"
         ) from err
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit without interpreter teardown, once output is flushed.
+
+    The SDK's native threads can outlive the event loop, and CPython's finalisation then
+    aborts with "PyGILState_Release ... must be current" (temporalio/sdk-python#300),
+    turning a clean exit into SIGABRT. Every script ends here instead of with sys.exit.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

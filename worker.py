@@ -24,7 +24,7 @@ from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
 from activities.webhook_notifier import WebhookNotifier
 from constants import task_queue
-from temporal_client import TemporalUnavailableError, connect
+from temporal_client import TemporalUnavailableError, connect, exit_process
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
@@ -135,4 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

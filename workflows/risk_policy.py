@@ -52,7 +52,7 @@ RISK_RULES: tuple[RiskRule, ...] = (
     ),
 )
 
-LLM_FLAGGED_REASON = "the LLM marked the action as risky"
+LLM_FLAGGED_REASON = "the analysis marked the action as risky"
 FORCED_REASON = "the request was started with approval required"
 
 
