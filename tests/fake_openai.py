@@ -37,7 +37,7 @@ def http_error(status: int, message: str = "scripted failure") -> Reply:
 class FakeOpenAIServer:
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
-        self._calls: dict[str, int] = defaultdict(int)
+        self._paths: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -62,12 +62,16 @@ class FakeOpenAIServer:
 
     def calls(self, user_request: str) -> int:
         """How many times the model was asked about ``user_request``."""
-        with self._lock:
-            return self._calls[user_request]
+        return len(self.paths(user_request))
 
-    def answer(self, user_request: str) -> Reply:
+    def paths(self, user_request: str) -> list[str]:
+        """The API paths asked about ``user_request``, in order."""
         with self._lock:
-            self._calls[user_request] += 1
+            return list(self._paths[user_request])
+
+    def answer(self, user_request: str, path: str) -> Reply:
+        with self._lock:
+            self._paths[user_request].append(path)
             script = self._scripts[user_request]
             if script:
                 return script.popleft()
@@ -80,7 +84,7 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 chat = self.path.endswith("/chat/completions")
-                reply = server.answer(_user_text(body, chat))
+                reply = server.answer(_user_text(body, chat), self.path)
                 time.sleep(reply.delay_seconds)
                 if reply.status != 200:
                     payload = {"error": {"message": reply.text, "type": "scripted"}}

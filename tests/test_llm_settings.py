@@ -1,0 +1,109 @@
+"""Model settings: any OpenAI-compatible server, the Chat Completions setting, offline mode,
+and the actionable message when the model cannot work."""
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.llm_settings import (
+    LLMApi,
+    LLMSettings,
+    LLMSettingsError,
+    analysis_activities,
+    llm_problem,
+)
+from activities.offline_analysis import OFFLINE_LABEL
+from activities.openai_responses import OfflineAnalysisActivities
+from models.models import AnalysisRequest
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import free_port
+
+PROPOSAL = {
+    "action_type": "rotate_keys",
+    "description": "Rotate the staging API keys",
+    "reasoning": "asked for",
+    "risky_action": True,
+}
+
+
+def settings(**overrides: object) -> LLMSettings:
+    values: dict[str, object] = {
+        "api_key": "test-key",
+        "base_url": None,
+        "model": "test-model",
+        "api": LLMApi.RESPONSES,
+    }
+    return LLMSettings(**{**values, **overrides})
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "llama3.1")
+    monkeypatch.setenv("HITL_LLM_API", "chat_completions")
+    loaded = LLMSettings.from_env()
+    assert loaded.model == "llama3.1" and loaded.api == LLMApi.CHAT_COMPLETIONS
+    assert loaded.describe() == "llama3.1 at http://127.0.0.1:11434/v1 (chat_completions API)"
+
+
+def test_defaults_to_openai_and_the_responses_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_BASE_URL", "OPENAI_MODEL", "HITL_LLM_API"):
+        monkeypatch.delenv(name, raising=False)
+    loaded = LLMSettings.from_env()
+    assert loaded.model == "gpt-4o-mini" and loaded.api == LLMApi.RESPONSES
+
+
+def test_an_unknown_api_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITL_LLM_API", "completions")
+    with pytest.raises(LLMSettingsError, match="HITL_LLM_API='completions'"):
+        LLMSettings.from_env()
+
+
+def test_no_key_and_no_server_lists_every_option() -> None:
+    problem = llm_problem(settings(api_key=None))
+    assert problem is not None
+    for option in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "HITL_LLM_API=chat_completions",
+        "--offline",
+    ):
+        assert option in problem
+
+
+def test_an_unreachable_server_is_named() -> None:
+    port = free_port()
+    problem = llm_problem(settings(base_url=f"http://127.0.0.1:{port}/v1"))
+    assert problem is not None and f"127.0.0.1:{port}" in problem
+
+
+def test_a_local_server_needs_no_key(llm_server: FakeOpenAIServer) -> None:
+    assert llm_problem(settings(api_key=None, base_url=llm_server.url)) is None
+
+
+@pytest.mark.parametrize(
+    ("api", "path"),
+    [(LLMApi.RESPONSES, "/v1/responses"), (LLMApi.CHAT_COMPLETIONS, "/v1/chat/completions")],
+)
+async def test_each_api_setting_reaches_its_endpoint(
+    llm_server: FakeOpenAIServer, api: LLMApi, path: str
+) -> None:
+    request = f"Rotate the staging keys via {api.value}"
+    llm_server.on(request, ok(PROPOSAL))
+    activities = analysis_activities(settings(base_url=llm_server.url, api=api))
+    proposal = await ActivityEnvironment().run(
+        activities.analyze_request, AnalysisRequest(user_request=request)
+    )
+    assert proposal.action_type == "rotate_keys"
+    assert llm_server.paths(request) == [path]
+
+
+async def test_offline_mode_never_calls_a_model_and_says_so(llm_server: FakeOpenAIServer) -> None:
+    activities = analysis_activities(settings(base_url=llm_server.url), offline=True)
+    assert isinstance(activities, OfflineAnalysisActivities)
+    request = "Drop the production orders table"
+    proposal = await ActivityEnvironment().run(
+        activities.analyze_request, AnalysisRequest(user_request=request)
+    )
+    assert proposal.risky_action is True
+    assert OFFLINE_LABEL in proposal.reasoning
+    assert llm_server.calls(request) == 0
