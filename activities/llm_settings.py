@@ -31,6 +31,9 @@ OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers usually ignore the key, but the client insists on one.
 PLACEHOLDER_KEY = "not-needed"
 REACHABILITY_TIMEOUT_SECONDS = 3
+# Below the workflow's start-to-close timeout for the analysis, so a hung call ends in our
+# own clear error rather than a timeout.
+REQUEST_TIMEOUT_SECONDS = 60
 
 
 class LLMApi(StrEnum):
@@ -92,7 +95,10 @@ def analysis_activities(settings: LLMSettings, *, offline: bool = False) -> Anal
     if offline:
         return OfflineAnalysisActivities()
     client = AsyncOpenAI(
-        api_key=settings.api_key or PLACEHOLDER_KEY, base_url=settings.base_url, max_retries=0
+        api_key=settings.api_key or PLACEHOLDER_KEY,
+        base_url=settings.base_url,
+        max_retries=0,
+        timeout=REQUEST_TIMEOUT_SECONDS,
     )
     return AnalysisActivities(
         client, settings.model, chat_completions=settings.api == LLMApi.CHAT_COMPLETIONS

@@ -6,7 +6,9 @@ Servers that only speak Chat Completions (many local ones) are reached the same 
 ``chat_completions=True``; ``OfflineAnalysisActivities`` replaces the LLM with rules.
 """
 
+import asyncio
 import os
+from collections.abc import Awaitable
 
 import openai
 from openai import AsyncOpenAI
@@ -24,6 +26,9 @@ from constants import (
 )
 from models.models import AnalysisRequest, ProposedAction
 
+# While the model thinks, the activity heartbeats; the workflow's heartbeat timeout then
+# notices a crashed worker within seconds instead of after the whole start-to-close timeout.
+HEARTBEAT_INTERVAL_SECONDS = 2.0
 # A model that keeps answering garbage will not start making sense on the tenth try; an
 # outage (5xx, 429, timeouts) gets the full retry policy instead.
 MAX_MALFORMED_ATTEMPTS = 3
@@ -49,7 +54,7 @@ class AnalysisActivities:
     @activity.defn
     async def analyze_request(self, request: AnalysisRequest) -> ProposedAction:
         """Propose one action for the user's request, validated before it leaves."""
-        text = await self._ask_llm(request.user_request)
+        text = await _with_heartbeats(self._ask_llm(request.user_request))
         try:
             return parse_proposed_action(text)
         except MalformedProposalError as err:
@@ -93,6 +98,18 @@ class AnalysisActivities:
             model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
         )
         return response.output_text
+
+
+async def _with_heartbeats(call: Awaitable[str]) -> str:
+    task = asyncio.ensure_future(call)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # no-op once done; stops the HTTP call if the activity is cancelled
 
 
 class OfflineAnalysisActivities(AnalysisActivities):

@@ -177,7 +177,8 @@ class HumanInTheLoopWorkflow:
             action = await workflow.execute_activity_method(
                 AnalysisActivities.analyze_request,
                 AnalysisRequest(user_request=user_request),
-                start_to_close_timeout=timedelta(seconds=120),
+                start_to_close_timeout=timedelta(seconds=90),
+                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=ANALYSIS_RETRY,
             )
         except ActivityError as err:
