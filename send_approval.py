@@ -12,7 +12,11 @@ import getpass
 import sys
 from datetime import UTC, datetime
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import STATUS_QUERY, SUBMIT_DECISION_UPDATE
@@ -96,10 +100,11 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     )
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
-    except TimeoutError as err:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         raise DecisionNotAppliedError(
-            f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` "
-            "running? The decision was not applied."
+            f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running? "
+            "The decision may still be applied when a worker starts: check with "
+            f"`python -m approval_status {workflow_id}` before sending it again."
         ) from err
     except WorkflowUpdateFailedError as err:
         reason = getattr(err.cause, "message", str(err.cause))  # without the error type

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify_approval_needed import notify_approval_needed
@@ -52,7 +52,11 @@ async def send_notices(request: ApprovalRequest) -> list[tuple[str, str]]:
 
 
 def root_message(err: BaseException) -> str:
-    """The innermost cause's message: the activity's own words, not Temporal's wrapping."""
-    while err.__cause__ is not None:
-        err = err.__cause__
+    """The activity's own words: the first ApplicationError's message, not Temporal's
+    wrapping above it nor the library error it chained below it."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.message
+        cause = cause.__cause__
     return str(err)
