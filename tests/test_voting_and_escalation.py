@@ -1,0 +1,468 @@
+"""Voting quorums and escalation, on the real workflow in the time-skipping server.
+
+Decisions go through the ``submit_decision`` update with a reviewer name, as
+``send_approval`` sends them, so every refusal is seen by the sender and in the audit.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.openai_responses import AnalysisActivities
+from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
+from models.models import (
+    ApprovalDecision,
+    AuditEvent,
+    EscalationPolicy,
+    Outcome,
+    VotingPolicy,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+    WorkflowStatus,
+)
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import status_of, wait_for_state, wait_until
+from worker import build_worker
+from workflows.decision_rules import settled
+
+ABC = ["a", "b", "c"]
+
+
+def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
+    """A request text unique to the test, which the LLM answers with a risky proposal."""
+    text = f"Close the vendor accounts listed in ticket {workflow_id}"
+    llm_server.on(
+        text,
+        ok(
+            {
+                "action_type": "close_accounts",
+                "description": f"Close the vendor accounts of ticket {workflow_id}",
+                "reasoning": "closing accounts cannot be undone",
+                "risky_action": True,
+                "parameters": {"ticket": workflow_id},
+            }
+        ),
+    )
+    return text
+
+
+@asynccontextmanager
+async def started(
+    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
+) -> AsyncIterator[WorkflowHandle]:
+    """Start the run and terminate it if a failed assertion leaves it open: in the shared
+    time-skipping server, an open run whose worker has gone stalls time skipping for every
+    later test. Let a run finish rather than terminate it mid-activity: that stalls it too."""
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        run_input,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=WorkflowResult,
+    )
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):  # already closed: the usual case
+            await handle.terminate("test finished")
+
+
+async def vote(
+    handle: WorkflowHandle, status: WorkflowStatus, reviewer: str, approved: bool
+) -> ApprovalDecision:
+    assert status.approval_request is not None
+    return await handle.execute_update(
+        SUBMIT_DECISION_UPDATE,
+        ApprovalDecision(
+            request_id=status.approval_request.request_id, approved=approved, reviewer=reviewer
+        ),
+        result_type=ApprovalDecision,
+    )
+
+
+def events(trail: list[AuditEvent], name: str) -> list[AuditEvent]:
+    return [event for event in trail if event.event == name]
+
+
+def within_a_second(elapsed: timedelta, seconds: int) -> bool:
+    """Audit times are workflow-task times: a timer fires ``seconds`` after the task that
+    started it completed, a few milliseconds after the event recorded in that task."""
+    return timedelta(seconds=seconds) <= elapsed < timedelta(seconds=seconds + 1)
+
+
+def vote_of(reviewer: str, approved: bool) -> ApprovalDecision:
+    return ApprovalDecision(request_id="r", approved=approved, reviewer=reviewer)
+
+
+# --- decision_rules.settled, directly -------------------------------------------------------
+
+
+def test_single_approver_default_is_settled_by_the_first_vote() -> None:
+    assert settled([vote_of("a", True)], VotingPolicy(), 0) is True
+    assert settled([vote_of("a", False)], VotingPolicy(), 0) is False
+    assert settled([], VotingPolicy(), 0) is None
+
+
+def test_quorum_needs_enough_approvals() -> None:
+    policy = VotingPolicy(required_approvals=2)
+    assert settled([vote_of("a", True)], policy, 3) is None
+    assert settled([vote_of("a", True), vote_of("b", True)], policy, 3) is True
+
+
+def test_a_rejection_vetoes_by_default() -> None:
+    policy = VotingPolicy(required_approvals=2)
+    assert settled([vote_of("a", True), vote_of("b", False)], policy, 3) is False
+
+
+def test_without_veto_rejection_waits_until_the_quorum_is_unreachable() -> None:
+    policy = VotingPolicy(required_approvals=2, rejection_vetoes=False)
+    assert settled([vote_of("a", False)], policy, 3) is None
+    assert settled([vote_of("a", False), vote_of("b", True)], policy, 3) is None
+    votes = [vote_of("a", False), vote_of("b", True), vote_of("c", True)]
+    assert settled(votes, policy, 3) is True
+    assert settled([vote_of("a", False), vote_of("b", False)], policy, 3) is False
+
+
+def test_without_veto_and_anyone_may_vote_rejections_never_settle() -> None:
+    """With no approver list the number of voters is open, so the quorum stays reachable."""
+    policy = VotingPolicy(required_approvals=2, rejection_vetoes=False)
+    rejections = [vote_of(name, False) for name in ("a", "b", "c", "d")]
+    assert settled(rejections, policy, 0) is None
+
+
+# --- WorkflowInput validation ---------------------------------------------------------------
+
+
+def test_input_refuses_a_quorum_larger_than_the_approvers() -> None:
+    with pytest.raises(ValidationError, match="3 approvals required but only 2 approvers"):
+        WorkflowInput(
+            user_request="x", approvers=["a", "b"], voting=VotingPolicy(required_approvals=3)
+        )
+
+
+def test_input_counts_escalation_approvers_towards_the_quorum() -> None:
+    run_input = WorkflowInput(
+        user_request="x",
+        approvers=["a", "b"],
+        voting=VotingPolicy(required_approvals=3),
+        escalation=EscalationPolicy(after_seconds=60, approvers=["c"]),
+    )
+    assert run_input.voting.required_approvals == 3
+
+
+# --- voting on the workflow -----------------------------------------------------------------
+
+
+async def test_two_of_three_approvals_approve_and_the_status_shows_the_tally(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """Before the quorum the run keeps waiting and shows who voted; the second approval settles."""
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", True)
+        midway = await status_of(handle)
+        assert midway.state == WorkflowState.AWAITING_APPROVAL
+        assert midway.decision is None
+        assert midway.required_approvals == 2
+        assert [(v.reviewer, v.approved) for v in midway.votes] == [("a", True)]
+        assert events(midway.audit_trail, "votes_tallied")[-1].detail.startswith("1/2 approvals")
+        await vote(handle, status, "b", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [v.reviewer for v in result.votes] == ["a", "b"]
+    assert result.decision is not None and result.decision.reviewer == "b"
+    assert result.execution is not None
+
+
+async def test_one_rejection_vetoes_by_default(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", True)
+        await vote(handle, status, "b", False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.execution is None
+    assert "Rejected by b" in result.message
+
+
+async def test_without_veto_one_rejection_is_outvoted_by_two_approvals(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2, rejection_vetoes=False),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", False)
+        assert (await status_of(handle)).state == WorkflowState.AWAITING_APPROVAL
+        await vote(handle, status, "b", True)
+        await vote(handle, status, "c", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [(v.reviewer, v.approved) for v in result.votes] == [
+        ("a", False),
+        ("b", True),
+        ("c", True),
+    ]
+
+
+async def test_without_veto_two_rejections_of_three_reject_once_quorum_is_unreachable(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2, rejection_vetoes=False),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", False)
+        assert (await status_of(handle)).decision is None
+        await vote(handle, status, "b", False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.execution is None
+    assert len(result.votes) == 2
+
+
+async def test_a_second_vote_by_the_same_reviewer_is_refused_and_counted_once(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """One person cannot reach a quorum of two by voting twice."""
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", True)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await vote(handle, status, "a", True)
+        assert "already voted" in str(refused.value.cause)
+        after = await status_of(handle)
+        assert after.state == WorkflowState.AWAITING_APPROVAL
+        assert [v.reviewer for v in after.votes] == ["a"]
+        refusals = events(after.audit_trail, "decision_refused")
+        assert len(refusals) == 1 and "'a' has already voted" in refusals[0].detail
+        await vote(handle, status, "c", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [v.reviewer for v in result.votes] == ["a", "c"]
+
+
+async def test_a_quorum_not_reached_by_the_deadline_times_out(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2),
+        approval_timeout_seconds=120,
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    assert result.execution is None
+    assert [v.reviewer for v in result.votes] == ["a"]
+
+
+@pytest.mark.xfail(
+    reason="product bug: _tally passes len(approval_request.approvers) (2, before escalation "
+    "widens the list) to settled(); 2 - 0 < 3 makes settled() return False at the first vote, "
+    "and _tally then takes that vote (an approval) as the decision, so ONE approval of a "
+    "quorum of 3 executes the action",
+    strict=True,
+)
+async def test_a_quorum_that_needs_the_escalation_tier_is_not_settled_by_one_approval(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """WorkflowInput accepts this quorum (it counts the escalation tier), so the run must too."""
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id),
+        approvers=["a", "b"],
+        voting=VotingPolicy(required_approvals=3),
+        escalation=EscalationPolicy(after_seconds=60, approvers=["c"]),
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "a", True)
+        after = await status_of(handle)
+        await handle.result()  # rather than leaving it to ``started`` to terminate mid-activity
+    assert after.decision is None
+    assert after.state == WorkflowState.AWAITING_APPROVAL
+
+
+# --- escalation -----------------------------------------------------------------------------
+
+
+def escalating_input(user_request: str) -> WorkflowInput:
+    return WorkflowInput(
+        user_request=user_request,
+        approvers=["alice"],
+        escalation=EscalationPolicy(after_seconds=60, approvers=["boss"]),
+        approval_timeout_seconds=300,
+    )
+
+
+async def test_without_a_decision_the_request_escalates_and_the_new_tier_may_approve(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = escalating_input(risky_request(llm_server, workflow_id))
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        first = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        assert first.approval_request is not None
+        assert not first.approval_request.escalated
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await vote(handle, first, "boss", True)
+        assert "'boss' is not an approver" in str(refused.value.cause)
+        await time_skipping_env.sleep(timedelta(seconds=61))
+        escalated = await wait_until(
+            lambda: status_of(handle),
+            lambda s: s.approval_request is not None and s.approval_request.escalated,
+        )
+        assert escalated.approval_request is not None
+        assert escalated.approval_request.approvers == ["alice", "boss"]
+        assert escalated.approval_request.request_id == first.approval_request.request_id
+        await vote(handle, escalated, "boss", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "boss"
+    requested = events(result.audit_trail, "approval_requested")
+    assert len(requested) == 2  # the first notice and the escalation reminder
+    (escalation,) = events(result.audit_trail, "escalated")
+    assert within_a_second(escalation.at - requested[0].at, 60)
+    assert "boss" in escalation.detail
+
+
+async def test_with_nobody_deciding_an_escalated_request_times_out_at_the_deadline(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """Escalation reminds; it does not extend the deadline."""
+    client = time_skipping_env.client
+    run_input = escalating_input(risky_request(llm_server, workflow_id))
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    requested = events(result.audit_trail, "approval_requested")[0]
+    (escalation,) = events(result.audit_trail, "escalated")
+    (timed_out,) = events(result.audit_trail, "timed_out")
+    assert within_a_second(escalation.at - requested.at, 60)
+    assert within_a_second(timed_out.at - requested.at, 300)
+
+
+async def test_a_decision_before_the_escalation_means_no_escalation(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = escalating_input(risky_request(llm_server, workflow_id))
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        await vote(handle, status, "alice", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "alice"
+    assert events(result.audit_trail, "escalated") == []
+    assert len(events(result.audit_trail, "approval_requested")) == 1
