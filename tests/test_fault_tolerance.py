@@ -1,0 +1,590 @@
+"""Crashes lose nothing: real worker and server processes are killed and restarted mid-run.
+
+Each test starts ``python -m worker`` (and, for the server test, its own ``temporal server
+start-dev`` on a SQLite file) as subprocesses, kills them with SIGKILL or stops them with
+SIGTERM at the worst moment, and checks that the run still ends correctly, that the action
+ran exactly once (counted by its idempotency key across every worker's log), and that the
+LLM was not asked again for an answer that history had already recorded.
+"""
+
+import asyncio
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+import worker as worker_module
+from activities.execute_action import execute_action
+from activities.offline_analysis import propose_offline
+from activities.openai_responses import AnalysisActivities
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    SUBMIT_DECISION_UPDATE,
+    WORKFLOW_TYPE,
+)
+from models.models import (
+    ApprovalDecision,
+    ApprovalStatus,
+    AuditEvent,
+    ExecuteActionInput,
+    ExecutionResult,
+    Outcome,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+    WorkflowStatus,
+)
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import (
+    TEMPORAL_CLI,
+    background_script,
+    run_script,
+    script_env,
+    status_of,
+    wait_for_output,
+    wait_until,
+)
+from worker import build_worker
+
+RISKY_REQUEST = "Delete the stale rows from the production orders table"
+SAFE_REQUEST = "Summarise last week's support tickets"
+ANALYSIS_ACTIVITY = "analyze_request"
+# Long enough that the worker is surely killed while the model is still "thinking".
+LLM_THINKING_SECONDS = 10.0
+# The operator's remedy for a call lost with its worker (see the LLM test): a per-attempt
+# limit that expires soon, yet leaves the retry's own call plenty of time.
+SHORTENED_START_TO_CLOSE = "10s"
+# Long enough to be still open when the server stops, even on a busy machine.
+SHORT_APPROVAL_TIMEOUT_SECONDS = 8
+WAITING_RUNS = 5
+PENDING_TAG = TypedSearchAttributes(
+    [
+        SearchAttributePair(
+            SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
+            ApprovalStatus.ANALYSING.value,
+        )
+    ]
+)
+NOTICE_IDS = re.compile(r"^Workflow ID: (\S+)\nRequest ID: (\S+)$", re.MULTILINE)
+
+
+class WorkerProcess:
+    """One ``python -m worker`` subprocess and the log it writes."""
+
+    def __init__(self, process: subprocess.Popen[str], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def crash(self) -> None:
+        """SIGKILL: no draining, no goodbye to the server; in-flight work simply vanishes."""
+        self.process.kill()
+        self.process.wait()
+
+
+async def start_worker(
+    stack: ExitStack,
+    env: dict[str, str],
+    log: Path,
+    *args: str,
+    module: str = "worker",
+) -> WorkerProcess:
+    """Start a worker subprocess (stopped when ``stack`` closes) and wait until it polls."""
+    log_file = stack.enter_context(log.open("w"))
+    process = stack.enter_context(background_script(module, *args, env=env, log=log_file))
+    await wait_for_output(log, "Worker started")
+    return WorkerProcess(process, log)
+
+
+def address_of(server: WorkflowEnvironment) -> str:
+    return server.client.service_client.config.target_host
+
+
+def request_text(base: str, tag: str) -> str:
+    """Unique per test, so the shared LLM server counts this test's calls only."""
+    return f"{base} [{tag}]"
+
+
+def executions(idempotency_key: str, *workers: WorkerProcess) -> int:
+    """How many times the execute activity ran for this key, across the workers' logs."""
+    return sum(w.output().count(f"[idempotency key {idempotency_key}]") for w in workers)
+
+
+def events_named(audit: list[AuditEvent], name: str) -> list[AuditEvent]:
+    return [event for event in audit if event.event == name]
+
+
+async def start_risky_run(
+    client: Client,
+    workflow_id: str,
+    task_queue: str,
+    text: str,
+    approval_timeout_seconds: int = 300,
+) -> WorkflowHandle[Any, WorkflowResult]:
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        WorkflowInput(user_request=text, approval_timeout_seconds=approval_timeout_seconds),
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=WorkflowResult,
+        search_attributes=PENDING_TAG,
+    )
+
+
+async def wait_until_waiting(handle: WorkflowHandle, timeout: float = 30) -> WorkflowStatus:
+    """Until the run sits in its durable wait: request open and every notice sent."""
+
+    def waiting(status: WorkflowStatus) -> bool:
+        notified = events_named(status.audit_trail, "approval_requested")
+        return status.state == WorkflowState.AWAITING_APPROVAL and bool(notified)
+
+    return await wait_until(lambda: status_of(handle), waiting, timeout)
+
+
+def approval(status: WorkflowStatus, reviewer: str) -> ApprovalDecision:
+    assert status.approval_request is not None
+    return ApprovalDecision(
+        request_id=status.approval_request.request_id, approved=True, reviewer=reviewer
+    )
+
+
+async def test_worker_killed_while_awaiting_approval_loses_nothing(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """The wait lives in history, not in the worker: a new worker takes the decision and
+    finishes the run without asking the LLM again or executing twice."""
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    text = request_text(RISKY_REQUEST, workflow_id)
+    with ExitStack() as stack:
+        first = await start_worker(stack, env, tmp_path / "worker-1.log")
+        handle = await start_risky_run(dev_server.client, workflow_id, task_queue, text)
+        await wait_until_waiting(handle)
+        # The approver only has the notice the (now dead) worker printed.
+        noticed_workflow_id, request_id = NOTICE_IDS.findall(first.output())[-1]
+        first.crash()
+        crashed_at = time.monotonic()
+        # The approver does not wait for the new worker: the decision is sent meanwhile.
+        sent, second = await asyncio.gather(
+            asyncio.to_thread(
+                run_script,
+                "send_approval",
+                noticed_workflow_id,
+                request_id,
+                "approve",
+                "still fine after the crash",
+                "--reviewer",
+                "alice",
+                env=env,
+            ),
+            start_worker(stack, env, tmp_path / "worker-2.log"),
+        )
+        assert sent.returncode == 0, sent.stderr
+        result = await handle.result()
+        print(f"\n[measured] kill -> approved and completed: {time.monotonic() - crashed_at:.1f}s")
+
+    key = f"{workflow_id}/{request_id}"
+    assert noticed_workflow_id == workflow_id
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "alice"
+    assert result.execution is not None and result.execution.idempotency_key == key
+    assert executions(key, first, second) == executions(key, second) == 1
+    assert llm_server.calls(text) == 1
+    assert len(events_named(result.audit_trail, "action_proposed")) == 1
+
+
+async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """An LLM call lost with its worker is retried on another worker, and only the retry's
+    answer is recorded.
+
+    The server cannot tell a dead worker from a slow model: it retries the attempt when its
+    120 s start-to-close timeout expires (measured: ~118 s after the kill). The test plays
+    the operator and shortens that limit with ``temporal activity update-options``; see
+    ``test_analysis_lost_with_its_worker_is_retried_within_a_minute`` for the product gap.
+    """
+    address = address_of(dev_server)
+    env = script_env(address, llm_server.url, task_queue)
+    text = request_text(SAFE_REQUEST, workflow_id)
+    llm_server.on(text, ok(propose_offline(text).model_dump(), delay_seconds=LLM_THINKING_SECONDS))
+
+    async def llm_calls() -> int:
+        return llm_server.calls(text)
+
+    with ExitStack() as stack:
+        first = await start_worker(stack, env, tmp_path / "worker-1.log")
+        handle = await dev_server.client.start_workflow(
+            WORKFLOW_TYPE,
+            WorkflowInput(user_request=text),
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=WorkflowResult,
+        )
+        await wait_until(llm_calls, lambda calls: calls == 1)
+        first.crash()
+        crashed_at = time.monotonic()
+        await shorten_pending_analysis(handle, address, env)
+        second = await start_worker(stack, env, tmp_path / "worker-2.log")
+        result = await handle.result()
+        print(
+            f"\n[measured] kill -> re-analysed and completed: {time.monotonic() - crashed_at:.1f}s"
+        )
+
+    assert result.outcome == Outcome.AUTO_APPROVED
+    assert len(events_named(result.audit_trail, "action_proposed")) == 1
+    assert llm_server.calls(text) == 2
+    assert await analysis_attempts(handle) == [2]
+    assert executions(f"{workflow_id}/auto", first, second) == 1
+
+
+async def shorten_pending_analysis(
+    handle: WorkflowHandle, address: str, env: dict[str, str]
+) -> None:
+    """What an operator does today so a lost LLM call is retried now, not in two minutes."""
+    description = await handle.describe()
+    pending = description.raw_description.pending_activities
+    [activity_id] = [p.activity_id for p in pending if p.activity_type.name == ANALYSIS_ACTIVITY]
+    command = [
+        str(TEMPORAL_CLI),
+        "activity",
+        "update-options",
+        "--address",
+        address,
+        "--namespace",
+        "default",
+        "--workflow-id",
+        handle.id,
+        "--activity-id",
+        activity_id,
+        "--start-to-close-timeout",
+        SHORTENED_START_TO_CLOSE,
+    ]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def analysis_attempts(handle: WorkflowHandle) -> list[int]:
+    """The attempt number of each analysis that history records as started."""
+    analyses: set[int] = set()
+    attempts: list[int] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == ANALYSIS_ACTIVITY:
+                analyses.add(event.event_id)
+        elif event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id in analyses:
+                attempts.append(started.attempt)
+    return attempts
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="product gap: workflows/human_in_the_loop_workflow.py _analyse gives "
+    "analyze_request start_to_close_timeout=120s and no heartbeat, so an LLM call lost with "
+    "its worker is retried only after 2 minutes (a single HTTP call cannot heartbeat; a "
+    "30-60 s start_to_close would bound the delay)",
+)
+async def test_analysis_lost_with_its_worker_is_retried_within_a_minute(
+    dev_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """The server retries an attempt whose worker died only when the attempt's
+    start-to-close timeout expires, so that timeout is the worst-case delay of a crash."""
+    client = dev_server.client
+    async with build_worker(client, task_queue, analysis_activities):
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            WorkflowInput(user_request=request_text(SAFE_REQUEST, workflow_id)),
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=WorkflowResult,
+        )
+        await handle.result()
+    # Exactly one analysis was scheduled (a ValueError otherwise, not an expected failure).
+    [limit] = [
+        event.activity_task_scheduled_event_attributes.start_to_close_timeout.ToTimedelta()
+        async for event in handle.fetch_history_events()
+        if event.activity_task_scheduled_event_attributes.activity_type.name == ANALYSIS_ACTIVITY
+    ]
+    assert limit.total_seconds() <= 60, f"a lost LLM call waits {limit} before its retry"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def temporal_server(db_file: Path, ports: dict[str, int], log: IO[str]) -> Iterator[Any]:
+    """``temporal server start-dev`` persisting to ``db_file``; SIGTERM (then KILL) on exit."""
+    process = subprocess.Popen(
+        [
+            str(TEMPORAL_CLI),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            *(arg for name, port in ports.items() for arg in (f"--{name}", str(port))),
+            "--db-filename",
+            str(db_file),
+            "--search-attribute",
+            f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE}=Keyword",
+            "--log-level",
+            "error",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def connect_when_up(address: str, timeout: float = 30) -> Client:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def test_server_restart_keeps_waiting_runs_and_their_timers(
+    llm_server: FakeOpenAIServer, task_queue: str, workflow_id: str, tmp_path: Path
+) -> None:
+    """Runs and durable timers live in the server's database: a server restart on the same
+    file loses neither, the worker reconnects by itself, and a deadline that passed while
+    the server was down fires once it is back."""
+    ports = {name: free_port() for name in ("port", "ui-port", "http-port", "metrics-port")}
+    address = f"127.0.0.1:{ports['port']}"
+    db_file = tmp_path / "temporal.db"
+    env = script_env(address, llm_server.url, task_queue)
+    # Two stacks, so that the worker stops before the server it talks to.
+    with ExitStack() as servers, ExitStack() as workers:
+        server_log = servers.enter_context((tmp_path / "server.log").open("w"))
+        server = servers.enter_context(temporal_server(db_file, ports, server_log))
+        client = await connect_when_up(address)
+        worker = await start_worker(workers, env, tmp_path / "worker.log")
+        approved, expiring = await asyncio.gather(
+            start_risky_run(
+                client,
+                f"{workflow_id}-approve",
+                task_queue,
+                request_text(RISKY_REQUEST, workflow_id),
+            ),
+            start_risky_run(
+                client,
+                f"{workflow_id}-expire",
+                task_queue,
+                request_text(RISKY_REQUEST, f"{workflow_id} expiring"),
+                approval_timeout_seconds=SHORT_APPROVAL_TIMEOUT_SECONDS,
+            ),
+        )
+        _, expiring_status = await asyncio.gather(
+            wait_until_waiting(approved), wait_until_waiting(expiring)
+        )
+        expiring_request = expiring_status.approval_request
+        assert expiring_request is not None
+        deadline = expiring_request.deadline
+
+        server.terminate()
+        server.wait(timeout=30)
+        assert datetime.now(UTC) < deadline, "the deadline passed before the server stopped"
+        # Let the deadline pass while the server is down (a wall-clock deadline: no event).
+        await asyncio.sleep((deadline - datetime.now(UTC)).total_seconds() + 0.2)
+
+        servers.enter_context(temporal_server(db_file, ports, server_log))
+        restarted_at = time.monotonic()
+        client = await connect_when_up(address)
+        # A query is answered by a worker: the same worker process answers it again.
+        status = await wait_until_waiting(client.get_workflow_handle(approved.id))
+        await client.get_workflow_handle(approved.id).execute_update(
+            SUBMIT_DECISION_UPDATE, approval(status, "carol")
+        )
+        approved_result = await client.get_workflow_handle(
+            approved.id, result_type=WorkflowResult
+        ).result()
+        expired_result = await client.get_workflow_handle(
+            expiring.id, result_type=WorkflowResult
+        ).result()
+        print(f"\n[measured] restart -> both runs done: {time.monotonic() - restarted_at:.1f}s")
+        assert worker.process.poll() is None, "the worker died with the server"
+
+    assert approved_result.outcome == Outcome.APPROVED
+    key = f"{approved.id}/{approved_result.request_id}"
+    assert executions(key, worker) == 1
+    assert expired_result.outcome == Outcome.TIMED_OUT
+    assert expired_result.decision is None and expired_result.execution is None
+    [timed_out] = events_named(expired_result.audit_trail, "timed_out")
+    assert timed_out.at >= deadline
+    assert executions(f"{expiring.id}/{expired_result.request_id}", worker) == 0
+
+
+async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """With two workers on the queue, killing the one that holds the run in memory costs
+    only time: the other rebuilds it from history and executes it once."""
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    text = request_text(RISKY_REQUEST, workflow_id)
+    with ExitStack() as stack:
+        workers = await asyncio.gather(
+            start_worker(stack, env, tmp_path / "worker-a.log"),
+            start_worker(stack, env, tmp_path / "worker-b.log"),
+        )
+        handle = await start_risky_run(dev_server.client, workflow_id, task_queue, text)
+        status = await wait_until_waiting(handle)
+        # The workflow logger tags lines with the workflow ID: who ran the last task holds it.
+        [holder] = [
+            w
+            for w in workers
+            if re.search(rf"approval_requested: .*'workflow_id': '{workflow_id}'", w.output())
+        ]
+        [survivor] = [w for w in workers if w is not holder]
+        holder.crash()
+        crashed_at = time.monotonic()
+        await handle.signal(APPROVAL_DECISION_SIGNAL, approval(status, "bob"))
+        result = await handle.result()
+        print(f"\n[measured] kill -> completed by survivor: {time.monotonic() - crashed_at:.1f}s")
+
+    key = f"{workflow_id}/{result.request_id}"
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "bob"
+    assert executions(key, *workers) == executions(key, survivor) == 1
+    assert llm_server.calls(text) == 1
+
+
+async def test_many_waiting_runs_need_not_stay_in_memory(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """With room for one run in memory, five waiting runs are evicted and rebuilt from
+    history when their decision comes, and each still ends with its own decision."""
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    texts = [request_text(RISKY_REQUEST, f"{workflow_id}-{i}") for i in range(WAITING_RUNS)]
+    with ExitStack() as stack:
+        worker = await start_worker(
+            stack,
+            env,
+            tmp_path / "worker.log",
+            "--max-cached-workflows",
+            "1",
+            module="tests.crash_worker_logging_evictions",
+        )
+        handles = [
+            await start_risky_run(dev_server.client, f"{workflow_id}-{i}", task_queue, text)
+            for i, text in enumerate(texts)
+        ]
+        # Read the log, not the status query: a query would bring an evicted run back.
+        log = await wait_for_output(worker.log, "approval_requested: ", count=WAITING_RUNS)
+        requests = dict(NOTICE_IDS.findall(log))
+        evicted = {
+            handle.id
+            for handle in handles
+            if f"Evicting workflow with run ID {handle.first_execution_run_id}, "
+            "message: Workflow cache full" in worker.output()
+        }
+        assert len(evicted) >= WAITING_RUNS - 1, f"only {sorted(evicted)} left memory"
+        await asyncio.gather(
+            *(
+                handle.execute_update(
+                    SUBMIT_DECISION_UPDATE,
+                    ApprovalDecision(
+                        request_id=requests[handle.id], approved=True, reviewer=f"dave-{i}"
+                    ),
+                )
+                for i, handle in enumerate(handles)
+            )
+        )
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+
+    for i, (handle, result) in enumerate(zip(handles, results, strict=True)):
+        assert result.outcome == Outcome.APPROVED
+        assert result.request_id == requests[handle.id]
+        assert result.decision is not None and result.decision.reviewer == f"dave-{i}"
+        assert executions(f"{handle.id}/{result.request_id}", worker) == 1
+        assert llm_server.calls(texts[i]) == 1
+
+
+async def test_execute_retry_reuses_the_idempotency_key(
+    dev_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    task_queue: str,
+    workflow_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The downstream system can refuse a repeat only if every attempt carries the same
+    key, ``<workflow id>/<request id>``: here the first attempt acts, then loses its reply."""
+    seen: list[tuple[int, str]] = []
+
+    @activity.defn(name="execute_action")
+    async def execute_then_lose_first_reply(request: ExecuteActionInput) -> ExecutionResult:
+        seen.append((activity.info().attempt, request.idempotency_key))
+        result = await execute_action(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("connection reset after the action was carried out")
+        return result
+
+    monkeypatch.setattr(worker_module, "execute_action", execute_then_lose_first_reply)
+    client = dev_server.client
+    async with build_worker(client, task_queue, analysis_activities):
+        handle = await start_risky_run(
+            client, workflow_id, task_queue, request_text(RISKY_REQUEST, workflow_id)
+        )
+        status = await wait_until_waiting(handle)
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, approval(status, "erin"))
+        result = await handle.result()
+
+    assert status.approval_request is not None
+    key = f"{workflow_id}/{status.approval_request.request_id}"
+    assert seen == [(1, key), (2, key)]
+    assert result.outcome == Outcome.APPROVED
+    assert result.execution is not None and result.execution.idempotency_key == key
