@@ -1,0 +1,321 @@
+"""Staged approval: one ``ApprovalWorkflow`` child per stage, decided by signalling the child.
+
+Runs in the time-skipping server, so stage timeouts cost nothing. Each stage's child has a
+predictable ID, ``<parent id>-<stage>``, which the parent's status shows while it waits.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import CancelledError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from activities.openai_responses import AnalysisActivities
+from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
+from models.models import (
+    ApprovalDecision,
+    Outcome,
+    ProposedAction,
+    StageOutcome,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowStatus,
+)
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import status_of, wait_until
+from worker import build_worker
+from workflows.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
+
+CLOSED = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+}
+
+
+def risky_request(llm_server: FakeOpenAIServer, text: str) -> str:
+    """Script a risky proposal for ``text`` (unique to the test) and return the text."""
+    llm_server.on(
+        text,
+        ok(
+            {
+                "action_type": "pay_vendor",
+                "description": f"Carry out: {text}",
+                "reasoning": "money leaves the company",
+                "risky_action": True,
+                "parameters": {},
+            }
+        ),
+    )
+    return text
+
+
+@asynccontextmanager
+async def started(
+    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
+) -> AsyncIterator[WorkflowHandle]:
+    """Start the run; terminate it if a failed assertion leaves it open, since an open run
+    whose worker has gone stalls time skipping for every later test in the session."""
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        run_input,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=WorkflowResult,
+    )
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):  # already closed: the usual case
+            await handle.terminate("test finished")
+
+
+async def wait_for_stage(client: Client, handle: WorkflowHandle, stage: str) -> WorkflowStatus:
+    """Wait until the parent waits on ``stage`` and that stage's child has started."""
+    status = await wait_until(
+        lambda: status_of(handle),
+        lambda s: s.current_stage is not None and s.current_stage.stage == stage,
+    )
+    assert status.current_stage is not None
+    child = client.get_workflow_handle(status.current_stage.child_workflow_id)
+
+    async def child_running() -> bool:
+        try:
+            description = await child.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return False  # the status shows the stage a moment before the child starts
+        return description.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+    await wait_until(child_running, bool)
+    return status
+
+
+async def decide_stage(client: Client, child_id: str, approved: bool) -> None:
+    await client.get_workflow_handle(child_id).signal(APPROVE_SIGNAL, approved)
+
+
+async def assert_never_started(client: Client, workflow_id: str) -> None:
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(workflow_id).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+# --- risk policy: which requests are staged -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("Wire $25,000 to ACME", 25_000),
+        ("Pay €30k for the licence", 30_000),
+        ("Invest £1.5m in bonds", 1_500_000),
+        ("Refund $12.50, then $40", 40),
+        ("Send the quarterly report", 0),
+    ],
+)
+def test_largest_amount_reads_currency_amounts_with_separators_and_scales(
+    text: str, amount: float
+) -> None:
+    assert largest_amount(text) == amount
+
+
+def test_large_amounts_are_staged_and_small_ones_are_not() -> None:
+    action = ProposedAction(
+        action_type="pay", description="pay it", reasoning="asked", risky_action=True
+    )
+    assert approval_stages("Pay $25,000 to ACME", action) == ["manager", "director", "cfo"]
+    assert approval_stages("Pay $500 to ACME", action) == []
+
+
+# --- staged runs ----------------------------------------------------------------------------
+
+
+async def test_each_stage_is_decided_in_its_own_child_in_order(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
+        approval_stages=["manager", "director"],
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        manager = await wait_for_stage(client, handle, "manager")
+        assert manager.current_stage is not None
+        assert manager.current_stage.child_workflow_id == f"{workflow_id}-manager"
+        assert (manager.current_stage.position, manager.current_stage.of) == (1, 2)
+        await assert_never_started(client, f"{workflow_id}-director")
+        await decide_stage(client, f"{workflow_id}-manager", True)
+
+        director = await wait_for_stage(client, handle, "director")
+        assert director.current_stage is not None
+        assert director.current_stage.child_workflow_id == f"{workflow_id}-director"
+        assert director.current_stage.position == 2
+        await decide_stage(client, f"{workflow_id}-director", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [(s.stage, s.approved) for s in result.stages] == [
+        ("manager", True),
+        ("director", True),
+    ]
+    assert result.execution is not None
+    assert "stage director" in result.message
+    manager_child = client.get_workflow_handle(f"{workflow_id}-manager", result_type=StageOutcome)
+    assert (await manager_child.result()).approved is True
+
+
+async def test_a_rejected_stage_rejects_and_later_stages_never_start(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
+        approval_stages=["manager", "director"],
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        await wait_for_stage(client, handle, "manager")
+        await decide_stage(client, f"{workflow_id}-manager", False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.execution is None
+    assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
+    await assert_never_started(client, f"{workflow_id}-director")
+
+
+async def test_a_stage_nobody_decides_times_the_request_out(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
+        approval_stages=["manager", "director"],
+        approval_timeout_seconds=120,
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    assert result.execution is None
+    assert [(s.stage, s.approved) for s in result.stages] == [("manager", None)]
+    assert [e.event for e in result.audit_trail if e.event.startswith("stage_")] == [
+        "stage_started",
+        "stage_timed_out",
+    ]
+    await assert_never_started(client, f"{workflow_id}-director")
+
+
+async def test_cancelling_the_parent_ends_the_waiting_stage(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """A stage must never outlive its request: nobody could act on its approval."""
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
+        approval_stages=["manager"],
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        await wait_for_stage(client, handle, "manager")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, CancelledError)
+        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        description = await wait_until(child.describe, lambda d: d.status in CLOSED)
+    assert description.status in CLOSED
+
+
+async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_signal(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
+        approval_stages=["manager"],
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        status = await wait_for_stage(client, handle, "manager")
+        assert status.approval_request is not None
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                SUBMIT_DECISION_UPDATE,
+                ApprovalDecision(
+                    request_id=status.approval_request.request_id, approved=True, reviewer="bob"
+                ),
+            )
+        assert f"{workflow_id}-manager" in str(refused.value.cause)
+        after = await status_of(handle)
+        assert after.votes == [] and after.decision is None
+        assert after.audit_trail[-1].event == "decision_refused"
+        await decide_stage(client, f"{workflow_id}-manager", False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED  # the child decided, not the refused update
+
+
+async def test_the_risk_policy_stages_a_large_payment_through_three_approvers(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, f"Pay $25,000 to the vendor of {workflow_id}")
+    )
+    async with (
+        build_worker(client, task_queue, analysis_activities),
+        started(client, task_queue, workflow_id, run_input) as handle,
+    ):
+        for position, stage in enumerate(LARGE_AMOUNT_STAGES, start=1):
+            status = await wait_for_stage(client, handle, stage)
+            assert status.current_stage is not None
+            assert (status.current_stage.position, status.current_stage.of) == (position, 3)
+            await decide_stage(client, status.current_stage.child_workflow_id, True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [s.stage for s in result.stages] == ["manager", "director", "cfo"]
+    assert all(s.approved for s in result.stages)
