@@ -5,6 +5,7 @@ is answered by the offline rule-based analyser; a test scripts other answers for
 request text with ``on(...)``, so tests sharing one server never see each other's script.
 """
 
+import contextlib
 import json
 import threading
 import time
@@ -93,11 +94,13 @@ class FakeOpenAIServer:
                 else:
                     payload = _responses_body(body, reply.text)
                 data = json.dumps(payload).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                # A worker killed mid-call has gone; its answer has nowhere to go.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
