@@ -1,0 +1,54 @@
+"""Runs the baseline workflow with the product's activities, options and connection.
+
+uv run python -m benchmarks.baseline_worker [--max-cached-workflows N]
+    [--max-concurrent-activities N]
+
+A process of its own, like ``python -m worker``, so both are measured the same way.
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+
+from temporalio.worker import Worker
+
+from activities.execute_action import execute_action
+from activities.llm_settings import LLMSettings, analysis_activities
+from benchmarks.baseline_workflow import BaselineApprovalWorkflow
+from constants import task_queue
+from temporal_client import connect
+from worker import parse_args
+
+
+async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) -> None:
+    # Built as the product's worker builds it: same client settings, same activity class.
+    analysis = analysis_activities(LLMSettings.from_env())
+    worker = Worker(
+        await connect(),
+        task_queue=task_queue(),
+        workflows=[BaselineApprovalWorkflow],
+        activities=[analysis.analyze_request, execute_action],
+        max_cached_workflows=max_cached_workflows,
+        max_concurrent_activities=max_concurrent_activities,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stop.set)
+    async with worker:
+        logging.info("Worker started on task queue %r; Ctrl-C to stop.", task_queue())
+        await stop.wait()
+    logging.info("Worker stopped.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    asyncio.run(run_worker(args.max_cached_workflows, args.max_concurrent_activities))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
