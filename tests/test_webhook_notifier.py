@@ -1,0 +1,393 @@
+"""The webhook notifier, against a local HTTP receiver on 127.0.0.1 that tests script.
+
+Unit level: the activity alone in an ``ActivityEnvironment``, one behaviour per HTTP answer.
+Workflow level: the real worker wiring with the notifier pointed at the receiver, to show
+that a flaky or broken webhook never stops a request from being decided, and that the
+webhook's secrets (the URL's path and the bearer token) reach neither errors nor logs.
+"""
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx2
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.openai_responses import AnalysisActivities
+from activities.webhook_notifier import WebhookNotifier
+from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_URL_ENV, WORKFLOW_TYPE
+from models.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEvent,
+    Outcome,
+    ProposedAction,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+    WorkflowStatus,
+)
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import status_of, wait_for_state, wait_until
+from worker import build_worker
+
+TOKEN = "secret-token-4f9a"
+SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxsecretpath"
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict
+
+
+class Receiver:
+    """Records every POST; answers with the scripted statuses in order, then 200."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self._statuses: deque[int] = deque()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}{SECRET_PATH}"
+
+    def answer(self, *statuses: int) -> None:
+        with self._lock:
+            self._statuses.extend(statuses)
+
+    def always(self, status: int) -> None:
+        self.answer(*([status] * 100))
+
+    def _next_status(self, received: Received) -> int:
+        with self._lock:
+            self.requests.append(received)
+            return self._statuses.popleft() if self._statuses else 200
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = receiver._next_status(Received(self.path, dict(self.headers), body))
+                data = b'{"ok": true}' if status == 200 else b'{"error": "scripted"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> "Receiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def down_url() -> str:
+    """A loopback URL where nothing listens: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}{SECRET_PATH}"
+
+
+def approval_request(workflow_id: str = "wf-1") -> ApprovalRequest:
+    now = datetime.now(UTC)
+    return ApprovalRequest(
+        workflow_id=workflow_id,
+        request_id="req-7c1e",
+        user_request="Delete the staging bucket",
+        proposed_action=ProposedAction(
+            action_type="delete_bucket",
+            description="Delete the staging bucket",
+            reasoning="asked to",
+            risky_action=True,
+        ),
+        risk_reasons=["destructive or irreversible operation"],
+        requested_at=now,
+        deadline=now + timedelta(seconds=300),
+        approvers=["alice"],
+    )
+
+
+def assert_no_secrets(text: str) -> None:
+    assert SECRET_PATH not in text
+    assert "T0SECRET" not in text
+    assert TOKEN not in text
+
+
+async def send(url: str | None, token: str | None) -> object:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        notifier = WebhookNotifier(url, token, http)
+        return await ActivityEnvironment().run(notifier.send_webhook_notice, approval_request())
+
+
+async def send_failing(url: str) -> ApplicationError:
+    with pytest.raises(ApplicationError) as failure:
+        await send(url, TOKEN)
+    assert_no_secrets(str(failure.value))
+    assert failure.value.__cause__ is None  # the transport error (with the URL) is not chained
+    return failure.value
+
+
+# --- the activity alone ---------------------------------------------------------------------
+
+
+async def test_delivers_a_slack_compatible_body_with_the_request_and_the_bearer_token(
+    receiver: Receiver,
+) -> None:
+    delivery = await send(receiver.url, TOKEN)
+    assert delivery.delivered is True
+    assert delivery.detail == f"HTTP 200 from {receiver.url.split('/')[2]}"
+    assert_no_secrets(delivery.detail)
+    (received,) = receiver.requests
+    assert received.path == SECRET_PATH
+    assert received.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "req-7c1e" in received.body["text"]
+    assert "Delete the staging bucket" in received.body["text"]
+    assert received.body["approval_request"]["request_id"] == "req-7c1e"
+    assert received.body["approval_request"]["workflow_id"] == "wf-1"
+    assert received.body["approval_request"]["approvers"] == ["alice"]
+
+
+async def test_without_a_token_no_authorization_header_is_sent(receiver: Receiver) -> None:
+    delivery = await send(receiver.url, None)
+    assert delivery.delivered is True
+    assert "Authorization" not in receiver.requests[0].headers
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
+async def test_server_errors_and_throttling_are_retryable(receiver: Receiver, status: int) -> None:
+    receiver.answer(status)
+    error = await send_failing(receiver.url)
+    assert error.type == "WebhookRejected"
+    assert not error.non_retryable
+    assert f"HTTP {status}" in str(error)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+async def test_client_errors_are_not_retried(receiver: Receiver, status: int) -> None:
+    """A wrong URL or token will not fix itself: retrying only delays the audit entry."""
+    receiver.answer(status)
+    error = await send_failing(receiver.url)
+    assert error.non_retryable
+    assert f"HTTP {status}" in str(error)
+
+
+async def test_an_unreachable_receiver_is_retryable_and_the_error_keeps_the_secrets(
+    down_url: str,
+) -> None:
+    error = await send_failing(down_url)
+    assert not error.non_retryable
+    assert "unreachable" in str(error)
+    assert down_url.split("/")[2] in str(error)  # the host, which is not a secret, helps
+
+
+async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
+    delivery = await send(None, TOKEN)
+    assert delivery.delivered is False
+    assert WEBHOOK_URL_ENV in delivery.detail
+
+
+# --- in the workflow ------------------------------------------------------------------------
+
+
+def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
+    text = f"Revoke the API keys of team {workflow_id}"
+    llm_server.on(
+        text,
+        ok(
+            {
+                "action_type": "revoke_keys",
+                "description": f"Revoke the API keys of team {workflow_id}",
+                "reasoning": "requested",
+                "risky_action": True,
+                "parameters": {},
+            }
+        ),
+    )
+    return text
+
+
+@asynccontextmanager
+async def started(
+    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
+) -> AsyncIterator[WorkflowHandle]:
+    """Start the run; terminate it if a failed assertion leaves it open, since an open run
+    whose worker has gone stalls time skipping for every later test in the session."""
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        run_input,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=WorkflowResult,
+    )
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):  # already closed: the usual case
+            await handle.terminate("test finished")
+
+
+async def approve(handle: WorkflowHandle, status: WorkflowStatus) -> None:
+    assert status.approval_request is not None
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE,
+        ApprovalDecision(
+            request_id=status.approval_request.request_id, approved=True, reviewer="alice"
+        ),
+    )
+
+
+def has_event(name: str) -> Callable[[WorkflowStatus], bool]:
+    return lambda status: any(event.event == name for event in status.audit_trail)
+
+
+def only(trail: list[AuditEvent], name: str) -> AuditEvent:
+    (event,) = [event for event in trail if event.event == name]
+    return event
+
+
+@pytest.fixture
+def worker_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture at INFO as the worker logs, with httpx2 at WARNING as ``worker.main`` sets it."""
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.WARNING, logger="httpx2")
+    return caplog
+
+
+async def test_a_webhook_failing_twice_is_retried_until_delivered_and_the_run_waits(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    receiver: Receiver,
+    worker_logs: pytest.LogCaptureFixture,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    receiver.answer(500, 500)
+    run_input = WorkflowInput(user_request=risky_request(llm_server, workflow_id))
+    async with httpx2.AsyncClient(timeout=10) as http:
+        notifier = WebhookNotifier(receiver.url, TOKEN, http)
+        async with (
+            build_worker(client, task_queue, analysis_activities, notifier=notifier),
+            started(client, task_queue, workflow_id, run_input) as handle,
+        ):
+            await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+            # Skip past the retry backoff (1 s, then 2 s) instead of living through it.
+            await time_skipping_env.sleep(timedelta(seconds=5))
+            status = await wait_until(lambda: status_of(handle), has_event("webhook_delivered"))
+            assert status.state == WorkflowState.AWAITING_APPROVAL
+            await approve(handle, status)
+            result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert len(receiver.requests) == 3
+    assert all(r.body["approval_request"]["workflow_id"] == workflow_id for r in receiver.requests)
+    delivered = only(result.audit_trail, "webhook_delivered")
+    assert delivered.detail == f"HTTP 200 from {receiver.url.split('/')[2]}"
+    assert not [e for e in result.audit_trail if e.event == "notification_failed"]
+    assert "answered HTTP 500" in worker_logs.text  # the failed attempts were logged...
+    assert_no_secrets(worker_logs.text)  # ...without the secrets
+    assert_no_secrets(json.dumps(result.model_dump(mode="json")))
+
+
+async def test_a_webhook_that_refuses_is_recorded_once_and_the_run_can_still_be_approved(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    receiver: Receiver,
+    worker_logs: pytest.LogCaptureFixture,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """A broken notice must not strand the request: it stays findable and decidable."""
+    client = time_skipping_env.client
+    receiver.always(404)
+    run_input = WorkflowInput(user_request=risky_request(llm_server, workflow_id))
+    async with httpx2.AsyncClient(timeout=10) as http:
+        notifier = WebhookNotifier(receiver.url, TOKEN, http)
+        async with (
+            build_worker(client, task_queue, analysis_activities, notifier=notifier),
+            started(client, task_queue, workflow_id, run_input) as handle,
+        ):
+            status = await wait_until(lambda: status_of(handle), has_event("notification_failed"))
+            assert status.state == WorkflowState.AWAITING_APPROVAL
+            await approve(handle, status)
+            result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert len(receiver.requests) == 1  # a 404 is not retried
+    failed = only(result.audit_trail, "notification_failed")
+    assert failed.detail == f"webhook: webhook at {receiver.url.split('/')[2]} answered HTTP 404"
+    assert not [e for e in result.audit_trail if e.event == "webhook_delivered"]
+    assert "answered HTTP 404" in worker_logs.text
+    assert_no_secrets(worker_logs.text)
+    assert_no_secrets(json.dumps(result.model_dump(mode="json")))
+
+
+@pytest.mark.xfail(
+    reason="product bug: _await_decision starts the approval timer only after send_notices "
+    "returns, so the run times out at deadline + the notices' duration (here the webhook's "
+    "retry backoff, up to minutes with NOTICE_RETRY), later than the deadline it announced",
+    strict=True,
+)
+async def test_a_slow_webhook_does_not_push_the_timeout_past_the_announced_deadline(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    receiver: Receiver,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = time_skipping_env.client
+    receiver.answer(500, 500)
+    run_input = WorkflowInput(
+        user_request=risky_request(llm_server, workflow_id), approval_timeout_seconds=60
+    )
+    async with httpx2.AsyncClient(timeout=10) as http:
+        notifier = WebhookNotifier(receiver.url, TOKEN, http)
+        async with (
+            build_worker(client, task_queue, analysis_activities, notifier=notifier),
+            started(client, task_queue, workflow_id, run_input) as handle,
+        ):
+            status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+            result = await handle.result()
+    assert status.approval_request is not None
+    assert result.outcome == Outcome.TIMED_OUT
+    assert len(receiver.requests) == 3
+    timed_out = only(result.audit_trail, "timed_out")
+    assert timed_out.at - status.approval_request.deadline < timedelta(seconds=1)
