@@ -1,0 +1,383 @@
+"""The workflow's main paths on the time-skipping server, through the real worker wiring.
+
+The LLM is the local OpenAI-compatible server, scripted per test with ``llm_server.on``;
+each test uses its own request text, so scripts never collide. Approval deadlines are
+skipped by the test server, so a 300-second timeout takes well under a second.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.openai_responses import MAX_MALFORMED_ATTEMPTS, AnalysisActivities
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    APPROVE_SIGNAL,
+    OPENAI_API_KEY_ENV,
+    SHORTHAND_REVIEWER,
+    SUBMIT_DECISION_UPDATE,
+)
+from models.models import (
+    ApprovalDecision,
+    Outcome,
+    ProposedAction,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+)
+from tests.fake_openai import FakeOpenAIServer, http_error, ok
+from tests.record_histories import (
+    Run,
+    decision_for,
+    pending_request,
+    start_run,
+    status_of,
+    wait_for_refusals,
+)
+from worker import build_worker
+from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
+
+DESTRUCTIVE = "destructive or irreversible operation"
+PRODUCTION = "targets production"
+REQUESTED = ["action_proposed", "risk_classified", "approval_requested"]
+
+
+def proposal(action_type: str, description: str, *, risky: bool) -> dict[str, Any]:
+    return {
+        "action_type": action_type,
+        "description": description,
+        "reasoning": "It is what the user asked for.",
+        "risky_action": risky,
+    }
+
+
+SAFE = proposal("summarise_document", "Summarise the onboarding guide in five bullets", risky=False)
+RISKY = proposal("delete_records", "Delete the stale rows of the staging orders table", risky=True)
+
+
+@pytest.fixture
+async def client(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    task_queue: str,
+) -> AsyncIterator[Client]:
+    """The time-skipping server's client, with the real worker serving this test's queue."""
+    async with build_worker(time_skipping_env.client, task_queue, analysis_activities):
+        yield time_skipping_env.client
+
+
+async def start(
+    client: Client, task_queue: str, workflow_id: str, user_request: str, **fields: Any
+) -> Run:
+    return await start_run(
+        client, task_queue, workflow_id, WorkflowInput(user_request=user_request, **fields)
+    )
+
+
+async def finish(handle: Run) -> WorkflowResult:
+    """The run's result, checked against what the status query says once it has finished."""
+    result = await handle.result()
+    status = await status_of(handle)
+    assert status.state == WorkflowState.COMPLETED
+    assert status.result == result
+    assert status.audit_trail == result.audit_trail
+    return result
+
+
+async def assert_audit(handle: Run, result: WorkflowResult, expected: list[str]) -> None:
+    """The trail lists exactly these events, in order, stamped with workflow time."""
+    assert [entry.event for entry in result.audit_trail] == expected
+    stamps = [entry.at for entry in result.audit_trail]
+    assert stamps == sorted(stamps)
+    run = await handle.describe()
+    assert run.close_time is not None
+    assert all(run.start_time <= at <= run.close_time for at in stamps), (run, stamps)
+
+
+async def scheduled_activities(handle: Run) -> list[str]:
+    """Activity types the run scheduled, from its history: what really ran, not what it says."""
+    history = await handle.fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+async def test_safe_request_is_auto_approved_and_executed_without_asking(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Summarise the onboarding guide [auto-approved]"
+    llm_server.on(request, ok(SAFE))
+    handle = await start(client, task_queue, workflow_id, request)
+    result = await finish(handle)
+    assert result.outcome == Outcome.AUTO_APPROVED
+    assert result.risk is not None and result.risk.reasons == []
+    assert result.request_id is None and result.decision is None
+    assert (await status_of(handle)).approval_request is None
+    assert result.execution is not None
+    assert result.execution.idempotency_key == f"{workflow_id}/auto"
+    assert "Summarise the onboarding guide in five bullets" in result.execution.summary
+    assert "notify_approval_needed" not in await scheduled_activities(handle)
+    await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
+
+
+async def test_risky_request_approved_by_update_executes_once_with_idempotency_key(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [approved by update]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    decision = decision_for(pending, approved=True, reviewer="alice", notes="Go ahead")
+    recorded = await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+    )
+    assert recorded.request_id == pending.request_id
+    assert (recorded.approved, recorded.reviewer, recorded.reviewer_notes) == (
+        True,
+        "alice",
+        "Go ahead",
+    )
+    assert recorded.decided_at is not None  # stamped by the workflow when omitted
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision == recorded
+    assert result.request_id == pending.request_id
+    assert result.execution is not None
+    assert result.execution.idempotency_key == f"{workflow_id}/{pending.request_id}"
+    assert "alice" in result.message
+    assert (await scheduled_activities(handle)).count("execute_action") == 1
+    await assert_audit(handle, result, [*REQUESTED, "decision_approved", "executed"])
+
+
+async def test_approval_decision_signal_approves_the_pending_request(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [approved by signal]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    await handle.signal(
+        APPROVAL_DECISION_SIGNAL, decision_for(pending, approved=True, reviewer="bea")
+    )
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "bea"
+    assert result.execution is not None
+
+
+async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [rejected]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    decision = decision_for(pending, approved=False, reviewer="carl", notes="Month-end freeze")
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    result = await finish(handle)
+    assert result.outcome == Outcome.REJECTED
+    assert "Month-end freeze" in result.message and "carl" in result.message
+    assert result.execution is None
+    assert "execute_action" not in await scheduled_activities(handle)
+    await assert_audit(handle, result, [*REQUESTED, "decision_rejected"])
+
+
+async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [timed out]"
+    llm_server.on(request, ok(RISKY))
+    began = time.monotonic()
+    handle = await start(client, task_queue, workflow_id, request, approval_timeout_seconds=300)
+    result = await finish(handle)
+    assert time.monotonic() - began < 60  # the server skipped the 300 seconds
+    assert result.outcome == Outcome.TIMED_OUT
+    assert "300s" in result.message
+    assert result.decision is None and result.execution is None
+    assert "execute_action" not in await scheduled_activities(handle)
+    await assert_audit(handle, result, [*REQUESTED, "timed_out"])
+    asked, gave_up = result.audit_trail[2].at, result.audit_trail[3].at
+    assert gave_up - asked >= timedelta(seconds=300)
+
+
+async def test_decision_for_another_request_is_refused_then_the_right_one_applies(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [wrong request id]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    wrong = decision_for(pending, approved=False).model_copy(update={"request_id": "stale-id"})
+    await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
+    status = await wait_for_refusals(handle, 1)
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.decision is None
+    assert "'stale-id' does not match" in status.audit_trail[-1].detail
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True))
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    await assert_audit(
+        handle, result, [*REQUESTED, "decision_refused", "decision_approved", "executed"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("approved", "outcome"), [(True, Outcome.APPROVED), (False, Outcome.REJECTED)]
+)
+async def test_approve_shorthand_decides_the_pending_request_as_temporal_cli(
+    client: Client,
+    task_queue: str,
+    workflow_id: str,
+    llm_server: FakeOpenAIServer,
+    approved: bool,
+    outcome: Outcome,
+) -> None:
+    request = f"Delete the stale staging orders [shorthand {approved}]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    await handle.signal(APPROVE_SIGNAL, approved)
+    result = await finish(handle)
+    assert result.outcome == outcome
+    assert result.decision is not None
+    assert result.decision.request_id == pending.request_id
+    assert result.decision.reviewer == SHORTHAND_REVIEWER
+    assert (result.execution is not None) == approved
+
+
+async def test_status_query_shows_the_approval_request_then_the_result(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [status query]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request, approval_timeout_seconds=600)
+    await pending_request(handle)
+    waiting = await status_of(handle)
+    assert waiting.state == WorkflowState.AWAITING_APPROVAL
+    pending = waiting.approval_request
+    assert pending is not None
+    assert (pending.workflow_id, pending.user_request) == (workflow_id, request)
+    assert pending.proposed_action == ProposedAction.model_validate(RISKY)
+    assert pending.risk_reasons == [DESTRUCTIVE, LLM_FLAGGED_REASON]
+    assert pending.deadline - pending.requested_at == timedelta(seconds=600)
+    assert (waiting.decision, waiting.result) == (None, None)
+    assert [entry.event for entry in waiting.audit_trail] == REQUESTED
+
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True))
+    result = await handle.result()
+    done = await status_of(handle)
+    assert done.state == WorkflowState.COMPLETED
+    assert done.result == result
+    assert done.decision == result.decision
+    assert done.approval_request == pending
+
+
+async def test_policy_requires_approval_when_the_llm_calls_deleting_production_data_safe(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    """The LLM's flag can only raise the risk: a request cannot argue its way past a human."""
+    request = "Delete last year's rows from the production orders database [policy]"
+    claims_safe = proposal(
+        "delete_records", "Delete 2024 rows from the production orders table", risky=False
+    )
+    llm_server.on(request, ok(claims_safe))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    assert pending.risk_reasons == [DESTRUCTIVE, PRODUCTION]
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False))
+    result = await finish(handle)
+    assert result.outcome == Outcome.REJECTED
+    assert "execute_action" not in await scheduled_activities(handle)
+
+
+async def test_require_approval_sends_even_a_safe_request_to_a_human(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Summarise the onboarding guide [approval required]"
+    llm_server.on(request, ok(SAFE))
+    handle = await start(client, task_queue, workflow_id, request, require_approval=True)
+    pending = await pending_request(handle)
+    assert pending.risk_reasons == [FORCED_REASON]
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True))
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    assert result.execution is not None
+
+
+async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Delete the stale staging orders [approve with edits]"
+    llm_server.on(request, ok(RISKY))
+    handle = await start(client, task_queue, workflow_id, request)
+    pending = await pending_request(handle)
+    original = pending.proposed_action
+    amended = original.model_copy(
+        update={"description": "Archive, do not delete, the stale staging orders"}
+    )
+    decision = decision_for(pending, approved=True, reviewer="dana", amended_action=amended)
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    assert result.proposed_action == amended
+    assert result.decision is not None and result.decision.amended_action == amended
+    assert result.execution is not None
+    assert "Archive, do not delete" in result.execution.summary
+    assert original.description not in result.execution.summary
+    await assert_audit(
+        handle,
+        result,
+        [*REQUESTED, "decision_approved", "action_amended", "executed"],
+    )
+    amendment = result.audit_trail[4].detail
+    assert "dana" in amendment
+    assert original.description in amendment and amended.description in amendment
+
+
+async def test_llm_answering_prose_fails_analysis_after_bounded_attempts(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    """A model that keeps answering garbage is not retried for the whole retry policy."""
+    request = "Delete the stale staging orders [prose]"
+    llm_server.on(request, *[ok("Sure, I can help you with that!")] * 6)
+    handle = await start(client, task_queue, workflow_id, request)
+    result = await finish(handle)
+    assert result.outcome == Outcome.ANALYSIS_FAILED
+    assert "not a valid proposed action" in result.message, result.message
+    assert llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS == 3
+    assert result.proposed_action is None and result.execution is None
+    assert await scheduled_activities(handle) == ["analyze_request"]
+    await assert_audit(handle, result, ["analysis_failed"])
+
+
+async def test_llm_outage_is_retried_then_the_run_proceeds_and_executes_once(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    request = "Summarise the onboarding guide [outage]"
+    llm_server.on(request, http_error(500), http_error(500), ok(SAFE))
+    handle = await start(client, task_queue, workflow_id, request)
+    result = await finish(handle)
+    assert result.outcome == Outcome.AUTO_APPROVED
+    assert llm_server.calls(request) == 3
+    assert (await scheduled_activities(handle)).count("execute_action") == 1
+    assert [entry.event for entry in result.audit_trail].count("executed") == 1
+
+
+async def test_llm_refusing_credentials_fails_analysis_at_once_naming_the_key(
+    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+) -> None:
+    """Retrying a wrong API key only delays the message that would fix it."""
+    request = "Summarise the onboarding guide [bad key]"
+    llm_server.on(request, http_error(401, "invalid api key"))
+    handle = await start(client, task_queue, workflow_id, request)
+    result = await finish(handle)
+    assert result.outcome == Outcome.ANALYSIS_FAILED
+    assert OPENAI_API_KEY_ENV in result.message, result.message
+    assert llm_server.calls(request) == 1
+    assert result.execution is None
