@@ -231,13 +231,6 @@ async def test_second_decision_after_one_was_applied_is_refused(
     assert ["from bob" in detail for detail in refusals(result)] == [True]
 
 
-@pytest.mark.xfail(
-    reason="product gap: once a decision is applied, workflows/human_in_the_loop_workflow.py "
-    "_refusal() passes awaiting=None to refusal_reason(), which answers 'the workflow is not "
-    "waiting for a decision' instead of saying the request was already decided, and by whom",
-    raises=AssertionError,
-    strict=True,
-)
 async def test_second_decision_is_told_who_already_decided(
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,

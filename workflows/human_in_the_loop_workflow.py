@@ -210,7 +210,9 @@ class HumanInTheLoopWorkflow:
 
         Both waits are durable timers: they survive worker and server restarts.
         """
-        await self._notify(self._open_request())
+        request = self._open_request()
+        self._record("approval_requested", f"request {request.request_id}")
+        await self._notify(request)
         timeout = self._input.approval_timeout_seconds
         escalation = self._input.escalation
         if escalation is None or escalation.after_seconds >= timeout:
@@ -245,6 +247,7 @@ class HumanInTheLoopWorkflow:
     async def _run_stages(self, stages: list[str]) -> ApprovalDecision | None:
         """Approve stage by stage, each in its own child workflow; stop at the first 'no'."""
         parent_request = self._open_request()
+        self._record("approval_requested", f"request {parent_request.request_id}, in stages")
         for position, stage in enumerate(stages, start=1):
             outcome = await self._run_stage(parent_request, stage, position, len(stages))
             self._stage_outcomes.append(outcome)
@@ -333,7 +336,10 @@ class HumanInTheLoopWorkflow:
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
             return f"this request is decided stage by stage; signal {self._stage.child_workflow_id}"
-        awaiting = self._state == WorkflowState.AWAITING_APPROVAL and self._decision is None
+        if self._decision is not None:
+            decided = self._decision
+            return f"request {decided.request_id} was already decided by {decided.reviewer}"
+        awaiting = self._state == WorkflowState.AWAITING_APPROVAL
         request = self._approval_request if awaiting else None
         return refusal_reason(decision, request, self._votes, self._input)
 

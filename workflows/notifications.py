@@ -26,7 +26,7 @@ NOTICE_RETRY = RetryPolicy(
 
 async def send_notices(request: ApprovalRequest) -> list[tuple[str, str]]:
     """Notify everywhere configured; return audit events (event, detail) for what happened."""
-    events = [("approval_requested", f"request {request.request_id}")]
+    events: list[tuple[str, str]] = []
     try:
         await workflow.execute_activity(
             notify_approval_needed,
