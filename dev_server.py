@@ -5,6 +5,7 @@ it when no server answers at a loopback address; its SQLite file keeps every run
 interrupted with the demo can be decided later with the ordinary scripts.
 """
 
+import socket
 import sys
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 UI_PORT_OFFSET = 1000  # 7233 -> Web UI on 8233, as `temporal server start-dev` does
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now: the OS picks it, so nothing assumes 7233."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def is_loopback(address: str) -> bool:

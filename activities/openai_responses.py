@@ -7,7 +7,6 @@ Servers that only speak Chat Completions (many local ones) are reached the same 
 """
 
 import asyncio
-import os
 from collections.abc import Awaitable
 
 import openai
@@ -19,7 +18,6 @@ from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.offline_analysis import propose_offline
 from activities.proposal_parser import MalformedProposalError, parse_proposed_action
 from constants import (
-    DEFAULT_OPENAI_MODEL,
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
@@ -32,15 +30,6 @@ HEARTBEAT_INTERVAL_SECONDS = 2.0
 # A model that keeps answering garbage will not start making sense on the tenth try; an
 # outage (5xx, 429, timeouts) gets the full retry policy instead.
 MAX_MALFORMED_ATTEMPTS = 3
-
-
-def create_openai_client() -> AsyncOpenAI:
-    """Build the client from OPENAI_API_KEY / OPENAI_BASE_URL, with its own retries off."""
-    return AsyncOpenAI(max_retries=0)
-
-
-def configured_model() -> str:
-    return os.environ.get(OPENAI_MODEL_ENV, DEFAULT_OPENAI_MODEL)
 
 
 class AnalysisActivities:

@@ -35,13 +35,13 @@ from benchmarks.processes import (
     ProcessSet,
     Started,
     dev_server_argv,
-    free_port,
     python_module_argv,
     wait_for_log,
     worker_env,
 )
 from benchmarks.report import judge, ratios, table
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
+from dev_server import free_port
 from worker import DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_ACTIVITIES
 
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"

@@ -7,7 +7,6 @@ exit code for the results.
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +23,9 @@ from constants import (
     OPENAI_MODEL_ENV,
     TASK_QUEUE_ENV,
 )
+from dev_server import TEMPORAL_CLI
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 STOP_TIMEOUT_SECONDS = 15.0
 BENCH_API_KEY = "bench"
 BENCH_MODEL = "bench-model"
@@ -125,13 +124,6 @@ class ProcessSet:
             }
             for started in self._started
         ]
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the OS picks it; never a fixed one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def dev_server_argv(port: int, ui_port: int) -> list[str]:

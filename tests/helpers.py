@@ -22,23 +22,15 @@ from constants import (
     STATUS_QUERY,
     TASK_QUEUE_ENV,
 )
+from dev_server import TEMPORAL_CLI
 from models.models import WorkflowState, WorkflowStatus
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BIN_DIR = Path(sys.executable).parent
-TEMPORAL_CLI = BIN_DIR / "temporal"
-TEMPORAL_TEST_SERVER = BIN_DIR / "temporal-test-server"
+TEMPORAL_TEST_SERVER = TEMPORAL_CLI.parent / "temporal-test-server"
 TEST_MODEL = "test-model"
 DEFAULT_WAIT_SECONDS = 30.0
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_is_open(port: int) -> bool:

@@ -12,10 +12,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
+from activities.llm_settings import LLMSettings, analysis_activities
 from activities.openai_responses import (
     MAX_MALFORMED_ATTEMPTS,
     AnalysisActivities,
-    create_openai_client,
 )
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, ProposedAction
@@ -187,7 +187,7 @@ def test_worker_client_leaves_retries_to_temporal(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(OPENAI_API_KEY_ENV, "test-key")
     monkeypatch.setenv(OPENAI_BASE_URL_ENV, "http://127.0.0.1:9/v1")
 
-    client = create_openai_client()
+    client = analysis_activities(LLMSettings.from_env())._client
 
     assert client.max_retries == 0
     assert str(client.base_url).startswith("http://127.0.0.1:9/v1")

@@ -8,7 +8,6 @@ The scripts run as real processes against the session's dev server and one share
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
+from dev_server import free_port
 from models.models import WorkflowState
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env, status_of
@@ -41,16 +41,9 @@ async def worker(
         yield w
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on: bound by us, then released."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def unreachable_env() -> dict[str, str]:
     """Scripts pointed at closed ports, for mistakes that must be caught before connecting."""
-    port = closed_port()
+    port = free_port()
     return script_env(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1", "unused-queue")
 
 
@@ -205,7 +198,7 @@ async def test_every_script_reports_an_unreachable_temporal_server(
     llm_server: FakeOpenAIServer,
 ) -> None:
     """A wrong TEMPORAL_ADDRESS is named in one line, not a gRPC stack trace."""
-    env = script_env(f"127.0.0.1:{closed_port()}", llm_server.url, "unused-queue")
+    env = script_env(f"127.0.0.1:{free_port()}", llm_server.url, "unused-queue")
     expected = rf"^Cannot reach Temporal at {re.escape(env['TEMPORAL_ADDRESS'])}\."
     commands = [
         ("worker",),

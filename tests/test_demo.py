@@ -17,13 +17,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.openai_responses import OfflineAnalysisActivities
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
-from dev_server import start_dev_server
+from dev_server import free_port, start_dev_server
 from models.models import ApprovalDecision, Outcome, WorkflowResult, WorkflowState
 from send_approval import submit
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     PROJECT_ROOT,
-    free_port,
     port_is_open,
     run_script,
     script_env,

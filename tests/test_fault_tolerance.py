@@ -9,7 +9,6 @@ LLM was not asked again for an answer that history had already recorded.
 
 import asyncio
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from constants import (
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_TYPE,
 )
+from dev_server import free_port
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -280,12 +280,6 @@ async def analysis_attempts(handle: WorkflowHandle) -> list[int]:
             if started.scheduled_event_id in analyses:
                 attempts.append(started.attempt)
     return attempts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

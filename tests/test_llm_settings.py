@@ -13,9 +13,9 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import OfflineAnalysisActivities
+from dev_server import free_port
 from models.models import AnalysisRequest
 from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import free_port
 
 PROPOSAL = {
     "action_type": "rotate_keys",
