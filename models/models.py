@@ -125,8 +125,7 @@ class StageApprovalInput(BaseModel):
     """Input of one approval stage's child workflow."""
 
     stage: str
-    approval_request: ApprovalRequest
-    timeout_seconds: int = Field(gt=0)
+    approval_request: ApprovalRequest  # its deadline is the stage's deadline
 
 
 class StageOutcome(BaseModel):

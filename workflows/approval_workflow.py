@@ -43,11 +43,11 @@ class ApprovalWorkflow:
             )
         except ActivityError as err:  # the stage can still be decided; the parent records it
             workflow.logger.warning("Stage %s notice failed: %s", self._stage, err)
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._outcome is not None,
-                timeout=timedelta(seconds=stage_input.timeout_seconds),
-            )
+        # Measured from the deadline the notice announced, not from when the notice finished.
+        remaining = stage_input.approval_request.deadline - workflow.now()
+        if remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._outcome is not None, timeout=remaining)
         return self._outcome or StageOutcome(stage=self._stage, approved=None)
 
     @workflow.signal(name=APPROVE_SIGNAL)

@@ -23,7 +23,7 @@ risk policy for large amounts).
 """
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -208,26 +208,31 @@ class HumanInTheLoopWorkflow:
     async def _await_decision(self) -> ApprovalDecision | None:
         """Notify, then wait durably (no worker resources held) for a decision or the deadline.
 
-        Both waits are durable timers: they survive worker and server restarts.
+        The waits are durable timers, measured from when the request opened, so slow notices
+        never push the deadline past the one the notice announced.
         """
         request = self._open_request()
         self._record("approval_requested", f"request {request.request_id}")
         await self._notify(request)
-        timeout = self._input.approval_timeout_seconds
         escalation = self._input.escalation
-        if escalation is None or escalation.after_seconds >= timeout:
-            await self._wait_for_decision(timeout)
-        elif not await self._wait_for_decision(escalation.after_seconds):
+        escalate_at = (
+            request.requested_at + timedelta(seconds=escalation.after_seconds)
+            if escalation is not None
+            else request.deadline
+        )
+        if escalation is None or escalate_at >= request.deadline:
+            await self._wait_for_decision(until=request.deadline)
+        elif not await self._wait_for_decision(until=escalate_at):
             await self._escalate(escalation)
-            await self._wait_for_decision(timeout - escalation.after_seconds)
+            await self._wait_for_decision(until=request.deadline)
         self._state = WorkflowState.DECIDED
         return self._decision
 
-    async def _wait_for_decision(self, seconds: int) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._decision is not None, timeout=timedelta(seconds=seconds)
-            )
+    async def _wait_for_decision(self, until: datetime) -> bool:
+        remaining = until - workflow.now()
+        if remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._decision is not None, timeout=remaining)
         return self._decision is not None
 
     async def _escalate(self, escalation: EscalationPolicy) -> None:
@@ -274,21 +279,18 @@ class HumanInTheLoopWorkflow:
         )
         self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
         now = workflow.now()
-        timeout = self._input.approval_timeout_seconds
         stage_request = parent_request.model_copy(
             update={
                 "workflow_id": child_id,
                 "stage": stage,
                 "requested_at": now,
-                "deadline": now + timedelta(seconds=timeout),
+                "deadline": now + timedelta(seconds=self._input.approval_timeout_seconds),
             }
         )
         # TERMINATE: a stage must never outlive the request it belongs to.
         outcome = await workflow.execute_child_workflow(
             ApprovalWorkflow.run,
-            StageApprovalInput(
-                stage=stage, approval_request=stage_request, timeout_seconds=timeout
-            ),
+            StageApprovalInput(stage=stage, approval_request=stage_request),
             id=child_id,
             parent_close_policy=ParentClosePolicy.TERMINATE,
         )
@@ -347,7 +349,7 @@ class HumanInTheLoopWorkflow:
         """Settle the request once the votes allow it; the settling vote is the decision."""
         assert self._approval_request is not None
         voting = self._input.voting
-        outcome = settled(self._votes, voting, len(self._approval_request.approvers))
+        outcome = settled(self._votes, voting, self._eligible_voters())
         if voting.required_approvals > 1:
             approvals = sum(vote.approved for vote in self._votes)
             self._record(
@@ -357,6 +359,15 @@ class HumanInTheLoopWorkflow:
             )
         if outcome is not None:
             self._decision = latest
+
+    def _eligible_voters(self) -> int:
+        """Everyone who may ever vote on this request (0 when anyone may), escalation
+        included, so the quorum is never judged unreachable before the next tier is asked."""
+        if not self._input.approvers:
+            return 0
+        escalation = self._input.escalation
+        later = escalation.approvers if escalation is not None else []
+        return len({*self._input.approvers, *later})
 
     async def _execute(self, outcome: Outcome) -> WorkflowResult:
         assert self._action is not None
