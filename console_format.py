@@ -1,6 +1,6 @@
 """How results and status read in a terminal. Plain functions, shared by every script."""
 
-from models.models import AuditEvent, WorkflowResult, WorkflowStatus
+from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
 
 
 def format_audit_trail(events: list[AuditEvent]) -> str:
@@ -31,6 +31,13 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
             f"Risk:       {'; '.join(request.risk_reasons)}",
             f"Deadline:   {request.deadline.isoformat(timespec='seconds')}",
         ]
+        lines += _who_decides(request, status)
+    if status.current_stage is not None:
+        stage = status.current_stage
+        lines.append(
+            f"Stage:      {stage.stage} ({stage.position}/{stage.of}), "
+            f"waiting in child workflow {stage.child_workflow_id}"
+        )
     if status.decision is not None:
         verdict = "approved" if status.decision.approved else "rejected"
         lines.append(f"Decision:   {verdict} by {status.decision.reviewer}")
@@ -38,3 +45,22 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
         lines.append(f"Result:     {status.result.outcome.value} - {status.result.message}")
     lines.append(format_audit_trail(status.audit_trail))
     return "\n".join(lines)
+
+
+def _who_decides(request: ApprovalRequest, status: WorkflowStatus) -> list[str]:
+    """Approvers and the vote tally: what an approver checks before voting."""
+    lines = []
+    if request.approvers:
+        tier = " (escalated)" if request.escalated else ""
+        lines.append(f"Approvers:  {', '.join(request.approvers)}{tier}")
+    if status.required_approvals > 1:
+        approvals = sum(vote.approved for vote in status.votes)
+        votes = ", ".join(
+            f"{vote.reviewer} {'approved' if vote.approved else 'rejected'}"
+            for vote in status.votes
+        )
+        lines.append(
+            f"Votes:      {approvals}/{status.required_approvals} approvals"
+            + (f" ({votes})" if votes else "")
+        )
+    return lines

@@ -9,6 +9,7 @@ from models.models import (
     AuditEvent,
     Outcome,
     ProposedAction,
+    StageProgress,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
@@ -109,3 +110,37 @@ def test_format_status_before_any_request_has_no_request_lines() -> None:
     assert "analysing" in text
     assert "Request ID" not in text
     assert "Audit trail:" in text
+
+
+def test_format_status_of_a_vote_shows_the_approvers_and_the_tally() -> None:
+    """A voter must see who else may decide and how far the quorum is, before voting."""
+    request = REQUEST.model_copy(update={"approvers": ["ann", "bob", "cy"], "escalated": True})
+    vote = ApprovalDecision(request_id="req-7f3a", approved=True, reviewer="ann")
+    status = WorkflowStatus(
+        state=WorkflowState.AWAITING_APPROVAL,
+        approval_request=request,
+        votes=[vote],
+        required_approvals=2,
+    )
+
+    text = format_status("wf-1", status)
+
+    assert "Approvers:  ann, bob, cy (escalated)" in text
+    assert "Votes:      1/2 approvals (ann approved)" in text
+
+
+def test_format_status_of_a_staged_run_names_the_child_to_signal() -> None:
+    """The waiting stage's child workflow is where the decision goes, so it must be shown."""
+    status = WorkflowStatus(
+        state=WorkflowState.AWAITING_APPROVAL,
+        approval_request=REQUEST,
+        current_stage=StageProgress(
+            stage="director", child_workflow_id="wf-1-director", position=2, of=3
+        ),
+    )
+
+    text = format_status("wf-1", status)
+
+    assert "Stage:      director (2/3), waiting in child workflow wf-1-director" in text
+    assert "Votes:" not in text
+    assert "Approvers:" not in text
