@@ -25,7 +25,7 @@ from activities.llm_settings import (
     LLMSettings,
     LLMSettingsError,
     analysis_activities,
-    llm_problem,
+    usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from console_format import format_result
@@ -238,13 +238,9 @@ def resume_hint(workflow_id: str, data_dir: Path | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = LLMSettings.from_env()
+        settings = usable_settings(offline=args.offline)
     except LLMSettingsError as err:
         print(err, file=sys.stderr)
-        return 1
-    problem = None if args.offline else llm_problem(settings)
-    if problem is not None:
-        print(problem, file=sys.stderr)
         return 1
     try:
         result = asyncio.run(run_demo(args, settings))

@@ -13,12 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.execute_action import execute_action
-from activities.llm_settings import (
-    LLMSettings,
-    LLMSettingsError,
-    analysis_activities,
-    llm_problem,
-)
+from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
@@ -99,12 +94,17 @@ async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> 
         max_cached_workflows=args.max_cached_workflows,
         max_concurrent_activities=args.max_concurrent_activities,
     )
+    await serve_until_stopped(worker)
+
+
+async def serve_until_stopped(worker: Worker) -> None:
+    """Serve until SIGINT or SIGTERM; leaving ``async with`` drains in-flight tasks."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, stop.set)
     async with worker:
-        logging.info("Worker started on task queue %r; Ctrl-C to stop.", task_queue())
+        logging.info("Worker started on task queue %r; Ctrl-C to stop.", worker.task_queue)
         await stop.wait()
     logging.info("Worker stopped.")
 
@@ -114,13 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
-        settings = LLMSettings.from_env()
+        settings = usable_settings(offline=args.offline)
     except LLMSettingsError as err:
         print(err, file=sys.stderr)
-        return 1
-    problem = None if args.offline else llm_problem(settings)
-    if problem is not None:
-        print(problem, file=sys.stderr)
         return 1
     if args.offline:
         logging.warning("OFFLINE MODE: proposals come from the %s.", OFFLINE_LABEL)

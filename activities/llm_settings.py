@@ -6,7 +6,7 @@
     HITL_LLM_API     responses (default) or chat_completions, for servers without the
                      Responses API
 
-``llm_problem`` checks the settings before a worker starts, so a missing key or an
+``usable_settings`` checks them before a worker starts, so a missing key or an
 unreachable server is one actionable message instead of a run that fails later.
 """
 
@@ -88,6 +88,18 @@ def llm_problem(settings: LLMSettings) -> str | None:
         reason = err.strerror or type(err).__name__
         return f"Cannot reach the model server at {url.hostname}:{port} ({reason}).\n{CHOICES}"
     return None
+
+
+def usable_settings(*, offline: bool) -> LLMSettings:
+    """The environment's settings, checked; LLMSettingsError says what to fix.
+
+    Offline mode needs no model, so nothing is checked beyond the values themselves.
+    """
+    settings = LLMSettings.from_env()
+    problem = None if offline else llm_problem(settings)
+    if problem is not None:
+        raise LLMSettingsError(problem)
+    return settings
 
 
 def analysis_activities(settings: LLMSettings, *, offline: bool = False) -> AnalysisActivities:

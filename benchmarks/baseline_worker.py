@@ -8,7 +8,6 @@ A process of its own, like ``python -m worker``, so both are measured the same w
 
 import asyncio
 import logging
-import signal
 import sys
 
 from temporalio.worker import Worker
@@ -18,7 +17,7 @@ from activities.llm_settings import LLMSettings, analysis_activities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from constants import task_queue
 from temporal_client import connect
-from worker import parse_args
+from worker import parse_args, serve_until_stopped
 
 
 async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) -> None:
@@ -32,14 +31,7 @@ async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) 
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop_signal, stop.set)
-    async with worker:
-        logging.info("Worker started on task queue %r; Ctrl-C to stop.", task_queue())
-        await stop.wait()
-    logging.info("Worker stopped.")
+    await serve_until_stopped(worker)
 
 
 def main(argv: list[str] | None = None) -> int:
