@@ -252,7 +252,10 @@ class HumanInTheLoopWorkflow:
     async def _run_stages(self, stages: list[str]) -> ApprovalDecision | None:
         """Approve stage by stage, each in its own child workflow; stop at the first 'no'."""
         parent_request = self._open_request()
-        self._record("approval_requested", f"request {parent_request.request_id}, in stages")
+        self._record(
+            "approval_requested",
+            f"request {parent_request.request_id}, in stages: {' -> '.join(stages)}",
+        )
         for position, stage in enumerate(stages, start=1):
             outcome = await self._run_stage(parent_request, stage, position, len(stages))
             self._stage_outcomes.append(outcome)
@@ -286,6 +289,10 @@ class HumanInTheLoopWorkflow:
                 "requested_at": now,
                 "deadline": now + timedelta(seconds=self._input.approval_timeout_seconds),
             }
+        )
+        # The status query shows the waiting stage's own deadline, as its notice does.
+        self._approval_request = parent_request.model_copy(
+            update={"stage": stage, "deadline": stage_request.deadline}
         )
         # TERMINATE: a stage must never outlive the request it belongs to.
         outcome = await workflow.execute_child_workflow(
