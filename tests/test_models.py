@@ -16,9 +16,11 @@ from models.models import (
     Outcome,
     ProposedAction,
     RiskAssessment,
+    VotingPolicy,
     WorkflowInput,
     WorkflowResult,
 )
+from models.validation import summarise
 
 ACTION = ProposedAction(
     action_type="delete_records",
@@ -134,3 +136,17 @@ def test_workflow_result_payload_is_plain_json_with_enum_values() -> None:
         "action_proposed",
         "decision_approved",
     ]
+
+
+def test_summarise_names_each_field_and_states_model_rules_plainly() -> None:
+    """Errors reach people as one line: field problems by field, a model rule on its own."""
+    with pytest.raises(ValidationError) as field_problem:
+        ApprovalDecision.model_validate({"request_id": "", "approved": "maybe"})
+    with pytest.raises(ValidationError) as model_rule:
+        WorkflowInput(
+            user_request="x", approvers=["a", "b"], voting=VotingPolicy(required_approvals=3)
+        )
+
+    assert summarise(field_problem.value).startswith("request_id: ")
+    assert "; approved: " in summarise(field_problem.value)
+    assert summarise(model_rule.value) == "3 approvals required but only 2 approvers named"
