@@ -15,11 +15,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from tests.e2e import WorkerProcess, running_worker
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TEMPORAL_CLI,
     TEMPORAL_TEST_SERVER,
     TEST_MODEL,
+    TimeSkippingRuns,
     dev_server_search_attributes,
 )
 
@@ -74,3 +76,30 @@ def task_queue() -> str:
 @pytest.fixture
 def workflow_id() -> str:
     return f"test-wf-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def runs(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> TimeSkippingRuns:
+    return TimeSkippingRuns(
+        time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
+    )
+
+
+@pytest.fixture(scope="module")
+async def worker(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[WorkerProcess]:
+    """One ``python -m worker`` process per end-to-end module, on a task queue of its own:
+    starting a worker costs seconds, and each test's own workflow IDs keep the tests apart."""
+    log_dir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    async with running_worker(dev_server, llm_server, log_dir) as started:
+        yield started

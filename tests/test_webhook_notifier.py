@@ -6,7 +6,6 @@ that a flaky or broken webhook never stops a request from being decided, and tha
 webhook's secrets (the URL's path and the bearer token) reach neither errors nor logs.
 """
 
-import contextlib
 import json
 import logging
 import socket
@@ -20,14 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
-from activities.openai_responses import AnalysisActivities
 from activities.webhook_notifier import WebhookNotifier
-from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_URL_ENV, WORKFLOW_TYPE
+from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_URL_ENV
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -35,13 +32,18 @@ from models.models import (
     Outcome,
     ProposedAction,
     WorkflowInput,
-    WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import status_of, wait_for_state, wait_until
-from worker import build_worker
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    Run,
+    TimeSkippingRuns,
+    script_risky_proposal,
+    status_of,
+    wait_for_state,
+    wait_until,
+)
 
 TOKEN = "secret-token-4f9a"
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxsecretpath"
@@ -152,9 +154,15 @@ def assert_no_secrets(text: str) -> None:
     assert TOKEN not in text
 
 
-async def send(url: str | None, token: str | None) -> object:
+@asynccontextmanager
+async def webhook_notifier(url: str | None, token: str | None) -> AsyncIterator[WebhookNotifier]:
+    """The notifier as the worker builds it: its own HTTP client, closed afterwards."""
     async with httpx2.AsyncClient(timeout=10) as http:
-        notifier = WebhookNotifier(url, token, http)
+        yield WebhookNotifier(url, token, http)
+
+
+async def send(url: str | None, token: str | None) -> object:
+    async with webhook_notifier(url, token) as notifier:
         return await ActivityEnvironment().run(notifier.send_webhook_notice, approval_request())
 
 
@@ -228,41 +236,24 @@ async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
 # --- in the workflow ------------------------------------------------------------------------
 
 
+@pytest.fixture
 def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
-    text = f"Revoke the API keys of team {workflow_id}"
-    llm_server.on(
-        text,
-        ok(
-            {
-                "action_type": "revoke_keys",
-                "description": f"Revoke the API keys of team {workflow_id}",
-                "reasoning": "requested",
-                "risky_action": True,
-                "parameters": {},
-            }
-        ),
+    """A request text unique to the test, which the LLM answers with a risky proposal."""
+    return script_risky_proposal(
+        llm_server, f"Revoke the API keys of team {workflow_id}", action_type="revoke_keys"
     )
-    return text
 
 
 @asynccontextmanager
-async def started(
-    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
-) -> AsyncIterator[WorkflowHandle]:
-    """Start the run; terminate it if a failed assertion leaves it open, since an open run
-    whose worker has gone stalls time skipping for every later test in the session."""
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        run_input,
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=WorkflowResult,
-    )
-    try:
+async def run_notifying(
+    runs: TimeSkippingRuns, receiver: Receiver, run_input: WorkflowInput
+) -> AsyncIterator[Run]:
+    """The run, on the real worker wiring with its webhook notices going to ``receiver``."""
+    async with (
+        webhook_notifier(receiver.url, TOKEN) as notifier,
+        runs.started(run_input, notifier=notifier) as handle,
+    ):
         yield handle
-    finally:
-        with contextlib.suppress(RPCError):  # already closed: the usual case
-            await handle.terminate("test finished")
 
 
 async def approve(handle: WorkflowHandle, status: WorkflowStatus) -> None:
@@ -293,33 +284,25 @@ def worker_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 async def test_a_webhook_failing_twice_is_retried_until_delivered_and_the_run_waits(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
+    runs: TimeSkippingRuns,
+    risky_request: str,
     receiver: Receiver,
     worker_logs: pytest.LogCaptureFixture,
-    task_queue: str,
-    workflow_id: str,
 ) -> None:
-    client = time_skipping_env.client
     receiver.answer(500, 500)
-    run_input = WorkflowInput(user_request=risky_request(llm_server, workflow_id))
-    async with httpx2.AsyncClient(timeout=10) as http:
-        notifier = WebhookNotifier(receiver.url, TOKEN, http)
-        async with (
-            build_worker(client, task_queue, analysis_activities, notifier=notifier),
-            started(client, task_queue, workflow_id, run_input) as handle,
-        ):
-            await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
-            # Skip past the retry backoff (1 s, then 2 s) instead of living through it.
-            await time_skipping_env.sleep(timedelta(seconds=5))
-            status = await wait_until(lambda: status_of(handle), has_event("webhook_delivered"))
-            assert status.state == WorkflowState.AWAITING_APPROVAL
-            await approve(handle, status)
-            result = await handle.result()
+    async with run_notifying(runs, receiver, WorkflowInput(user_request=risky_request)) as handle:
+        await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        # Skip past the retry backoff (1 s, then 2 s) instead of living through it.
+        await runs.env.sleep(timedelta(seconds=5))
+        status = await wait_until(lambda: status_of(handle), has_event("webhook_delivered"))
+        assert status.state == WorkflowState.AWAITING_APPROVAL
+        await approve(handle, status)
+        result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert len(receiver.requests) == 3
-    assert all(r.body["approval_request"]["workflow_id"] == workflow_id for r in receiver.requests)
+    assert all(
+        r.body["approval_request"]["workflow_id"] == runs.workflow_id for r in receiver.requests
+    )
     delivered = only(result.audit_trail, "webhook_delivered")
     assert delivered.detail == f"HTTP 200 from {receiver.url.split('/')[2]}"
     assert not [e for e in result.audit_trail if e.event == "notification_failed"]
@@ -329,28 +312,18 @@ async def test_a_webhook_failing_twice_is_retried_until_delivered_and_the_run_wa
 
 
 async def test_a_webhook_that_refuses_is_recorded_once_and_the_run_can_still_be_approved(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
+    runs: TimeSkippingRuns,
+    risky_request: str,
     receiver: Receiver,
     worker_logs: pytest.LogCaptureFixture,
-    task_queue: str,
-    workflow_id: str,
 ) -> None:
     """A broken notice must not strand the request: it stays findable and decidable."""
-    client = time_skipping_env.client
     receiver.always(404)
-    run_input = WorkflowInput(user_request=risky_request(llm_server, workflow_id))
-    async with httpx2.AsyncClient(timeout=10) as http:
-        notifier = WebhookNotifier(receiver.url, TOKEN, http)
-        async with (
-            build_worker(client, task_queue, analysis_activities, notifier=notifier),
-            started(client, task_queue, workflow_id, run_input) as handle,
-        ):
-            status = await wait_until(lambda: status_of(handle), has_event("notification_failed"))
-            assert status.state == WorkflowState.AWAITING_APPROVAL
-            await approve(handle, status)
-            result = await handle.result()
+    async with run_notifying(runs, receiver, WorkflowInput(user_request=risky_request)) as handle:
+        status = await wait_until(lambda: status_of(handle), has_event("notification_failed"))
+        assert status.state == WorkflowState.AWAITING_APPROVAL
+        await approve(handle, status)
+        result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert len(receiver.requests) == 1  # a 404 is not retried
     failed = only(result.audit_trail, "notification_failed")
@@ -362,26 +335,15 @@ async def test_a_webhook_that_refuses_is_recorded_once_and_the_run_can_still_be_
 
 
 async def test_a_slow_webhook_does_not_push_the_timeout_past_the_announced_deadline(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
+    runs: TimeSkippingRuns,
+    risky_request: str,
     receiver: Receiver,
-    task_queue: str,
-    workflow_id: str,
 ) -> None:
-    client = time_skipping_env.client
     receiver.answer(500, 500)
-    run_input = WorkflowInput(
-        user_request=risky_request(llm_server, workflow_id), approval_timeout_seconds=60
-    )
-    async with httpx2.AsyncClient(timeout=10) as http:
-        notifier = WebhookNotifier(receiver.url, TOKEN, http)
-        async with (
-            build_worker(client, task_queue, analysis_activities, notifier=notifier),
-            started(client, task_queue, workflow_id, run_input) as handle,
-        ):
-            status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
-            result = await handle.result()
+    run_input = WorkflowInput(user_request=risky_request, approval_timeout_seconds=60)
+    async with run_notifying(runs, receiver, run_input) as handle:
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        result = await handle.result()
     assert status.approval_request is not None
     assert result.outcome == Outcome.TIMED_OUT
     assert len(receiver.requests) == 3

@@ -1,6 +1,6 @@
 """The workflow's main paths on the time-skipping server, through the real worker wiring.
 
-The LLM is the local OpenAI-compatible server, scripted per test with ``llm_server.on``;
+The LLM is the local OpenAI-compatible server, scripted per test with ``runs.start``;
 each test uses its own request text, so scripts never collide. Approval deadlines are
 skipped by the test server, so a 300-second timeout takes well under a second.
 """
@@ -11,10 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import MAX_MALFORMED_ATTEMPTS, AnalysisActivities
+from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -26,20 +24,18 @@ from models.models import (
     ApprovalDecision,
     Outcome,
     ProposedAction,
-    WorkflowInput,
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import FakeOpenAIServer, http_error, ok
+from tests.fake_openai import http_error, ok
+from tests.helpers import TimeSkippingRuns
 from tests.record_histories import (
     Run,
     decision_for,
     pending_request,
-    start_run,
     status_of,
     wait_for_refusals,
 )
-from worker import build_worker
 from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
@@ -61,22 +57,10 @@ RISKY = proposal("delete_records", "Delete the stale rows of the staging orders 
 
 
 @pytest.fixture
-async def client(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    task_queue: str,
-) -> AsyncIterator[Client]:
-    """The time-skipping server's client, with the real worker serving this test's queue."""
-    async with build_worker(time_skipping_env.client, task_queue, analysis_activities):
-        yield time_skipping_env.client
-
-
-async def start(
-    client: Client, task_queue: str, workflow_id: str, user_request: str, **fields: Any
-) -> Run:
-    return await start_run(
-        client, task_queue, workflow_id, WorkflowInput(user_request=user_request, **fields)
-    )
+async def runs(runs: TimeSkippingRuns) -> AsyncIterator[TimeSkippingRuns]:
+    """Every test here runs with the real worker serving its queue from start to end."""
+    async with runs.worker():
+        yield runs
 
 
 async def finish(handle: Run) -> WorkflowResult:
@@ -110,29 +94,27 @@ async def scheduled_activities(handle: Run) -> list[str]:
 
 
 async def test_safe_request_is_auto_approved_and_executed_without_asking(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Summarise the onboarding guide [auto-approved]"
-    llm_server.on(request, ok(SAFE))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(SAFE))
     result = await finish(handle)
     assert result.outcome == Outcome.AUTO_APPROVED
     assert result.risk is not None and result.risk.reasons == []
     assert result.request_id is None and result.decision is None
     assert (await status_of(handle)).approval_request is None
     assert result.execution is not None
-    assert result.execution.idempotency_key == f"{workflow_id}/auto"
+    assert result.execution.idempotency_key == f"{runs.workflow_id}/auto"
     assert "Summarise the onboarding guide in five bullets" in result.execution.summary
     assert "notify_approval_needed" not in await scheduled_activities(handle)
     await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
 
 
 async def test_risky_request_approved_by_update_executes_once_with_idempotency_key(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [approved by update]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     decision = decision_for(pending, approved=True, reviewer="alice", notes="Go ahead")
     recorded = await handle.execute_update(
@@ -150,18 +132,17 @@ async def test_risky_request_approved_by_update_executes_once_with_idempotency_k
     assert result.decision == recorded
     assert result.request_id == pending.request_id
     assert result.execution is not None
-    assert result.execution.idempotency_key == f"{workflow_id}/{pending.request_id}"
+    assert result.execution.idempotency_key == f"{runs.workflow_id}/{pending.request_id}"
     assert "alice" in result.message
     assert (await scheduled_activities(handle)).count("execute_action") == 1
     await assert_audit(handle, result, [*REQUESTED, "decision_approved", "executed"])
 
 
 async def test_approval_decision_signal_approves_the_pending_request(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [approved by signal]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     await handle.signal(
         APPROVAL_DECISION_SIGNAL, decision_for(pending, approved=True, reviewer="bea")
@@ -173,11 +154,10 @@ async def test_approval_decision_signal_approves_the_pending_request(
 
 
 async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [rejected]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     decision = decision_for(pending, approved=False, reviewer="carl", notes="Month-end freeze")
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
@@ -190,12 +170,11 @@ async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
 
 
 async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [timed out]"
-    llm_server.on(request, ok(RISKY))
     began = time.monotonic()
-    handle = await start(client, task_queue, workflow_id, request, approval_timeout_seconds=300)
+    handle = await runs.start(request, ok(RISKY), approval_timeout_seconds=300)
     result = await finish(handle)
     assert time.monotonic() - began < 60  # the server skipped the 300 seconds
     assert result.outcome == Outcome.TIMED_OUT
@@ -208,11 +187,10 @@ async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real
 
 
 async def test_decision_for_another_request_is_refused_then_the_right_one_applies(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [wrong request id]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     wrong = decision_for(pending, approved=False).model_copy(update={"request_id": "stale-id"})
     await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
@@ -231,16 +209,12 @@ async def test_decision_for_another_request_is_refused_then_the_right_one_applie
     ("approved", "outcome"), [(True, Outcome.APPROVED), (False, Outcome.REJECTED)]
 )
 async def test_approve_shorthand_decides_the_pending_request_as_temporal_cli(
-    client: Client,
-    task_queue: str,
-    workflow_id: str,
-    llm_server: FakeOpenAIServer,
+    runs: TimeSkippingRuns,
     approved: bool,
     outcome: Outcome,
 ) -> None:
     request = f"Delete the stale staging orders [shorthand {approved}]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     await handle.signal(APPROVE_SIGNAL, approved)
     result = await finish(handle)
@@ -252,17 +226,16 @@ async def test_approve_shorthand_decides_the_pending_request_as_temporal_cli(
 
 
 async def test_status_query_shows_the_approval_request_then_the_result(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [status query]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request, approval_timeout_seconds=600)
+    handle = await runs.start(request, ok(RISKY), approval_timeout_seconds=600)
     await pending_request(handle)
     waiting = await status_of(handle)
     assert waiting.state == WorkflowState.AWAITING_APPROVAL
     pending = waiting.approval_request
     assert pending is not None
-    assert (pending.workflow_id, pending.user_request) == (workflow_id, request)
+    assert (pending.workflow_id, pending.user_request) == (runs.workflow_id, request)
     assert pending.proposed_action == ProposedAction.model_validate(RISKY)
     assert pending.risk_reasons == [DESTRUCTIVE, LLM_FLAGGED_REASON]
     assert pending.deadline - pending.requested_at == timedelta(seconds=600)
@@ -279,15 +252,14 @@ async def test_status_query_shows_the_approval_request_then_the_result(
 
 
 async def test_policy_requires_approval_when_the_llm_calls_deleting_production_data_safe(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     """The LLM's flag can only raise the risk: a request cannot argue its way past a human."""
     request = "Delete last year's rows from the production orders database [policy]"
     claims_safe = proposal(
         "delete_records", "Delete 2024 rows from the production orders table", risky=False
     )
-    llm_server.on(request, ok(claims_safe))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(claims_safe))
     pending = await pending_request(handle)
     assert pending.risk_reasons == [DESTRUCTIVE, PRODUCTION]
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False))
@@ -297,11 +269,10 @@ async def test_policy_requires_approval_when_the_llm_calls_deleting_production_d
 
 
 async def test_require_approval_sends_even_a_safe_request_to_a_human(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Summarise the onboarding guide [approval required]"
-    llm_server.on(request, ok(SAFE))
-    handle = await start(client, task_queue, workflow_id, request, require_approval=True)
+    handle = await runs.start(request, ok(SAFE), require_approval=True)
     pending = await pending_request(handle)
     assert pending.risk_reasons == [FORCED_REASON]
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True))
@@ -311,11 +282,10 @@ async def test_require_approval_sends_even_a_safe_request_to_a_human(
 
 
 async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Delete the stale staging orders [approve with edits]"
-    llm_server.on(request, ok(RISKY))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, ok(RISKY))
     pending = await pending_request(handle)
     original = pending.proposed_action
     amended = original.model_copy(
@@ -341,43 +311,40 @@ async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
 
 
 async def test_llm_answering_prose_fails_analysis_after_bounded_attempts(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     """A model that keeps answering garbage is not retried for the whole retry policy."""
     request = "Delete the stale staging orders [prose]"
-    llm_server.on(request, *[ok("Sure, I can help you with that!")] * 6)
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, *[ok("Sure, I can help you with that!")] * 6)
     result = await finish(handle)
     assert result.outcome == Outcome.ANALYSIS_FAILED
     assert "not a valid proposed action" in result.message, result.message
-    assert llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS == 3
+    assert runs.llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS == 3
     assert result.proposed_action is None and result.execution is None
     assert await scheduled_activities(handle) == ["analyze_request"]
     await assert_audit(handle, result, ["analysis_failed"])
 
 
 async def test_llm_outage_is_retried_then_the_run_proceeds_and_executes_once(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     request = "Summarise the onboarding guide [outage]"
-    llm_server.on(request, http_error(500), http_error(500), ok(SAFE))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, http_error(500), http_error(500), ok(SAFE))
     result = await finish(handle)
     assert result.outcome == Outcome.AUTO_APPROVED
-    assert llm_server.calls(request) == 3
+    assert runs.llm_server.calls(request) == 3
     assert (await scheduled_activities(handle)).count("execute_action") == 1
     assert [entry.event for entry in result.audit_trail].count("executed") == 1
 
 
 async def test_llm_refusing_credentials_fails_analysis_at_once_naming_the_key(
-    client: Client, task_queue: str, workflow_id: str, llm_server: FakeOpenAIServer
+    runs: TimeSkippingRuns,
 ) -> None:
     """Retrying a wrong API key only delays the message that would fix it."""
     request = "Summarise the onboarding guide [bad key]"
-    llm_server.on(request, http_error(401, "invalid api key"))
-    handle = await start(client, task_queue, workflow_id, request)
+    handle = await runs.start(request, http_error(401, "invalid api key"))
     result = await finish(handle)
     assert result.outcome == Outcome.ANALYSIS_FAILED
     assert OPENAI_API_KEY_ENV in result.message, result.message
-    assert llm_server.calls(request) == 1
+    assert runs.llm_server.calls(request) == 1
     assert result.execution is None

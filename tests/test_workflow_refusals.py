@@ -12,30 +12,25 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.openai_responses import AnalysisActivities
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
     Outcome,
-    WorkflowInput,
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import FakeOpenAIServer, Reply, ok
-from tests.helpers import wait_for_state, wait_until
+from tests.fake_openai import ok
+from tests.helpers import TimeSkippingRuns, wait_for_state, wait_until
 from tests.record_histories import (
     Run,
     decision_for,
     pending_request,
-    start_run,
     status_of,
     wait_for_refusals,
 )
-from worker import build_worker
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
@@ -46,21 +41,6 @@ RISKY = {
     "risky_action": True,
 }
 LLM_THINKING_SECONDS = 2.0
-
-
-async def start(
-    env: WorkflowEnvironment,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-    user_request: str,
-    *llm_replies: Reply,
-    **fields: Any,
-) -> Run:
-    llm_server.on(user_request, *(llm_replies or [ok(RISKY)]))
-    return await start_run(
-        env.client, task_queue, workflow_id, WorkflowInput(user_request=user_request, **fields)
-    )
 
 
 async def refused_update(handle: Run, decision: ApprovalDecision) -> str:
@@ -116,21 +96,14 @@ UPDATE_REFUSALS: list[tuple[str, dict[str, Any], Refusal, str]] = [
     ids=[case[0] for case in UPDATE_REFUSALS],
 )
 async def test_refused_update_explains_why_is_audited_and_changes_nothing(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns,
     label: str,
     fields: dict[str, Any],
     make_refused: Refusal,
     reason: str,
 ) -> None:
-    env = time_skipping_env
-    async with build_worker(env.client, task_queue, analysis_activities):
-        handle = await start(
-            env, llm_server, task_queue, workflow_id, f"Delete stale orders [{label}]", **fields
-        )
+    async with runs.worker():
+        handle = await runs.start(f"Delete stale orders [{label}]", ok(RISKY), **fields)
         pending = await pending_request(handle)
         refused = make_refused(pending)
         assert reason in await refused_update(handle, refused)
@@ -147,26 +120,12 @@ async def test_refused_update_explains_why_is_audited_and_changes_nothing(
     assert f"from {refused.reviewer}" in refusals(result)[0]
 
 
-async def test_decision_while_still_analysing_is_refused(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> None:
+async def test_decision_while_still_analysing_is_refused(runs: TimeSkippingRuns) -> None:
     """There is nothing to decide before the proposal exists, even with a guessed ID."""
-    env = time_skipping_env
     request = "Delete stale orders [while analysing]"
-    async with build_worker(env.client, task_queue, analysis_activities):
-        handle = await start(
-            env,
-            llm_server,
-            task_queue,
-            workflow_id,
-            request,
-            Reply(ok(RISKY).text, delay_seconds=LLM_THINKING_SECONDS),
-        )
-        await wait_until(lambda: _calls(llm_server, request), lambda calls: calls >= 1)
+    async with runs.worker():
+        handle = await runs.start(request, ok(RISKY, delay_seconds=LLM_THINKING_SECONDS))
+        await wait_until(lambda: llm_calls(runs, request), lambda calls: calls >= 1)
         early = ApprovalDecision(request_id="guessed", approved=True, reviewer="eager")
         assert "not waiting for a decision" in await refused_update(handle, early)
         assert (await status_of(handle)).state == WorkflowState.ANALYSING
@@ -180,13 +139,7 @@ async def test_decision_while_still_analysing_is_refused(
     ]
 
 
-async def refuse_a_second_decision(
-    env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> tuple[str, WorkflowResult]:
+async def refuse_a_second_decision(runs: TimeSkippingRuns) -> tuple[str, WorkflowResult]:
     """Approve (alice), then reject (bob) while the run is still open; return bob's refusal.
 
     The run is held between approval and execution by serving its queue with a worker that
@@ -194,12 +147,12 @@ async def refuse_a_second_decision(
     Neither worker caches the run: the test server would keep routing its tasks to the
     stopped worker's sticky queue.
     """
-    async with build_worker(env.client, task_queue, analysis_activities, max_cached_workflows=0):
-        handle = await start(env, llm_server, task_queue, workflow_id, f"Delete [{workflow_id}]")
+    async with runs.worker(max_cached_workflows=0):
+        handle = await runs.start(f"Delete [{runs.workflow_id}]", ok(RISKY))
         pending = await pending_request(handle)
     workflows_only = Worker(
-        env.client,
-        task_queue=task_queue,
+        runs.client,
+        task_queue=runs.task_queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
         max_cached_workflows=0,
     )
@@ -210,38 +163,22 @@ async def refuse_a_second_decision(
         await wait_for_state(handle, WorkflowState.EXECUTING)
         late = decision_for(pending, approved=False, reviewer="bob", notes="wait!")
         reason = await refused_update(handle, late)
-    async with build_worker(env.client, task_queue, analysis_activities):
+    async with runs.worker():
         return reason, await handle.result()
 
 
-async def test_second_decision_after_one_was_applied_is_refused(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> None:
+async def test_second_decision_after_one_was_applied_is_refused(runs: TimeSkippingRuns) -> None:
     """A decision is applied at most once; a late "no" cannot undo an approval."""
-    _, result = await refuse_a_second_decision(
-        time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
-    )
+    _, result = await refuse_a_second_decision(runs)
     assert result.outcome == Outcome.APPROVED
     assert result.decision is not None and result.decision.reviewer == "alice"
     assert result.execution is not None
     assert ["from bob" in detail for detail in refusals(result)] == [True]
 
 
-async def test_second_decision_is_told_who_already_decided(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> None:
+async def test_second_decision_is_told_who_already_decided(runs: TimeSkippingRuns) -> None:
     """ "Not waiting" leaves a late approver guessing; "already decided by alice" does not."""
-    reason, _ = await refuse_a_second_decision(
-        time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
-    )
+    reason, _ = await refuse_a_second_decision(runs)
     assert "already decided" in reason and "alice" in reason, reason
 
 
@@ -255,21 +192,14 @@ async def test_second_decision_is_told_who_already_decided(
     ids=["bool as decision", "decision without request id", "maybe as approve"],
 )
 async def test_undecodable_signal_is_recorded_and_the_run_still_completes(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
+    runs: TimeSkippingRuns,
     signal: str,
     payload: object,
     reason: str,
 ) -> None:
     """The SDK would drop a payload it cannot decode; the workflow records it instead."""
-    env = time_skipping_env
-    async with build_worker(env.client, task_queue, analysis_activities):
-        handle = await start(
-            env, llm_server, task_queue, workflow_id, f"Delete [{signal} {payload!r}]"
-        )
+    async with runs.worker():
+        handle = await runs.start(f"Delete [{signal} {payload!r}]", ok(RISKY))
         pending = await pending_request(handle)
         await handle.signal(signal, payload)
         status = await wait_for_refusals(handle, 1)
@@ -282,24 +212,10 @@ async def test_undecodable_signal_is_recorded_and_the_run_still_completes(
     assert len(refusals(result)) == 1
 
 
-async def test_decision_after_the_timeout_cannot_apply(
-    time_skipping_env: WorkflowEnvironment,
-    analysis_activities: AnalysisActivities,
-    llm_server: FakeOpenAIServer,
-    task_queue: str,
-    workflow_id: str,
-) -> None:
+async def test_decision_after_the_timeout_cannot_apply(runs: TimeSkippingRuns) -> None:
     """Once timed out the run is closed: the sender gets an error, the outcome stands."""
-    env = time_skipping_env
-    async with build_worker(env.client, task_queue, analysis_activities):
-        handle = await start(
-            env,
-            llm_server,
-            task_queue,
-            workflow_id,
-            "Delete [too late]",
-            approval_timeout_seconds=60,
-        )
+    async with runs.worker():
+        handle = await runs.start("Delete [too late]", ok(RISKY), approval_timeout_seconds=60)
         pending = await pending_request(handle)
         assert (await handle.result()).outcome == Outcome.TIMED_OUT
         late = decision_for(pending, approved=True)
@@ -312,5 +228,5 @@ async def test_decision_after_the_timeout_cannot_apply(
     assert after.decision is None
 
 
-async def _calls(llm_server: FakeOpenAIServer, request: str) -> int:
-    return llm_server.calls(request)
+async def llm_calls(runs: TimeSkippingRuns, request: str) -> int:
+    return runs.llm_server.calls(request)

