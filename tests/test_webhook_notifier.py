@@ -35,7 +35,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer, send_json
 from tests.helpers import (
     Run,
     TimeSkippingRuns,
@@ -92,12 +92,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 status = receiver._next_status(Received(self.path, dict(self.headers), body))
-                data = b'{"ok": true}' if status == 200 else b'{"error": "scripted"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer = b'{"ok": true}' if status == 200 else b'{"error": "scripted"}'
+                send_json(self, status, answer)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

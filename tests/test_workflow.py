@@ -22,6 +22,7 @@ from constants import (
 )
 from models.models import (
     ApprovalDecision,
+    ApprovalRequest,
     Outcome,
     ProposedAction,
     WorkflowResult,
@@ -61,6 +62,12 @@ async def runs(runs: TimeSkippingRuns) -> AsyncIterator[TimeSkippingRuns]:
     """Every test here runs with the real worker serving its queue from start to end."""
     async with runs.worker():
         yield runs
+
+
+async def awaiting_decision(runs: TimeSkippingRuns, request: str) -> tuple[Run, ApprovalRequest]:
+    """Start a run the LLM calls risky, and wait until it asks for a decision."""
+    handle = await runs.start(request, ok(RISKY))
+    return handle, await pending_request(handle)
 
 
 async def finish(handle: Run) -> WorkflowResult:
@@ -113,9 +120,9 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
 async def test_risky_request_approved_by_update_executes_once_with_idempotency_key(
     runs: TimeSkippingRuns,
 ) -> None:
-    request = "Delete the stale staging orders [approved by update]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(
+        runs, "Delete the stale staging orders [approved by update]"
+    )
     decision = decision_for(pending, approved=True, reviewer="alice", notes="Go ahead")
     recorded = await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
@@ -141,9 +148,9 @@ async def test_risky_request_approved_by_update_executes_once_with_idempotency_k
 async def test_approval_decision_signal_approves_the_pending_request(
     runs: TimeSkippingRuns,
 ) -> None:
-    request = "Delete the stale staging orders [approved by signal]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(
+        runs, "Delete the stale staging orders [approved by signal]"
+    )
     await handle.signal(
         APPROVAL_DECISION_SIGNAL, decision_for(pending, approved=True, reviewer="bea")
     )
@@ -156,9 +163,7 @@ async def test_approval_decision_signal_approves_the_pending_request(
 async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
     runs: TimeSkippingRuns,
 ) -> None:
-    request = "Delete the stale staging orders [rejected]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(runs, "Delete the stale staging orders [rejected]")
     decision = decision_for(pending, approved=False, reviewer="carl", notes="Month-end freeze")
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
     result = await finish(handle)
@@ -189,9 +194,9 @@ async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real
 async def test_decision_for_another_request_is_refused_then_the_right_one_applies(
     runs: TimeSkippingRuns,
 ) -> None:
-    request = "Delete the stale staging orders [wrong request id]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(
+        runs, "Delete the stale staging orders [wrong request id]"
+    )
     wrong = decision_for(pending, approved=False).model_copy(update={"request_id": "stale-id"})
     await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
     status = await wait_for_refusals(handle, 1)
@@ -213,9 +218,9 @@ async def test_approve_shorthand_decides_the_pending_request_as_temporal_cli(
     approved: bool,
     outcome: Outcome,
 ) -> None:
-    request = f"Delete the stale staging orders [shorthand {approved}]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(
+        runs, f"Delete the stale staging orders [shorthand {approved}]"
+    )
     await handle.signal(APPROVE_SIGNAL, approved)
     result = await finish(handle)
     assert result.outcome == outcome
@@ -284,9 +289,9 @@ async def test_require_approval_sends_even_a_safe_request_to_a_human(
 async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
     runs: TimeSkippingRuns,
 ) -> None:
-    request = "Delete the stale staging orders [approve with edits]"
-    handle = await runs.start(request, ok(RISKY))
-    pending = await pending_request(handle)
+    handle, pending = await awaiting_decision(
+        runs, "Delete the stale staging orders [approve with edits]"
+    )
     original = pending.proposed_action
     amended = original.model_copy(
         update={"description": "Archive, do not delete, the stale staging orders"}
