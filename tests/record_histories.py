@@ -3,22 +3,24 @@
     uv run python -m tests.record_histories
 
 runs every main path on a time-skipping test server with the local LLM, through the real
-worker wiring, and writes each history to ``tests/histories/<path>.json``. Re-record (and
-commit) after a deliberate, versioned change to the workflow; ``tests/test_replay.py``
-replays the committed files so that an accidental change that would break running
-workflows fails the build. The path-running code is shared with the tests.
+worker wiring, and writes each history to ``tests/histories/<path>.json``; a staged path's
+stages (``ApprovalWorkflow`` children) go to ``tests/histories/children/<path>/<stage>.json``.
+Re-record (and commit) after a deliberate, versioned change to the workflow;
+``tests/test_replay.py`` replays the committed files so that an accidental change that would
+break running workflows fails the build. The path-running code is shared with the tests.
 """
 
 import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -36,23 +38,53 @@ from constants import (
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
+    EscalationPolicy,
     Outcome,
     ProposedAction,
+    VotingPolicy,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
 from tests.fake_openai import FakeOpenAIServer, Reply, ok
-from tests.helpers import TEMPORAL_TEST_SERVER, TEST_MODEL, wait_until
+from tests.helpers import TEMPORAL_TEST_SERVER, TEST_MODEL, is_running, wait_until
 from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
+CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"
 RECORDING_TAG = "recorded"
 APPROVAL_TIMEOUT_SECONDS = 300
+ESCALATION_AFTER_SECONDS = 60
+VOTERS = ("alice", "bob", "carol")
+STAGES = ("manager", "director")
 
 Run = WorkflowHandle[Any, WorkflowResult]
-Decide = Callable[[Run], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PathRun:
+    """What a person deciding a path acts on: the run, and the time-skipping environment,
+    whose client reaches a stage's child workflow and whose clock can be moved ahead."""
+
+    env: WorkflowEnvironment
+    handle: Run
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+
+Decide = Callable[[PathRun], Awaitable[None]]
+
+
+def main_workflow_id(path_name: str, tag: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}-{path_name}-{tag}"
+
+
+def stage_workflow_id(workflow_id: str, stage: str) -> str:
+    """The ID the workflow gives a stage's child, so a stage approver can find it."""
+    return f"{workflow_id}-{stage}"
 
 
 async def start_run(
@@ -117,20 +149,32 @@ def decision_for(
     )
 
 
-async def _approve_by_update(handle: Run) -> None:
-    request = await pending_request(handle)
+async def timers_started(handle: WorkflowHandle) -> int:
+    history = await handle.fetch_history()
+    return sum(event.event_type == EventType.EVENT_TYPE_TIMER_STARTED for event in history.events)
+
+
+async def wait_for_timers(handle: WorkflowHandle, count: int) -> None:
+    """Wait until the run has started ``count`` durable timers: it parks on one once its
+    notice is out, so a decision sent after that lands at the same place in every recording."""
+    await wait_until(lambda: timers_started(handle), lambda started: started >= count)
+
+
+async def _approve_by_update(run: PathRun) -> None:
+    request = await pending_request(run.handle)
     decision = decision_for(request, approved=True, notes="Looks good")
-    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
-async def _reject_by_update(handle: Run) -> None:
-    request = await pending_request(handle)
+async def _reject_by_update(run: PathRun) -> None:
+    request = await pending_request(run.handle)
     decision = decision_for(request, approved=False, notes="Not during the sale")
-    await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
-async def _refuse_then_approve(handle: Run) -> None:
+async def _refuse_then_approve(run: PathRun) -> None:
     """A decision for another request and an undecodable signal, then a valid signal."""
+    handle = run.handle
     request = await pending_request(handle)
     wrong = decision_for(request, approved=True).model_copy(update={"request_id": "not-it"})
     try:
@@ -144,18 +188,78 @@ async def _refuse_then_approve(handle: Run) -> None:
     await handle.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
 
 
-async def _approve_with_edits(handle: Run) -> None:
-    request = await pending_request(handle)
+async def _approve_with_edits(run: PathRun) -> None:
+    request = await pending_request(run.handle)
     amended = request.proposed_action.model_copy(
         update={"description": "Carry out the request on the staging copy only"}
     )
     decision = decision_for(request, approved=True, amended_action=amended)
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+
+
+async def _approve_by_shorthand(run: PathRun) -> None:
+    await pending_request(run.handle)
+    await run.handle.signal(APPROVE_SIGNAL, True)
+
+
+async def _vote(handle: Run, request: ApprovalRequest, reviewer: str, approved: bool) -> None:
+    """One approver's vote, through the update, as ``send_approval`` sends it."""
+    decision = decision_for(request, approved=approved, reviewer=reviewer)
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
-async def _approve_by_shorthand(handle: Run) -> None:
-    await pending_request(handle)
-    await handle.signal(APPROVE_SIGNAL, True)
+async def _approve_by_quorum(run: PathRun) -> None:
+    """Two of the three approve; the first vote alone leaves the run waiting."""
+    request = await pending_request(run.handle)
+    await _vote(run.handle, request, VOTERS[0], True)
+    await _vote(run.handle, request, VOTERS[1], True)
+
+
+async def _veto(run: PathRun) -> None:
+    """An approval, then one rejection: the rejection vetoes the request."""
+    request = await pending_request(run.handle)
+    await _vote(run.handle, request, VOTERS[0], True)
+    await _vote(run.handle, request, VOTERS[1], False)
+
+
+async def _escalate_then_approve(run: PathRun) -> None:
+    """Nobody decides in time, so the request escalates; the second tier approves.
+
+    Two timers: the escalation's, then (after the reminder is out) the deadline's.
+    """
+    request = await pending_request(run.handle)
+    await run.env.sleep(ESCALATION_AFTER_SECONDS + 1)
+    await wait_for_timers(run.handle, 2)
+    await _vote(run.handle, request, "boss", True)
+
+
+async def waiting_stage(run: PathRun, stage: str) -> WorkflowHandle:
+    """Wait until the run waits on ``stage`` and that stage's child waits for its decision
+    (its notice out, its deadline timer started); return the child to signal."""
+    status = await wait_until(
+        lambda: status_of(run.handle),
+        lambda s: s.current_stage is not None and s.current_stage.stage == stage,
+    )
+    assert status.current_stage is not None, status
+    child = run.client.get_workflow_handle(status.current_stage.child_workflow_id)
+    await wait_until(lambda: is_running(child), bool)
+    await wait_for_timers(child, 1)
+    return child
+
+
+async def _decide_stages(run: PathRun, *verdicts: bool) -> None:
+    """Decide the stages in order, as each stage's approver does: signal its child."""
+    for stage, approved in zip(STAGES, verdicts, strict=False):
+        child = await waiting_stage(run, stage)
+        await child.signal(APPROVE_SIGNAL, approved)
+
+
+async def _approve_every_stage(run: PathRun) -> None:
+    await _decide_stages(run, True, True)
+
+
+async def _reject_at_the_second_stage(run: PathRun) -> None:
+    await _decide_stages(run, True, False)
 
 
 @dataclass(frozen=True)
@@ -167,6 +271,22 @@ class MainPath:
     outcome: Outcome
     decide: Decide | None = None
     llm_replies: tuple[Reply, ...] = ()
+    approvers: tuple[str, ...] = ()
+    voting: VotingPolicy | None = None
+    escalation: EscalationPolicy | None = None
+    approval_stages: tuple[str, ...] = ()
+
+    def run_input(self, user_request: str) -> WorkflowInput:
+        """The run's input: one approver by default, or this path's quorum, escalation or
+        stages (defaults serialise the same as before, so older histories keep their input)."""
+        return WorkflowInput(
+            user_request=user_request,
+            approval_timeout_seconds=APPROVAL_TIMEOUT_SECONDS,
+            approvers=list(self.approvers),
+            voting=self.voting or VotingPolicy(),
+            escalation=self.escalation,
+            approval_stages=list(self.approval_stages),
+        )
 
 
 # The LLM is the local server's default offline analyser unless ``llm_replies`` says otherwise.
@@ -203,18 +323,87 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         Outcome.APPROVED,
         decide=_approve_by_shorthand,
     ),
+    MainPath(
+        "quorum_approved",
+        "Rotate the production database password",
+        Outcome.APPROVED,
+        decide=_approve_by_quorum,
+        approvers=VOTERS,
+        voting=VotingPolicy(required_approvals=2),
+    ),
+    MainPath(
+        "vetoed",
+        "Grant the contractors admin rights on billing",
+        Outcome.REJECTED,
+        decide=_veto,
+        approvers=VOTERS,
+        voting=VotingPolicy(required_approvals=2),
+    ),
+    MainPath(
+        "escalated_then_approved",
+        "Purge the archived mailboxes",
+        Outcome.APPROVED,
+        decide=_escalate_then_approve,
+        approvers=("alice",),
+        escalation=EscalationPolicy(after_seconds=ESCALATION_AFTER_SECONDS, approvers=["boss"]),
+    ),
+    MainPath(
+        "staged_approved",
+        "Transfer the company domains to the new registrar",
+        Outcome.APPROVED,
+        decide=_approve_every_stage,
+        approval_stages=STAGES,
+    ),
+    MainPath(
+        "staged_rejected_at_second_stage",
+        "Disable the legacy single sign-on",
+        Outcome.REJECTED,
+        decide=_reject_at_the_second_stage,
+        approval_stages=STAGES,
+    ),
 )
 
 
 @dataclass(frozen=True)
 class RecordedRun:
+    """A path's result and history, and the history of each stage's child, by stage."""
+
     path: MainPath
     result: WorkflowResult
     history: WorkflowHistory
+    stage_histories: dict[str, WorkflowHistory] = field(default_factory=dict)
+
+
+async def stage_histories(
+    client: Client, workflow_id: str, result: WorkflowResult
+) -> dict[str, WorkflowHistory]:
+    """The history of every stage the run started: each is a workflow of its own to guard."""
+    return {
+        outcome.stage: await client.get_workflow_handle(
+            stage_workflow_id(workflow_id, outcome.stage)
+        ).fetch_history()
+        for outcome in result.stages
+    }
+
+
+async def run_main_path(
+    env: WorkflowEnvironment, task_queue: str, path: MainPath, tag: str
+) -> RecordedRun:
+    """Start the path's run, decide it as the path says, and check how it ended."""
+    workflow_id = main_workflow_id(path.name, tag)
+    run_input = path.run_input(f"{path.user_request} ({tag})")
+    handle = await start_run(env.client, task_queue, workflow_id, run_input)
+    if path.decide is not None:
+        await path.decide(PathRun(env, handle))
+    result = await handle.result()
+    if result.outcome != path.outcome:
+        raise RuntimeError(f"path {path.name} ended {result.outcome}: {result.message}")
+    children = await stage_histories(env.client, workflow_id, result)
+    return RecordedRun(path, result, await handle.fetch_history(), children)
 
 
 async def run_main_paths(
-    client: Client,
+    env: WorkflowEnvironment,
     task_queue: str,
     analysis: AnalysisActivities,
     llm_server: FakeOpenAIServer,
@@ -222,38 +411,35 @@ async def run_main_paths(
 ) -> list[RecordedRun]:
     """Run every main path, one after another, and return each result and history.
 
-    One at a time on purpose: waiting for a result lets the time-skipping server jump
-    ahead, which would time out any other run still waiting for its decision. ``tag``
-    makes request texts and workflow IDs unique, so LLM scripts never collide.
+    One at a time on purpose: waiting for a result (or moving the clock for an
+    escalation) lets the time-skipping server jump ahead, which would time out any other
+    run still waiting for its decision. ``tag`` makes request texts and workflow IDs
+    unique, so LLM scripts never collide.
     """
     runs: list[RecordedRun] = []
     # No webhook, whatever the environment says: the recorded histories must not depend on it.
     async with (
         httpx2.AsyncClient() as http,
-        build_worker(client, task_queue, analysis, notifier=WebhookNotifier(None, None, http)),
+        build_worker(env.client, task_queue, analysis, notifier=WebhookNotifier(None, None, http)),
     ):
         for path in MAIN_PATHS:
-            user_request = f"{path.user_request} ({tag})"
-            llm_server.on(user_request, *path.llm_replies)
-            handle = await start_run(
-                client,
-                task_queue,
-                f"{WORKFLOW_ID_PREFIX}-{path.name}-{tag}",
-                WorkflowInput(
-                    user_request=user_request, approval_timeout_seconds=APPROVAL_TIMEOUT_SECONDS
-                ),
-            )
-            if path.decide is not None:
-                await path.decide(handle)
-            result = await handle.result()
-            if result.outcome != path.outcome:
-                raise RuntimeError(f"path {path.name} ended {result.outcome}: {result.message}")
-            runs.append(RecordedRun(path, result, await handle.fetch_history()))
+            llm_server.on(f"{path.user_request} ({tag})", *path.llm_replies)
+            runs.append(await run_main_path(env, task_queue, path, tag))
     return runs
 
 
 def history_file(path_name: str, directory: Path = HISTORIES_DIR) -> Path:
     return directory / f"{path_name}.json"
+
+
+def child_history_file(path_name: str, stage: str, directory: Path = HISTORIES_DIR) -> Path:
+    return directory / CHILD_HISTORIES_DIR.name / path_name / f"{stage}.json"
+
+
+def write_history(history: WorkflowHistory, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(history.to_json() + "\n")
+    return target
 
 
 async def record(directory: Path = HISTORIES_DIR) -> list[Path]:
@@ -268,18 +454,18 @@ async def record(directory: Path = HISTORIES_DIR) -> list[Path]:
             llm = AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
             analysis = AnalysisActivities(llm, TEST_MODEL)
             runs = await run_main_paths(
-                env.client, "record-histories", analysis, llm_server, RECORDING_TAG
+                env, "record-histories", analysis, llm_server, RECORDING_TAG
             )
         finally:
             await env.shutdown()
     finally:
         llm_server.stop()
-    directory.mkdir(parents=True, exist_ok=True)
     written = []
     for run in runs:
-        target = history_file(run.path.name, directory)
-        target.write_text(run.history.to_json() + "\n")
-        written.append(target)
+        written.append(write_history(run.history, history_file(run.path.name, directory)))
+        for stage, history in run.stage_histories.items():
+            target = child_history_file(run.path.name, stage, directory)
+            written.append(write_history(history, target))
     return written
 
 

@@ -5,6 +5,8 @@ worker runs by then. The committed histories in ``tests/histories/`` (written by
 ``python -m tests.record_histories``) must replay on the current code; if a change makes
 one fail, that change would break every run in flight on that path. Version it
 (``workflow.patched``) instead, or re-record only when no old run can still exist.
+A staged path's stages are ``ApprovalWorkflow`` children with histories of their own, in
+``tests/histories/children/<path>/<stage>.json``: they are guarded the same way.
 """
 
 import uuid
@@ -20,22 +22,53 @@ from temporalio.worker import Replayer
 
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
-from constants import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE
-from models.models import ExecuteActionInput, ExecutionResult, ProposedAction, WorkflowInput
+from constants import STAGE_APPROVAL_WORKFLOW_TYPE, WORKFLOW_TYPE
+from models.models import (
+    ExecuteActionInput,
+    ExecutionResult,
+    ProposedAction,
+    StageApprovalInput,
+    StageOutcome,
+    WorkflowInput,
+)
 from tests.fake_openai import FakeOpenAIServer
-from tests.record_histories import HISTORIES_DIR, MAIN_PATHS, RECORDING_TAG, run_main_paths
+from tests.record_histories import (
+    CHILD_HISTORIES_DIR,
+    HISTORIES_DIR,
+    MAIN_PATHS,
+    RECORDING_TAG,
+    main_workflow_id,
+    run_main_paths,
+    stage_workflow_id,
+)
+from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
+CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[HumanInTheLoopWorkflow], data_converter=pydantic_data_converter)
+    """The workflows a worker runs: the request, and each stage's child."""
+    return Replayer(
+        workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
+        data_converter=pydantic_data_converter,
+    )
 
 
 def committed_history(path: Path) -> WorkflowHistory:
-    workflow_id = f"{WORKFLOW_ID_PREFIX}-{path.stem}-{RECORDING_TAG}"
+    workflow_id = main_workflow_id(path.stem, RECORDING_TAG)
     return WorkflowHistory.from_json(workflow_id, path.read_text())
+
+
+def committed_child_history(path: Path) -> WorkflowHistory:
+    """A stage's history, under the ID its parent gave it: ``children/<path>/<stage>.json``."""
+    parent_id = main_workflow_id(path.parent.name, RECORDING_TAG)
+    return WorkflowHistory.from_json(stage_workflow_id(parent_id, path.stem), path.read_text())
+
+
+def child_file_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
 
 
 def test_every_main_path_has_a_committed_history() -> None:
@@ -43,10 +76,26 @@ def test_every_main_path_has_a_committed_history() -> None:
     assert {path.stem for path in HISTORY_FILES} == {path.name for path in MAIN_PATHS}
 
 
+def test_every_staged_path_has_committed_stage_histories() -> None:
+    """The stages run in child workflows: a change to the child breaks its runs in flight
+    just as a change to the parent does, so every staged path records its stages too."""
+    staged = {path.name: path.approval_stages for path in MAIN_PATHS if path.approval_stages}
+    recorded = {path.parent.name for path in CHILD_HISTORY_FILES}
+    assert recorded == set(staged)
+    for path in CHILD_HISTORY_FILES:
+        assert path.stem in staged[path.parent.name], child_file_id(path)
+
+
 @pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
 async def test_committed_history_replays_on_current_code(history_file: Path) -> None:
     """Fails when a code change would make a run in flight on this path nondeterministic."""
     await replayer().replay_workflow(committed_history(history_file))
+
+
+@pytest.mark.parametrize("history_file", CHILD_HISTORY_FILES, ids=child_file_id)
+async def test_committed_stage_history_replays_on_current_code(history_file: Path) -> None:
+    """Fails when a code change would make a stage in flight nondeterministic."""
+    await replayer().replay_workflow(committed_child_history(history_file))
 
 
 @workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
@@ -74,6 +123,23 @@ async def test_replayer_rejects_code_that_would_break_running_workflows() -> Non
         await incompatible.replay_workflow(committed_history(HISTORIES_DIR / "approved.json"))
 
 
+@workflow.defn(name=STAGE_APPROVAL_WORKFLOW_TYPE, sandboxed=False)
+class StageWithoutNotice:
+    """An incompatible "new version" of a stage: it approves at once, sending no notice."""
+
+    @workflow.run
+    async def run(self, stage_input: StageApprovalInput) -> StageOutcome:
+        return StageOutcome(stage=stage_input.stage, approved=True)
+
+
+async def test_replayer_rejects_stage_code_that_would_break_running_stages() -> None:
+    """The child guard must bite too, or the stage histories guard nothing."""
+    incompatible = Replayer(workflows=[StageWithoutNotice], data_converter=pydantic_data_converter)
+    (history_file, *_) = CHILD_HISTORY_FILES
+    with pytest.raises(workflow.NondeterminismError):
+        await incompatible.replay_workflow(committed_child_history(history_file))
+
+
 async def test_fresh_run_of_every_main_path_replays(
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,
@@ -83,9 +149,12 @@ async def test_fresh_run_of_every_main_path_replays(
     """Histories made by today's code replay on today's code (no hidden nondeterminism,
     e.g. wall-clock time, random IDs or I/O in workflow code)."""
     runs = await run_main_paths(
-        time_skipping_env.client, task_queue, analysis_activities, llm_server, uuid.uuid4().hex
+        time_skipping_env, task_queue, analysis_activities, llm_server, uuid.uuid4().hex
     )
     assert [run.path.name for run in runs] == [path.name for path in MAIN_PATHS]
     for run in runs:
         assert run.result.outcome == run.path.outcome
+        assert list(run.stage_histories) == [stage.stage for stage in run.result.stages]
         await replayer().replay_workflow(run.history)
+        for history in run.stage_histories.values():
+            await replayer().replay_workflow(history)
