@@ -48,6 +48,7 @@ from temporal_client import (
     TemporalUnavailableError,
     configured_address,
     connect,
+    exit_process,
 )
 from worker import build_worker
 
@@ -254,4 +255,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -8,7 +8,6 @@ A process of its own, like ``python -m worker``, so both are measured the same w
 
 import asyncio
 import logging
-import sys
 
 from temporalio.worker import Worker
 
@@ -16,7 +15,7 @@ from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettings, analysis_activities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from constants import task_queue
-from temporal_client import connect
+from temporal_client import connect, exit_process
 from worker import parse_args, serve_until_stopped
 
 
@@ -43,4 +42,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -42,6 +42,7 @@ from benchmarks.processes import (
 from benchmarks.report import judge, ratios, table
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
 from dev_server import free_port
+from temporal_client import exit_process
 from worker import DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_ACTIVITIES
 
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -269,4 +270,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

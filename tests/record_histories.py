@@ -47,6 +47,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from temporal_client import exit_process
 from tests.fake_openai import FakeOpenAIServer, Reply, ok
 from tests.helpers import TEMPORAL_TEST_SERVER, TEST_MODEL, is_running, wait_until
 from worker import build_worker
@@ -478,4 +479,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -11,7 +11,7 @@ import asyncio
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +56,6 @@ from tests.helpers import (
     start_run,
     status_of,
     stop_process,
-    wait_for_output,
     wait_until,
 )
 from worker import build_worker
@@ -81,6 +80,15 @@ async def start_worker(
 ) -> WorkerProcess:
     """Start a worker subprocess (stopped when ``stack`` closes) and wait until it polls."""
     return await stack.enter_async_context(worker_process(env, log, *args, module=module))
+
+
+def worker_log_of(worker: WorkerProcess) -> Callable[[], Awaitable[str]]:
+    """A reader for ``wait_until``: the worker's log as it stands now."""
+
+    async def read() -> str:
+        return worker.log.read_text(errors="replace")
+
+    return read
 
 
 def request_text(base: str, tag: str) -> str:
@@ -417,8 +425,13 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
             await start_risky_run(dev_server.client, f"{workflow_id}-{i}", task_queue, text)
             for i, text in enumerate(texts)
         ]
-        # Read the log, not the status query: a query would bring an evicted run back.
-        log = await wait_for_output(worker.log, "approval_requested: ", count=WAITING_RUNS)
+        # Read the notices in the log, not the status query: a query would bring an evicted
+        # run back. Wait for the notices themselves; the workflow logs approval_requested
+        # before its notify activity prints them.
+        log = await wait_until(
+            worker_log_of(worker),
+            lambda content: len(NOTICE_IDS.findall(content)) >= WAITING_RUNS,
+        )
         requests = dict(NOTICE_IDS.findall(log))
         evicted = {
             handle.id
