@@ -12,7 +12,6 @@ started; the run itself is kept and can be decided later with the ordinary scrip
 
 import argparse
 import asyncio
-import getpass
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -41,7 +40,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import DecisionNotAppliedError, submit
+from send_approval import DecisionNotAppliedError, os_user, submit
 from start_workflow import positive_int, start_run
 from temporal_client import (
     DEV_SERVER_COMMAND,
@@ -170,7 +169,7 @@ async def decide(
     decision = ApprovalDecision(
         request_id=request.request_id,
         approved=approved,
-        reviewer=getpass.getuser(),
+        reviewer=os_user() or "demo terminal",
         reviewer_notes=notes,
         decided_at=datetime.now(UTC),
     )

@@ -33,13 +33,22 @@ class DecisionNotAppliedError(Exception):
     """The workflow, or Temporal, did not apply the decision; the message says why."""
 
 
+def os_user() -> str | None:
+    """The OS user name, or None where there is none (a container running as a bare UID):
+    a decision must name a real reviewer, never a guessed one."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="send_approval", usage=USAGE, description=__doc__.splitlines()[0]
     )
     parser.add_argument("workflow_id")
     parser.add_argument("decision", nargs="+", help='[<request-id>] approve|reject ["notes"]')
-    parser.add_argument("--reviewer", default=getpass.getuser(), help="default: your OS user")
+    parser.add_argument("--reviewer", default=os_user(), help="default: your OS user")
     parser.add_argument(
         "--edit-description", metavar="TEXT", help="approve an amended action description"
     )
@@ -52,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not words or words[0] not in VERDICTS or len(words) > 2:
         parser.error("expected approve or reject, then optional notes in quotes")
     args.verdict, args.notes = words[0], words[1] if len(words) == 2 else ""
+    if not args.reviewer:
+        parser.error("cannot tell who you are from the OS; name yourself with --reviewer NAME")
     if args.edit_description is not None and args.verdict != "approve":
         parser.error("--edit-description only goes with approve")
     if args.edit_description is not None and not args.edit_description.strip():
@@ -127,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     except RPCError as err:
         print(explain_rpc_error(err, args.workflow_id), file=sys.stderr)
         return 1
-    verdict = "Approved" if decision.approved else "Rejected"
-    print(f"{verdict} request {decision.request_id} of workflow {args.workflow_id}.")
+    # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
+    verdict = "approved" if decision.approved else "rejected"
+    request = f"request {decision.request_id} of workflow {args.workflow_id}"
+    print(f"{decision.reviewer} {verdict} {request}.")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Command-line mistakes must stop before anything is sent, with a usage line and exit 2,
 and correct commands must mean exactly what the README says."""
 
+import getpass
+
 import pytest
 
 import approval_status
@@ -125,6 +127,21 @@ def test_send_reviewer_defaults_to_the_os_user(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("LOGNAME", "os-user-for-test")
 
     assert send_approval.parse_args(["wf-1", "approve"]).reviewer == "os-user-for-test"
+    assert send_approval.parse_args(["wf-1", "approve", "--reviewer", "bob"]).reviewer == "bob"
+
+
+def test_send_without_an_os_user_asks_for_a_reviewer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A container running as a bare UID has no user name: the decision is not sent unsigned."""
+
+    def no_user() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+
+    err = _usage_error(capsys, "send_approval", send_approval.main, ["wf-1", "approve"])
+    assert "--reviewer NAME" in err
     assert send_approval.parse_args(["wf-1", "approve", "--reviewer", "bob"]).reviewer == "bob"
 
 

@@ -9,8 +9,8 @@ these tests catch wiring mistakes that in-process tests cannot: environment vari
 output, exit codes, CLI recipes. The helpers are in ``tests/e2e.py``.
 """
 
+import getpass
 import json
-import re
 import time
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, STATUS_QUERY
 from tests.e2e import (
+    ApprovalNotice,
+    BackgroundRun,
     Ran,
     WorkerProcess,
     approval_notice,
@@ -31,6 +33,11 @@ from tests.e2e import (
     unique,
 )
 from tests.helpers import wait_until
+
+
+def confirmation(reviewer: str, verdict: str, notice: ApprovalNotice, run: BackgroundRun) -> str:
+    """What send_approval prints once the workflow applied the decision."""
+    return f"{reviewer} {verdict} request {notice.request_id} of workflow {run.workflow_id}.\n"
 
 
 async def test_safe_request_is_auto_approved_and_prints_the_audit_trail(
@@ -59,13 +66,15 @@ async def test_send_approval_with_request_id_approves_and_the_action_runs(
     async with started_run(worker, dev_server, tmp_path, unique("Delete the staging table")) as run:
         notice = await approval_notice(worker, run)
         assert run.request in notice.text
-        sent = await send_approval(worker, run, notice.request_id, "approve", "Backups checked")
+        sent = await send_approval(
+            worker, run, notice.request_id, "approve", "Backups checked", "--reviewer", "ann"
+        )
         done = await run.finish()
 
-    assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"
+    assert sent.stdout == confirmation("ann", "approved", notice, run)
     assert sent.returncode == 0, sent.output
-    assert "Result: approved - Approved by " in done.output
-    assert re.search(r"decision_approved: by \S+: Backups checked", done.output)
+    assert "Result: approved - Approved by ann" in done.output
+    assert "decision_approved: by ann: Backups checked" in done.output
     assert "executed: Simulated delete_the_staging" in done.output
     assert done.returncode == 0, done.output
 
@@ -81,7 +90,7 @@ async def test_send_approval_reject_with_notes_stops_the_action(
         )
         done = await run.finish()
 
-    assert sent.stdout == f"Rejected request {notice.request_id} of workflow {run.workflow_id}.\n"
+    assert sent.stdout == confirmation("carol", "rejected", notice, run)
     assert sent.returncode == 0, sent.output
     assert (
         "Result: rejected - Rejected by carol: Not during the sale. Nothing was executed."
@@ -100,7 +109,8 @@ async def test_send_approval_without_request_id_decides_the_pending_request(
         sent = await send_approval(worker, run, "approve")
         done = await run.finish()
 
-    assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"
+    # Without --reviewer the decision is signed with the OS user.
+    assert sent.stdout == confirmation(getpass.getuser(), "approved", notice, run)
     assert sent.returncode == 0, sent.output
     assert "Result: approved" in done.output
     assert done.returncode == 0, done.output
@@ -272,7 +282,7 @@ async def test_approve_with_edits_executes_the_amended_description(
         sent = await send_approval(worker, run, "approve", "--edit-description", amended)
         done = await run.finish()
 
-    assert sent.stdout == f"Approved request {notice.request_id} of workflow {run.workflow_id}.\n"
+    assert sent.stdout == confirmation(getpass.getuser(), "approved", notice, run)
     assert sent.returncode == 0, sent.output
     result_line = next(line for line in done.output.splitlines() if line.startswith("Result:"))
     assert result_line.startswith("Result: approved")

@@ -121,12 +121,19 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
         assert manager.current_stage.child_workflow_id == f"{workflow_id}-manager"
         assert (manager.current_stage.position, manager.current_stage.of) == (1, 2)
         await assert_never_started(client, f"{workflow_id}-director")
+        # The manager takes 200 of its 300 s; the director still gets a full 300 s of its own.
+        await runs.env.sleep(200)
         await decide_stage(client, f"{workflow_id}-manager", True)
 
         director = await wait_for_stage(client, handle, "director")
         assert director.current_stage is not None
         assert director.current_stage.child_workflow_id == f"{workflow_id}-director"
         assert director.current_stage.position == 2
+        assert manager.approval_request is not None and director.approval_request is not None
+        assert director.approval_request.stage == "director"
+        assert (
+            director.approval_request.deadline - manager.approval_request.deadline
+        ).total_seconds() >= 200
         await decide_stage(client, f"{workflow_id}-director", True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
