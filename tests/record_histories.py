@@ -16,7 +16,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx2
 from openai import AsyncOpenAI
@@ -30,10 +29,8 @@ from activities.webhook_notifier import WebhookNotifier
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
-    STATUS_QUERY,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
-    WORKFLOW_TYPE,
 )
 from models.models import (
     ApprovalDecision,
@@ -49,7 +46,15 @@ from models.models import (
 )
 from temporal_client import exit_process
 from tests.fake_openai import FakeOpenAIServer, Reply, ok
-from tests.helpers import TEMPORAL_TEST_SERVER, TEST_MODEL, is_running, wait_until
+from tests.helpers import (
+    TEMPORAL_TEST_SERVER,
+    TEST_MODEL,
+    Run,
+    is_running,
+    start_run,
+    status_of,
+    wait_until,
+)
 from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
@@ -59,8 +64,6 @@ APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
 VOTERS = ("alice", "bob", "carol")
 STAGES = ("manager", "director")
-
-Run = WorkflowHandle[Any, WorkflowResult]
 
 
 @dataclass(frozen=True)
@@ -86,23 +89,6 @@ def main_workflow_id(path_name: str, tag: str) -> str:
 def stage_workflow_id(workflow_id: str, stage: str) -> str:
     """The ID the workflow gives a stage's child, so a stage approver can find it."""
     return f"{workflow_id}-{stage}"
-
-
-async def start_run(
-    client: Client, task_queue: str, workflow_id: str, run_input: WorkflowInput
-) -> Run:
-    """Start the workflow by its type name, as users do, typed to return a WorkflowResult."""
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        run_input,
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=WorkflowResult,
-    )
-
-
-async def status_of(handle: Run) -> WorkflowStatus:
-    return await handle.query(STATUS_QUERY, result_type=WorkflowStatus)
 
 
 def recorded(status: WorkflowStatus, event: str) -> int:
