@@ -8,7 +8,7 @@ match its model is refused at the edge instead of surfacing as a confusing error
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
 
@@ -103,6 +103,10 @@ class ApprovalRequest(BaseModel):
 
 
 UNKNOWN_REVIEWER = "unknown"
+
+# The payload of the ``approve`` shorthand signal: JSON true or false, nothing else.
+# Pydantic's lax bool would read "yes", "on" or 1 as approval; an approval must be explicit.
+ApproveSignalPayload = StrictBool
 
 
 class ApprovalDecision(BaseModel):

@@ -161,6 +161,22 @@ async def test_a_rejected_stage_rejects_and_later_stages_never_start(
     await assert_never_started(client, f"{workflow_id}-director")
 
 
+@pytest.mark.parametrize("lax_payload", ["yes", 1, "maybe"])
+async def test_a_stage_is_decided_only_by_true_or_false(
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str, lax_payload: object
+) -> None:
+    """ "yes" or 1 could read as approval; the stage ignores them and waits for a real one."""
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager")) as handle:
+        await wait_for_stage(client, handle, "manager")
+        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        await child.signal(APPROVE_SIGNAL, lax_payload)
+        await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
+
+
 async def test_a_stage_nobody_decides_times_the_request_out(
     runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:

@@ -187,9 +187,17 @@ async def test_second_decision_is_told_who_already_decided(runs: TimeSkippingRun
     [
         (APPROVAL_DECISION_SIGNAL, True, "not a valid ApprovalDecision"),
         (APPROVAL_DECISION_SIGNAL, {"approved": True}, "request_id"),
-        (APPROVE_SIGNAL, "maybe", "not a valid bool"),
+        (APPROVE_SIGNAL, "maybe", "not true or false"),
+        (APPROVE_SIGNAL, "yes", "not true or false"),
+        (APPROVE_SIGNAL, 1, "not true or false"),
     ],
-    ids=["bool as decision", "decision without request id", "maybe as approve"],
+    ids=[
+        "bool as decision",
+        "decision without request id",
+        "maybe as approve",
+        "yes as approve",
+        "1 as approve",
+    ],
 )
 async def test_undecodable_signal_is_recorded_and_the_run_still_completes(
     runs: TimeSkippingRuns,

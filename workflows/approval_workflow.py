@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.notify_approval_needed import notify_approval_needed
     from constants import APPROVE_SIGNAL, STAGE_APPROVAL_WORKFLOW_TYPE, STATUS_QUERY
-    from models.models import StageApprovalInput, StageOutcome
+    from models.models import ApproveSignalPayload, StageApprovalInput, StageOutcome
     from models.validation import summarise
 
 
@@ -54,7 +54,9 @@ class ApprovalWorkflow:
     def approve(self, payload: RawValue) -> None:
         """The first valid ``true``/``false`` decides; later ones and bad payloads are ignored."""
         try:
-            approved = workflow.payload_converter().from_payload(payload.payload, bool)
+            approved = workflow.payload_converter().from_payload(
+                payload.payload, ApproveSignalPayload
+            )
         except (ValidationError, RuntimeError) as err:
             detail = summarise(err) if isinstance(err, ValidationError) else str(err)
             workflow.logger.warning("Stage %s: refused approve payload: %s", self._stage, detail)

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         ApprovalRequest,
         ApprovalStatus,
+        ApproveSignalPayload,
         AuditEvent,
         EscalationPolicy,
         ExecuteActionInput,
@@ -136,13 +137,13 @@ class HumanInTheLoopWorkflow:
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
     def approval_decision(self, payload: RawValue) -> None:
         """Takes the raw payload so that one that does not decode is recorded, not dropped."""
-        decision = self._decode(payload, ApprovalDecision)
+        decision = self._decode(payload, ApprovalDecision, "a valid ApprovalDecision")
         if decision is not None:
             self._apply(decision)
 
     @workflow.signal(name=APPROVE_SIGNAL)
     def approve(self, payload: RawValue) -> None:
-        approved = self._decode(payload, bool)
+        approved = self._decode(payload, ApproveSignalPayload, "true or false")
         if approved is None:
             return
         pending = self._approval_request.request_id if self._approval_request else "none"
@@ -309,11 +310,11 @@ class HumanInTheLoopWorkflow:
         for event, detail in await send_notices(request):
             self._record(event, detail)
 
-    def _decode(self, payload: RawValue, type_hint: type[Decoded]) -> Decoded | None:
+    def _decode(self, payload: RawValue, type_hint: type[Decoded], expected: str) -> Decoded | None:
         try:
             return workflow.payload_converter().from_payload(payload.payload, type_hint)
         except ValidationError as err:
-            reason = f"not a valid {type_hint.__name__} ({summarise(err)})"
+            reason = f"not {expected} ({summarise(err)})"
         except RuntimeError as err:  # not JSON at all, e.g. binary or an unknown encoding
             reason = f"the payload could not be decoded: {err}"
         self._record("decision_refused", reason)
