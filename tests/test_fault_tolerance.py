@@ -11,7 +11,7 @@ import asyncio
 import re
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,13 +82,15 @@ async def start_worker(
     return await stack.enter_async_context(worker_process(env, log, *args, module=module))
 
 
-def worker_log_of(worker: WorkerProcess) -> Callable[[], Awaitable[str]]:
-    """A reader for ``wait_until``: the worker's log as it stands now."""
+async def printed_notices(worker: WorkerProcess, count: int = 1) -> list[tuple[str, str]]:
+    """(workflow ID, request ID) of each approval notice the worker printed, once there are
+    ``count``: the notice activity prints after the run records approval_requested."""
 
-    async def read() -> str:
-        return worker.log.read_text(errors="replace")
+    async def log() -> str:
+        return worker.output()
 
-    return read
+    content = await wait_until(log, lambda text: len(NOTICE_IDS.findall(text)) >= count)
+    return NOTICE_IDS.findall(content)
 
 
 def request_text(base: str, tag: str) -> str:
@@ -120,7 +122,7 @@ async def start_risky_run(
 
 
 async def wait_until_waiting(handle: WorkflowHandle, timeout: float = 30) -> WorkflowStatus:
-    """Until the run sits in its durable wait: request open and every notice sent."""
+    """Until the run has opened its approval request (its notices may still be on the way)."""
 
     def waiting(status: WorkflowStatus) -> bool:
         notified = events_named(status.audit_trail, "approval_requested")
@@ -152,7 +154,7 @@ async def test_worker_killed_while_awaiting_approval_loses_nothing(
         handle = await start_risky_run(dev_server.client, workflow_id, task_queue, text)
         await wait_until_waiting(handle)
         # The approver only has the notice the (now dead) worker printed.
-        noticed_workflow_id, request_id = NOTICE_IDS.findall(first.output())[-1]
+        noticed_workflow_id, request_id = (await printed_notices(first))[-1]
         first.crash()
         crashed_at = time.monotonic()
         # The approver does not wait for the new worker: the decision is sent meanwhile.
@@ -425,14 +427,9 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
             await start_risky_run(dev_server.client, f"{workflow_id}-{i}", task_queue, text)
             for i, text in enumerate(texts)
         ]
-        # Read the notices in the log, not the status query: a query would bring an evicted
-        # run back. Wait for the notices themselves; the workflow logs approval_requested
-        # before its notify activity prints them.
-        log = await wait_until(
-            worker_log_of(worker),
-            lambda content: len(NOTICE_IDS.findall(content)) >= WAITING_RUNS,
-        )
-        requests = dict(NOTICE_IDS.findall(log))
+        # Read the printed notices, not the status query: a query would bring an evicted
+        # run back.
+        requests = dict(await printed_notices(worker, count=WAITING_RUNS))
         evicted = {
             handle.id
             for handle in handles
