@@ -6,10 +6,14 @@ import pytest
 from models.models import ProposedAction
 from workflows.risk_policy import (
     FORCED_REASON,
+    LARGE_AMOUNT_STAGES,
     LLM_FLAGGED_REASON,
     RISK_RULES,
+    approval_stages,
     assess_risk,
+    largest_amount,
     matching_rules,
+    parameter_values,
 )
 
 # (rule reason, a request the rule must catch, a benign near-miss it must not).
@@ -44,6 +48,18 @@ RULE_EXAMPLES: list[tuple[str, str, str]] = [
 ]
 BENIGN_REQUEST = "Summarise the quarterly report in three bullet points"
 
+# Everyday requests that share a word, a stem or a number with a rule, and must stay safe.
+FALSE_POSITIVE_GUARDS = [
+    "Summarise yesterday's support tickets",
+    "Summarise last week's support tickets",
+    "Format the report as a table",
+    "Investigate the flaky login test",
+    "Draw a wireframe of the signup page",
+    "Send 20 emails' worth of feedback to the design team",
+    "Check that every one of the reports has a title",
+    "Translate the FAQ into 3 languages",
+]
+
 
 def _action(
     *,
@@ -51,12 +67,14 @@ def _action(
     description: str = "Summarise the quarterly report",
     reasoning: str = "The user asked for a summary",
     risky_action: bool = False,
+    parameters: dict[str, str] | None = None,
 ) -> ProposedAction:
     return ProposedAction(
         action_type=action_type,
         description=description,
         reasoning=reasoning,
         risky_action=risky_action,
+        parameters=parameters or {},
     )
 
 
@@ -86,12 +104,31 @@ def test_rule_matches_its_example_and_not_a_near_miss(reason: str, risky: str, b
         ("Look up the SSN of the applicant", "accesses personal data"),
         ("Give Alice sudo on the build box", "grants permissions or access"),
         ("Email everyone in the company", "reaches many people"),
+        # Commands, inflected verbs, currency codes and "every" (each once missed).
+        ("Run rm -rf /", "destructive or irreversible operation"),
+        ("Kill all running pods", "destructive or irreversible operation"),
+        ("Format the backup disk", "destructive or irreversible operation"),
+        ("Transfers 5000 EUR to the supplier", "moves money"),
+        ("Send 5000 USD to the contractor", "moves money"),
+        ("Send GBP 250 to the caterer", "moves money"),
+        ("Refunds for all orders", "moves money"),
+        ("The invoices were paid twice; reimburse the client", "moves money"),
+        ("Add bob to sudoers", "grants permissions or access"),
+        ("Email every customer about the price change", "reaches many people"),
+        ("Emailing all of our active subscribers", "reaches many people"),
     ],
 )
 def test_rules_match_case_insensitively_and_in_variants(text: str, reason: str) -> None:
     """Requests are written by people in every case and form; the policy must not care."""
     assert reason in matching_rules(text)
     assert reason in matching_rules(text.upper())
+
+
+@pytest.mark.parametrize("text", FALSE_POSITIVE_GUARDS)
+def test_everyday_requests_match_no_rule(text: str) -> None:
+    """Each false alarm teaches reviewers to approve without reading; these must run alone."""
+    assert matching_rules(text) == []
+    assert assess_risk(text, _action(description=text)).requires_approval is False
 
 
 def test_benign_request_and_action_need_no_approval() -> None:
@@ -179,3 +216,60 @@ def test_reasons_are_listed_in_table_order_then_llm_then_forced() -> None:
         LLM_FLAGGED_REASON,
         FORCED_REASON,
     ]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        ({"sql": "DROP TABLE users"}, "destructive or irreversible operation"),
+        ({"command": "rm -rf /var/backups"}, "destructive or irreversible operation"),
+        ({"amount": "5000 EUR", "to": "ACME"}, "moves money"),
+        ({"recipients": "every customer"}, "reaches many people"),
+    ],
+)
+def test_parameter_values_are_scanned(parameters: dict[str, str], reason: str) -> None:
+    """Parameters reach the execute step as they are: a benign summary with a destructive
+    parameter is a destructive action."""
+    action = _action(action_type="run_query", description="Run the query", parameters=parameters)
+
+    risk = assess_risk(BENIGN_REQUEST, action)
+
+    assert risk.requires_approval is True
+    assert risk.reasons == [reason]
+
+
+def test_parameter_values_are_read_inside_nested_dicts_and_lists() -> None:
+    nested = {"steps": [{"sql": "SELECT 1"}, {"sql": ["DROP TABLE users", None, 42]}]}
+
+    assert parameter_values(nested) == ["SELECT 1", "DROP TABLE users", "42"]
+
+
+def test_parameter_keys_and_values_apart_match_nothing() -> None:
+    """Keys are names, not instructions, and two values never join into one phrase."""
+    action = _action(parameters={"admin_email": "ops@example.com", "a": "all", "b": "customers"})
+
+    assert assess_risk(BENIGN_REQUEST, action).requires_approval is False
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("Transfers 25000 EUR to the supplier", 25_000),
+        ("Send USD 12k to the contractor", 12_000),
+        ("Pay 1.5 million dollars", 1_500_000),
+        ("Wire 30k GBP and then $40", 30_000),
+        ("Translate the FAQ into 3 languages", 0),
+    ],
+)
+def test_largest_amount_reads_currency_codes_on_either_side(text: str, amount: float) -> None:
+    assert largest_amount(text) == amount
+
+
+def test_a_large_amount_in_a_parameter_is_staged() -> None:
+    """The amount the execute step would move decides the stages, wherever it is written."""
+    action = _action(
+        action_type="pay_vendor", description="Pay the vendor", parameters={"amount": "48000 USD"}
+    )
+
+    assert approval_stages("Pay the vendor", action) == list(LARGE_AMOUNT_STAGES)
+    assert approval_stages("Pay the vendor", _action(description="Pay the vendor")) == []

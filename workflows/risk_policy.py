@@ -7,6 +7,7 @@ called from workflow code, so it must stay deterministic.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.models import ProposedAction, RiskAssessment
@@ -20,21 +21,32 @@ class RiskRule:
     pattern: str
 
 
+# Money is written with a symbol ($500, 5000 €) or an ISO code (5000 EUR, USD 250k); the
+# same spellings feed the "moves money" rule and the large-amount staging below.
+_SYMBOL = r"[$€£¥₹]"
+_CODE = r"(?:usd|eur|gbp|jpy|chf|cad|aud|nzd|cny|inr|sek|nok|dkk|pln|btc|eth)"
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_SCALE = r"(?:k|m|bn|thousand|million|billion)"
+
 RISK_RULES: tuple[RiskRule, ...] = (
     RiskRule(
         "destructive or irreversible operation",
         r"\b(delet|drop|truncat|destroy|wip(e|ing)|purg|eras|remov|overwrit|shut ?down|"
-        r"terminat|revok|disabl|reset)\w*",
+        r"terminat|revok|disabl|reset|kill|uninstall|mkfs)\w*"
+        r"|\brm\s+\S|\bformat\w*\s+(\S+\s+){0,3}?(disk|drive|partition|volume|file ?system)s?\b",
     ),
     RiskRule("targets production", r"\b(prod|production|live (system|database|site))\b"),
     RiskRule(
         "moves money",
-        r"\b(pay(ment|out)?s?|transfer|wire|refund|charg(e|ing)|purchas\w*|invoice|withdraw\w*"
-        r"|invest\w*)\b|[$€£]\s?\d",
+        r"\b(pay|pays|paid|paying|payments?|payouts?|payroll|transfer\w*|wir(e|es|ed|ing)"
+        r"|refund\w*|charg(e|es|ed|ing)|purchas\w*|invoic\w*|withdraw\w*|reimburs\w*"
+        rf"|invest(s|ed|ing|ments?)?)\b|{_SYMBOL}\s?\d|\b{_CODE}\s?\d"
+        rf"|\d\s?{_SCALE}?\s?({_SYMBOL}|{_CODE}\b|(dollar|euro)s?\b)",
     ),
     RiskRule(
         "touches credentials or keys",
-        r"\b(password|credential|secret|api[ _-]?key|token|private key|ssh key|certificate)s?\b",
+        r"\b(password|passphrase|credential|secret|api[ _-]?key|token|private key|ssh key"
+        r"|certificate)s?\b",
     ),
     RiskRule(
         "accesses personal data",
@@ -43,12 +55,15 @@ RISK_RULES: tuple[RiskRule, ...] = (
     ),
     RiskRule(
         "grants permissions or access",
-        r"\b(grant\w*|admin\w*|sudo|root access|permission\w*|privilege\w*|elevat\w*)\b",
+        r"\b(grant\w*|admin\w*|sudo\w*|root access|superuser\w*|permission\w*|privilege\w*"
+        r"|elevat\w*|chmod|chown)\b",
     ),
     RiskRule(
         "reaches many people",
-        r"\b(all (users|customers|employees|subscribers)|everyone|mass (e-?mail|message)"
-        r"|broadcast\w*|newsletter)\b",
+        r"\b(all|every)\s+(of\s+)?(the\s+|our\s+|my\s+)?(\w+\s+)?(users?|customers?|clients?"
+        r"|employees?|subscribers?|members?|contacts?|recipients?|people|staff)\b"
+        r"|\b(everyone|everybody|entire (company|staff|user base|customer base)|mailing list"
+        r"|mass (e-?mail|mail|message|text)\w*|broadcast\w*|newsletter\w*)\b",
     ),
 )
 
@@ -61,6 +76,26 @@ def matching_rules(text: str, rules: tuple[RiskRule, ...] = RISK_RULES) -> list[
     return [rule.reason for rule in rules if re.search(rule.pattern, text, re.IGNORECASE)]
 
 
+def parameter_values(value: object) -> list[str]:
+    """Every string inside the action's parameters, nested dicts and lists included.
+
+    Values only: they reach the execute step as they are ({"sql": "DROP TABLE users"}),
+    while keys are names the LLM picked ("admin_email") and would only raise false alarms.
+    """
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in parameter_values(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in parameter_values(item)]
+    return [] if value is None else [str(value)]
+
+
+def _scanned_texts(user_request: str, action: ProposedAction) -> list[str]:
+    """The request with the action's type and description, then each parameter value on
+    its own (so words from two values never join into one match)."""
+    summary = " ".join((user_request, action.action_type.replace("_", " "), action.description))
+    return [summary, *parameter_values(action.parameters)]
+
+
 def assess_risk(
     user_request: str, action: ProposedAction, *, always_require_approval: bool = False
 ) -> RiskAssessment:
@@ -68,8 +103,10 @@ def assess_risk(
 
     The LLM's free-text ``reasoning`` is not scanned: it argues, it does not act.
     """
-    text = " ".join((user_request, action.action_type.replace("_", " "), action.description))
-    reasons = matching_rules(text)
+    matched = {
+        reason for text in _scanned_texts(user_request, action) for reason in matching_rules(text)
+    }
+    reasons = [rule.reason for rule in RISK_RULES if rule.reason in matched]
     if action.risky_action:
         reasons.append(LLM_FLAGGED_REASON)
     if always_require_approval:
@@ -80,20 +117,28 @@ def assess_risk(
 # Large amounts of money go through staged approval, one child workflow per stage.
 LARGE_AMOUNT = 10_000
 LARGE_AMOUNT_STAGES = ("manager", "director", "cfo")
-_AMOUNT = re.compile(r"[$€£]\s?(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<scale>k|m|million)?\b", re.I)
-_SCALES = {"k": 1_000, "m": 1_000_000, "million": 1_000_000}
+_AMOUNTS = (  # a currency then a number ($25,000, EUR 30k), or a number then one (5000 USD)
+    re.compile(rf"(?:{_SYMBOL}|\b{_CODE})\s?(?P<number>{_NUMBER})\s*(?P<scale>{_SCALE})?\b", re.I),
+    re.compile(
+        rf"\b(?P<number>{_NUMBER})\s?(?P<scale>{_SCALE})?\s?(?:{_SYMBOL}|(?:{_CODE}|dollars?|euros?)\b)",
+        re.I,
+    ),
+)
+_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
 
 
 def largest_amount(text: str) -> float:
-    """The largest money amount written in ``text`` ($25,000, €30k, £1.5m...), or 0."""
+    """The largest money amount written in ``text`` ($25,000, €30k, £1.5m, 5000 EUR...), or 0."""
     amounts = [
         float(match["number"].replace(",", "")) * _SCALES.get((match["scale"] or "").lower(), 1)
-        for match in _AMOUNT.finditer(text)
+        for pattern in _AMOUNTS
+        for match in pattern.finditer(text)
     ]
     return max(amounts, default=0.0)
 
 
 def approval_stages(user_request: str, action: ProposedAction) -> list[str]:
     """The stages a request must pass, in order; empty for a single approval."""
-    text = f"{user_request} {action.description}"
-    return list(LARGE_AMOUNT_STAGES) if largest_amount(text) >= LARGE_AMOUNT else []
+    texts = [f"{user_request} {action.description}", *parameter_values(action.parameters)]
+    largest = max(largest_amount(text) for text in texts)
+    return list(LARGE_AMOUNT_STAGES) if largest >= LARGE_AMOUNT else []
