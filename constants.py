@@ -15,6 +15,7 @@ OPENAI_MODEL_ENV = "OPENAI_MODEL"
 LLM_API_ENV = "HITL_LLM_API"  # responses (default) or chat_completions
 WEBHOOK_URL_ENV = "HITL_WEBHOOK_URL"  # optional: also POST approval notices here
 WEBHOOK_TOKEN_ENV = "HITL_WEBHOOK_TOKEN"  # optional bearer token for the webhook
+STATE_DIR_ENV = "HITL_STATE_DIR"  # where the ledger of executed idempotency keys lives
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"

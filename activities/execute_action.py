@@ -25,9 +25,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from constants import STATE_DIR_ENV
 from models.models import ExecuteActionInput, ExecutionResult
 
-STATE_DIR_ENV = "HITL_STATE_DIR"  # where the ledger of executed keys lives
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".hitl"
 LEDGER_FILE = "executed_actions.sqlite3"
 LOCK_WAIT_SECONDS = 30.0  # how long an execution waits for another one holding the ledger

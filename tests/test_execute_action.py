@@ -22,10 +22,10 @@ import activities.execute_action as execute_module
 from activities.execute_action import (
     DEFAULT_STATE_DIR,
     LEDGER_FILE,
-    STATE_DIR_ENV,
     execute_action,
     ledger_path,
 )
+from constants import STATE_DIR_ENV
 from models.models import ExecuteActionInput, ExecutionResult, ProposedAction
 
 ACTION = ProposedAction(
