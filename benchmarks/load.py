@@ -1,7 +1,7 @@
 """What waiting for a human costs: load figures of the product beside a plain baseline.
 
 uv run python -m benchmarks.load [--safe-runs N] [--waiting-runs M] [--latency-samples K]
-    [--json PATH] [--sample-seconds S] [--burst-concurrency C]
+    [--json PATH] [--sample-seconds S] [--burst-concurrency C] [--park-timeout S]
     [--max-cached-workflows N] [--max-concurrent-activities N]
 
 Starts everything it needs and stops it all when done: the local OpenAI-compatible server
