@@ -1,0 +1,57 @@
+"""A stage never outlives its request, however the request ends.
+
+Each stage runs as a child workflow started with ``ParentClosePolicy.TERMINATE``. Cancelling
+the parent (``tests/test_staged_approval.py``) would also end a child started with ABANDON,
+since the parent cancels what it awaits; terminating the parent runs none of its code, so
+only the server's parent-close policy can end the child. Runs on the real dev server: the
+time-skipping test server does not apply parent-close policies on termination.
+"""
+
+import contextlib
+
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.openai_responses import AnalysisActivities
+from models.models import WorkflowInput
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import is_running, script_risky_proposal, started, wait_until
+from worker import build_worker
+
+TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
+RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+
+async def test_terminating_the_parent_terminates_the_waiting_stage(
+    dev_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    client = dev_server.client
+    text = script_risky_proposal(llm_server, f"Renew the contract of {workflow_id}")
+    child = client.get_workflow_handle(f"{workflow_id}-manager")
+    run_input = WorkflowInput(user_request=text, approval_stages=["manager"])
+
+    async def stage() -> WorkflowExecutionDescription:
+        return await child.describe()
+
+    try:
+        async with (
+            build_worker(client, task_queue, analysis_activities),
+            started(client, task_queue, workflow_id, run_input) as handle,
+        ):
+            await wait_until(lambda: is_running(child), bool)
+            await handle.terminate("the request was withdrawn")
+            parent = await handle.describe()
+            described = await wait_until(stage, lambda d: d.status != RUNNING)
+    finally:
+        # Were the policy ABANDON, the stage would wait on after the test.
+        with contextlib.suppress(RPCError):
+            await child.terminate("test finished")
+    assert parent.status == TERMINATED
+    assert described.status == TERMINATED
+    assert described.parent_id == workflow_id
