@@ -11,13 +11,21 @@ output, exit codes, CLI recipes. The helpers are in ``tests/e2e.py``.
 
 import getpass
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, STATUS_QUERY
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    APPROVE_SIGNAL,
+    STATUS_QUERY,
+    WEBHOOK_TOKEN_ENV,
+    WEBHOOK_URL_ENV,
+)
+from models.models import WorkflowState
 from tests.e2e import (
     ApprovalNotice,
     BackgroundRun,
@@ -32,7 +40,11 @@ from tests.e2e import (
     temporal_cli,
     unique,
 )
-from tests.helpers import wait_until
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import script_env, status_of, wait_until
+
+# The analysis gives up on a model that keeps answering prose after this many answers.
+PROSE_ANSWERS = 3
 
 
 def confirmation(reviewer: str, verdict: str, notice: ApprovalNotice, run: BackgroundRun) -> str:
@@ -289,3 +301,61 @@ async def test_approve_with_edits_executes_the_amended_description(
     assert result_line.endswith(f"executed: Simulated delete_the_old: {amended}")
     assert "action_amended" in done.output
     assert done.returncode == 0, done.output
+
+
+def test_no_script_or_worker_inherits_a_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker given no notifier posts to ``HITL_WEBHOOK_URL``: the session clears it, and
+    the scripts' environment drops it even when it is set, so no test reaches a real one."""
+    assert WEBHOOK_URL_ENV not in os.environ and WEBHOOK_TOKEN_ENV not in os.environ
+    monkeypatch.setenv(WEBHOOK_URL_ENV, "http://127.0.0.1:9/hook")
+    monkeypatch.setenv(WEBHOOK_TOKEN_ENV, "secret")
+    env = script_env("127.0.0.1:7233", "http://127.0.0.1:9/v1", "some-queue")
+    assert WEBHOOK_URL_ENV not in env and WEBHOOK_TOKEN_ENV not in env
+
+
+async def test_a_model_answering_prose_ends_the_run_analysis_failed_with_exit_1(
+    worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    tmp_path: Path,
+) -> None:
+    """No proposal, no action: the starter says why in plain words and exits 1 for scripts."""
+    request = unique("Archive the old invoices")
+    llm_server.on(request, *[ok("Sure, I can help you with that!")] * (PROSE_ANSWERS + 2))
+    async with started_run(worker, dev_server, tmp_path, request) as run:
+        done = await run.finish()
+
+    assert done.returncode == 1, done.output
+    assert "Traceback" not in done.output
+    result_line = next(line for line in done.output.splitlines() if line.startswith("Result:"))
+    assert result_line.startswith("Result: analysis_failed - Analysis failed:"), result_line
+    assert "not a valid proposed action" in result_line
+    assert "executed:" not in done.output
+    assert llm_server.calls(request) == PROSE_ANSWERS
+    assert notices_for(worker, run.workflow_id) == 0
+
+
+async def test_a_requester_approving_their_own_request_is_refused(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Four eyes end to end: ``--requester dan`` cannot approve as dan; the run still waits
+    for someone else, and dan may still withdraw it."""
+    request = unique("Grant dan admin rights")
+    async with started_run(worker, dev_server, tmp_path, request, "--requester", "dan") as run:
+        notice = await approval_notice(worker, run)
+        refused = await send_approval(
+            worker, run, notice.request_id, "approve", "--reviewer", "dan"
+        )
+        status = await status_of(dev_server.client.get_workflow_handle(run.workflow_id))
+        withdrawn = await send_approval(
+            worker, run, notice.request_id, "reject", "--reviewer", "dan"
+        )
+        done = await run.finish()
+
+    assert refused.returncode == 1, refused.output
+    assert "Traceback" not in refused.output
+    assert refused.stderr.strip() == "Refused: 'dan' requested this action and cannot approve it"
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.decision is None
+    assert withdrawn.returncode == 0, withdrawn.output
+    assert "Result: rejected - Rejected by dan" in done.output
+    assert "executed:" not in done.output
