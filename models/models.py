@@ -7,10 +7,24 @@ match its model is refused at the edge instead of surfacing as a confusing error
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
+# The longest a run may wait for a person. Far beyond it, the deadline (now + timeout)
+# overflows inside the workflow and fails every workflow task of the run.
+MAX_WAIT_SECONDS = 365 * 24 * 60 * 60
+
+
+def _at_most_a_year(seconds: int) -> int:
+    if seconds > MAX_WAIT_SECONDS:
+        raise ValueError(f"must be at most {MAX_WAIT_SECONDS} seconds (365 days)")
+    return seconds
+
+
+# Seconds a run waits for a person: more than none, at most a year.
+WaitSeconds = Annotated[int, Field(gt=0), AfterValidator(_at_most_a_year)]
 
 
 class VotingPolicy(BaseModel):
@@ -27,15 +41,21 @@ class VotingPolicy(BaseModel):
 class EscalationPolicy(BaseModel):
     """If nobody decides within ``after_seconds``, remind and widen the circle of approvers."""
 
-    after_seconds: int = Field(gt=0)
+    after_seconds: WaitSeconds
     approvers: list[str] = Field(min_length=1)
 
 
 class WorkflowInput(BaseModel):
-    """What a user asks the agent to do, and how long a human may take to decide."""
+    """What a user asks the agent to do, and how long a human may take to decide.
+
+    Approval stages replace the single decision: each stage is decided in its own child
+    workflow by its ``approve`` signal, so stages cannot be combined with approvers, voting
+    or escalation. (When the risk policy stages a request, the stages win and the audit
+    trail says which settings do not apply.)
+    """
 
     user_request: str = Field(min_length=1)
-    approval_timeout_seconds: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0)
+    approval_timeout_seconds: WaitSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
     require_approval: bool = False
     requester: str | None = None
     approvers: list[str] = Field(
@@ -60,6 +80,30 @@ class WorkflowInput(BaseModel):
                 f"{len(eligible)} approvers named"
             )
         return self
+
+    @model_validator(mode="after")
+    def _stages_stand_alone(self) -> "WorkflowInput":
+        if self.approval_stages and (given := self.single_decision_settings()):
+            *others, last = given
+            listed = f"{', '.join(others)} or {last}" if others else last
+            raise ValueError(
+                f"approval_stages cannot be combined with {listed}: "
+                "each stage is decided by its own approve signal"
+            )
+        return self
+
+    def single_decision_settings(self) -> list[str]:
+        """The settings given for a single decision (approvers, voting, escalation), which
+        a staged request does not use."""
+        return [
+            name
+            for name, given in (
+                ("approvers", bool(self.approvers)),
+                ("voting", self.voting != VotingPolicy()),
+                ("escalation", self.escalation is not None),
+            )
+            if given
+        ]
 
 
 class ProposedAction(BaseModel):
@@ -133,11 +177,16 @@ class StageApprovalInput(BaseModel):
 
 
 class StageOutcome(BaseModel):
-    """How a stage ended: approved, rejected, or (``approved`` is None) timed out."""
+    """How a stage ended: approved, rejected, or (``approved`` is None) timed out.
+
+    ``notice_failures`` are the stage's notices that failed (terminal, webhook), for the
+    parent's audit trail: the stage could still be decided.
+    """
 
     stage: str
     approved: bool | None
     decided_at: datetime | None = None
+    notice_failures: list[str] = []
 
 
 class StageProgress(BaseModel):

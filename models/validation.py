@@ -1,6 +1,12 @@
-"""One-line descriptions of pydantic validation errors, for people reading logs and trails."""
+"""One-line descriptions of pydantic validation errors, for people reading logs and trails;
+and the check of a signal's payloads, which says in those words why it refuses them."""
 
-from pydantic import ValidationError
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+T = TypeVar("T")
 
 
 def summarise(err: ValidationError) -> str:
@@ -16,3 +22,22 @@ def _describe(location: tuple[int | str, ...], message: str) -> str:
     if not location:
         return message
     return f"{'.'.join(str(part) for part in location)}: {message}"
+
+
+class PayloadRefused(ValueError):
+    """A signal's payloads are not what its handler takes; the message says why."""
+
+
+def single_payload(payloads: Sequence[object], model: type[T], expected: str) -> T:
+    """The one payload of a signal, validated as ``model`` (``expected`` names it for people).
+
+    Signal handlers take ``*payloads``: with one typed parameter, a signal sent with no
+    payload or two makes the handler raise TypeError, which fails every workflow task of the
+    run. The SDK hands varargs over as plain JSON values, so they are validated here.
+    """
+    if len(payloads) != 1:
+        raise PayloadRefused(f"expected one payload, got {len(payloads)}")
+    try:
+        return TypeAdapter(model).validate_python(payloads[0])
+    except ValidationError as err:
+        raise PayloadRefused(f"not {expected} ({summarise(err)})") from None

@@ -9,9 +9,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    MAX_WAIT_SECONDS,
     UNKNOWN_REVIEWER,
     ApprovalDecision,
     AuditEvent,
+    EscalationPolicy,
     ExecutionResult,
     Outcome,
     ProposedAction,
@@ -53,6 +55,67 @@ def test_workflow_input_refuses_a_non_positive_timeout(timeout: int) -> None:
     """A zero or negative timeout would time a request out before anyone could see it."""
     with pytest.raises(ValidationError, match="approval_timeout_seconds"):
         WorkflowInput(user_request="Delete prod", approval_timeout_seconds=timeout)
+
+
+@pytest.mark.parametrize("timeout", [MAX_WAIT_SECONDS + 1, 999_999_999_999])
+def test_workflow_input_refuses_a_timeout_beyond_a_year(timeout: int) -> None:
+    """The deadline is computed in the workflow; far enough out it overflows and every
+    workflow task of the run fails. A year is longer than any approval should wait."""
+    with pytest.raises(ValidationError) as refused:
+        WorkflowInput(user_request="Delete prod", approval_timeout_seconds=timeout)
+    assert summarise(refused.value) == (
+        "approval_timeout_seconds: must be at most 31536000 seconds (365 days)"
+    )
+
+
+def test_workflow_input_accepts_a_timeout_of_exactly_a_year() -> None:
+    run_input = WorkflowInput(user_request="Delete prod", approval_timeout_seconds=MAX_WAIT_SECONDS)
+    assert run_input.approval_timeout_seconds == MAX_WAIT_SECONDS == 365 * 24 * 60 * 60
+
+
+def test_escalation_refuses_a_wait_beyond_a_year() -> None:
+    with pytest.raises(ValidationError) as refused:
+        WorkflowInput.model_validate(
+            {
+                "user_request": "Delete prod",
+                "escalation": {"after_seconds": 999_999_999_999, "approvers": ["boss"]},
+            }
+        )
+    assert summarise(refused.value) == (
+        "escalation.after_seconds: must be at most 31536000 seconds (365 days)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"approvers": ["alice"]}, "approvers"),
+        ({"voting": VotingPolicy(rejection_vetoes=False)}, "voting"),
+        (
+            {"escalation": EscalationPolicy(after_seconds=60, approvers=["boss"])},
+            "escalation",
+        ),
+        (
+            {
+                "approvers": ["alice", "bob"],
+                "voting": VotingPolicy(required_approvals=2),
+                "escalation": EscalationPolicy(after_seconds=60, approvers=["boss"]),
+            },
+            "approvers, voting or escalation",
+        ),
+    ],
+    ids=["approvers", "voting", "escalation", "all three"],
+)
+def test_explicit_stages_refuse_approvers_voting_and_escalation(
+    fields: dict[str, object], named: str
+) -> None:
+    """Each stage is decided by its own approve signal: these would be silently ignored."""
+    with pytest.raises(ValidationError) as refused:
+        WorkflowInput(user_request="Pay the vendor", approval_stages=["manager"], **fields)
+    assert summarise(refused.value) == (
+        f"approval_stages cannot be combined with {named}: "
+        "each stage is decided by its own approve signal"
+    )
 
 
 def test_proposed_action_refuses_unknown_fields() -> None:

@@ -4,8 +4,13 @@ Runs in the time-skipping server, so stage timeouts cost nothing. Each stage's c
 predictable ID, ``<parent id>-<stage>``, which the parent's status shows while it waits.
 """
 
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
@@ -17,12 +22,15 @@ from temporalio.client import (
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.webhook_notifier import WebhookNotifier
 from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
+    EscalationPolicy,
     Outcome,
     ProposedAction,
     StageOutcome,
+    VotingPolicy,
     WorkflowInput,
     WorkflowStatus,
 )
@@ -40,6 +48,7 @@ CLOSED = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED,
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED,
 }
+WEBHOOK_HOST = "hooks.example.test"
 
 
 def risky_payment(llm_server: FakeOpenAIServer, text: str) -> str:
@@ -73,6 +82,20 @@ async def wait_for_stage(client: Client, handle: WorkflowHandle, stage: str) -> 
 
 async def decide_stage(client: Client, child_id: str, approved: bool) -> None:
     await client.get_workflow_handle(child_id).signal(APPROVE_SIGNAL, approved)
+
+
+@asynccontextmanager
+async def webhook_answering(status: int) -> AsyncIterator[tuple[WebhookNotifier, list[dict]]]:
+    """The worker's webhook notifier, answered in-process with ``status``; yields it and the
+    bodies it posted."""
+    posted: list[dict] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        posted.append(json.loads(request.content))
+        return httpx2.Response(status)
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        yield WebhookNotifier(f"https://{WEBHOOK_HOST}/stage-notices", None, http), posted
 
 
 async def assert_never_started(client: Client, workflow_id: str) -> None:
@@ -177,6 +200,75 @@ async def test_a_stage_is_decided_only_by_true_or_false(
     assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
 
 
+@pytest.mark.parametrize("count", [0, 2])
+async def test_a_stage_refuses_a_signal_without_exactly_one_payload_and_still_decides(
+    runs: TimeSkippingRuns,
+    contract_renewal: str,
+    workflow_id: str,
+    count: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`--name approve` without --input sends no payload: a one-parameter handler would raise
+    TypeError on it and fail every workflow task of the stage. Two are refused as well."""
+    caplog.set_level(logging.WARNING)
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager")) as handle:
+        await wait_for_stage(client, handle, "manager")
+        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        await child.signal(APPROVE_SIGNAL, args=[True] * count)
+        await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
+    assert f"Stage manager: refused approve signal: expected one payload, got {count}" in (
+        caplog.text
+    )
+
+
+async def test_each_stage_notice_also_goes_to_the_webhook(
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
+) -> None:
+    client = runs.client
+    async with (
+        webhook_answering(200) as (notifier, posted),
+        runs.started(staged(contract_renewal, "manager", "director"), notifier=notifier) as handle,
+    ):
+        for stage in ("manager", "director"):
+            await wait_for_stage(client, handle, stage)
+            await decide_stage(client, f"{workflow_id}-{stage}", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [
+        (body["approval_request"]["stage"], body["approval_request"]["workflow_id"])
+        for body in posted
+    ] == [
+        ("manager", f"{workflow_id}-manager"),
+        ("director", f"{workflow_id}-director"),
+    ]
+    assert "stage 'manager'" in posted[0]["text"]
+    assert not [e for e in result.audit_trail if e.event == "notification_failed"]
+
+
+async def test_a_failed_stage_notice_is_recorded_by_the_parent_and_the_stage_still_decides(
+    runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
+) -> None:
+    client = runs.client
+    async with (
+        webhook_answering(404) as (notifier, posted),  # a 404 is not retried
+        runs.started(staged(contract_renewal, "manager"), notifier=notifier) as handle,
+    ):
+        await wait_for_stage(client, handle, "manager")
+        await decide_stage(client, f"{workflow_id}-manager", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert len(posted) == 1
+    (manager,) = result.stages
+    assert manager.notice_failures == [f"webhook: webhook at {WEBHOOK_HOST} answered HTTP 404"]
+    trail = [(e.event, e.detail) for e in result.audit_trail]
+    failed = ("notification_failed", f"stage manager: {manager.notice_failures[0]}")
+    assert trail.index(failed) == trail.index(("stage_approved", "manager (1/1)")) - 1
+
+
 async def test_a_stage_nobody_decides_times_the_request_out(
     runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
@@ -249,3 +341,36 @@ async def test_the_risk_policy_stages_a_large_payment_through_three_approvers(
     assert result.outcome == Outcome.APPROVED
     assert [s.stage for s in result.stages] == ["manager", "director", "cfo"]
     assert all(s.approved for s in result.stages)
+
+
+async def test_a_policy_staged_request_records_that_its_approvers_and_escalation_do_not_apply(
+    runs: TimeSkippingRuns, llm_server: FakeOpenAIServer, workflow_id: str
+) -> None:
+    """Staging wins; it must say so rather than silently drop what the requester set."""
+    client = runs.client
+    payment = risky_payment(llm_server, f"Pay $40,000 to the vendor of {workflow_id}")
+    run_input = WorkflowInput(
+        user_request=payment,
+        approvers=["alice", "bob"],
+        voting=VotingPolicy(required_approvals=2),
+        escalation=EscalationPolicy(after_seconds=60, approvers=["dave"]),
+    )
+    async with runs.started(run_input) as handle:
+        status = await wait_for_stage(client, handle, "manager")
+        assert status.approval_request is not None
+        assert status.approval_request.approvers == []  # anyone may signal a stage
+        assert status.required_approvals == 1
+        await runs.env.sleep(61)  # past the escalation time: no escalation
+        for stage in LARGE_AMOUNT_STAGES:
+            waiting = await wait_for_stage(client, handle, stage)
+            assert waiting.current_stage is not None
+            await decide_stage(client, waiting.current_stage.child_workflow_id, True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    events = [e.event for e in result.audit_trail]
+    assert "escalated" not in events and result.votes == []
+    override = next(e for e in result.audit_trail if e.event == "stages_override")
+    assert override.detail == (
+        "the risk policy staged this request, so these do not apply: approvers, voting, escalation"
+    )
+    assert events.index("stages_override") < events.index("approval_requested")

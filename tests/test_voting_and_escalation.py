@@ -274,6 +274,38 @@ async def test_a_quorum_that_needs_the_escalation_tier_waits_for_it(
     assert [v.reviewer for v in result.votes] == ["a", "b", "c"]
 
 
+async def test_an_approval_with_edits_is_what_later_voters_see_and_what_executes(
+    runs: TimeSkippingRuns, risky_request: str
+) -> None:
+    """Everyone votes on what will run: after a's amendment, the status (which b reads)
+    shows the amended action; the audit trail keeps both versions."""
+    async with runs.started(quorum_of_two(risky_request)) as handle:
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        assert status.approval_request is not None
+        original = status.approval_request.proposed_action
+        amended = original.model_copy(update={"description": "Close only the dormant accounts"})
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE,
+            ApprovalDecision(
+                request_id=status.approval_request.request_id,
+                approved=True,
+                reviewer="a",
+                amended_action=amended,
+            ),
+        )
+        seen_by_b = await status_of(handle)
+        assert seen_by_b.approval_request is not None
+        assert seen_by_b.approval_request.proposed_action == amended
+        assert seen_by_b.decision is None
+        await vote(handle, seen_by_b, "b", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.proposed_action == amended
+    assert result.execution is not None and amended.description in result.execution.summary
+    (amendment,) = events(result.audit_trail, "action_amended")
+    assert original.description in amendment.detail and amended.description in amendment.detail
+
+
 # --- escalation -----------------------------------------------------------------------------
 
 

@@ -111,10 +111,23 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
     assert result.request_id is None and result.decision is None
     assert (await status_of(handle)).approval_request is None
     assert result.execution is not None
-    assert result.execution.idempotency_key == f"{runs.workflow_id}/auto"
+    run_id = handle.first_execution_run_id
+    assert result.execution.idempotency_key == f"{runs.workflow_id}/auto/{run_id}"
     assert "Summarise the onboarding guide in five bullets" in result.execution.summary
     assert "notify_approval_needed" not in await scheduled_activities(handle)
     await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
+
+
+async def test_reusing_a_workflow_id_gives_the_next_auto_approved_run_its_own_key(
+    runs: TimeSkippingRuns,
+) -> None:
+    """A closed run's ID may be used again: its action must not be taken for a retry of
+    the earlier one, as it would be if the key were only "<workflow id>/auto"."""
+    request = "Summarise the onboarding guide [reused workflow id]"
+    first = await finish(await runs.start(request, ok(SAFE)))
+    second = await finish(await runs.start(request, ok(SAFE)))
+    assert first.execution is not None and second.execution is not None
+    assert first.execution.idempotency_key != second.execution.idempotency_key
 
 
 async def test_risky_request_approved_by_update_executes_once_with_idempotency_key(

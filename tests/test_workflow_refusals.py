@@ -220,6 +220,29 @@ async def test_undecodable_signal_is_recorded_and_the_run_still_completes(
     assert len(refusals(result)) == 1
 
 
+@pytest.mark.parametrize("signal", [APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL])
+@pytest.mark.parametrize("count", [0, 2])
+async def test_a_signal_without_exactly_one_payload_is_refused_and_the_run_still_completes(
+    runs: TimeSkippingRuns, signal: str, count: int
+) -> None:
+    """`temporal workflow signal --name approve` without --input sends no payload. A handler
+    with one parameter would raise TypeError on it and fail every workflow task, wedging the
+    run; even two valid payloads are refused, since nothing says which one is meant."""
+    async with runs.worker():
+        handle = await runs.start(f"Delete [{signal} with {count} payloads]", ok(RISKY))
+        pending = await pending_request(handle)
+        payload = True if signal == APPROVE_SIGNAL else decision_for(pending, approved=True)
+        await handle.signal(signal, args=[payload] * count)
+        status = await wait_for_refusals(handle, 1)
+        assert status.audit_trail[-1].detail == f"expected one payload, got {count}"
+        assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
+        await handle.signal(APPROVE_SIGNAL, False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.request_id == pending.request_id
+    assert len(refusals(result)) == 1
+
+
 async def test_decision_after_the_timeout_cannot_apply(runs: TimeSkippingRuns) -> None:
     """Once timed out the run is closed: the sender gets an error, the outcome stands."""
     async with runs.worker():

@@ -5,6 +5,10 @@ Message surface (names in ``constants.py``):
   ``temporal workflow signal`` or any client. Fire-and-forget: the sender learns nothing.
 - signal ``approve`` (``true`` / ``false``): the short form for the CLI; it decides the
   pending request, recorded with reviewer ``temporal-cli``.
+  Both signal handlers take ``*payloads`` and validate the one they expect themselves, so a
+  payload of the wrong shape, or a signal sent with none or two (which would make a
+  one-parameter handler raise TypeError and fail every workflow task), is refused and
+  recorded.
 - update ``submit_decision`` (``ApprovalDecision``): the same decision, but the sender is
   told whether it was applied. ``send_approval`` uses it. It has no validator on purpose:
   a validator's rejection leaves no trace in history, and every refusal belongs in the
@@ -13,13 +17,15 @@ Message surface (names in ``constants.py``):
   trail.
 
 A decision is applied at most once per reviewer. One for another request, one that arrives
-when nothing waits, one from someone who may not decide, or a payload that does not decode
-is refused and recorded; it never changes the outcome.
+when nothing waits, one from someone who may not decide, or a signal without exactly one
+valid payload is refused and recorded; it never changes the outcome.
 
 Extensions, each off by default so the single-approver story reads as before:
 voting (``WorkflowInput.voting``), escalation (``WorkflowInput.escalation``) and staged
 approval, one ``ApprovalWorkflow`` child per stage (``approval_stages``, or chosen by the
-risk policy for large amounts).
+risk policy for large amounts). Stages replace the single decision: ``WorkflowInput``
+refuses explicit stages with approvers, voting or escalation, and when the risk policy
+stages a request that has them, the audit trail records that they do not apply.
 """
 
 import contextlib
@@ -27,13 +33,11 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.execute_action import execute_action
     from activities.openai_responses import AnalysisActivities
     from constants import (
@@ -66,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         WorkflowState,
         WorkflowStatus,
     )
-    from models.validation import summarise
+    from models.validation import PayloadRefused, single_payload
     from workflows.approval_workflow import ApprovalWorkflow
     from workflows.decision_rules import refusal_reason, settled
     from workflows.notifications import root_message, send_notices
@@ -104,6 +108,7 @@ class HumanInTheLoopWorkflow:
         self._votes: list[ApprovalDecision] = []
         self._decision: ApprovalDecision | None = None
         self._stage: StageProgress | None = None
+        self._staged = False
         self._stage_outcomes: list[StageOutcome] = []
         self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
@@ -135,15 +140,14 @@ class HumanInTheLoopWorkflow:
         return await self._execute(Outcome.APPROVED)
 
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
-    def approval_decision(self, payload: RawValue) -> None:
-        """Takes the raw payload so that one that does not decode is recorded, not dropped."""
-        decision = self._decode(payload, ApprovalDecision, "a valid ApprovalDecision")
+    def approval_decision(self, *payloads: object) -> None:
+        decision = self._decode(payloads, ApprovalDecision, "a valid ApprovalDecision")
         if decision is not None:
             self._apply(decision)
 
     @workflow.signal(name=APPROVE_SIGNAL)
-    def approve(self, payload: RawValue) -> None:
-        approved = self._decode(payload, ApproveSignalPayload, "true or false")
+    def approve(self, *payloads: object) -> None:
+        approved = self._decode(payloads, ApproveSignalPayload, "true or false")
         if approved is None:
             return
         pending = self._approval_request.request_id if self._approval_request else "none"
@@ -167,7 +171,7 @@ class HumanInTheLoopWorkflow:
             approval_request=self._approval_request,
             decision=self._decision,
             votes=self._votes,
-            required_approvals=self._input.voting.required_approvals,
+            required_approvals=1 if self._staged else self._input.voting.required_approvals,
             current_stage=self._stage,
             result=self._result,
             audit_trail=self._audit,
@@ -188,7 +192,7 @@ class HumanInTheLoopWorkflow:
         self._record("action_proposed", _describe(action))
         return action
 
-    def _open_request(self) -> ApprovalRequest:
+    def _open_request(self, approvers: list[str]) -> ApprovalRequest:
         """Create the approval request and mark the run as waiting for it."""
         assert self._action is not None and self._risk is not None
         now = workflow.now()
@@ -200,7 +204,7 @@ class HumanInTheLoopWorkflow:
             risk_reasons=self._risk.reasons,
             requested_at=now,
             deadline=now + timedelta(seconds=self._input.approval_timeout_seconds),
-            approvers=self._input.approvers,
+            approvers=approvers,
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
@@ -212,7 +216,7 @@ class HumanInTheLoopWorkflow:
         The waits are durable timers, measured from when the request opened, so slow notices
         never push the deadline past the one the notice announced.
         """
-        request = self._open_request()
+        request = self._open_request(self._input.approvers)
         self._record("approval_requested", f"request {request.request_id}")
         await self._notify(request)
         escalation = self._input.escalation
@@ -251,8 +255,19 @@ class HumanInTheLoopWorkflow:
         await self._notify(self._approval_request)
 
     async def _run_stages(self, stages: list[str]) -> ApprovalDecision | None:
-        """Approve stage by stage, each in its own child workflow; stop at the first 'no'."""
-        parent_request = self._open_request()
+        """Approve stage by stage, each in its own child workflow; stop at the first 'no'.
+
+        Anyone may signal a stage, so the request names no approvers. Settings for a single
+        decision only reach here when the risk policy chose the stages (``WorkflowInput``
+        refuses them with explicit stages): the audit trail says they do not apply.
+        """
+        self._staged = True
+        if unused := self._input.single_decision_settings():
+            self._record(
+                "stages_override",
+                f"the risk policy staged this request, so these do not apply: {', '.join(unused)}",
+            )
+        parent_request = self._open_request(approvers=[])
         self._record(
             "approval_requested",
             f"request {parent_request.request_id}, in stages: {' -> '.join(stages)}",
@@ -302,6 +317,8 @@ class HumanInTheLoopWorkflow:
             id=child_id,
             parent_close_policy=ParentClosePolicy.TERMINATE,
         )
+        for failure in outcome.notice_failures:  # the stage could still be decided
+            self._record("notification_failed", f"stage {stage}: {failure}")
         verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
         self._record(f"stage_{verdict}", f"{stage} ({position}/{of})")
         return outcome
@@ -310,15 +327,15 @@ class HumanInTheLoopWorkflow:
         for event, detail in await send_notices(request):
             self._record(event, detail)
 
-    def _decode(self, payload: RawValue, type_hint: type[Decoded], expected: str) -> Decoded | None:
+    def _decode(
+        self, payloads: tuple[object, ...], type_hint: type[Decoded], expected: str
+    ) -> Decoded | None:
+        """The signal's one payload as ``type_hint``; None, with the refusal recorded, if not."""
         try:
-            return workflow.payload_converter().from_payload(payload.payload, type_hint)
-        except ValidationError as err:
-            reason = f"not {expected} ({summarise(err)})"
-        except RuntimeError as err:  # not JSON at all, e.g. binary or an unknown encoding
-            reason = f"the payload could not be decoded: {err}"
-        self._record("decision_refused", reason)
-        return None
+            return single_payload(payloads, type_hint, expected)
+        except PayloadRefused as refused:
+            self._record("decision_refused", str(refused))
+            return None
 
     def _apply(self, decision: ApprovalDecision) -> str | None:
         """Count the decision if the rules allow it; return why not otherwise."""
@@ -333,15 +350,23 @@ class HumanInTheLoopWorkflow:
         self._record(
             f"decision_{verdict}", f"by {decision.reviewer}: {decision.reviewer_notes or '-'}"
         )
-        if decision.amended_action is not None and self._action is not None:
-            self._record(
-                "action_amended",
-                f"by {decision.reviewer}: {_describe(self._action)} -> "
-                f"{_describe(decision.amended_action)}",
-            )
-            self._action = decision.amended_action
+        if decision.amended_action is not None:
+            self._amend(decision.reviewer, decision.amended_action)
         self._tally(decision)
         return None
+
+    def _amend(self, reviewer: str, amended: ProposedAction) -> None:
+        """Approve-with-edits: the amended action is what runs, so it is also what the
+        request shows from now on (later voters, the status query, an escalation notice).
+        The audit trail keeps both versions."""
+        assert self._action is not None and self._approval_request is not None
+        self._record(
+            "action_amended", f"by {reviewer}: {_describe(self._action)} -> {_describe(amended)}"
+        )
+        self._action = amended
+        self._approval_request = self._approval_request.model_copy(
+            update={"proposed_action": amended}
+        )
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
@@ -380,12 +405,18 @@ class HumanInTheLoopWorkflow:
     async def _execute(self, outcome: Outcome) -> WorkflowResult:
         assert self._action is not None
         self._state = WorkflowState.EXECUTING
-        request_id = self._approval_request.request_id if self._approval_request else "auto"
+        info = workflow.info()
+        # Unique per start even when a workflow ID is reused: the request ID is a fresh UUID,
+        # and a run with no request uses its first run ID (the same on every replay).
+        request_id = (
+            self._approval_request.request_id
+            if self._approval_request
+            else f"auto/{info.first_execution_run_id}"
+        )
         self._execution = await workflow.execute_activity(
             execute_action,
             ExecuteActionInput(
-                idempotency_key=f"{workflow.info().workflow_id}/{request_id}",
-                action=self._action,
+                idempotency_key=f"{info.workflow_id}/{request_id}", action=self._action
             ),
             start_to_close_timeout=timedelta(seconds=120),
             retry_policy=SIDE_EFFECT_RETRY,
