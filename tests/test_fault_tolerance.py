@@ -5,6 +5,9 @@ start-dev`` on a SQLite file) as subprocesses, kills them with SIGKILL or stops 
 SIGTERM at the worst moment, and checks that the run still ends correctly, that the action
 ran exactly once (counted by its idempotency key across every worker's log), and that the
 LLM was not asked again for an answer that history had already recorded.
+
+Run as ``python -m tests.test_fault_tolerance``, this module is a worker whose execute
+activity holds until killed (see the end of the file).
 """
 
 import asyncio
@@ -56,6 +59,7 @@ from tests.helpers import (
     start_run,
     status_of,
     stop_process,
+    wait_for_output,
     wait_until,
 )
 from worker import build_worker
@@ -63,6 +67,10 @@ from worker import build_worker
 RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
 ANALYSIS_ACTIVITY = "analyze_request"
+EXECUTE_ACTIVITY = "execute_action"
+EXECUTE_TIMEOUT_SECONDS = 120  # the workflow's start-to-close timeout for execute_action
+# What the held execute activity of this module's worker logs before holding.
+EXECUTE_HELD = "execute_action held until this worker is killed"
 # Long enough that the worker is surely killed while the model is still "thinking".
 LLM_THINKING_SECONDS = 10.0
 # Long enough to be still open when the server stops, even on a busy machine.
@@ -224,13 +232,55 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
     assert result.outcome == Outcome.AUTO_APPROVED
     assert len(events_named(result.audit_trail, "action_proposed")) == 1
     assert llm_server.calls(text) == 2
-    assert await analysis_attempts(handle) == [2]
-    assert await analysis_retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    assert await activity_attempts(handle, ANALYSIS_ACTIVITY) == [2]
+    assert await retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
     assert executions(f"{workflow_id}/auto", first, second) == 1
 
 
-async def analysis_retry_cause(handle: WorkflowHandle) -> int:
-    """Why the started analysis attempt had to be retried: its last failure's timeout type."""
+@pytest.mark.timeout(EXECUTE_TIMEOUT_SECONDS + 120)
+async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """The worker dies inside the execute activity; a new worker executes the action, once.
+
+    The real activity only logs, far too fast to catch, so the first worker is this module
+    run as a worker (see the end of the file): its execute activity says it started, then
+    holds until killed, before acting. The execute activity does not heartbeat, so the
+    server sees the attempt lost only at its 120 s start-to-close timeout: this test waits
+    that long, which is what a worker crash mid-execution costs a run.
+    """
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    text = request_text(RISKY_REQUEST, workflow_id)
+    async with AsyncExitStack() as stack:
+        first = await start_worker(
+            stack, env, tmp_path / "worker-1.log", module="tests.test_fault_tolerance"
+        )
+        handle = await start_risky_run(dev_server.client, workflow_id, task_queue, text)
+        status = await wait_until_waiting(handle)
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, approval(status, "frank"))
+        await wait_for_output(first.log, EXECUTE_HELD)
+        first.crash()
+        crashed_at = time.monotonic()
+        second = await start_worker(stack, env, tmp_path / "worker-2.log")
+        result = await asyncio.wait_for(handle.result(), timeout=EXECUTE_TIMEOUT_SECONDS + 60)
+        print(f"\n[measured] kill -> executed and completed: {time.monotonic() - crashed_at:.1f}s")
+
+    key = f"{workflow_id}/{result.request_id}"
+    assert result.outcome == Outcome.APPROVED
+    assert result.execution is not None and result.execution.idempotency_key == key
+    assert executions(key, first) == 0, "the held attempt must not have acted"
+    assert executions(key, second) == 1
+    assert await activity_attempts(handle, EXECUTE_ACTIVITY) == [2]
+    assert await retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+    assert llm_server.calls(text) == 1
+
+
+async def retry_cause(handle: WorkflowHandle) -> int:
+    """Why the one retried activity attempt had to be retried: its last failure's timeout type."""
     async for event in handle.fetch_history_events():
         if event.HasField("activity_task_started_event_attributes"):
             failure = event.activity_task_started_event_attributes.last_failure
@@ -239,18 +289,18 @@ async def analysis_retry_cause(handle: WorkflowHandle) -> int:
     raise AssertionError("no started activity recorded a timeout as its last failure")
 
 
-async def analysis_attempts(handle: WorkflowHandle) -> list[int]:
-    """The attempt number of each analysis that history records as started."""
-    analyses: set[int] = set()
+async def activity_attempts(handle: WorkflowHandle, activity_type: str) -> list[int]:
+    """The attempt number of each ``activity_type`` activity that history records as started."""
+    scheduled_ids: set[int] = set()
     attempts: list[int] = []
     async for event in handle.fetch_history_events():
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == ANALYSIS_ACTIVITY:
-                analyses.add(event.event_id)
+            if scheduled.activity_type.name == activity_type:
+                scheduled_ids.add(event.event_id)
         elif event.HasField("activity_task_started_event_attributes"):
             started = event.activity_task_started_event_attributes
-            if started.scheduled_event_id in analyses:
+            if started.scheduled_event_id in scheduled_ids:
                 attempts.append(started.attempt)
     return attempts
 
@@ -304,6 +354,8 @@ async def test_server_restart_keeps_waiting_runs_and_their_timers(
     address = f"127.0.0.1:{ports['port']}"
     db_file = tmp_path / "temporal.db"
     env = script_env(address, llm_server.url, task_queue)
+    approved_text = request_text(RISKY_REQUEST, workflow_id)
+    expiring_text = request_text(RISKY_REQUEST, f"{workflow_id} expiring")
     # Two stacks, so that the worker stops before the server it talks to.
     async with AsyncExitStack() as servers, AsyncExitStack() as workers:
         server_log = servers.enter_context((tmp_path / "server.log").open("w"))
@@ -311,17 +363,12 @@ async def test_server_restart_keeps_waiting_runs_and_their_timers(
         client = await connect_when_up(address)
         worker = await start_worker(workers, env, tmp_path / "worker.log")
         approved, expiring = await asyncio.gather(
-            start_risky_run(
-                client,
-                f"{workflow_id}-approve",
-                task_queue,
-                request_text(RISKY_REQUEST, workflow_id),
-            ),
+            start_risky_run(client, f"{workflow_id}-approve", task_queue, approved_text),
             start_risky_run(
                 client,
                 f"{workflow_id}-expire",
                 task_queue,
-                request_text(RISKY_REQUEST, f"{workflow_id} expiring"),
+                expiring_text,
                 approval_timeout_seconds=SHORT_APPROVAL_TIMEOUT_SECONDS,
             ),
         )
@@ -363,6 +410,8 @@ async def test_server_restart_keeps_waiting_runs_and_their_timers(
     [timed_out] = events_named(expired_result.audit_trail, "timed_out")
     assert timed_out.at >= deadline
     assert executions(f"{expiring.id}/{expired_result.request_id}", worker) == 0
+    # The restart replayed the runs from history: the analysis recorded there was not redone.
+    assert llm_server.calls(approved_text) == llm_server.calls(expiring_text) == 1
 
 
 async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
@@ -492,3 +541,20 @@ async def test_execute_retry_reuses_the_idempotency_key(
     assert seen == [(1, key), (2, key)]
     assert result.outcome == Outcome.APPROVED
     assert result.execution is not None and result.execution.idempotency_key == key
+
+
+@activity.defn(name=EXECUTE_ACTIVITY)
+async def execute_held_until_killed(request: ExecuteActionInput) -> ExecutionResult:
+    """Stands in for ``execute_action`` in this module's worker: starts, never acts."""
+    activity.logger.info("%s (key %s)", EXECUTE_HELD, request.idempotency_key)
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+if __name__ == "__main__":
+    # ``python -m tests.test_fault_tolerance``: the real worker, whose execute activity holds
+    # (see test_worker_killed_while_executing_leaves_the_action_to_a_new_worker).
+    from temporal_client import exit_process
+
+    worker_module.execute_action = execute_held_until_killed
+    exit_process(worker_module.main())
