@@ -306,6 +306,38 @@ async def test_an_approval_with_edits_is_what_later_voters_see_and_what_executes
     assert original.description in amendment.detail and amended.description in amendment.detail
 
 
+async def test_an_amendment_voids_the_approvals_given_to_the_earlier_action(
+    runs: TimeSkippingRuns, risky_request: str
+) -> None:
+    """a approved the LLM's action, not b's narrower one: a's vote must not carry it over
+    the quorum. a may vote again on the amended action."""
+    async with runs.started(quorum_of_two(risky_request)) as handle:
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        assert status.approval_request is not None
+        await vote(handle, status, "a", True)
+        amended = status.approval_request.proposed_action.model_copy(
+            update={"description": "Close only the dormant accounts"}
+        )
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE,
+            ApprovalDecision(
+                request_id=status.approval_request.request_id,
+                approved=True,
+                reviewer="b",
+                amended_action=amended,
+            ),
+        )
+        after_amendment = await status_of(handle)
+        assert after_amendment.decision is None, "a's approval of the old action counted"
+        assert [v.reviewer for v in after_amendment.votes] == ["b"]
+        await vote(handle, after_amendment, "a", True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [v.reviewer for v in result.votes] == ["b", "a"]
+    (reset,) = events(result.audit_trail, "votes_reset")
+    assert "a" in reset.detail
+
+
 # --- escalation -----------------------------------------------------------------------------
 
 

@@ -367,6 +367,13 @@ class HumanInTheLoopWorkflow:
         self._approval_request = self._approval_request.model_copy(
             update={"proposed_action": amended}
         )
+        # Earlier votes were cast on another action: only the amending vote still stands.
+        # Patched, so a run that was amended under an older worker replays as it ran.
+        earlier = self._votes[:-1]
+        if earlier and workflow.patched("amendment-resets-earlier-votes"):
+            self._votes = self._votes[-1:]
+            voters = ", ".join(vote.reviewer for vote in earlier)
+            self._record("votes_reset", f"votes by {voters} were for the earlier action")
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
@@ -419,6 +426,7 @@ class HumanInTheLoopWorkflow:
                 idempotency_key=f"{info.workflow_id}/{request_id}", action=self._action
             ),
             start_to_close_timeout=timedelta(seconds=120),
+            heartbeat_timeout=timedelta(seconds=10),  # a crashed worker is noticed in seconds
             retry_policy=SIDE_EFFECT_RETRY,
         )
         self._record("executed", self._execution.summary)
