@@ -30,6 +30,7 @@ from models.models import ExecuteActionInput, ExecutionResult
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".hitl"
 LEDGER_FILE = "executed_actions.sqlite3"
+HEARTBEAT_EVERY_SECONDS = 2.0  # well inside the workflow's 10 s heartbeat timeout
 LOCK_WAIT_SECONDS = 30.0  # how long an execution waits for another one holding the ledger
 
 _SCHEMA = """
@@ -51,8 +52,14 @@ def ledger_path() -> Path:
 async def execute_action(request: ExecuteActionInput) -> ExecutionResult:
     """Carry out the approved action (simulated) once per idempotency key, and say what was
     done; a repeated key gets the first execution's result back."""
-    # sqlite3 blocks (it may wait for another execution's lock): keep it off the event loop.
-    return await asyncio.to_thread(_execute_once, request, ledger_path())
+    # sqlite3 blocks (it may wait for another execution's lock): keep it off the event loop,
+    # and heartbeat meanwhile, so that if this worker dies the server retries the action on
+    # another worker within the heartbeat timeout instead of the whole start-to-close timeout.
+    work = asyncio.ensure_future(asyncio.to_thread(_execute_once, request, ledger_path()))
+    while not work.done():
+        activity.heartbeat()
+        await asyncio.wait({work}, timeout=HEARTBEAT_EVERY_SECONDS)
+    return work.result()
 
 
 def _execute_once(request: ExecuteActionInput, path: Path) -> ExecutionResult:

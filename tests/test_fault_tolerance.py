@@ -68,7 +68,7 @@ RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
 ANALYSIS_ACTIVITY = "analyze_request"
 EXECUTE_ACTIVITY = "execute_action"
-EXECUTE_TIMEOUT_SECONDS = 120  # the workflow's start-to-close timeout for execute_action
+EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for execute_action
 # What the held execute activity of this module's worker logs before holding.
 EXECUTE_HELD = "execute_action held until this worker is killed"
 # Long enough that the worker is surely killed while the model is still "thinking".
@@ -237,7 +237,7 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
     assert executions(f"{workflow_id}/auto", first, second) == 1
 
 
-@pytest.mark.timeout(EXECUTE_TIMEOUT_SECONDS + 120)
+@pytest.mark.timeout(EXECUTE_HEARTBEAT_TIMEOUT_SECONDS + 90)
 async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
     dev_server: WorkflowEnvironment,
     llm_server: FakeOpenAIServer,
@@ -249,9 +249,9 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
 
     The real activity only logs, far too fast to catch, so the first worker is this module
     run as a worker (see the end of the file): its execute activity says it started, then
-    holds until killed, before acting. The execute activity does not heartbeat, so the
-    server sees the attempt lost only at its 120 s start-to-close timeout: this test waits
-    that long, which is what a worker crash mid-execution costs a run.
+    holds until killed, before acting, and sends no heartbeat, as a dead worker would not:
+    the server gives the attempt up at the 10 s heartbeat timeout, not the 120 s
+    start-to-close timeout.
     """
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
     text = request_text(RISKY_REQUEST, workflow_id)
@@ -266,7 +266,9 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
         first.crash()
         crashed_at = time.monotonic()
         second = await start_worker(stack, env, tmp_path / "worker-2.log")
-        result = await asyncio.wait_for(handle.result(), timeout=EXECUTE_TIMEOUT_SECONDS + 60)
+        result = await asyncio.wait_for(
+            handle.result(), timeout=EXECUTE_HEARTBEAT_TIMEOUT_SECONDS + 60
+        )
         print(f"\n[measured] kill -> executed and completed: {time.monotonic() - crashed_at:.1f}s")
 
     key = f"{workflow_id}/{result.request_id}"
@@ -275,7 +277,7 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
     assert executions(key, first) == 0, "the held attempt must not have acted"
     assert executions(key, second) == 1
     assert await activity_attempts(handle, EXECUTE_ACTIVITY) == [2]
-    assert await retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+    assert await retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
     assert llm_server.calls(text) == 1
 
 
