@@ -179,7 +179,13 @@ class Benchmark:
         worker = self._processes.start(
             f"{subject.name}-worker",
             python_module_argv(subject.worker_module, *worker_args),
-            worker_env(address, llm_url, queue, self._processes.log_dir / "pycache"),
+            worker_env(
+                address,
+                llm_url,
+                queue,
+                self._processes.log_dir / "pycache",
+                self._processes.log_dir / "hitl-state",
+            ),
         )
         try:
             await wait_for_log(worker, WORKER_READY)

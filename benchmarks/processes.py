@@ -21,6 +21,7 @@ from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
+    STATE_DIR_ENV,
     TASK_QUEUE_ENV,
 )
 from dev_server import TEMPORAL_CLI
@@ -151,9 +152,10 @@ def python_module_argv(module: str, *args: str) -> list[str]:
 
 
 def worker_env(
-    temporal_address: str, llm_url: str, queue: str, pycache_dir: Path
+    temporal_address: str, llm_url: str, queue: str, pycache_dir: Path, state_dir: Path
 ) -> dict[str, str]:
-    """The worker's environment: loopback server and LLM only, no inherited profile.
+    """The worker's environment: loopback server and LLM only, no inherited profile, and
+    the execute ledger in ``state_dir`` (the benchmark's own folder, not the project's).
 
     Bytecode caching is on, as in a normal install, but outside the source tree: the
     workflow sandbox imports the workflow module afresh for every new run, and without a
@@ -174,6 +176,7 @@ def worker_env(
             OPENAI_API_KEY_ENV: BENCH_API_KEY,
             OPENAI_MODEL_ENV: BENCH_MODEL,
             TASK_QUEUE_ENV: queue,
+            STATE_DIR_ENV: str(state_dir),
             "PYTHONUNBUFFERED": "1",
         }
     )

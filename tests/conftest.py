@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
-from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
+from constants import STATE_DIR_ENV, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from tests.e2e import WorkerProcess, running_worker
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
@@ -28,14 +28,20 @@ from tests.helpers import (
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_webhook_from_the_environment() -> Iterator[None]:
-    """A worker with no notifier given reads the webhook from the environment
-    (``WebhookNotifier.from_env``), and worker subprocesses inherit it: with
-    ``HITL_WEBHOOK_URL`` exported, tests would post their notices to a real endpoint.
-    Cleared for the whole session; a test that wants a webhook sets it itself."""
+def isolated_from_the_environment(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Workers read two settings from the environment, and worker subprocesses inherit it.
+
+    The webhook (``WebhookNotifier.from_env``): with ``HITL_WEBHOOK_URL`` exported, tests
+    would post their notices to a real endpoint, so it is cleared; a test that wants a
+    webhook sets it itself. The execute ledger (``HITL_STATE_DIR``): tests keep theirs in a
+    session folder, never in the project's ``.hitl/``.
+    """
     with pytest.MonkeyPatch.context() as session_patch:
         for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV):
             session_patch.delenv(name, raising=False)
+        session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield
 
 
