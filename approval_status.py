@@ -12,9 +12,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from console_format import format_status
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, STATUS_QUERY
-from models.models import ApprovalStatus, WorkflowStatus
-from temporal_client import TemporalUnavailableError, connect, exit_process
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from models.models import ApprovalStatus
+from temporal_client import (
+    StatusUnavailableError,
+    TemporalUnavailableError,
+    connect,
+    exit_process,
+    query_status,
+)
 
 PENDING_QUERY = f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}"'
 
@@ -24,14 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("workflow_id", nargs="?")
     target.add_argument("--pending", action="store_true", help="list runs awaiting a decision")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workflow_id is not None and not args.workflow_id.strip():
+        parser.error("the workflow ID must not be empty")
+    return args
 
 
 async def show_status(client: Client, workflow_id: str) -> str:
-    status = await client.get_workflow_handle(workflow_id).query(
-        STATUS_QUERY, result_type=WorkflowStatus
-    )
-    return format_status(workflow_id, status)
+    return format_status(workflow_id, await query_status(client, workflow_id))
 
 
 async def list_pending(client: Client) -> str:
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         print(asyncio.run(report(args)))
-    except TemporalUnavailableError as err:
+    except (TemporalUnavailableError, StatusUnavailableError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

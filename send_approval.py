@@ -19,14 +19,20 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from constants import STATUS_QUERY, SUBMIT_DECISION_UPDATE
+from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
-from temporal_client import TemporalUnavailableError, connect, exit_process
+from temporal_client import (
+    WORKER_WAIT_SECONDS,
+    StatusUnavailableError,
+    TemporalUnavailableError,
+    connect,
+    exit_process,
+    no_worker_message,
+    query_status,
+)
 
 VERDICTS = {"approve": True, "reject": False}
 USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [options]'
-# An update waits for a worker to run it; without one it would wait forever.
-WORKER_WAIT_SECONDS = 30
 
 
 class DecisionNotAppliedError(Exception):
@@ -53,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--edit-description", metavar="TEXT", help="approve an amended action description"
     )
     args = parser.parse_args(argv)
+    if not args.workflow_id.strip():
+        parser.error("the workflow ID must not be empty")
     words = args.decision
     if words[0] not in VERDICTS:
         args.request_id, words = words[0], words[1:]
@@ -71,9 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
-    status = await client.get_workflow_handle(workflow_id).query(
-        STATUS_QUERY, result_type=WorkflowStatus
-    )
+    try:
+        status = await query_status(client, workflow_id)
+    except StatusUnavailableError as err:
+        raise DecisionNotAppliedError(f"{err} Nothing was sent.") from None
     if status.state != WorkflowState.AWAITING_APPROVAL or status.approval_request is None:
         raise DecisionNotAppliedError(
             f"Workflow {workflow_id} is not waiting for a decision (state: {status.state.value})."
@@ -113,9 +122,8 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         raise DecisionNotAppliedError(
-            f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running? "
-            "The decision may still be applied when a worker starts: check with "
-            f"`python -m approval_status {workflow_id}` before sending it again."
+            f"{no_worker_message()} The decision may still be applied when a worker starts: "
+            f"check with `python -m approval_status {workflow_id}` before sending it again."
         ) from err
     except WorkflowUpdateFailedError as err:
         reason = getattr(err.cause, "message", str(err.cause))  # without the error type
@@ -125,6 +133,8 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
     if err.status == RPCStatusCode.NOT_FOUND:
         return f"Workflow {workflow_id} is not running (unknown ID, or it already finished)."
+    if "no poller seen" in err.message:  # the server's way to say no worker took it
+        return no_worker_message()
     return f"Temporal refused the decision: {err.message}"
 
 

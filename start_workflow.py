@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console_format import format_result
@@ -42,6 +43,10 @@ INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
         )
     ]
 )
+
+
+class ResultUnavailableError(Exception):
+    """The run started, but waiting for its result failed; the run itself goes on."""
 
 
 def positive_int(text: str) -> int:
@@ -104,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    if args.workflow_id is not None and not args.workflow_id.strip():
+        parser.error("--workflow-id must not be empty")
     if bool(args.escalate_after) != bool(args.escalate_to):
         parser.error("--escalate-after and --escalate-to go together")
     try:
@@ -158,15 +165,28 @@ async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
     handle = await start_run(await connect(), args.run_input, args.workflow_id)
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
-    return await handle.result()
+    try:
+        return await handle.result()
+    except RPCError as err:  # the server went away or refused the read: the run goes on
+        raise ResultUnavailableError(
+            f"Workflow {handle.id} was started, but waiting for its result failed "
+            f"({err.message}). Check it later with `uv run python -m approval_status {handle.id}`."
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = asyncio.run(start_and_wait(args))
-    except TemporalUnavailableError as err:
+    except (TemporalUnavailableError, ResultUnavailableError) as err:
         print(err, file=sys.stderr)
+        return 1
+    except WorkflowAlreadyStartedError:
+        print(
+            f"Workflow ID {args.workflow_id} is in use by a running workflow; "
+            "choose another --workflow-id, or leave it out for a generated one.",
+            file=sys.stderr,
+        )
         return 1
     except RPCError as err:
         print(f"Temporal refused to start the workflow: {err.message}", file=sys.stderr)

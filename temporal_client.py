@@ -1,4 +1,4 @@
-"""The one way this project connects to Temporal.
+"""The one way this project connects to Temporal, and asks a run where it stands.
 
 Connection settings come from Temporal's environment configuration (``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings, ``TEMPORAL_PROFILE`` and the
@@ -6,42 +6,147 @@ profile file), so the same scripts run against a dev server, a self-hosted clust
 Temporal Cloud without code changes.
 """
 
+import asyncio
 import os
+import shlex
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from temporalio.client import Client
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError
 
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, DEFAULT_TEMPORAL_ADDRESS
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    APPROVE_SIGNAL,
+    DEFAULT_TEMPORAL_ADDRESS,
+    STATUS_QUERY,
+)
+from models.models import StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
     "uv run temporal server start-dev "
     f"--search-attribute {APPROVAL_STATUS_SEARCH_ATTRIBUTE}=Keyword"
 )
+# A query or an update is answered by a worker; without one it waits, so scripts stop here.
+WORKER_WAIT_SECONDS = 30
+# Settings that choose where the rest of the settings come from.
+PROFILE_SETTINGS = ("TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE")
 
 
 class TemporalUnavailableError(Exception):
     """The configured Temporal server could not be reached."""
 
 
+class TemporalSettingsError(TemporalUnavailableError):
+    """The Temporal settings themselves are wrong (a missing profile, an address that is not
+    host:port): no server was tried. The message names the setting."""
+
+
+class StatusUnavailableError(Exception):
+    """The status query got no usable answer; the message says why and what to do."""
+
+
+def _load_config() -> dict[str, Any]:
+    try:
+        config = ClientConfig.load_client_connect_config()
+    except (RuntimeError, OSError) as err:  # the SDK's ConfigError is a RuntimeError
+        raise TemporalSettingsError(_settings_error(err)) from None
+    config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
+    return dict(config)
+
+
+def _settings_error(err: Exception) -> str:
+    """One line naming the setting at fault (or the settings that choose the profile)."""
+    if isinstance(err, OSError) and err.filename is not None:  # e.g. a TLS certificate path
+        culprits = [
+            k for k, v in os.environ.items() if k.startswith("TEMPORAL_") and v == err.filename
+        ]
+        detail = f"{err.strerror}: {err.filename}"
+    else:
+        culprits = [k for k in PROFILE_SETTINGS if os.environ.get(k)]
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        # A TOML error spans lines (location, source excerpt, reason): keep the first and last.
+        detail = lines[0] if len(lines) < 2 else f"{lines[0]}: {lines[-1]}"
+    named = ", ".join(f"{k}={os.environ[k]}" for k in culprits) or "the Temporal profile file"
+    return f"Bad Temporal settings ({named}): {detail}."
+
+
 def configured_address() -> str:
     """host:port of the server env config points at."""
-    return ClientConfig.load_client_connect_config().get("target_host", DEFAULT_TEMPORAL_ADDRESS)
+    return _load_config()["target_host"]
 
 
 async def connect() -> Client:
     """Connect with env config and the pydantic data converter, or explain what failed."""
-    config = ClientConfig.load_client_connect_config()
-    config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
+    config = _load_config()
+    address = config["target_host"]
     try:
         return await Client.connect(**config, data_converter=pydantic_data_converter)
+    except ValueError as err:  # refused before any connection attempt
+        if "target" not in str(err):
+            raise TemporalSettingsError(f"Bad Temporal settings: {err}") from None
+        from_env = os.environ.get("TEMPORAL_ADDRESS")
+        source = "TEMPORAL_ADDRESS" if from_env else "The address in the Temporal profile"
+        raise TemporalSettingsError(
+            f"{source} {address!r} is not a valid host:port ({err})."
+        ) from None
     except RuntimeError as err:
         raise TemporalUnavailableError(
-            f"Cannot reach Temporal at {config['target_host']}. Is the server running "
+            f"Cannot reach Temporal at {address}. Is the server running "
             f"(`{DEV_SERVER_COMMAND}`) and is TEMPORAL_ADDRESS right?"
         ) from err
+
+
+def no_worker_message() -> str:
+    return f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running?"
+
+
+async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
+    """The run's status, within ``WORKER_WAIT_SECONDS``; or why there is none, in one line.
+
+    A stage's ``ApprovalWorkflow`` answers the same query with None or a ``StageOutcome``;
+    it is told apart here, since it is decided by a signal, not by the scripts.
+    """
+    query = client.get_workflow_handle(workflow_id).query(
+        STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
+    )
+    try:
+        answer = await asyncio.wait_for(query, WORKER_WAIT_SECONDS)
+    except TimeoutError:
+        raise StatusUnavailableError(no_worker_message()) from None
+    except RPCError as err:
+        if "no poller seen" not in err.message:  # the server's own way to say no worker
+            raise
+        raise StatusUnavailableError(no_worker_message()) from None
+    except WorkflowQueryFailedError as err:
+        raise StatusUnavailableError(
+            f"Workflow {workflow_id} cannot say where it stands ({err.message}); "
+            "is it a run of this agent?"
+        ) from None
+    except ValidationError:
+        raise StatusUnavailableError(
+            f"Workflow {workflow_id} is not a run of this agent: "
+            f"its {STATUS_QUERY} answer is not a status."
+        ) from None
+    if isinstance(answer, WorkflowStatus):
+        return answer
+    raise StatusUnavailableError(_stage_workflow_message(workflow_id, answer))
+
+
+def _stage_workflow_message(workflow_id: str, outcome: StageOutcome | None) -> str:
+    if outcome is None:  # undecided: waiting, or (once closed) timed out
+        what = "a stage's approval workflow"
+    else:
+        verdict = {True: "approved", False: "rejected", None: "timed out"}[outcome.approved]
+        what = f"the approval workflow of stage {outcome.stage!r} (already {verdict})"
+    return (
+        f"Workflow {workflow_id} is {what}, not a run of the agent: a stage is decided with "
+        f"`uv run temporal workflow signal --workflow-id {shlex.quote(workflow_id)} "
+        f"--name {APPROVE_SIGNAL} --input true|false`."
+    )
 
 
 def exit_process(code: int) -> NoReturn:

@@ -6,6 +6,7 @@ notice to a chat or ticketing webhook.
 """
 
 import json
+import shlex
 
 from temporalio import activity
 
@@ -14,26 +15,28 @@ from models.models import ApprovalRequest
 
 
 def _decision_commands(request: ApprovalRequest) -> list[str]:
-    """Commands an approver can paste as they are."""
-    workflow_id, request_id = request.workflow_id, request.request_id
+    """Commands an approver can paste as they are: the Temporal CLI lives in the project's
+    virtualenv, hence ``uv run``, and every ID is shell-quoted (IDs are user-chosen)."""
+    workflow_id, request_id = shlex.quote(request.workflow_id), shlex.quote(request.request_id)
     if request.stage is not None:
+        signal = (
+            f"uv run temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL}"
+        )
         return [
             f"Approve or reject stage {request.stage!r}:",
-            f"  temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL} "
-            "--input true",
-            f"  temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL} "
-            "--input false",
+            f"  {signal} --input true",
+            f"  {signal} --input false",
         ]
     approve_json = json.dumps(
-        {"request_id": request_id, "approved": True, "reviewer_notes": "Looks good"}
+        {"request_id": request.request_id, "approved": True, "reviewer_notes": "Looks good"}
     )
     return [
         "Approve or reject:",
         f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',
         f'  uv run python -m send_approval {workflow_id} {request_id} reject "notes"',
         "Or with the Temporal CLI:",
-        f"  temporal workflow signal --workflow-id {workflow_id} \\",
-        f"    --name {APPROVAL_DECISION_SIGNAL} --input '{approve_json}'",
+        f"  uv run temporal workflow signal --workflow-id {workflow_id} \\",
+        f"    --name {APPROVAL_DECISION_SIGNAL} --input {shlex.quote(approve_json)}",
     ]
 
 

@@ -2,7 +2,8 @@
 
 The body is Slack-incoming-webhook compatible (a ``text`` field) and also carries the
 request itself, so any receiver can act on it. The URL and the optional bearer token are
-secrets: they are read once when the worker starts and never logged; only the host is.
+secrets: they are read once when the worker starts and never logged; only the host (and
+port) is, never the path or any ``user:password@`` in the URL.
 A failed delivery raises, so Temporal's retry policy retries it; the terminal notice is a
 separate activity and is not repeated.
 """
@@ -28,6 +29,20 @@ def webhook_body(request: ApprovalRequest) -> dict[str, object]:
     }
 
 
+def public_host(url: str) -> str:
+    """host[:port] of ``url``, which is all messages and logs may show: never the
+    ``user:password@`` a URL can carry (``netloc`` would), nor its path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: httpx2 will say so; the message only needs the host
+        port = None
+    return host if port is None else f"{host}:{port}"
+
+
 class WebhookNotifier:
     """Holds the webhook settings and one HTTP client for the worker's lifetime."""
 
@@ -49,7 +64,7 @@ class WebhookNotifier:
         """POST the notice; without a configured webhook, say so and do nothing."""
         if self._url is None:
             return WebhookDelivery(delivered=False, detail=f"{WEBHOOK_URL_ENV} is not set")
-        host = urlsplit(self._url).netloc
+        host = public_host(self._url)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             response = await self._client.post(

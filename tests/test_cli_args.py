@@ -211,3 +211,22 @@ def test_status_refuses_both_a_workflow_id_and_pending(
     err = _usage_error(capsys, "approval_status", approval_status.main, ["wf-1", "--pending"])
 
     assert "not allowed with" in err
+
+
+@pytest.mark.parametrize(
+    ("prog", "entry", "argv", "expected"),
+    [
+        ("send_approval", send_approval.main, ["", "approve"], "the workflow ID must not be empty"),
+        ("send_approval", send_approval.main, ["  ", "r-1", "reject"], "workflow ID must not be"),
+        ("approval_status", approval_status.main, [""], "the workflow ID must not be empty"),
+        ("start_workflow", start_workflow.main, ["Do it", "--workflow-id", ""], "must not be"),
+    ],
+    ids=["send", "send-blank-with-request-id", "status", "start"],
+)
+def test_an_empty_workflow_id_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], prog: str, entry: object, argv: list[str], expected: str
+) -> None:
+    """Temporal would only answer "WorkflowId is not set on request"; say it before sending."""
+    err = _usage_error(capsys, prog, entry, argv)
+
+    assert expected in err

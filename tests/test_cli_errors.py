@@ -7,27 +7,45 @@ The scripts run as real processes against the session's dev server and one share
 (the ``worker`` fixture).
 """
 
+import argparse
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
+import pytest
+from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
-from dev_server import free_port
-from models.models import WorkflowState
+import approval_status
+import send_approval as send_approval_script
+import temporal_client
+from constants import APPROVE_SIGNAL, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATUS_QUERY
+from dev_server import TEMPORAL_CLI, free_port
+from models.models import WorkflowInput, WorkflowState
 from tests.e2e import (
+    PROCESS_TIMEOUT_SECONDS,
     Ran,
     WorkerProcess,
     address_of,
     approval_notice,
+    cli_signal,
     script,
     send_approval,
     started_run,
     unique,
 )
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import script_env, status_of
+from tests.helpers import (
+    background_script,
+    is_running,
+    script_env,
+    start_run,
+    status_of,
+    wait_for_output,
+    wait_until,
+)
 
 
 def unreachable_env() -> dict[str, str]:
@@ -206,3 +224,220 @@ async def test_worker_without_an_openai_api_key_names_the_variable(
 async def test_approval_status_for_an_unknown_workflow_fails(worker: WorkerProcess) -> None:
     ran = await script("approval_status", "no-such-workflow", env=worker.env)
     assert_one_line_error(ran, 1, r"^No workflow with ID 'no-such-workflow'")
+
+
+async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_decides_it(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """``<parent>-manager`` answers the status query with no status (undecided) or a stage
+    outcome (decided): the scripts say it is a stage and give the command that decides it."""
+    async with started_run(
+        worker, dev_server, tmp_path, unique("Delete the audit logs"), "--stage", "manager"
+    ) as run:
+        child_id = f"{run.workflow_id}-manager"
+        await wait_until(lambda: is_running(dev_server.client.get_workflow_handle(child_id)), bool)
+        undecided = await asyncio.gather(
+            script("send_approval", child_id, "approve", env=worker.env),
+            script("approval_status", child_id, env=worker.env),
+        )
+        signalled = await cli_signal(worker, child_id, APPROVE_SIGNAL, "true")
+        done = await run.finish()
+        decided = await asyncio.gather(
+            script("send_approval", child_id, "approve", env=worker.env),
+            script("approval_status", child_id, env=worker.env),
+        )
+
+    assert signalled.returncode == 0, signalled.output
+    assert "Result: approved" in done.output
+    command = re.escape(
+        f"`uv run temporal workflow signal --workflow-id {child_id} --name approve "
+        "--input true|false`."
+    )
+    for ran in undecided:
+        assert_one_line_error(ran, 1, rf"^Workflow {child_id} is a stage's approval .*{command}")
+    for ran in decided:
+        assert_one_line_error(
+            ran,
+            1,
+            rf"^Workflow {child_id} is the approval workflow of stage 'manager' "
+            rf"\(already approved\).*{command}",
+        )
+    assert undecided[0].stderr.strip().endswith("Nothing was sent.")
+
+
+@workflow.defn(name="WorkflowWithoutStatus")
+class WorkflowWithoutStatus:
+    """Another program's workflow on the same server: it has no get_status query."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_a_workflow_without_the_status_query_is_named_not_a_traceback(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment
+) -> None:
+    """The query fails in the workflow (``WorkflowQueryFailedError``): one line, exit 1."""
+    task_queue, workflow_id = f"other-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    client = dev_server.client
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[WorkflowWithoutStatus],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            WorkflowWithoutStatus.run, id=workflow_id, task_queue=task_queue
+        )
+        try:
+            ran = await asyncio.gather(
+                script("send_approval", workflow_id, "approve", env=worker.env),
+                script("approval_status", workflow_id, env=worker.env),
+            )
+        finally:
+            await handle.terminate("end of test")
+    for each in ran:
+        assert_one_line_error(
+            each, 1, rf"^Workflow {workflow_id} cannot say where it stands \(.*{STATUS_QUERY}"
+        )
+
+
+async def test_the_status_query_gives_up_when_no_worker_answers(
+    dev_server: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a request ID, send_approval asks the run first: with no worker that query
+    is bounded like the update, and says so (here the bound is shortened to 1 s)."""
+    monkeypatch.setattr(temporal_client, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    workflow_id = f"no-worker-{uuid.uuid4().hex[:8]}"
+    handle = await start_run(
+        dev_server.client,
+        f"nobody-polls-{uuid.uuid4().hex[:8]}",
+        workflow_id,
+        WorkflowInput(user_request="Delete the build cache"),
+    )
+    try:
+        args = send_approval_script.parse_args([workflow_id, "approve", "--reviewer", "ann"])
+        with pytest.raises(send_approval_script.DecisionNotAppliedError) as refused:
+            await asyncio.wait_for(send_approval_script.send(args), timeout=20)
+        with pytest.raises(temporal_client.StatusUnavailableError) as unanswered:
+            status_args = argparse.Namespace(pending=False, workflow_id=workflow_id)
+            await asyncio.wait_for(approval_status.report(status_args), timeout=20)
+    finally:
+        await handle.terminate("end of test")
+    no_worker = "No worker answered within 1s; is `python -m worker` running?"
+    assert str(refused.value) == f"{no_worker} Nothing was sent."
+    assert str(unanswered.value) == no_worker
+
+
+async def test_start_workflow_with_a_workflow_id_in_use_says_so(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with started_run(worker, dev_server, tmp_path, unique("Drop the cache table")) as run:
+        await approval_notice(worker, run)
+        again = await script(
+            "start_workflow", "Something else", "--workflow-id", run.workflow_id, env=worker.env
+        )
+        status = await status_of(dev_server.client.get_workflow_handle(run.workflow_id))
+
+    assert_one_line_error(again, 1, rf"^Workflow ID {run.workflow_id} is in use by a running")
+    assert status.state == WorkflowState.AWAITING_APPROVAL  # the first run is untouched
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("TEMPORAL_PROFILE", "nope", r"^Bad Temporal settings \(TEMPORAL_PROFILE=nope\): "),
+        ("TEMPORAL_ADDRESS", "not a host", r"^TEMPORAL_ADDRESS 'not a host' is not a valid "),
+        ("TEMPORAL_ADDRESS", "127.0.0.1:99999", r"^TEMPORAL_ADDRESS '127.0.0.1:99999' is not a"),
+    ],
+    ids=["missing-profile", "not-a-host", "bad-port"],
+)
+async def test_every_script_names_a_bad_temporal_setting(
+    llm_server: FakeOpenAIServer, setting: str, value: str, expected: str
+) -> None:
+    env = script_env(f"127.0.0.1:{free_port()}", llm_server.url, "unused-queue")
+    env[setting] = value
+    commands = [
+        ("worker",),
+        ("start_workflow", "Summarise the report"),
+        ("send_approval", "wf-1", "approve"),
+        ("approval_status", "wf-1"),
+    ]
+    worker_ran, *script_runs = await asyncio.gather(
+        *(script(*command, env=env) for command in commands)
+    )
+    assert_worker_refused_to_start(worker_ran, expected)
+    for ran in script_runs:
+        assert_one_line_error(ran, 1, expected)
+
+
+async def test_start_workflow_says_the_run_started_when_the_server_goes_away_while_waiting(
+    llm_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """The run exists (Temporal keeps it); only waiting for it failed, and the user learns
+    its ID and how to look it up, not that Temporal refused to start it."""
+    server = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI), dev_server_log_level="error"
+    )
+    env = script_env(address_of(server), llm_server.url, f"nobody-{uuid.uuid4().hex[:8]}")
+    log_path = tmp_path / "start_workflow.log"
+    command = ("start_workflow", "Summarise the report", "--workflow-id", "doomed")
+    with (
+        log_path.open("w") as log,
+        background_script(*command, env=env, log=log) as process,
+    ):
+        try:
+            await wait_for_output(log_path, "Waiting for the result")
+        finally:
+            await server.shutdown()
+        returncode = await asyncio.to_thread(process.wait, PROCESS_TIMEOUT_SECONDS)
+    output = log_path.read_text()
+    assert "Traceback" not in output, output
+    assert returncode == 1, output
+    assert "refused to start" not in output
+    assert re.search(
+        r"^Workflow doomed was started, but waiting for its result failed \(.*\)\. "
+        r"Check it later with `uv run python -m approval_status doomed`\.$",
+        output,
+        re.MULTILINE,
+    ), output
+
+
+@pytest.mark.parametrize(
+    ("setting", "make_value", "expected"),
+    [
+        (
+            "TEMPORAL_CONFIG_FILE",
+            lambda tmp: tmp / "temporal.toml",
+            r"^Bad Temporal settings \(TEMPORAL_CONFIG_FILE=.*temporal\.toml\): "
+            r"Configuration loading error: TOML parse error at line 1, column \d+: .+\.$",
+        ),
+        (
+            "TEMPORAL_TLS_CLIENT_CERT_PATH",
+            lambda tmp: tmp / "missing.pem",
+            r"^Bad Temporal settings \(TEMPORAL_TLS_CLIENT_CERT_PATH=.*missing\.pem\): "
+            r"No such file or directory: .*missing\.pem\.$",
+        ),
+    ],
+    ids=["broken-profile-file", "missing-certificate"],
+)
+async def test_settings_that_cannot_be_loaded_are_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    setting: str,
+    make_value: object,
+    expected: str,
+) -> None:
+    """A TOML error spans several lines (location, excerpt, reason): the message keeps one."""
+    assert callable(make_value)
+    value = make_value(tmp_path)
+    (tmp_path / "temporal.toml").write_text("address = = 1\n")
+    for name in temporal_client.PROFILE_SETTINGS:  # only the setting under test is named
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(setting, str(value))
+
+    with pytest.raises(temporal_client.TemporalSettingsError) as failure:
+        await temporal_client.connect()
+    assert re.fullmatch(expected, str(failure.value)), str(failure.value)

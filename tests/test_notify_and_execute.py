@@ -11,7 +11,7 @@ from temporalio.testing import ActivityEnvironment
 import send_approval
 from activities.execute_action import execute_action
 from activities.notify_approval_needed import notify_approval_needed
-from constants import APPROVAL_DECISION_SIGNAL
+from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -38,8 +38,10 @@ REQUEST = ApprovalRequest(
 )
 
 
-async def _printed_notice(capsys: pytest.CaptureFixture[str]) -> str:
-    await ActivityEnvironment().run(notify_approval_needed, REQUEST)
+async def _printed_notice(
+    capsys: pytest.CaptureFixture[str], request: ApprovalRequest = REQUEST
+) -> str:
+    await ActivityEnvironment().run(notify_approval_needed, request)
     return capsys.readouterr().out
 
 
@@ -97,12 +99,48 @@ async def test_notice_temporal_cli_command_sends_a_valid_decision_for_this_reque
     accepts for the pending request; a typo here would be refused silently (it is a signal)."""
     (words,) = _commands(await _printed_notice(capsys), "temporal workflow signal")
 
-    assert words[:3] == ["temporal", "workflow", "signal"]
+    # The CLI is installed in the project's virtualenv, not on PATH: hence `uv run`.
+    assert words[:5] == ["uv", "run", "temporal", "workflow", "signal"]
     assert _option(words, "--workflow-id") == REQUEST.workflow_id
     assert _option(words, "--name") == APPROVAL_DECISION_SIGNAL
     decision = ApprovalDecision.model_validate(json.loads(_option(words, "--input")))
     assert decision.request_id == REQUEST.request_id
     assert decision.approved is True
+
+
+async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Workflow IDs are the user's choice (``--workflow-id``): spaces, quotes and ``$`` must
+    reach the command as typed, in every pasted line, and JSON with a quote must stay JSON."""
+    workflow_id, request_id = "inv 2291; echo $HOME's", "req 'quoted'"
+    request = REQUEST.model_copy(update={"workflow_id": workflow_id, "request_id": request_id})
+    notice = await _printed_notice(capsys, request)
+
+    (signal,) = _commands(notice, "temporal workflow signal")
+    assert _option(signal, "--workflow-id") == workflow_id
+    assert json.loads(_option(signal, "--input"))["request_id"] == request_id
+    for words in _commands(notice, "-m send_approval"):
+        assert words[:2] == ["uv", "run"]
+        args = send_approval.parse_args(words[words.index("send_approval") + 1 :])
+        assert (args.workflow_id, args.request_id) == (workflow_id, request_id)
+
+
+async def test_stage_notice_commands_signal_the_stage_through_uv_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stage_request = REQUEST.model_copy(
+        update={"workflow_id": "inv 2291-manager", "stage": "manager"}
+    )
+    notice = await _printed_notice(capsys, stage_request)
+
+    commands = _commands(notice, "temporal workflow signal")
+    assert "Approve or reject stage 'manager':" in notice
+    assert len(commands) == 2
+    assert all(words[:5] == ["uv", "run", "temporal", "workflow", "signal"] for words in commands)
+    assert {_option(words, "--workflow-id") for words in commands} == {"inv 2291-manager"}
+    assert {_option(words, "--name") for words in commands} == {APPROVE_SIGNAL}
+    assert sorted(_option(words, "--input") for words in commands) == ["false", "true"]
 
 
 async def test_execute_returns_the_given_idempotency_key_and_says_it_is_simulated() -> None:

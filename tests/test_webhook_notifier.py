@@ -47,6 +47,8 @@ from tests.helpers import (
 
 TOKEN = "secret-token-4f9a"
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxsecretpath"
+# Basic-auth credentials in the URL itself, as some webhook providers hand them out.
+URL_USER, URL_PASSWORD = "hookuser", "hunter2-pass"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}{SECRET_PATH}"
+
+    @property
+    def url_with_credentials(self) -> str:
+        return self.url.replace("http://", f"http://{URL_USER}:{URL_PASSWORD}@")
+
+    @property
+    def host(self) -> str:
+        """host:port, the only part of the URL messages and logs may show."""
+        return f"127.0.0.1:{self._httpd.server_address[1]}"
 
     def answer(self, *statuses: int) -> None:
         with self._lock:
@@ -148,6 +159,8 @@ def assert_no_secrets(text: str) -> None:
     assert SECRET_PATH not in text
     assert "T0SECRET" not in text
     assert TOKEN not in text
+    assert URL_USER not in text
+    assert URL_PASSWORD not in text
 
 
 @asynccontextmanager
@@ -223,6 +236,25 @@ async def test_an_unreachable_receiver_is_retryable_and_the_error_keeps_the_secr
     assert down_url.split("/")[2] in str(error)  # the host, which is not a secret, helps
 
 
+async def test_credentials_in_the_url_reach_neither_the_detail_the_errors_nor_the_logs(
+    receiver: Receiver, down_url: str, worker_logs: pytest.LogCaptureFixture
+) -> None:
+    """``user:password@`` is part of the URL's netloc: only host and port may be shown."""
+    delivered = await send(receiver.url_with_credentials, TOKEN)
+    receiver.answer(401)
+    refused = await send_failing(receiver.url_with_credentials)
+    unreachable = await send_failing(
+        down_url.replace("http://", f"http://{URL_USER}:{URL_PASSWORD}@")
+    )
+
+    assert delivered.delivered is True
+    assert delivered.detail == f"HTTP 200 from {receiver.host}"
+    assert refused.message == f"webhook at {receiver.host} answered HTTP 401"
+    assert unreachable.message.startswith(f"webhook at {down_url.split('/')[2]} unreachable")
+    assert_no_secrets(delivered.detail)
+    assert_no_secrets(worker_logs.text)
+
+
 async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
     delivery = await send(None, TOKEN)
     assert delivery.delivered is False
@@ -242,11 +274,12 @@ def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
 
 @asynccontextmanager
 async def run_notifying(
-    runs: TimeSkippingRuns, receiver: Receiver, run_input: WorkflowInput
+    runs: TimeSkippingRuns, receiver: Receiver, run_input: WorkflowInput, url: str | None = None
 ) -> AsyncIterator[Run]:
-    """The run, on the real worker wiring with its webhook notices going to ``receiver``."""
+    """The run, on the real worker wiring with its webhook notices going to ``receiver``
+    (at ``url``, one of its URLs; by default the plain one)."""
     async with (
-        webhook_notifier(receiver.url, TOKEN) as notifier,
+        webhook_notifier(url or receiver.url, TOKEN) as notifier,
         runs.started(run_input, notifier=notifier) as handle,
     ):
         yield handle
@@ -346,3 +379,25 @@ async def test_a_slow_webhook_does_not_push_the_timeout_past_the_announced_deadl
     timed_out = only(result.audit_trail, "timed_out")
     late_by = timed_out.at - status.approval_request.deadline
     assert timedelta(0) <= late_by < timedelta(seconds=1)  # not 1 s + 2 s of backoff late
+
+
+async def test_url_credentials_stay_out_of_the_audit_trail_and_the_worker_logs(
+    runs: TimeSkippingRuns,
+    risky_request: str,
+    receiver: Receiver,
+    worker_logs: pytest.LogCaptureFixture,
+) -> None:
+    """A refused delivery is recorded and logged by host and port, never with the
+    ``user:password@`` of the configured URL."""
+    receiver.always(403)
+    run_input = WorkflowInput(user_request=risky_request)
+    async with run_notifying(runs, receiver, run_input, receiver.url_with_credentials) as handle:
+        status = await wait_until(lambda: status_of(handle), has_event("notification_failed"))
+        await approve(handle, status)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    failed = only(result.audit_trail, "notification_failed")
+    assert failed.detail == f"webhook: webhook at {receiver.host} answered HTTP 403"
+    assert "answered HTTP 403" in worker_logs.text
+    assert_no_secrets(worker_logs.text)
+    assert_no_secrets(json.dumps(result.model_dump(mode="json")))
