@@ -6,19 +6,24 @@
 Uses the Temporal server configured by env config; if none answers at a loopback address,
 starts the embedded dev server (data kept in .temporal/demo.db). Runs a worker in this
 process, starts the workflow, shows what the agent proposes and why it is risky, asks you to
-decide, and prints the outcome with the audit trail. Ctrl-C stops everything this command
-started; the run itself is kept and can be decided later with the ordinary scripts.
+decide, and prints the outcome with the audit trail. A request approved in stages (a large
+amount of money) is asked stage by stage, each answer signalled to that stage's child
+workflow. Ctrl-C stops everything this command started; the run itself is kept and can be
+decided later with the ordinary scripts.
 """
 
 import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.llm_settings import (
     LLMSettings,
@@ -28,19 +33,20 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from console_format import format_result
-from constants import STATUS_QUERY, task_queue
-from dev_server import is_loopback, start_dev_server
+from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
+from dev_server import DevServerError, is_loopback, start_dev_server
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
     ApprovalRequest,
     Outcome,
+    StageProgress,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import DecisionNotAppliedError, os_user, submit
+from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, submit
 from start_workflow import positive_int, start_run
 from temporal_client import (
     DEV_SERVER_COMMAND,
@@ -49,11 +55,19 @@ from temporal_client import (
     connect,
     exit_process,
 )
-from worker import build_worker
+from worker import WorkerStartError, build_worker, check_namespace
 
 DEFAULT_DATA_DIR = Path(".temporal")
 POLL_SECONDS = 0.25
 PROGRESS_EVERY_SECONDS = 5.0
+COUNTDOWN_EVERY_SECONDS = 30.0
+# A stage's child workflow starts a moment after the parent's status names it.
+CHILD_START_SECONDS = 10.0
+
+T = TypeVar("T")
+Run = WorkflowHandle[Any, WorkflowResult]
+# What a run waits on a person for: its request, and the stage's child workflow if staged.
+WaitPoint = tuple[str, str | None]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,30 +112,110 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
-async def watch_until_waiting(handle: WorkflowHandle) -> WorkflowStatus:
-    """Show progress until the run waits for a human or finishes."""
-    started = time.monotonic()
-    last_report = started
-    while True:
-        status = await handle.query(STATUS_QUERY, result_type=WorkflowStatus)
-        if status.state in (WorkflowState.AWAITING_APPROVAL, WorkflowState.COMPLETED):
+async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
+    async with AsyncExitStack() as stack:
+        client, embedded = await connect_or_start_server(stack, args.data_dir)
+        await check_namespace(client)
+        analysis = analysis_activities(settings, offline=args.offline)
+        await stack.enter_async_context(build_worker(client, task_queue(), analysis))
+        run_input = WorkflowInput(
+            user_request=args.request, approval_timeout_seconds=args.approval_timeout
+        )
+        handle = await start_run(client, run_input)
+        source = OFFLINE_LABEL if args.offline else settings.describe()
+        say(f"Started workflow {handle.id}. Analysing the request with {source}...")
+        try:
+            return await follow(client, handle, args)
+        except asyncio.CancelledError:
+            say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline))
+            raise
+
+
+async def follow(client: Client, handle: Run, args: argparse.Namespace) -> WorkflowResult:
+    """Be the run's approver: its one request, or each stage in turn, until it ends."""
+    result = asyncio.ensure_future(handle.result())
+    try:
+        seen: WaitPoint | None = None
+        while (status := await next_wait(handle, result, seen)) is not None:
+            seen = wait_point(status)
+            say(describe_wait(status))
+            await settle(client, handle, status, args)
+        return await result
+    finally:
+        result.cancel()  # only on Ctrl-C is it still pending
+
+
+async def status_of(handle: WorkflowHandle) -> WorkflowStatus:
+    return await handle.query(STATUS_QUERY, result_type=WorkflowStatus)
+
+
+def wait_point(status: WorkflowStatus) -> WaitPoint | None:
+    """What the run waits on a person for right now, or None."""
+    request = status.approval_request
+    if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
+        return None
+    stage = status.current_stage
+    return request.request_id, stage.child_workflow_id if stage else None
+
+
+async def next_wait(
+    handle: Run, result: asyncio.Future[WorkflowResult], seen: WaitPoint | None
+) -> WorkflowStatus | None:
+    """Show progress until the run waits on a person for something new; None once it ends."""
+    started = last_report = time.monotonic()
+    while not result.done():
+        status = await status_of(handle)
+        point = wait_point(status)
+        if point is not None and point != seen:
             return status
-        if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+        # Still on the request shown: no decision was applied, or one is on its way.
+        shown = status.approval_request if point is not None else None
+        every = COUNTDOWN_EVERY_SECONDS if shown else PROGRESS_EVERY_SECONDS
+        if time.monotonic() - last_report >= every:
             last_report = time.monotonic()
-            say(f"  ... still {status.state.value} ({last_report - started:.0f}s)")
+            if shown is not None:
+                say(f"  ... waiting for a decision ({time_left(shown)} left)")
+            else:
+                say(f"  ... still {status.state.value} ({last_report - started:.0f}s)")
+        await asyncio.wait({result}, timeout=POLL_SECONDS)
+    return None
+
+
+async def moved_on(handle: Run, point: WaitPoint | None) -> WorkflowStatus:
+    """The run's status once it no longer waits on ``point`` (decided, next stage, deadline)."""
+    while True:
+        status = await status_of(handle)
+        if wait_point(status) != point:
+            return status
         await asyncio.sleep(POLL_SECONDS)
 
 
-def describe_request(request: ApprovalRequest) -> str:
+def describe_wait(status: WorkflowStatus) -> str:
+    request = status.approval_request
+    assert request is not None
+    stage = status.current_stage
+    if stage is not None and stage.position > 1:  # the proposal was shown for stage 1
+        return f"\n{stage_line(stage)}\nDeadline: {deadline_line(request)}"
     action = request.proposed_action
     reasons = "\n".join(f"  - {reason}" for reason in request.risk_reasons)
-    return (
+    text = (
         f"\nThe agent proposes: {action.action_type}: {action.description}\n"
         f"Its reasoning: {action.reasoning}\n"
         f"A human must decide because:\n{reasons}\n"
-        f"Deadline: {request.deadline.isoformat(timespec='seconds')} "
-        f"({time_left(request)} left)"
     )
+    if stage is not None:
+        text += f"It is approved in {stage.of} stages, each by its own approver.\n"
+        text += f"{stage_line(stage)}\n"
+    return text + f"Deadline: {deadline_line(request)}"
+
+
+def stage_line(stage: StageProgress) -> str:
+    child = stage.child_workflow_id
+    return f"Stage {stage.position}/{stage.of}: {stage.stage} (child workflow {child})"
+
+
+def deadline_line(request: ApprovalRequest) -> str:
+    return f"{request.deadline.isoformat(timespec='seconds')} ({time_left(request)} left)"
 
 
 def time_left(request: ApprovalRequest) -> str:
@@ -143,94 +237,133 @@ async def read_line(prompt: str) -> str:
         loop.remove_reader(sys.stdin.fileno())
 
 
-async def ask(request: ApprovalRequest) -> tuple[bool, str]:
+async def ask(request: ApprovalRequest, stage: StageProgress | None) -> tuple[bool, str]:
+    what = f"Approve stage {stage.stage!r}" if stage else "Approve"
     while True:
-        answer = (await read_line(f"Approve? [y/n] ({time_left(request)} left): ")).lower()
+        answer = (await read_line(f"{what}? [y/n] ({time_left(request)} left): ")).lower()
         if answer in ("y", "yes", "n", "no"):
-            notes = await read_line("Notes (optional): ")
+            # A stage's approve signal carries true or false only: no notes to ask for.
+            notes = "" if stage else await read_line("Notes (optional): ")
             return answer.startswith("y"), notes
         say("Please answer y or n.")
 
 
-async def decide(
-    client: Client, handle: WorkflowHandle, request: ApprovalRequest, args: argparse.Namespace
-) -> None:
-    """Take the decision from the flags or the terminal, and send it as send_approval does."""
-    if args.approve is not None or args.reject is not None:
-        approved, notes = args.approve is not None, args.approve or args.reject or ""
-    elif sys.stdin.isatty():
-        approved, notes = await ask(request)
-    else:
-        say(
-            "No terminal to ask in. Decide from another terminal:\n"
-            f'  uv run python -m send_approval {handle.id} approve|reject "notes"'
-        )
-        return
-    decision = ApprovalDecision(
-        request_id=request.request_id,
-        approved=approved,
-        reviewer=os_user() or "demo terminal",
-        reviewer_notes=notes,
-        decided_at=datetime.now(UTC),
-    )
+async def unless_moved_on(prompt: Awaitable[T], run_moved_on: asyncio.Future[Any]) -> T | None:
+    """The prompt's answer, or None if the run stopped waiting for it first."""
+    answer = asyncio.ensure_future(prompt)
     try:
+        await asyncio.wait({answer, run_moved_on}, return_when=asyncio.FIRST_COMPLETED)
+        return answer.result() if answer.done() else None
+    finally:
+        answer.cancel()
+
+
+async def settle(
+    client: Client, handle: Run, status: WorkflowStatus, args: argparse.Namespace
+) -> None:
+    """Take the decision from the flags or the terminal and send it; with neither, say how
+    to decide elsewhere. Returns once sent, or once the run stopped waiting for it."""
+    request, stage = status.approval_request, status.current_stage
+    assert request is not None
+    run_moved_on = asyncio.ensure_future(moved_on(handle, wait_point(status)))
+    try:
+        if args.approve is not None or args.reject is not None:
+            verdict = (args.approve is not None, args.approve or args.reject or "")
+        elif sys.stdin.isatty():
+            verdict = await unless_moved_on(ask(request, stage), run_moved_on)
+        else:
+            command = command_for(handle.id, stage)
+            say(f"No terminal to ask in. Decide from another terminal:\n  {command}")
+            await countdown(run_moved_on, request)
+            return
+        if verdict is None:
+            say(f"\n{why_moved_on(run_moved_on.result())}")
+            return
+        await send_verdict(client, handle, status, *verdict)
+    finally:
+        run_moved_on.cancel()
+
+
+def command_for(workflow_id: str, stage: StageProgress | None) -> str:
+    if stage is None:
+        return f'uv run python -m send_approval {workflow_id} approve|reject "notes"'
+    return (
+        f"uv run temporal workflow signal --workflow-id {stage.child_workflow_id} "
+        f"--name {APPROVE_SIGNAL} --input true|false"
+    )
+
+
+async def countdown(run_moved_on: asyncio.Future[Any], request: ApprovalRequest) -> None:
+    while not (await asyncio.wait({run_moved_on}, timeout=COUNTDOWN_EVERY_SECONDS))[0]:
+        say(f"  ... waiting for a decision ({time_left(request)} left)")
+
+
+def why_moved_on(status: WorkflowStatus) -> str:
+    """Why the prompt ended without an answer."""
+    if status.state == WorkflowState.AWAITING_APPROVAL:
+        return "That stage was decided elsewhere."
+    if status.decision is not None:
+        return f"Decided elsewhere, by {status.decision.reviewer}."
+    return "The deadline passed before a decision."
+
+
+async def send_verdict(
+    client: Client, handle: Run, status: WorkflowStatus, approved: bool, notes: str
+) -> None:
+    """Send the decision as send_approval does, or the stage's approve signal; a decision
+    not applied (refused, or too late) is reported, and the run's outcome follows."""
+    request, stage = status.approval_request, status.current_stage
+    assert request is not None
+    try:
+        if stage is not None:
+            await signal_stage(client, handle, status, stage, approved)
+            verdict = "approve" if approved else "reject"
+            say(f"Sent {verdict} to stage {stage.stage} ({stage.position}/{stage.of}).")
+            return
+        decision = ApprovalDecision(
+            request_id=request.request_id,
+            approved=approved,
+            reviewer=os_user() or "demo terminal",
+            reviewer_notes=notes,
+            decided_at=datetime.now(UTC),
+        )
         await submit(client, handle.id, decision)
     except DecisionNotAppliedError as err:
         say(str(err))
+    except RPCError as err:
+        workflow_id = stage.child_workflow_id if stage else handle.id
+        say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
 
 
-async def await_result_with_countdown(
-    handle: WorkflowHandle[object, WorkflowResult], request: ApprovalRequest | None
-) -> WorkflowResult:
-    result = asyncio.ensure_future(handle.result())
+async def signal_stage(
+    client: Client, handle: Run, status: WorkflowStatus, stage: StageProgress, approved: bool
+) -> None:
+    """Signal the stage's child workflow, which may start a moment after the parent names it."""
+    child = client.get_workflow_handle(stage.child_workflow_id)
+    give_up = time.monotonic() + CHILD_START_SECONDS
     while True:
-        done, _ = await asyncio.wait({result}, timeout=30)
-        if done:
-            return result.result()
-        if request is not None:
-            say(f"  ... waiting for a decision ({time_left(request)} left)")
-
-
-async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
-    async with AsyncExitStack() as stack:
-        client, embedded = await connect_or_start_server(stack, args.data_dir)
-        analysis = analysis_activities(settings, offline=args.offline)
-        await stack.enter_async_context(build_worker(client, task_queue(), analysis))
-        run_input = WorkflowInput(
-            user_request=args.request, approval_timeout_seconds=args.approval_timeout
-        )
-        handle = await start_run(client, run_input)
-        source = OFFLINE_LABEL if args.offline else settings.describe()
-        say(f"Started workflow {handle.id}. Analysing the request with {source}...")
         try:
-            return await follow(client, handle, args)
-        except asyncio.CancelledError:
-            say(resume_hint(handle.id, args.data_dir if embedded else None))
-            raise
+            await child.signal(APPROVE_SIGNAL, approved)
+            return
+        except RPCError as err:
+            not_yet = err.status == RPCStatusCode.NOT_FOUND and time.monotonic() < give_up
+            if not not_yet or wait_point(await status_of(handle)) != wait_point(status):
+                raise
+        await asyncio.sleep(POLL_SECONDS)
 
 
-async def follow(
-    client: Client, handle: WorkflowHandle[object, WorkflowResult], args: argparse.Namespace
-) -> WorkflowResult:
-    status = await watch_until_waiting(handle)
-    request = status.approval_request
-    if status.state == WorkflowState.AWAITING_APPROVAL and request is not None:
-        say(describe_request(request))
-        await decide(client, handle, request, args)
-    return await await_result_with_countdown(handle, request)
-
-
-def resume_hint(workflow_id: str, data_dir: Path | None) -> str:
+def resume_hint(workflow_id: str, data_dir: Path | None, offline: bool) -> str:
     port = configured_address().rpartition(":")[2]
     server = (
         f"  {DEV_SERVER_COMMAND} --port {port} --db-filename {data_dir / 'demo.db'}\n"
         if data_dir
         else ""
     )
+    worker = "uv run python -m worker" + (" --offline" if offline else "")
     return (
         f"\nStopped. Workflow {workflow_id} is kept by Temporal. To decide it later:\n"
         f"{server}"
-        "  uv run python -m worker\n"
+        f"  {worker}\n"
         f'  uv run python -m send_approval {workflow_id} approve "notes"'
     )
 
@@ -244,8 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         result = asyncio.run(run_demo(args, settings))
-    except TemporalUnavailableError as err:
+    except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:
         print(err, file=sys.stderr)
+        return 1
+    except RPCError as err:
+        print(f"Temporal refused the request: {err.message}", file=sys.stderr)
+        return 1
+    except WorkflowFailureError as err:
+        print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,9 @@ import logging
 import signal
 import sys
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.execute_action import execute_action
@@ -26,6 +28,11 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 # The SDK's defaults, restated so the options below document them.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
 DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
+NAMESPACE_ENV = "TEMPORAL_NAMESPACE"  # read by temporalio.envconfig
+
+
+class WorkerStartError(Exception):
+    """The worker cannot serve with these settings; the message names the one to fix."""
 
 
 def build_worker(
@@ -85,10 +92,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def namespace_problem(client: Client, err: BaseException) -> str:
+    """One line naming TEMPORAL_NAMESPACE, for a namespace the worker cannot use."""
+    namespace, address = client.namespace, client.service_client.config.target_host
+    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+        return (
+            f"Namespace {namespace!r} does not exist on Temporal at {address}; "
+            f"set {NAMESPACE_ENV} to an existing namespace (the dev server has 'default')."
+        )
+    reason = err.message if isinstance(err, RPCError) else str(err).splitlines()[0]
+    return f"Cannot serve namespace {namespace!r} at {address} (check {NAMESPACE_ENV}): {reason}"
+
+
+async def check_namespace(client: Client) -> None:
+    """Fail with WorkerStartError before a worker is built on a namespace it cannot use.
+
+    The worker would find out too, but only once started, as a RuntimeError with a gRPC dump.
+    """
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+    except RPCError as err:
+        raise WorkerStartError(namespace_problem(client, err)) from err
+
+
 async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> None:
     """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
+    client = await connect()
+    await check_namespace(client)
     worker = build_worker(
-        await connect(),
+        client,
         task_queue(),
         analysis,
         max_cached_workflows=args.max_cached_workflows,
@@ -103,9 +137,14 @@ async def serve_until_stopped(worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, stop.set)
-    async with worker:
-        logging.info("Worker started on task queue %r; Ctrl-C to stop.", worker.task_queue)
-        await stop.wait()
+    try:
+        async with worker:
+            logging.info("Worker started on task queue %r; Ctrl-C to stop.", worker.task_queue)
+            await stop.wait()
+    except RuntimeError as err:  # the SDK's own start-up check, e.g. of the namespace
+        if not str(err).startswith("Worker validation failed"):
+            raise
+        raise WorkerStartError(namespace_problem(worker.client, err)) from err
     logging.info("Worker stopped.")
 
 
@@ -124,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("Model: %s", settings.describe())
     try:
         asyncio.run(run_worker(args, analysis_activities(settings, offline=args.offline)))
-    except TemporalUnavailableError as err:
+    except (TemporalUnavailableError, WorkerStartError) as err:
         print(err, file=sys.stderr)
         return 1
     return 0

@@ -67,13 +67,36 @@ class LLMSettings(BaseModel):
             raise LLMSettingsError(f"{LLM_API_ENV}={api!r} is not valid; use {choices}.")
         return cls(
             api_key=os.environ.get(OPENAI_API_KEY_ENV) or None,
-            base_url=os.environ.get(OPENAI_BASE_URL_ENV) or None,
+            base_url=checked_base_url(os.environ.get(OPENAI_BASE_URL_ENV) or None),
             model=os.environ.get(OPENAI_MODEL_ENV) or DEFAULT_OPENAI_MODEL,
             api=LLMApi(api),
         )
 
     def describe(self) -> str:
         return f"{self.model} at {self.base_url or OPENAI_DEFAULT_BASE_URL} ({self.api.value} API)"
+
+
+def checked_base_url(base_url: str | None) -> str | None:
+    """The URL unchanged if a client can use it; LLMSettingsError naming it otherwise."""
+    if base_url is None:
+        return None
+    url = urlsplit(base_url)
+    example = "e.g. http://localhost:11434/v1"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise LLMSettingsError(
+            f"{OPENAI_BASE_URL_ENV}={base_url!r} is not a URL the client can use: it needs "
+            f"http:// or https:// and a host, {example}."
+        )
+    try:
+        port = url.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise LLMSettingsError(
+            f"{OPENAI_BASE_URL_ENV}={base_url!r} has no valid port: after the host's ':' "
+            f"comes a number from 1 to 65535, {example}."
+        )
+    return base_url
 
 
 def llm_problem(settings: LLMSettings) -> str | None:

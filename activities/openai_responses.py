@@ -18,6 +18,7 @@ from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.offline_analysis import propose_offline
 from activities.proposal_parser import MalformedProposalError, parse_proposed_action
 from constants import (
+    LLM_API_ENV,
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
@@ -42,9 +43,12 @@ class AnalysisActivities:
 
     @activity.defn
     async def analyze_request(self, request: AnalysisRequest) -> ProposedAction:
-        """Propose one action for the user's request, validated before it leaves."""
-        text = await _with_heartbeats(self._ask_llm(request.user_request))
+        """Propose one action for the user's request, validated before it leaves.
+
+        An answer with no usable text is malformed output (a few attempts), not an outage.
+        """
         try:
+            text = await _with_heartbeats(self._ask_llm(request.user_request))
             return parse_proposed_action(text)
         except MalformedProposalError as err:
             attempt = activity.info().attempt
@@ -65,13 +69,29 @@ class AnalysisActivities:
                 type="LLMAuthenticationError",
                 non_retryable=True,
             ) from err
-        except (openai.NotFoundError, openai.BadRequestError) as err:
+        except openai.NotFoundError as err:
+            if self._chat_completions:
+                raise self._configuration_error(err) from err
+            # Most often the server has no Responses API (many local servers); OpenAI also
+            # answers 404 for an unknown model.
             raise ApplicationError(
-                f"The LLM server rejected the request (HTTP {err.status_code}): {err.message}. "
-                f"Check {OPENAI_MODEL_ENV} (now {self._model!r}) and {OPENAI_BASE_URL_ENV}.",
+                f"The LLM server answered HTTP 404 to the Responses API: {err.message}. "
+                f"If it has no Responses API (many local servers), set "
+                f"{LLM_API_ENV}=chat_completions; otherwise check {OPENAI_MODEL_ENV} "
+                f"(now {self._model!r}) and {OPENAI_BASE_URL_ENV}.",
                 type="LLMConfigurationError",
                 non_retryable=True,
             ) from err
+        except openai.BadRequestError as err:
+            raise self._configuration_error(err) from err
+
+    def _configuration_error(self, err: openai.APIStatusError) -> ApplicationError:
+        return ApplicationError(
+            f"The LLM server rejected the request (HTTP {err.status_code}): {err.message}. "
+            f"Check {OPENAI_MODEL_ENV} (now {self._model!r}) and {OPENAI_BASE_URL_ENV}.",
+            type="LLMConfigurationError",
+            non_retryable=True,
+        )
 
     async def _complete(self, user_request: str) -> str:
         if self._chat_completions:
@@ -82,10 +102,14 @@ class AnalysisActivities:
                     {"role": "user", "content": user_request},
                 ],
             )
+            if not completion.choices:
+                raise MalformedProposalError("the server returned no choices")
             return completion.choices[0].message.content or ""
         response = await self._client.responses.create(
             model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
         )
+        if not response.output:
+            raise MalformedProposalError("the server returned no output")
         return response.output_text
 
 

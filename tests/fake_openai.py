@@ -19,11 +19,13 @@ from activities.offline_analysis import propose_offline
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer: an HTTP status, the model's text (or an error message), and how
-    long the model "thinks" before answering (to catch a run mid-analysis)."""
+    long the model "thinks" before answering (to catch a run mid-analysis). ``body``, if
+    given, is sent as the whole JSON answer, for replies no well-behaved server gives."""
 
     text: str
     status: int = 200
     delay_seconds: float = 0.0
+    body: dict | None = None
 
 
 def ok(payload: dict | str, delay_seconds: float = 0.0) -> Reply:
@@ -87,7 +89,9 @@ class FakeOpenAIServer:
                 chat = self.path.endswith("/chat/completions")
                 reply = server.answer(_user_text(body, chat), self.path)
                 time.sleep(reply.delay_seconds)
-                if reply.status != 200:
+                if reply.body is not None:
+                    payload = reply.body
+                elif reply.status != 200:
                     payload = {"error": {"message": reply.text, "type": "scripted"}}
                 elif chat:
                     payload = _chat_body(body, reply.text)

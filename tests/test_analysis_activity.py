@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.llm_settings import LLMSettings, analysis_activities
@@ -17,16 +17,23 @@ from activities.openai_responses import (
     MAX_MALFORMED_ATTEMPTS,
     AnalysisActivities,
 )
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
-from models.models import AnalysisRequest, ProposedAction
-from tests.fake_openai import FakeOpenAIServer, http_error, ok
-from tests.helpers import TEST_MODEL
+from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
+from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput
+from tests.fake_openai import FakeOpenAIServer, Reply, http_error, ok
+from tests.helpers import TEST_MODEL, start_run
+from worker import build_worker
 
 PROPOSAL = {
     "action_type": "delete_records",
     "description": "Delete the test rows from the production database",
     "reasoning": "The user asked for the cleanup",
     "risky_action": True,
+}
+SAFE_PROPOSAL = {
+    "action_type": "summarise_report",
+    "description": "Summarise the weekly report",
+    "reasoning": "read-only",
+    "risky_action": False,
 }
 
 
@@ -91,6 +98,86 @@ async def test_prose_answer_is_malformed_and_retried_only_a_few_times(
     assert llm_server.calls(request) == 1
 
 
+async def test_answer_missing_fields_is_malformed_and_names_them(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities
+) -> None:
+    request = _unique_request("Missing fields")
+    llm_server.on(request, ok({"action_type": "delete_records"}))
+
+    with pytest.raises(ApplicationError) as caught:
+        await _analyse(analysis_activities, request)
+
+    assert caught.value.type == "MalformedLLMOutput"
+    assert caught.value.non_retryable is False
+    for field in ("description", "reasoning", "risky_action"):
+        assert field in caught.value.message
+    assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize(
+    ("chat_completions", "body"),
+    [
+        (True, {"id": "chatcmpl_empty", "object": "chat.completion", "choices": []}),
+        (False, {"id": "resp_empty", "object": "response", "status": "completed", "output": []}),
+        (False, {"id": "resp_bare", "object": "response"}),
+    ],
+    ids=["chat-no-choices", "responses-empty-output", "responses-no-output"],
+)
+async def test_answer_without_a_message_is_malformed_not_an_outage(
+    llm_server: FakeOpenAIServer, chat_completions: bool, body: dict[str, Any]
+) -> None:
+    """An answer with nothing in it gets the few malformed-output attempts, not the outage
+    retries an IndexError would get."""
+    client = openai.AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    activities = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
+    request = _unique_request("Empty answer")
+    llm_server.on(request, Reply("", body=body))
+    try:
+        with pytest.raises(ApplicationError) as caught:
+            await _analyse(activities, request, attempt=MAX_MALFORMED_ATTEMPTS)
+    finally:
+        await client.close()
+
+    assert caught.value.type == "MalformedLLMOutput"
+    assert caught.value.non_retryable is True
+    assert llm_server.calls(request) == 1
+
+
+async def test_a_request_timeout_is_retried_and_the_retry_succeeds(
+    llm_server: FakeOpenAIServer, dev_server: WorkflowEnvironment, task_queue: str
+) -> None:
+    """The model takes longer than the client waits: the attempt fails with a plain
+    timeout error, Temporal's retry policy runs it again, and the second answer is used."""
+    client = openai.AsyncOpenAI(
+        base_url=llm_server.url, api_key="test-key", max_retries=0, timeout=0.5
+    )
+    request = _unique_request("Summarise the weekly report")
+    llm_server.on(request, ok(SAFE_PROPOSAL, delay_seconds=3), ok(SAFE_PROPOSAL))
+    analysis = AnalysisActivities(client, TEST_MODEL)
+    try:
+        async with build_worker(dev_server.client, task_queue, analysis):
+            handle = await start_run(
+                dev_server.client,
+                task_queue,
+                f"timeout-{uuid.uuid4().hex[:8]}",
+                WorkflowInput(user_request=request),
+            )
+            result = await handle.result()
+    finally:
+        await client.close()
+
+    assert result.outcome == Outcome.AUTO_APPROVED
+    assert result.proposed_action == ProposedAction.model_validate(SAFE_PROPOSAL)
+    assert llm_server.calls(request) == 2
+    history = await handle.fetch_history()
+    retried = [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.HasField("activity_task_started_event_attributes")
+    ]
+    assert 2 in retried
+
+
 @pytest.mark.parametrize(
     ("status", "error_type"),
     [
@@ -132,6 +219,21 @@ async def test_refused_credentials_are_not_retried_and_name_the_api_key(
     assert caught.value.non_retryable is True
     assert OPENAI_API_KEY_ENV in caught.value.message
     assert str(status) in caught.value.message
+    assert llm_server.calls(request) == 1
+
+
+async def test_a_server_without_the_responses_api_points_to_chat_completions(
+    llm_server: FakeOpenAIServer, analysis_activities: AnalysisActivities
+) -> None:
+    """Many local servers answer 404 to /v1/responses: the fix is one setting away."""
+    request = _unique_request("No Responses API")
+    llm_server.on(request, http_error(404, "404 page not found"))
+
+    with pytest.raises(ApplicationError) as caught:
+        await _analyse(analysis_activities, request)
+
+    assert caught.value.non_retryable is True
+    assert f"{LLM_API_ENV}=chat_completions" in caught.value.message
     assert llm_server.calls(request) == 1
 
 

@@ -1,11 +1,14 @@
 """The one-command demo, end to end: embedded dev server, in-process worker, a human at a
 terminal (a real pseudo-terminal) or flags, and nothing left running afterwards."""
 
+import asyncio
 import contextlib
 import os
 import pty
 import select
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,23 +17,35 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+import demo
 from activities.openai_responses import OfflineAnalysisActivities
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
-from dev_server import free_port, start_dev_server
-from models.models import ApprovalDecision, Outcome, WorkflowResult, WorkflowState
-from send_approval import submit
+from dev_server import UI_PORT_OFFSET, free_port, start_dev_server
+from models.models import (
+    Outcome,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+)
+from temporal_client import DEV_SERVER_COMMAND
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     PROJECT_ROOT,
+    background_script,
     port_is_open,
     run_script,
     script_env,
-    status_of,
+    start_run,
+    wait_for_output,
+    wait_for_state,
 )
 from worker import build_worker
 
 RISKY = "Delete all test data from the production database"
+UV_RUN_MODULE = ["uv", "run", "python", "-m"]
+STAGED = "Pay $25,000 to ACME"  # $10,000 or more: manager -> director -> cfo
 
 
 DEMO_TASK_QUEUE = "demo-tests"
@@ -151,6 +166,123 @@ def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path
     assert not port_is_open(port)
 
 
+def test_the_deadline_ends_an_unanswered_prompt_with_the_timed_out_outcome(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
+    args = ["--offline", "--approval-timeout", "4", "--data-dir", str(tmp_path), RISKY]
+    terminal = Terminal(args, env)
+    terminal.expect("Approve? [y/n]")
+    terminal.expect("The deadline passed before a decision.")
+    assert terminal.wait() == 0
+    assert "Result: timed_out" in terminal.output
+    assert "Traceback" not in terminal.output
+    assert not port_is_open(port)
+
+
+async def test_a_decision_that_arrives_too_late_is_reported_not_raised(
+    dev_server: WorkflowEnvironment,
+    task_queue: str,
+    workflow_id: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The race the prompt cannot close: the answer is sent as the deadline passes."""
+    client = dev_server.client
+    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=1)
+    async with build_worker(client, task_queue, OfflineAnalysisActivities()):
+        handle = await start_run(client, task_queue, workflow_id, run_input)
+        waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        assert (await handle.result()).outcome == Outcome.TIMED_OUT
+
+        await demo.send_verdict(client, handle, waiting, approved=True, notes="late")
+
+    assert f"Your decision was not applied. Workflow {workflow_id} is not running" in (
+        capsys.readouterr().out
+    )
+
+
+def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> None:
+    result = run_script(
+        "demo",
+        "--offline",
+        "--approve",
+        "within budget",
+        "--data-dir",
+        str(tmp_path),
+        STAGED,
+        env=demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1"),
+    )
+    assert result.returncode == 0, result.stderr
+    for position, stage in enumerate(("manager", "director", "cfo"), start=1):
+        assert f"Sent approve to stage {stage} ({position}/3)." in result.stdout
+        assert f"stage_approved: {stage} ({position}/3)" in result.stdout
+    assert "Result: approved - Approved by stage cfo" in result.stdout
+    assert "decision_refused" not in result.stdout
+
+
+def test_the_demo_asks_each_stage_in_turn_and_stops_at_a_no(tmp_path: Path) -> None:
+    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
+    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), STAGED], env)
+    terminal.expect("Approve stage 'manager'? [y/n]")
+    terminal.type("y")
+    terminal.expect("Approve stage 'director'? [y/n]")
+    terminal.type("n")
+    assert terminal.wait() == 0
+    assert "Result: rejected" in terminal.output
+    assert "stage_rejected: director (2/3)" in terminal.output
+    assert "Approve stage 'cfo'" not in terminal.output
+
+
+async def test_a_wrong_namespace_is_one_line_from_worker_and_demo(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_server.client.service_client.config.target_host
+    env = {**demo_env(address, "http://127.0.0.1:1/v1"), "TEMPORAL_NAMESPACE": "no-such-ns"}
+    for module, args in (
+        ("worker", ["--offline"]),
+        ("demo", ["--offline", "--approve", "ok", "--data-dir", str(tmp_path), RISKY]),
+    ):
+        result = await asyncio.to_thread(run_script, module, *args, env=env)
+        assert result.returncode == 1, (module, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        assert "TEMPORAL_NAMESPACE" in last and "'no-such-ns'" in last, result.stderr
+        # Nor the SDK core's warning about the namespace, which a started worker would log.
+        assert "Traceback" not in result.stderr and "sdk_core" not in result.stderr
+
+
+def test_a_port_held_by_another_program_is_named(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        if port + UI_PORT_OFFSET > 65535:
+            pytest.skip("the OS picked a port with no room for the Web UI above it")
+        result = run_script(
+            "demo",
+            *("--offline", "--approve", "ok", "--data-dir", str(tmp_path), RISKY),
+            env=demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1"),
+        )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and f"port {port} is taken" in result.stderr
+    assert not (tmp_path / "demo.db").exists()
+
+
+@pytest.mark.parametrize("unusable", ["cannot be created", "is a file"])
+def test_an_unusable_data_folder_is_named(tmp_path: Path, unusable: str) -> None:
+    data_dir = Path("/proc/nope") if unusable == "cannot be created" else tmp_path / "a-file"
+    if unusable == "is a file":
+        data_dir.write_text("not a folder")
+    result = run_script(
+        "demo",
+        *("--offline", "--approve", "ok", "--data-dir", str(data_dir), RISKY),
+        env=demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert str(data_dir) in result.stderr and "--data-dir" in result.stderr
+
+
 async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Path) -> None:
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -162,24 +294,30 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
     assert "Traceback" not in terminal.output
     assert not port_is_open(port)
     workflow_id = terminal.output.split("Stopped. Workflow ", 1)[1].split()[0]
+    hint = terminal.output.split("To decide it later:", 1)[1].strip().splitlines()
+    server, worker, decide = (shlex.split(line) for line in hint[:3])
+    assert " ".join(server) == (
+        f"{DEV_SERVER_COMMAND} --port {port} --db-filename {tmp_path / 'demo.db'}"
+    )
+    assert worker == [*UV_RUN_MODULE, "worker", "--offline"]
+    assert decide == [*UV_RUN_MODULE, "send_approval", workflow_id, "approve", "notes"]
 
-    # The run survived in the database file: with a server on it and a worker, the ordinary
-    # decision path finishes it.
-    server = await start_dev_server(address, tmp_path / "demo.db")
+    # The run survived in the database file: with a server on it, the printed worker (no
+    # key needed: the demo ran offline) and the printed decision finish it.
+    env = demo_env(address, "")
+    del env[OPENAI_API_KEY_ENV], env[OPENAI_BASE_URL_ENV]
+    server_env = await start_dev_server(address, tmp_path / "demo.db")
+    log = tmp_path / "worker.log"
     try:
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
-        handle = client.get_workflow_handle(workflow_id, result_type=WorkflowResult)
-        async with build_worker(client, DEMO_TASK_QUEUE, OfflineAnalysisActivities()):
-            status = await status_of(handle)
-            assert status.state == WorkflowState.AWAITING_APPROVAL
-            assert status.approval_request is not None
-            decision = ApprovalDecision(
-                request_id=status.approval_request.request_id, approved=True, reviewer="later"
-            )
-            await submit(client, workflow_id, decision)
+        with log.open("w") as out, background_script(*worker[4:], env=env, log=out):
+            await wait_for_output(log, "Worker started")
+            result = await asyncio.to_thread(run_script, *decide[4:], env=env)
+            assert result.returncode == 0, result.stderr
+            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            handle = client.get_workflow_handle(workflow_id, result_type=WorkflowResult)
             assert (await handle.result()).outcome == Outcome.APPROVED
     finally:
-        await server.shutdown()
+        await server_env.shutdown()
 
 
 @pytest.mark.parametrize("missing", ["--approve", "--reject"])

@@ -58,6 +58,29 @@ def test_an_unknown_api_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         LLMSettings.from_env()
 
 
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://localhost:abc/v1", "no valid port"),
+        ("http://localhost:99999/v1", "no valid port"),
+        ("http://localhost:0/v1", "no valid port"),
+        ("localhost:11434/v1", "needs http:// or https://"),
+        ("ftp://localhost/v1", "needs http:// or https://"),
+        ("http:///v1", "needs http:// or https:// and a host"),
+    ],
+)
+def test_an_unusable_base_url_is_named(
+    monkeypatch: pytest.MonkeyPatch, base_url: str, problem: str
+) -> None:
+    """Caught before any connection: no ValueError from deep in urllib, and no 'Cannot
+    reach the model server at None:80' for a URL without its scheme."""
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    with pytest.raises(LLMSettingsError) as caught:
+        LLMSettings.from_env()
+    assert f"OPENAI_BASE_URL={base_url!r}" in str(caught.value)
+    assert problem in str(caught.value)
+
+
 def test_no_key_and_no_server_lists_every_option() -> None:
     problem = llm_problem(settings(api_key=None))
     assert problem is not None
