@@ -234,7 +234,9 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
     assert llm_server.calls(text) == 2
     assert await activity_attempts(handle, ANALYSIS_ACTIVITY) == [2]
     assert await retry_cause(handle) == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
-    assert executions(f"{workflow_id}/auto", first, second) == 1
+    assert result.execution is not None
+    assert result.execution.idempotency_key == f"{workflow_id}/auto/{handle.first_execution_run_id}"
+    assert executions(result.execution.idempotency_key, first, second) == 1
 
 
 @pytest.mark.timeout(EXECUTE_HEARTBEAT_TIMEOUT_SECONDS + 90)
