@@ -50,6 +50,7 @@ from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, s
 from start_workflow import positive_int, start_run
 from temporal_client import (
     DEV_SERVER_COMMAND,
+    TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
     connect,
@@ -59,6 +60,7 @@ from worker import WorkerStartError, build_worker, check_namespace
 
 DEFAULT_DATA_DIR = Path(".temporal")
 POLL_SECONDS = 0.25
+LOCAL_PROBE_SECONDS = 5.0  # how long a loopback address gets to answer as Temporal
 PROGRESS_EVERY_SECONDS = 5.0
 COUNTDOWN_EVERY_SECONDS = 30.0
 # A stage's child workflow starts a moment after the parent's status names it.
@@ -99,10 +101,14 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
 
     Returns the client and whether the server is the embedded one.
     """
+    address = configured_address()
     try:
-        return await connect(), False
-    except TemporalUnavailableError:
-        address = configured_address()
+        # A local server answers at once; something else on the port may never answer.
+        probe = LOCAL_PROBE_SECONDS if is_loopback(address) else None
+        return await asyncio.wait_for(connect(), probe), False
+    except TemporalSettingsError:
+        raise  # a mistake in the settings, not a missing server
+    except (TemporalUnavailableError, TimeoutError):
         if not is_loopback(address):
             raise
     db_file = data_dir / "demo.db"
