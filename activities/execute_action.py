@@ -68,12 +68,13 @@ def _execute_once(request: ExecuteActionInput, path: Path) -> ExecutionResult:
     # isolation_level=None: we open the transaction ourselves. BEGIN IMMEDIATE takes the
     # write lock before reading, so two executions of one key (threads, workers, hosts
     # sharing the file) cannot both see it as new.
+    # Nothing runs before BEGIN IMMEDIATE: a connection that already holds a read lock when
+    # it asks for the write lock can be refused at once ("database is locked") instead of
+    # waiting its turn, so even the table is created inside the transaction.
     with closing(sqlite3.connect(path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode=WAL")  # survives a killed worker; fsyncs less
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute(_SCHEMA)
             row = db.execute(
                 "SELECT action, result, executed_at FROM executed_actions"
                 " WHERE idempotency_key = ?",

@@ -122,3 +122,19 @@ async def worker(
     log_dir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     async with running_worker(dev_server, llm_server, log_dir) as started:
         yield started
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what tests measured (``record_property("measured", text)``) after the results,
+    in one place, also when tests run in parallel workers whose output pytest never shows."""
+    measured = [
+        (report.nodeid, value)
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "measured"
+    ]
+    if measured:
+        terminalreporter.section("measured")
+        for nodeid, text in measured:
+            terminalreporter.write_line(f"{nodeid}\n{text}")

@@ -14,7 +14,7 @@ import asyncio
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +152,7 @@ async def test_worker_killed_while_awaiting_approval_loses_nothing(
     task_queue: str,
     workflow_id: str,
     tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """The wait lives in history, not in the worker: a new worker takes the decision and
     finishes the run without asking the LLM again or executing twice."""
@@ -182,7 +183,9 @@ async def test_worker_killed_while_awaiting_approval_loses_nothing(
         )
         assert sent.returncode == 0, sent.stderr
         result = await handle.result()
-        print(f"\n[measured] kill -> approved and completed: {time.monotonic() - crashed_at:.1f}s")
+        record_property(
+            "measured", f"kill -> approved and completed: {time.monotonic() - crashed_at:.1f}s"
+        )
 
     key = f"{workflow_id}/{request_id}"
     assert noticed_workflow_id == workflow_id
@@ -200,6 +203,7 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
     task_queue: str,
     workflow_id: str,
     tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """An LLM call lost with its worker is retried on another worker, and only the retry's
     answer is recorded.
@@ -225,8 +229,8 @@ async def test_worker_killed_while_llm_thinks_retries_the_analysis_once(
         crashed_at = time.monotonic()
         second = await start_worker(stack, env, tmp_path / "worker-2.log")
         result = await handle.result()
-        print(
-            f"\n[measured] kill -> re-analysed and completed: {time.monotonic() - crashed_at:.1f}s"
+        record_property(
+            "measured", f"kill -> re-analysed and completed: {time.monotonic() - crashed_at:.1f}s"
         )
 
     assert result.outcome == Outcome.AUTO_APPROVED
@@ -246,6 +250,7 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
     task_queue: str,
     workflow_id: str,
     tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """The worker dies inside the execute activity; a new worker executes the action, once.
 
@@ -271,7 +276,9 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
         result = await asyncio.wait_for(
             handle.result(), timeout=EXECUTE_HEARTBEAT_TIMEOUT_SECONDS + 60
         )
-        print(f"\n[measured] kill -> executed and completed: {time.monotonic() - crashed_at:.1f}s")
+        record_property(
+            "measured", f"kill -> executed and completed: {time.monotonic() - crashed_at:.1f}s"
+        )
 
     key = f"{workflow_id}/{result.request_id}"
     assert result.outcome == Outcome.APPROVED
@@ -349,7 +356,11 @@ async def connect_when_up(address: str, timeout: float = 30) -> Client:
 
 
 async def test_server_restart_keeps_waiting_runs_and_their_timers(
-    llm_server: FakeOpenAIServer, task_queue: str, workflow_id: str, tmp_path: Path
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """Runs and durable timers live in the server's database: a server restart on the same
     file loses neither, the worker reconnects by itself, and a deadline that passed while
@@ -403,7 +414,9 @@ async def test_server_restart_keeps_waiting_runs_and_their_timers(
         expired_result = await client.get_workflow_handle(
             expiring.id, result_type=WorkflowResult
         ).result()
-        print(f"\n[measured] restart -> both runs done: {time.monotonic() - restarted_at:.1f}s")
+        record_property(
+            "measured", f"restart -> both runs done: {time.monotonic() - restarted_at:.1f}s"
+        )
         assert worker.process.poll() is None, "the worker died with the server"
 
     assert approved_result.outcome == Outcome.APPROVED
@@ -424,6 +437,7 @@ async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
     task_queue: str,
     workflow_id: str,
     tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """With two workers on the queue, killing the one that holds the run in memory costs
     only time: the other rebuilds it from history and executes it once."""
@@ -447,7 +461,9 @@ async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
         crashed_at = time.monotonic()
         await handle.signal(APPROVAL_DECISION_SIGNAL, approval(status, "bob"))
         result = await handle.result()
-        print(f"\n[measured] kill -> completed by survivor: {time.monotonic() - crashed_at:.1f}s")
+        record_property(
+            "measured", f"kill -> completed by survivor: {time.monotonic() - crashed_at:.1f}s"
+        )
 
     key = f"{workflow_id}/{result.request_id}"
     assert result.outcome == Outcome.APPROVED
