@@ -47,7 +47,7 @@ from models.models import (
     WorkflowStatus,
 )
 from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, submit
-from start_workflow import positive_int, start_run
+from start_workflow import start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
     TemporalSettingsError,
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     decision.add_argument("--reject", metavar="NOTES", help="reject without asking")
     parser.add_argument(
         "--approval-timeout",
-        type=positive_int,
+        type=wait_seconds,
         default=DEFAULT_APPROVAL_TIMEOUT_SECONDS,
         metavar="SECONDS",
     )

@@ -24,6 +24,7 @@ from constants import (
 )
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    MAX_WAIT_SECONDS,
     ApprovalStatus,
     EscalationPolicy,
     Outcome,
@@ -52,7 +53,17 @@ class ResultUnavailableError(Exception):
 def positive_int(text: str) -> int:
     value = int(text) if text.isdigit() else 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
+
+
+def wait_seconds(text: str) -> int:
+    """A positive number of seconds a run may wait, within what a workflow accepts."""
+    value = positive_int(text)
+    if value > MAX_WAIT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_WAIT_SECONDS} seconds (365 days), not {text}"
+        )
     return value
 
 
@@ -61,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("request", help="what you want the agent to do")
     parser.add_argument(
         "--approval-timeout",
-        type=positive_int,
+        type=wait_seconds,
         default=DEFAULT_APPROVAL_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help=f"how long to wait for a human decision (default {DEFAULT_APPROVAL_TIMEOUT_SECONDS})",
@@ -92,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="reject only once the approvals can no longer reach the quorum",
     )
     parser.add_argument(
-        "--escalate-after", type=positive_int, metavar="SECONDS", help="remind and escalate then"
+        "--escalate-after", type=wait_seconds, metavar="SECONDS", help="remind and escalate then"
     )
     parser.add_argument(
         "--escalate-to", action="append", default=[], metavar="NAME", help="next tier (repeatable)"

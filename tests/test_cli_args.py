@@ -6,9 +6,10 @@ import getpass
 import pytest
 
 import approval_status
+import demo
 import send_approval
 import start_workflow
-from models.models import DEFAULT_APPROVAL_TIMEOUT_SECONDS
+from models.models import DEFAULT_APPROVAL_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 
 
 def _usage_error(
@@ -83,6 +84,21 @@ def test_start_refuses_a_bad_approval_timeout(
 
     assert "--approval-timeout" in err
     assert repr(timeout) in err
+
+
+@pytest.mark.parametrize(
+    ("prog", "parse"),
+    [("start_workflow", start_workflow.parse_args), ("demo", demo.parse_args)],
+)
+def test_a_wait_longer_than_a_year_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], prog: str, parse: object
+) -> None:
+    """The workflow refuses it too, but the CLI says so before anything starts."""
+    argv = ["Delete it", "--approval-timeout", str(MAX_WAIT_SECONDS + 1)]
+    err = _usage_error(capsys, prog, parse, argv)
+
+    assert f"must be at most {MAX_WAIT_SECONDS} seconds (365 days)" in err
+    assert start_workflow.parse_args(["Delete it", "--approval-timeout", str(MAX_WAIT_SECONDS)])
 
 
 def test_start_without_a_request_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
