@@ -97,7 +97,7 @@ def _execute_once(request: ExecuteActionInput, path: Path) -> ExecutionResult:
             if db.in_transaction:  # a repeat (nothing to write), or the act failed
                 db.execute("ROLLBACK")
     recorded_action, recorded_result, executed_at = row
-    if _what_it_does(json.loads(recorded_action)) != _what_it_does(json.loads(action_json)):
+    if _what_it_does(json.loads(recorded_action)) != _what_it_does(request.action.model_dump()):
         # Retries carry the same input, so this is a key reused for another action
         # (e.g. a workflow ID reused). Acting would be wrong, and so would the old result.
         raise ApplicationError(
@@ -119,7 +119,7 @@ def _what_it_does(action: dict[str, Any]) -> tuple[Any, ...]:
     """The fields that say what an action does. Reasoning and the risk flag are left out,
     and so is any field a later model version adds, so that a retry served by upgraded
     workers still matches what older ones recorded."""
-    return (action.get("action_type"), action.get("description"), action.get("parameters") or {})
+    return (action.get("action_type"), action.get("description"), action.get("parameters"))
 
 
 def _act(request: ExecuteActionInput) -> ExecutionResult:

@@ -13,7 +13,7 @@ unreachable server is one actionable message instead of a run that fails later.
 import os
 import socket
 from enum import StrEnum
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from openai import AsyncOpenAI
 from pydantic import BaseModel
@@ -73,7 +73,15 @@ class LLMSettings(BaseModel):
         )
 
     def describe(self) -> str:
-        return f"{self.model} at {self.base_url or OPENAI_DEFAULT_BASE_URL} ({self.api.value} API)"
+        url = shown_url(self.base_url or OPENAI_DEFAULT_BASE_URL)
+        return f"{self.model} at {url} ({self.api.value} API)"
+
+
+def shown_url(url: str) -> str:
+    """The URL for logs and messages: without ``user:password@`` or a query, where some
+    servers take their key (``?api-key=...``)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def checked_base_url(base_url: str | None) -> str | None:
@@ -84,7 +92,8 @@ def checked_base_url(base_url: str | None) -> str | None:
     example = "e.g. http://localhost:11434/v1"
     if url.scheme not in ("http", "https") or not url.hostname:
         raise LLMSettingsError(
-            f"{OPENAI_BASE_URL_ENV}={base_url!r} is not a URL the client can use: it needs "
+            f"{OPENAI_BASE_URL_ENV}={shown_url(base_url)!r} is not a URL the client can use: "
+            "it needs "
             f"http:// or https:// and a host, {example}."
         )
     try:
@@ -93,8 +102,8 @@ def checked_base_url(base_url: str | None) -> str | None:
         port = 0
     if port == 0:
         raise LLMSettingsError(
-            f"{OPENAI_BASE_URL_ENV}={base_url!r} has no valid port: after the host's ':' "
-            f"comes a number from 1 to 65535, {example}."
+            f"{OPENAI_BASE_URL_ENV}={shown_url(base_url)!r} has no valid port: after the "
+            f"host's ':' comes a number from 1 to 65535, {example}."
         )
     return base_url
 

@@ -162,7 +162,7 @@ class ApprovalDecision(BaseModel):
     """
 
     request_id: str = Field(min_length=1)
-    approved: bool
+    approved: StrictBool  # "yes" or 1 must not approve anything
     reviewer: str = Field(default=UNKNOWN_REVIEWER, min_length=1)
     reviewer_notes: str = ""
     decided_at: datetime | None = None

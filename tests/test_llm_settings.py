@@ -81,6 +81,19 @@ def test_an_unusable_base_url_is_named(
     assert problem in str(caught.value)
 
 
+def test_credentials_in_the_base_url_never_reach_logs_or_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some servers take their key in the URL; the worker logs describe() at start-up."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://bob:s3cret@llm.example.com/v1?api-key=s3cret")
+    assert "s3cret" not in LLMSettings.from_env().describe()
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://bob:s3cret@llm.example.com:abc/v1")
+    with pytest.raises(LLMSettingsError) as refused:
+        LLMSettings.from_env()
+    assert "s3cret" not in str(refused.value)
+    assert "llm.example.com:abc" in str(refused.value)
+
+
 def test_no_key_and_no_server_lists_every_option() -> None:
     problem = llm_problem(settings(api_key=None))
     assert problem is not None

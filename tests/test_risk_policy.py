@@ -13,7 +13,6 @@ from workflows.risk_policy import (
     assess_risk,
     largest_amount,
     matching_rules,
-    parameter_values,
 )
 
 # (rule reason, a request the rule must catch, a benign near-miss it must not).
@@ -236,12 +235,6 @@ def test_parameter_values_are_scanned(parameters: dict[str, str], reason: str) -
 
     assert risk.requires_approval is True
     assert risk.reasons == [reason]
-
-
-def test_parameter_values_are_read_inside_nested_dicts_and_lists() -> None:
-    nested = {"steps": [{"sql": "SELECT 1"}, {"sql": ["DROP TABLE users", None, 42]}]}
-
-    assert parameter_values(nested) == ["SELECT 1", "DROP TABLE users", "42"]
 
 
 def test_parameter_keys_and_values_apart_match_nothing() -> None:

@@ -187,6 +187,7 @@ async def test_second_decision_is_told_who_already_decided(runs: TimeSkippingRun
     [
         (APPROVAL_DECISION_SIGNAL, True, "not a valid ApprovalDecision"),
         (APPROVAL_DECISION_SIGNAL, {"approved": True}, "request_id"),
+        (APPROVAL_DECISION_SIGNAL, {"request_id": "any", "approved": "yes"}, "approved"),
         (APPROVE_SIGNAL, "maybe", "not true or false"),
         (APPROVE_SIGNAL, "yes", "not true or false"),
         (APPROVE_SIGNAL, 1, "not true or false"),
@@ -194,6 +195,7 @@ async def test_second_decision_is_told_who_already_decided(runs: TimeSkippingRun
     ids=[
         "bool as decision",
         "decision without request id",
+        "yes as approved",
         "maybe as approve",
         "yes as approve",
         "1 as approve",

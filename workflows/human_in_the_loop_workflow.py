@@ -18,7 +18,10 @@ Message surface (names in ``constants.py``):
 
 A decision is applied at most once per reviewer. One for another request, one that arrives
 when nothing waits, one from someone who may not decide, or a signal without exactly one
-valid payload is refused and recorded; it never changes the outcome.
+valid payload is refused and recorded; it never changes the outcome. (A payload the data
+converter cannot decode at all, e.g. in an unknown encoding, never reaches the handler: the
+SDK drops it and logs that on the worker. A malformed ``submit_decision`` is refused by the
+SDK the same way, but its sender is told.)
 
 Extensions, each off by default so the single-approver story reads as before:
 voting (``WorkflowInput.voting``), escalation (``WorkflowInput.escalation``) and staged

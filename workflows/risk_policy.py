@@ -76,17 +76,10 @@ def matching_rules(text: str, rules: tuple[RiskRule, ...] = RISK_RULES) -> list[
     return [rule.reason for rule in rules if re.search(rule.pattern, text, re.IGNORECASE)]
 
 
-def parameter_values(value: object) -> list[str]:
-    """Every string inside the action's parameters, nested dicts and lists included.
-
-    Values only: they reach the execute step as they are ({"sql": "DROP TABLE users"}),
-    while keys are names the LLM picked ("admin_email") and would only raise false alarms.
-    """
-    if isinstance(value, Mapping):
-        return [text for item in value.values() for text in parameter_values(item)]
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in parameter_values(item)]
-    return [] if value is None else [str(value)]
+def parameter_values(parameters: Mapping[str, str]) -> list[str]:
+    """Values only: they reach the execute step as they are ({"sql": "DROP TABLE users"}),
+    while keys are names the LLM picked ("admin_email") and would only raise false alarms."""
+    return list(parameters.values())
 
 
 def _scanned_texts(user_request: str, action: ProposedAction) -> list[str]:
