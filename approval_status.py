@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
             print(f"No workflow with ID {args.workflow_id!r}.", file=sys.stderr)
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)

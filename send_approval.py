@@ -27,6 +27,7 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    means_no_worker,
     no_worker_message,
     query_status,
 )
@@ -69,8 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not words or words[0] not in VERDICTS or len(words) > 2:
         parser.error("expected approve or reject, then optional notes in quotes")
     args.verdict, args.notes = words[0], words[1] if len(words) == 2 else ""
-    if not args.reviewer:
+    if args.reviewer is None:
         parser.error("cannot tell who you are from the OS; name yourself with --reviewer NAME")
+    if not args.reviewer.strip():
+        parser.error("--reviewer must not be empty")
     if args.edit_description is not None and args.verdict != "approve":
         parser.error("--edit-description only goes with approve")
     if args.edit_description is not None and not args.edit_description.strip():
@@ -127,13 +130,18 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
         ) from err
     except WorkflowUpdateFailedError as err:
         reason = getattr(err.cause, "message", str(err.cause))  # without the error type
+        if "expected but not found" in reason:  # not a run of the agent, e.g. a stage
+            try:
+                await query_status(client, workflow_id)
+            except StatusUnavailableError as what_it_is:
+                raise DecisionNotAppliedError(str(what_it_is)) from err
         raise DecisionNotAppliedError(f"Refused: {reason}") from err
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
-    if err.status == RPCStatusCode.NOT_FOUND:
+    if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
         return f"Workflow {workflow_id} is not running (unknown ID, or it already finished)."
-    if "no poller seen" in err.message:  # the server's way to say no worker took it
+    if means_no_worker(err):
         return no_worker_message()
     return f"Temporal refused the decision: {err.message}"
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
@@ -30,8 +30,9 @@ DEV_SERVER_COMMAND = (
     "uv run temporal server start-dev "
     f"--search-attribute {APPROVAL_STATUS_SEARCH_ATTRIBUTE}=Keyword"
 )
-# A query or an update is answered by a worker; without one it waits, so scripts stop here.
-WORKER_WAIT_SECONDS = 30
+# A query or an update is answered by a worker; without one it waits, so scripts stop here,
+# well before the server's own 30 s limit, whose errors say nothing about workers.
+WORKER_WAIT_SECONDS = 20
 # Settings that choose where the rest of the settings come from.
 PROFILE_SETTINGS = ("TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE")
 
@@ -100,6 +101,12 @@ async def connect() -> Client:
         ) from err
 
 
+def means_no_worker(err: RPCError) -> bool:
+    """The server's ways of saying nobody answered: no poller, or its own time limit."""
+    gave_up = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+    return "no poller seen" in err.message or err.status in gave_up
+
+
 def no_worker_message() -> str:
     return f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running?"
 
@@ -118,7 +125,7 @@ async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
     except TimeoutError:
         raise StatusUnavailableError(no_worker_message()) from None
     except RPCError as err:
-        if "no poller seen" not in err.message:  # the server's own way to say no worker
+        if not means_no_worker(err):
             raise
         raise StatusUnavailableError(no_worker_message()) from None
     except WorkflowQueryFailedError as err:

@@ -226,6 +226,19 @@ async def test_approval_status_for_an_unknown_workflow_fails(worker: WorkerProce
     assert_one_line_error(ran, 1, r"^No workflow with ID 'no-such-workflow'")
 
 
+async def test_a_namespace_that_does_not_exist_is_named_not_taken_for_a_missing_workflow(
+    worker: WorkerProcess,
+) -> None:
+    env = {**worker.env, "TEMPORAL_NAMESPACE": "no-such-namespace"}
+    ran = await asyncio.gather(
+        script("approval_status", "some-workflow", env=env),
+        script("approval_status", "--pending", env=env),
+        script("send_approval", "some-workflow", "some-request", "approve", env=env),
+    )
+    for each in ran:
+        assert_one_line_error(each, 1, r"[Nn]amespace.*no-such-namespace")
+
+
 async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_decides_it(
     worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -238,6 +251,7 @@ async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_deci
         await wait_until(lambda: is_running(dev_server.client.get_workflow_handle(child_id)), bool)
         undecided = await asyncio.gather(
             script("send_approval", child_id, "approve", env=worker.env),
+            script("send_approval", child_id, "some-request-id", "approve", env=worker.env),
             script("approval_status", child_id, env=worker.env),
         )
         signalled = await cli_signal(worker, child_id, APPROVE_SIGNAL, "true")
