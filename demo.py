@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.llm_settings import (
@@ -53,6 +53,7 @@ from temporal_client import (
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
+    configured_namespace,
     connect,
     exit_process,
 )
@@ -60,7 +61,8 @@ from worker import WorkerStartError, build_worker, check_namespace
 
 DEFAULT_DATA_DIR = Path(".temporal")
 POLL_SECONDS = 0.25
-LOCAL_PROBE_SECONDS = 5.0  # how long a loopback address gets to answer as Temporal
+LOCAL_PROBE_SECONDS = 5.0
+STAGE_LOOKUP_SECONDS = 2.0  # how long a loopback address gets to answer as Temporal
 PROGRESS_EVERY_SECONDS = 5.0
 COUNTDOWN_EVERY_SECONDS = 30.0
 # A stage's child workflow starts a moment after the parent's status names it.
@@ -113,7 +115,8 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
             raise
     db_file = data_dir / "demo.db"
     say(f"No Temporal server at {address}; starting the embedded dev server ({db_file}).")
-    server = await start_dev_server(address, db_file)
+    # The namespace the scripts are configured for, so the resume commands work on it.
+    server = await start_dev_server(address, db_file, configured_namespace())
     stack.push_async_callback(server.shutdown)
     return server.client, True
 
@@ -133,7 +136,8 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         try:
             return await follow(client, handle, args)
         except asyncio.CancelledError:
-            say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline))
+            stage = await waiting_stage(handle)
+            say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline, stage))
             raise
 
 
@@ -358,7 +362,18 @@ async def signal_stage(
         await asyncio.sleep(POLL_SECONDS)
 
 
-def resume_hint(workflow_id: str, data_dir: Path | None, offline: bool) -> str:
+async def waiting_stage(handle: Run) -> StageProgress | None:
+    """The stage the run waits in, if any, so the resume hint names what decides it."""
+    try:
+        query = handle.query(STATUS_QUERY, result_type=WorkflowStatus)
+        return (await asyncio.wait_for(query, STAGE_LOOKUP_SECONDS)).current_stage
+    except (TimeoutError, RPCError, WorkflowQueryFailedError):
+        return None  # the hint then gives the ordinary command, which says where to go
+
+
+def resume_hint(
+    workflow_id: str, data_dir: Path | None, offline: bool, stage: StageProgress | None
+) -> str:
     port = configured_address().rpartition(":")[2]
     server = (
         f"  {DEV_SERVER_COMMAND} --port {port} --db-filename {data_dir / 'demo.db'}\n"
@@ -366,11 +381,17 @@ def resume_hint(workflow_id: str, data_dir: Path | None, offline: bool) -> str:
         else ""
     )
     worker = "uv run python -m worker" + (" --offline" if offline else "")
+    decide = (
+        f'uv run python -m send_approval {workflow_id} approve "notes"'
+        if stage is None
+        else f"uv run temporal workflow signal --workflow-id {stage.child_workflow_id} "
+        f"--name {APPROVE_SIGNAL} --input true"
+    )
     return (
         f"\nStopped. Workflow {workflow_id} is kept by Temporal. To decide it later:\n"
         f"{server}"
         f"  {worker}\n"
-        f'  uv run python -m send_approval {workflow_id} approve "notes"'
+        f"  {decide}"
     )
 
 

@@ -66,15 +66,23 @@ def usable_data_folder(folder: Path) -> None:
         ) from err
 
 
-async def start_dev_server(address: str, db_file: Path) -> WorkflowEnvironment:
-    """Start the dev server on ``address``'s port, persisting to ``db_file``.
+async def start_dev_server(
+    address: str, db_file: Path, namespace: str = "default"
+) -> WorkflowEnvironment:
+    """Start the dev server on ``address``'s port, persisting to ``db_file``, serving
+    ``namespace`` (the one the scripts are configured for).
 
     DevServerError names what stops it: a port another program holds, or the data folder.
     """
     port_text = address.rpartition(":")[2]
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536 - UI_PORT_OFFSET:
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise DevServerError(f"Cannot start a dev server at {address}: not a usable port.")
     port = int(port_text)
+    if port + UI_PORT_OFFSET > 65535:
+        raise DevServerError(
+            f"Cannot start a dev server on port {port}: its Web UI would need port "
+            f"{port + UI_PORT_OFFSET}, above 65535. Set TEMPORAL_ADDRESS to a lower port."
+        )
     for needed in (port, port + UI_PORT_OFFSET):
         if port_is_taken(needed):
             raise DevServerError(
@@ -85,6 +93,7 @@ async def start_dev_server(address: str, db_file: Path) -> WorkflowEnvironment:
     usable_data_folder(db_file.parent)
     try:
         return await WorkflowEnvironment.start_local(
+            namespace=namespace,
             port=port,
             ui=True,
             ui_port=port + UI_PORT_OFFSET,

@@ -75,6 +75,10 @@ def _settings_error(err: Exception) -> str:
     return f"Bad Temporal settings ({named}): {detail}."
 
 
+def configured_namespace() -> str:
+    return _load_config().get("namespace") or "default"
+
+
 def configured_address() -> str:
     """host:port of the server env config points at."""
     return _load_config()["target_host"]
@@ -144,15 +148,16 @@ async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
 
 
 def _stage_workflow_message(workflow_id: str, outcome: StageOutcome | None) -> str:
-    if outcome is None:  # undecided: waiting, or (once closed) timed out
-        what = "a stage's approval workflow"
-    else:
+    if outcome is not None:  # decided: nothing is left to do here
         verdict = {True: "approved", False: "rejected", None: "timed out"}[outcome.approved]
-        what = f"the approval workflow of stage {outcome.stage!r} (already {verdict})"
+        return (
+            f"Workflow {workflow_id} is the approval workflow of stage {outcome.stage!r}, "
+            f"not a run of the agent, and it is already {verdict}."
+        )
     return (
-        f"Workflow {workflow_id} is {what}, not a run of the agent: a stage is decided with "
-        f"`uv run temporal workflow signal --workflow-id {shlex.quote(workflow_id)} "
-        f"--name {APPROVE_SIGNAL} --input true|false`."
+        f"Workflow {workflow_id} is a stage's approval workflow, not a run of the agent: a "
+        f"stage is decided with `uv run temporal workflow signal --workflow-id "
+        f"{shlex.quote(workflow_id)} --name {APPROVE_SIGNAL} --input true|false`."
     )
 
 

@@ -273,8 +273,8 @@ async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_deci
         assert_one_line_error(
             ran,
             1,
-            rf"^Workflow {child_id} is the approval workflow of stage 'manager' "
-            rf"\(already approved\).*{command}",
+            rf"^Workflow {child_id} is the approval workflow of stage 'manager', not a run of "
+            r"the agent, and it is already approved\.",
         )
     assert undecided[0].stderr.strip().endswith("Nothing was sent.")
 
