@@ -230,6 +230,7 @@ def background_script(
         [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,  # never a terminal, wherever the tests run
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

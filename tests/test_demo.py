@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import os
 import pty
+import re
 import select
 import shlex
 import signal
@@ -200,6 +201,29 @@ async def test_a_decision_that_arrives_too_late_is_reported_not_raised(
     assert f"Your decision was not applied. Workflow {workflow_id} is not running" in (
         capsys.readouterr().out
     )
+
+
+async def test_without_a_terminal_the_demo_prints_the_command_and_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """Run from a script with no flags, the demo cannot ask: it says how to decide from
+    elsewhere, and that decision ends it like any other."""
+    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
+    log_path = tmp_path / "demo.log"
+    with (
+        log_path.open("w") as log,
+        background_script(
+            "demo", "--offline", "--data-dir", str(tmp_path), RISKY, env=env, log=log
+        ) as process,
+    ):
+        output = await wait_for_output(log_path, "No terminal to ask in")
+        match = re.search(r"uv run python -m send_approval (\S+) approve\|reject", output)
+        assert match, output
+        sent = run_script("send_approval", match[1], "approve", "from elsewhere", env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert await asyncio.to_thread(process.wait, 60) == 0
+    output = log_path.read_text()
+    assert "Result: approved" in output and "from elsewhere" in output
 
 
 def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> None:
