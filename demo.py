@@ -39,7 +39,6 @@ from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
     ApprovalRequest,
-    Outcome,
     StageProgress,
     WorkflowInput,
     WorkflowResult,
@@ -47,7 +46,7 @@ from models.models import (
     WorkflowStatus,
 )
 from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, submit
-from start_workflow import start_run, wait_seconds
+from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
     TemporalSettingsError,
@@ -171,14 +170,15 @@ def wait_point(status: WorkflowStatus) -> WaitPoint | None:
 async def next_wait(
     handle: Run, result: asyncio.Future[WorkflowResult], seen: WaitPoint | None
 ) -> WorkflowStatus | None:
-    """Show progress until the run waits on a person for something new; None once it ends."""
+    """Show progress until the run waits on a person for something new; None once it ends.
+    While it still waits on the request shown (a decision sent and not yet applied, or to
+    come from elsewhere), that is a countdown to the deadline."""
     started = last_report = time.monotonic()
     while not result.done():
         status = await status_of(handle)
         point = wait_point(status)
         if point is not None and point != seen:
             return status
-        # Still on the request shown: no decision was applied, or one is on its way.
         shown = status.approval_request if point is not None else None
         every = COUNTDOWN_EVERY_SECONDS if shown else PROGRESS_EVERY_SECONDS
         if time.monotonic() - last_report >= every:
@@ -275,23 +275,24 @@ async def settle(
     to decide elsewhere. Returns once sent, or once the run stopped waiting for it."""
     request, stage = status.approval_request, status.current_stage
     assert request is not None
-    run_moved_on = asyncio.ensure_future(moved_on(handle, wait_point(status)))
-    try:
-        if args.approve is not None or args.reject is not None:
-            verdict = (args.approve is not None, args.approve or args.reject or "")
-        elif sys.stdin.isatty():
-            verdict = await unless_moved_on(ask(request, stage), run_moved_on)
-        else:
-            command = command_for(handle.id, stage)
-            say(f"No terminal to ask in. Decide from another terminal:\n  {command}")
-            await countdown(run_moved_on, request)
-            return
-        if verdict is None:
+    if args.approve is not None or args.reject is not None:
+        verdict = (args.approve is not None, args.approve or args.reject or "")
+    elif sys.stdin.isatty():
+        run_moved_on = asyncio.ensure_future(moved_on(handle, wait_point(status)))
+        try:
+            answer = await unless_moved_on(ask(request, stage), run_moved_on)
+        finally:
+            run_moved_on.cancel()
+        if answer is None:
             say(f"\n{why_moved_on(run_moved_on.result())}")
             return
-        await send_verdict(client, handle, status, *verdict)
-    finally:
-        run_moved_on.cancel()
+        verdict = answer
+    else:
+        # Nothing to ask: the caller's progress loop counts down until it is decided.
+        command = command_for(handle.id, stage)
+        say(f"No terminal to ask in. Decide from another terminal:\n  {command}")
+        return
+    await send_verdict(client, handle, status, *verdict)
 
 
 def command_for(workflow_id: str, stage: StageProgress | None) -> str:
@@ -301,11 +302,6 @@ def command_for(workflow_id: str, stage: StageProgress | None) -> str:
         f"uv run temporal workflow signal --workflow-id {stage.child_workflow_id} "
         f"--name {APPROVE_SIGNAL} --input true|false"
     )
-
-
-async def countdown(run_moved_on: asyncio.Future[Any], request: ApprovalRequest) -> None:
-    while not (await asyncio.wait({run_moved_on}, timeout=COUNTDOWN_EVERY_SECONDS))[0]:
-        say(f"  ... waiting for a decision ({time_left(request)} left)")
 
 
 def why_moved_on(status: WorkflowStatus) -> str:
@@ -416,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     say(format_result(result))
-    return 1 if result.outcome == Outcome.ANALYSIS_FAILED else 0
+    return 1 if result.outcome in FAILED_OUTCOMES else 0
 
 
 if __name__ == "__main__":

@@ -63,6 +63,18 @@ def assert_one_line_error(ran: Ran, exit_code: int, expected: str) -> None:
     assert re.search(expected, lines[0]), f"{ran.command}: {ran.stderr!r}"
 
 
+async def assert_worker_and_scripts_refuse(
+    env: dict[str, str], commands: list[tuple[str, ...]], expected: str
+) -> None:
+    """``commands`` (the worker first) all stop with ``expected`` (a regex), in one line."""
+    worker_ran, *script_runs = await asyncio.gather(
+        *(script(*command, env=env) for command in commands)
+    )
+    assert_worker_refused_to_start(worker_ran, expected)
+    for ran in script_runs:
+        assert_one_line_error(ran, 1, expected)
+
+
 def assert_worker_refused_to_start(ran: Ran, expected: str) -> None:
     """The worker's error is one line of its own (log lines or a list of fixes may surround it)."""
     assert "Traceback" not in ran.output, ran.output
@@ -203,12 +215,7 @@ async def test_every_script_reports_an_unreachable_temporal_server(
         ("send_approval", "wf-1", "req-1", "approve"),
         ("approval_status", "--pending"),
     ]
-    worker_ran, *script_runs = await asyncio.gather(
-        *(script(*command, env=env) for command in commands)
-    )
-    assert_worker_refused_to_start(worker_ran, expected)
-    for ran in script_runs:
-        assert_one_line_error(ran, 1, expected)
+    await assert_worker_and_scripts_refuse(env, commands, expected)
 
 
 async def test_worker_without_an_openai_api_key_names_the_variable(
@@ -379,12 +386,7 @@ async def test_every_script_names_a_bad_temporal_setting(
         ("send_approval", "wf-1", "approve"),
         ("approval_status", "wf-1"),
     ]
-    worker_ran, *script_runs = await asyncio.gather(
-        *(script(*command, env=env) for command in commands)
-    )
-    assert_worker_refused_to_start(worker_ran, expected)
-    for ran in script_runs:
-        assert_one_line_error(ran, 1, expected)
+    await assert_worker_and_scripts_refuse(env, commands, expected)
 
 
 async def test_start_workflow_says_the_run_started_when_the_server_goes_away_while_waiting(

@@ -17,6 +17,7 @@ from models.models import (
     AuditEvent,
     EscalationPolicy,
     Outcome,
+    ProposedAction,
     VotingPolicy,
     WorkflowInput,
     WorkflowState,
@@ -59,13 +60,20 @@ def quorum_of_two(
 
 
 async def vote(
-    handle: WorkflowHandle, status: WorkflowStatus, reviewer: str, approved: bool
+    handle: WorkflowHandle,
+    status: WorkflowStatus,
+    reviewer: str,
+    approved: bool,
+    amended_action: ProposedAction | None = None,
 ) -> ApprovalDecision:
     assert status.approval_request is not None
     return await handle.execute_update(
         SUBMIT_DECISION_UPDATE,
         ApprovalDecision(
-            request_id=status.approval_request.request_id, approved=approved, reviewer=reviewer
+            request_id=status.approval_request.request_id,
+            approved=approved,
+            reviewer=reviewer,
+            amended_action=amended_action,
         ),
         result_type=ApprovalDecision,
     )
@@ -284,15 +292,7 @@ async def test_an_approval_with_edits_is_what_later_voters_see_and_what_executes
         assert status.approval_request is not None
         original = status.approval_request.proposed_action
         amended = original.model_copy(update={"description": "Close only the dormant accounts"})
-        await handle.execute_update(
-            SUBMIT_DECISION_UPDATE,
-            ApprovalDecision(
-                request_id=status.approval_request.request_id,
-                approved=True,
-                reviewer="a",
-                amended_action=amended,
-            ),
-        )
+        await vote(handle, status, "a", True, amended_action=amended)
         seen_by_b = await status_of(handle)
         assert seen_by_b.approval_request is not None
         assert seen_by_b.approval_request.proposed_action == amended
@@ -318,15 +318,7 @@ async def test_an_amendment_voids_the_approvals_given_to_the_earlier_action(
         amended = status.approval_request.proposed_action.model_copy(
             update={"description": "Close only the dormant accounts"}
         )
-        await handle.execute_update(
-            SUBMIT_DECISION_UPDATE,
-            ApprovalDecision(
-                request_id=status.approval_request.request_id,
-                approved=True,
-                reviewer="b",
-                amended_action=amended,
-            ),
-        )
+        await vote(handle, status, "b", True, amended_action=amended)
         after_amendment = await status_of(handle)
         assert after_amendment.decision is None, "a's approval of the old action counted"
         assert [v.reviewer for v in after_amendment.votes] == ["b"]

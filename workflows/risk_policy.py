@@ -7,7 +7,6 @@ called from workflow code, so it must stay deterministic.
 """
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.models import ProposedAction, RiskAssessment
@@ -76,17 +75,13 @@ def matching_rules(text: str, rules: tuple[RiskRule, ...] = RISK_RULES) -> list[
     return [rule.reason for rule in rules if re.search(rule.pattern, text, re.IGNORECASE)]
 
 
-def parameter_values(parameters: Mapping[str, str]) -> list[str]:
-    """Values only: they reach the execute step as they are ({"sql": "DROP TABLE users"}),
-    while keys are names the LLM picked ("admin_email") and would only raise false alarms."""
-    return list(parameters.values())
-
-
 def _scanned_texts(user_request: str, action: ProposedAction) -> list[str]:
     """The request with the action's type and description, then each parameter value on
-    its own (so words from two values never join into one match)."""
+    its own (so words from two values never join into one match). Values only: they reach
+    the execute step as they are ({"sql": "DROP TABLE users"}), while keys are names the
+    LLM picked ("admin_email") and would only raise false alarms."""
     summary = " ".join((user_request, action.action_type.replace("_", " "), action.description))
-    return [summary, *parameter_values(action.parameters)]
+    return [summary, *action.parameters.values()]
 
 
 def assess_risk(
@@ -132,6 +127,6 @@ def largest_amount(text: str) -> float:
 
 def approval_stages(user_request: str, action: ProposedAction) -> list[str]:
     """The stages a request must pass, in order; empty for a single approval."""
-    texts = [f"{user_request} {action.description}", *parameter_values(action.parameters)]
+    texts = [f"{user_request} {action.description}", *action.parameters.values()]
     largest = max(largest_amount(text) for text in texts)
     return list(LARGE_AMOUNT_STAGES) if largest >= LARGE_AMOUNT else []
