@@ -9,7 +9,7 @@ import asyncio
 import sys
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from console_format import format_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
@@ -19,6 +19,7 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    means_no_such_workflow,
     query_status,
 )
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
+        if means_no_such_workflow(err):
             print(f"No workflow with ID {args.workflow_id!r}.", file=sys.stderr)
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)

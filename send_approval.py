@@ -17,7 +17,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
@@ -27,6 +27,7 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    means_no_such_workflow,
     means_no_worker,
     no_worker_message,
     query_status,
@@ -139,7 +140,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
-    if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
+    if means_no_such_workflow(err):
         return f"Workflow {workflow_id} is not running (unknown ID, or it already finished)."
     if means_no_worker(err):
         return no_worker_message()

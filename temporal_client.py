@@ -105,6 +105,11 @@ async def connect() -> Client:
         ) from err
 
 
+def means_no_such_workflow(err: RPCError) -> bool:
+    """NOT_FOUND for the workflow, not for the namespace (which a script must name instead)."""
+    return err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message
+
+
 def means_no_worker(err: RPCError) -> bool:
     """The server's ways of saying nobody answered: no poller, or its own time limit."""
     gave_up = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
