@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+from activities.proposal_parser import (
+    PROPOSAL_SCHEMA,
+    MalformedProposalError,
+    ProposalAnswer,
+    parse_proposed_action,
+)
+from tests.fake_openai import check_strict
 
 VALID = {
     "action_type": "delete_records",
@@ -52,6 +58,46 @@ def test_string_parameters_are_kept() -> None:
     assert action.parameters == {"table": "test_data"}
 
 
+def test_parameters_as_key_value_pairs_become_the_dict() -> None:
+    """A strict schema cannot say dict[str, str]; the model answers pairs, the workflow
+    still gets its dict."""
+    pairs = [{"key": "table", "value": "test_data"}, {"key": "env", "value": "prod"}]
+
+    action = parse_proposed_action(_with(parameters=pairs))
+
+    assert action.parameters == {"table": "test_data", "env": "prod"}
+
+
+def test_the_schema_is_one_strict_mode_accepts() -> None:
+    """OpenAI refuses a strict schema with an optional or an extra property."""
+    check_strict(PROPOSAL_SCHEMA, "schema")
+    assert set(PROPOSAL_SCHEMA["required"]) == set(VALID) | {"parameters"}
+
+
+def test_an_answer_under_the_schema_parses() -> None:
+    """What the schema allows, the parser accepts: the two never disagree."""
+    answer = ProposalAnswer.model_validate(
+        {**VALID, "parameters": [{"key": "table", "value": "test_data"}]}
+    )
+
+    action = parse_proposed_action(answer.model_dump_json())
+
+    assert action.parameters == {"table": "test_data"}
+    assert action.description == VALID["description"]
+
+
+def test_length_limits_guide_the_model_but_do_not_refuse_other_servers() -> None:
+    """A server that ignores the schema may write more; today's rules still decide."""
+    long = "x" * 500
+
+    pairs = [{"key": "k", "value": long}]
+
+    action = parse_proposed_action(_with(description=long, parameters=pairs))
+
+    assert action.description == long
+    assert action.parameters == {"k": long}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -72,6 +118,16 @@ def test_string_parameters_are_kept() -> None:
         pytest.param(_with(action_type=""), "action_type", id="empty-action-type"),
         pytest.param(_with(action_type="   "), "action_type", id="blank-action-type"),
         pytest.param(_with(description=" \t"), "description", id="blank-description"),
+        pytest.param(
+            _with(parameters=[{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]),
+            "'a' is given twice",
+            id="repeated-parameter-key",
+        ),
+        pytest.param(_with(parameters=[{"key": "a"}]), "key, value", id="pair-without-value"),
+        pytest.param(_with(parameters=[["a", "1"]]), "key, value", id="pair-as-list"),
+        pytest.param(
+            _with(parameters=[{"key": "n", "value": 3}]), "key, value", id="non-string-value"
+        ),
     ],
 )
 def test_malformed_answers_are_refused_with_a_useful_message(text: str, expected: str) -> None:
