@@ -2,6 +2,7 @@
 
     uv run python -m demo "Delete all test data from the production database"
     uv run python -m demo --offline --approve "fine for staging" "Delete the staging cache"
+    uv run python -m demo --local-model "Summarise the weekly sales report"
 
 Uses the Temporal server configured by env config; if none answers at a loopback address,
 starts the embedded dev server (data kept in .temporal/demo.db). Runs a worker in this
@@ -9,7 +10,8 @@ process, starts the workflow, shows what the agent proposes and why it is risky,
 decide, and prints the outcome with the audit trail. A request approved in stages (a large
 amount of money) is asked stage by stage, each answer signalled to that stage's child
 workflow. Ctrl-C stops everything this command started; the run itself is kept and can be
-decided later with the ordinary scripts.
+decided later with the ordinary scripts. ``--local-model`` first starts a small real model
+on 127.0.0.1 (``python -m local_llm``, the local-llm dependency group) and uses it.
 """
 
 import argparse
@@ -22,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.llm_settings import (
+    LLMApi,
     LLMSettings,
     LLMSettingsError,
     analysis_activities,
@@ -35,6 +39,8 @@ from activities.offline_analysis import OFFLINE_LABEL
 from console_format import format_result
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
+from local_llm.model_file import ModelFileError, packaged_model
+from local_llm.server import LocalModelError, serving
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -66,6 +72,17 @@ PROGRESS_EVERY_SECONDS = 5.0
 COUNTDOWN_EVERY_SECONDS = 30.0
 # A stage's child workflow starts a moment after the parent's status names it.
 CHILD_START_SECONDS = 10.0
+ANALYSIS_ACTIVITY = "analyze_request"
+WORKER_COMMAND = "uv run python -m worker"
+RUN_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
+LOCAL_MODEL_COMMAND = "uv run python -m local_llm  # and export the settings it prints"
 
 T = TypeVar("T")
 Run = WorkflowHandle[Any, WorkflowResult]
@@ -76,7 +93,13 @@ WaitPoint = tuple[str, str | None]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("request", help="what you want the agent to do")
-    parser.add_argument("--offline", action="store_true", help=f"use the {OFFLINE_LABEL}")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--offline", action="store_true", help=f"use the {OFFLINE_LABEL}")
+    model.add_argument(
+        "--local-model",
+        action="store_true",
+        help="serve a small real model on 127.0.0.1 and use it (uv sync --group local-llm)",
+    )
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument("--approve", metavar="NOTES", help="approve without asking")
     decision.add_argument("--reject", metavar="NOTES", help="reject without asking")
@@ -133,11 +156,42 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
         try:
+            if args.local_model:
+                await report_answer_time(handle, settings.model)
             return await follow(client, handle, args)
         except asyncio.CancelledError:
             stage = await waiting_stage(handle)
-            say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline, stage))
+            data_dir = args.data_dir if embedded else None
+            say(resume_hint(handle.id, data_dir, worker_command(args), stage))
             raise
+
+
+async def report_answer_time(handle: Run, model: str) -> None:
+    """Once the analysis activity has finished, say how long the model took to answer."""
+    seconds = await answer_seconds(handle)
+    if seconds is not None:
+        say(f"{model} answered in {seconds:.1f} s.")
+
+
+async def answer_seconds(handle: Run) -> float | None:
+    """How long the analysis activity took, from the run's history (scheduled to finished,
+    retries included), once it has finished; None if the run ended without it."""
+    while True:
+        scheduled: dict[int, datetime] = {}
+        async for event in handle.fetch_history_events():
+            if event.event_type in RUN_CLOSED:
+                return None
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == ANALYSIS_ACTIVITY:
+                    scheduled[event.event_id] = event.event_time.ToDatetime()
+            for ended in ("completed", "failed", "timed_out"):
+                field = f"activity_task_{ended}_event_attributes"
+                if event.HasField(field):
+                    started = scheduled.get(getattr(event, field).scheduled_event_id)
+                    if started is not None:
+                        return (event.event_time.ToDatetime() - started).total_seconds()
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def follow(client: Client, handle: Run, args: argparse.Namespace) -> WorkflowResult:
@@ -367,8 +421,18 @@ async def waiting_stage(handle: Run) -> StageProgress | None:
         return None  # the hint then gives the ordinary command, which says where to go
 
 
+def worker_command(args: argparse.Namespace) -> str:
+    """How to run a worker like this demo's; the local model stops with the demo, so it is
+    served again first."""
+    if args.offline:
+        return f"{WORKER_COMMAND} --offline"
+    if args.local_model:
+        return f"{LOCAL_MODEL_COMMAND}\n  {WORKER_COMMAND}"
+    return WORKER_COMMAND
+
+
 def resume_hint(
-    workflow_id: str, data_dir: Path | None, offline: bool, stage: StageProgress | None
+    workflow_id: str, data_dir: Path | None, worker: str, stage: StageProgress | None
 ) -> str:
     port = configured_address().rpartition(":")[2]
     server = (
@@ -376,7 +440,6 @@ def resume_hint(
         if data_dir
         else ""
     )
-    worker = "uv run python -m worker" + (" --offline" if offline else "")
     decide = (
         f'uv run python -m send_approval {workflow_id} approve "notes"'
         if stage is None
@@ -393,11 +456,35 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.local_model:
+        return with_local_model(args)
     try:
         settings = usable_settings(offline=args.offline)
     except LLMSettingsError as err:
         print(err, file=sys.stderr)
         return 1
+    return run(args, settings)
+
+
+def with_local_model(args: argparse.Namespace) -> int:
+    """Serve the packaged model for this demo only, and point the worker at it."""
+    try:
+        model_path = packaged_model()
+        say(f"Loading the local model {model_path.name} ...")
+        with serving(model_path) as model:
+            say(f"Loaded {model.name} in {model.load_seconds:.1f} s, at {model.base_url}.")
+            settings = LLMSettings(
+                api_key=None, base_url=model.base_url, model=model.name, api=LLMApi.CHAT_COMPLETIONS
+            )
+            return run(args, settings)
+    except (ModelFileError, LocalModelError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # while the model loads
+        return 130
+
+
+def run(args: argparse.Namespace, settings: LLMSettings) -> int:
     try:
         result = asyncio.run(run_demo(args, settings))
     except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:

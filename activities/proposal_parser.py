@@ -39,8 +39,8 @@ class ParameterPair(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(pattern=_text(40), description="e.g. table, recipient, amount")
-    value: str = Field(pattern=_text(100))
+    key: str = Field(pattern=_text(30), description="e.g. table, recipient, amount")
+    value: str = Field(pattern=_text(60))
 
 
 # A ``ProposedAction`` in the shape a strict schema allows.
@@ -52,8 +52,8 @@ class ProposalAnswer(BaseModel):
     action_type: str = Field(
         pattern=r"^[a-z][a-z0-9_]{0,39}$", description="short snake_case name of the action"
     )
-    description: str = Field(pattern=_text(200), description="what will be done, to what")
-    reasoning: str = Field(pattern=_text(200), description="why this fulfils the request")
+    description: str = Field(pattern=_text(160), description="what will be done, to what")
+    reasoning: str = Field(pattern=_text(120), description="why this fulfils the request")
     risky_action: bool
     parameters: list[ParameterPair] = Field(max_length=3)
 
@@ -97,8 +97,9 @@ def parameters_from_pairs(pairs: list) -> dict[str, str]:
     """The schema's ``[{"key": k, "value": v}, ...]`` as ``{k: v}``.
 
     Only the shape is checked: the schema's length limits guide the model, they are no
-    reason to refuse an answer from a server that ignores the schema. A repeated key is
-    ambiguous (which value would the approver see?), so it is malformed, not overwritten.
+    reason to refuse an answer from a server that ignores the schema. A key repeated with
+    another value is ambiguous (which one would the approver see?), so it is malformed, not
+    overwritten; repeated with the same value, it is only said twice.
     """
     parameters: dict[str, str] = {}
     for pair in pairs:
@@ -110,7 +111,7 @@ def parameters_from_pairs(pairs: list) -> dict[str, str]:
             raise MalformedProposalError(
                 f"each parameter must be a {{key, value}} pair of strings, got {pair!r:.80}"
             )
-        if pair["key"] in parameters:
+        if parameters.get(pair["key"], pair["value"]) != pair["value"]:
             raise MalformedProposalError(f"the parameter {pair['key']!r} is given twice")
         parameters[pair["key"]] = pair["value"]
     return parameters

@@ -68,6 +68,12 @@ def test_parameters_as_key_value_pairs_become_the_dict() -> None:
     assert action.parameters == {"table": "test_data", "env": "prod"}
 
 
+def test_a_pair_said_twice_counts_once() -> None:
+    pairs = [{"key": "table", "value": "users"}, {"key": "table", "value": "users"}]
+
+    assert parse_proposed_action(_with(parameters=pairs)).parameters == {"table": "users"}
+
+
 def test_the_schema_is_one_strict_mode_accepts() -> None:
     """OpenAI refuses a strict schema with an optional or an extra property."""
     check_strict(PROPOSAL_SCHEMA, "schema")
