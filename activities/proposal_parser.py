@@ -40,7 +40,7 @@ class ParameterPair(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(pattern=_text(30), description="e.g. table, recipient, amount")
-    value: str = Field(pattern=_text(60))
+    value: str = Field(pattern=_text(40))
 
 
 # A ``ProposedAction`` in the shape a strict schema allows.
@@ -52,8 +52,8 @@ class ProposalAnswer(BaseModel):
     action_type: str = Field(
         pattern=r"^[a-z][a-z0-9_]{0,39}$", description="short snake_case name of the action"
     )
-    description: str = Field(pattern=_text(160), description="what will be done, to what")
-    reasoning: str = Field(pattern=_text(120), description="why this fulfils the request")
+    description: str = Field(pattern=_text(140), description="what will be done, to what")
+    reasoning: str = Field(pattern=_text(100), description="why this fulfils the request")
     risky_action: bool
     parameters: list[ParameterPair] = Field(max_length=3)
 
