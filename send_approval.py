@@ -20,6 +20,14 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from constants import SUBMIT_DECISION_UPDATE
+from models.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTES_CHARS,
+    decision_problem,
+    first_problem,
+    too_long,
+)
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
     WORKER_WAIT_SECONDS,
@@ -79,7 +87,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--edit-description only goes with approve")
     if args.edit_description is not None and not args.edit_description.strip():
         parser.error("--edit-description must not be empty")
+    if problem := over_a_limit(args):
+        parser.error(problem)
     return args
+
+
+def over_a_limit(args: argparse.Namespace) -> str | None:
+    """What the workflow would refuse for its size, said before anything is sent."""
+    return first_problem(
+        too_long("the request ID", args.request_id or "", MAX_NAME_CHARS),
+        too_long("the reviewer name", args.reviewer, MAX_NAME_CHARS),
+        too_long("the notes", args.notes, MAX_NOTES_CHARS),
+        too_long("--edit-description", args.edit_description or "", MAX_DESCRIPTION_CHARS),
+    )
 
 
 async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
@@ -114,6 +134,8 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
         decided_at=datetime.now(UTC),
         amended_action=amended,
     )
+    if problem := decision_problem(decision):
+        raise DecisionNotAppliedError(f"Not sent: {problem}.")
     return await submit(client, args.workflow_id, decision)
 
 

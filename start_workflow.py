@@ -22,6 +22,7 @@ from constants import (
     WORKFLOW_TYPE,
     task_queue,
 )
+from models.limits import run_input_problem
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -35,7 +36,7 @@ from models.models import (
 from models.validation import summarise
 from temporal_client import TemporalUnavailableError, connect, exit_process
 
-FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
+FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
 INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
     [
         SearchAttributePair(
@@ -128,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.run_input = run_input_from(args)
     except ValidationError as err:
         parser.error(summarise(err))
+    if problem := run_input_problem(args.run_input):
+        parser.error(problem)
     return args
 
 
