@@ -38,6 +38,7 @@ from temporal_client import (
     means_no_such_workflow,
     means_no_worker,
     no_worker_message,
+    not_progressing,
     query_status,
 )
 
@@ -147,6 +148,8 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        if stuck := await not_progressing(client, workflow_id):  # no task, no update
+            raise DecisionNotAppliedError(f"{stuck} The decision was not applied.") from err
         raise DecisionNotAppliedError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."

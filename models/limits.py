@@ -19,7 +19,7 @@ handlers (deterministic, no I/O), the scripts from their argument parsing.
 
 from models.models import ApprovalDecision, ProposedAction, WorkflowInput
 
-MAX_REQUEST_CHARS = 20_000  # the user's request: a page or two, a pasted log excerpt
+MAX_REQUEST_CHARS = 16_000  # the user's request: a page or two, a pasted log excerpt
 MAX_NOTES_CHARS = 1_000  # a reviewer's notes
 MAX_NAME_CHARS = 100  # a reviewer, requester or approver name; a request ID
 MAX_APPROVERS = 10  # named approvers, escalation tier included; also the largest quorum
@@ -39,9 +39,9 @@ MAX_MODEL_ANSWER_CHARS = 20_000
 # The audit trail (state, so also in the result and the status query). The workflow's
 # history keeps every signal and update anyway; the trail tells the story within bounds.
 MAX_ITEMISED_REFUSALS = 20  # refused decisions listed one by one; later ones are counted
-MAX_REFUSAL_DETAIL_CHARS = 500  # a refusal's reason, as recorded
+MAX_REFUSAL_DETAIL_CHARS = 300  # a refusal's reason, as recorded
 MAX_AUDIT_DETAIL_CHARS = 2_500  # any other event's detail (an amendment shows two actions)
-AUDIT_STORY_MAX_CHARS = 24_000  # names and details of all events other than refusals
+AUDIT_STORY_MAX_CHARS = 22_000  # names and details of all events other than refusals
 
 
 def cut(text: str, limit: int) -> str:
