@@ -17,7 +17,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from constants import SUBMIT_DECISION_UPDATE
 from models.limits import (
@@ -147,9 +147,14 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     )
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
+    except RPCError as err:  # the server refuses updates while the workflow task fails
+        stuck = err.status == RPCStatusCode.FAILED_PRECONDITION
+        if not stuck or not (reason := await not_progressing(client, workflow_id)):
+            raise
+        raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-        if stuck := await not_progressing(client, workflow_id):  # no task, no update
-            raise DecisionNotAppliedError(f"{stuck} The decision was not applied.") from err
+        if reason := await not_progressing(client, workflow_id):  # no task, no update
+            raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
         raise DecisionNotAppliedError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."
