@@ -32,9 +32,9 @@ MAX_DESCRIPTION_CHARS = 1_000
 MAX_REASONING_CHARS = 2_000
 MAX_PARAMETERS = 10  # names at most MAX_NAME_CHARS each
 MAX_PARAMETER_VALUE_CHARS = 500
-# The model's raw answer, checked before it is parsed: every field at its limit, plus room
-# for JSON, a code fence and whitespace.
-MAX_MODEL_ANSWER_CHARS = 20_000
+# The model's raw answer, checked before it is parsed: every field at its limit, even with
+# every character escaped in JSON (6 characters each), plus room for a fence and spacing.
+MAX_MODEL_ANSWER_CHARS = 64_000
 
 # The audit trail (state, so also in the result and the status query). The workflow's
 # history keeps every signal and update anyway; the trail tells the story within bounds.
