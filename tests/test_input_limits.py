@@ -10,8 +10,11 @@ bounded, and the run still decides and completes.
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
 
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.limits import (
@@ -34,6 +37,7 @@ from models.models import (
 from tests.fake_openai import ok
 from tests.helpers import TimeSkippingRuns, wait_until
 from tests.record_histories import decision_for, pending_request, status_of, wait_for_refusals
+from tests.test_replay import replayer
 from tests.test_workflow_refusals import RISKY, refusals, refused_update
 from workflows.audit_trail import NOT_ITEMISED
 
@@ -248,3 +252,24 @@ async def test_a_flood_of_refused_signals_leaves_the_trail_bounded_and_the_run_d
         f"{FLOOD:,} refused signals sent in {sent:.1f}s; audit trail {len(events)} entries, "
         f"result {result_bytes:,} bytes; history {len(history.events):,} events",
     )
+
+
+BEFORE_LIMITS = Path(__file__).resolve().parent / "histories" / "before_limits"
+
+
+def before_limits_history() -> WorkflowHistory:
+    """Recorded on the code before the limits (main at 0c46134): an 18,028-character
+    request and a 1,900-character note, both over today's limits, accepted and approved."""
+    path = BEFORE_LIMITS / "over_limits_accepted.json"
+    return WorkflowHistory.from_json("hitl-over_limits_accepted-recorded", path.read_text())
+
+
+async def test_a_run_that_accepted_inputs_over_the_limits_replays_as_it_ran() -> None:
+    await replayer().replay_workflow(before_limits_history())
+
+
+async def test_without_the_patch_such_a_run_would_break(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard bites: applied to that run, the limits would change its commands."""
+    monkeypatch.setattr(workflow, "patched", lambda _: True)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer().replay_workflow(before_limits_history())
