@@ -20,7 +20,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import approval_status
 import send_approval
+import start_workflow
 import temporal_client
+from constants import TASK_QUEUE_ENV, WORKFLOW_TYPE
 from models.models import WorkflowInput
 from temporal_client import not_progressing
 from tests.e2e import address_of, script
@@ -37,6 +39,15 @@ class WedgedWorkflow:
     @workflow.run
     async def run(self) -> None:
         raise RuntimeError(f"{WEDGE}\nsecond line\x1b[31m never shown")
+
+
+@workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
+class WedgedAgent:
+    """The agent's workflow type, wedged the same way, for start_workflow to start."""
+
+    @workflow.run
+    async def run(self, run_input: WorkflowInput) -> None:
+        raise RuntimeError(f"{WEDGE}: {run_input.user_request}")
 
 
 async def failing_attempts(handle: WorkflowHandle) -> int:
@@ -131,3 +142,30 @@ async def test_a_run_that_waits_or_has_no_worker_is_not_called_stuck(
     finally:
         await handle.terminate("end of test")
     assert str(unanswered.value).startswith("No worker answered")
+
+
+async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
+    dev_client: Client, dev_server: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It would wait for ever; it says why and exits instead (checks every 0.5 s here)."""
+    task_queue = f"wedged-agent-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(start_workflow, "PROGRESS_CHECK_SECONDS", 0.5)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    monkeypatch.setenv(TASK_QUEUE_ENV, task_queue)
+    workflow_id = f"wedged-{uuid.uuid4().hex[:8]}"
+    args = start_workflow.parse_args(["Delete the logs", "--workflow-id", workflow_id])
+    async with Worker(
+        dev_client,
+        task_queue=task_queue,
+        workflows=[WedgedAgent],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        try:
+            with pytest.raises(start_workflow.ResultUnavailableError) as stopped:
+                await asyncio.wait_for(start_workflow.start_and_wait(args), timeout=60)
+        finally:
+            await dev_client.get_workflow_handle(workflow_id).terminate("end of test")
+    assert str(stopped.value).startswith(f"Workflow {workflow_id} is not progressing")
+    assert f"{WEDGE}: Delete the logs" in str(stopped.value)
+    assert str(stopped.value).endswith("Stopped waiting for its result.")
