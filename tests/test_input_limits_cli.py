@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+import demo
 from constants import WORKFLOW_TYPE
 from models.limits import (
     MAX_APPROVERS,
@@ -187,3 +188,29 @@ async def test_the_temporal_cli_json_start_one_over_ends_input_refused(
         f"Refused: the request is {MAX_REQUEST_CHARS + 1:,} characters; "
         f"the limit is {MAX_REQUEST_CHARS:,}."
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (
+            [request_of(MAX_REQUEST_CHARS + 1)],
+            f"the request is {MAX_REQUEST_CHARS + 1:,} characters; "
+            f"the limit is {MAX_REQUEST_CHARS:,}",
+        ),
+        (
+            ["Delete the logs", "--approve", "n" * (MAX_NOTES_CHARS + 1)],
+            f"the notes is {MAX_NOTES_CHARS + 1:,} characters; the limit is {MAX_NOTES_CHARS:,}",
+        ),
+    ],
+    ids=["request", "notes"],
+)
+def test_the_demo_refuses_one_over_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], argv: list[str], reason: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        demo.parse_args(argv)
+    assert stopped.value.code == 2
+    assert usage_error(capsys.readouterr().err, "demo", reason)
+    at_limit = demo.parse_args([request_of(MAX_REQUEST_CHARS), "--reject", "n" * MAX_NOTES_CHARS])
+    assert at_limit.reject == "n" * MAX_NOTES_CHARS
