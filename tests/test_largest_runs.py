@@ -4,14 +4,15 @@ Every text is at its limit and made of JSON's costliest character (a control cha
 written ``\\u0001``: 6 bytes), so these are the heaviest payloads a user, a reviewer or the
 model can make the workflow build: the request, the model's proposal, notes and names,
 an amendment, a trail full of refusals. Each run's history size and its largest payloads
-(status answer, result) are reported under "measured".
+(status answer, result) are reported under "measured". And the note that used to wedge a
+run, just under Temporal's own payload limit, is refused while the run carries on.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
@@ -187,3 +188,33 @@ async def test_the_largest_staged_run_completes(
     stages = [f"stage-{n:02d}-".ljust(STAGE_NAME_CHARS, "s") for n in range(MAX_STAGES)]
     _, measured = await largest.complete(approve_every_stage, approval_stages=stages)
     record_property("measured", f"largest staged run ({MAX_STAGES} stages): {measured}")
+
+
+async def test_a_note_near_temporals_own_limit_is_refused_and_the_run_goes_on(
+    largest: LargestRun,
+) -> None:
+    """What used to wedge a run: a 1.9 MB note, by update and by signal. Temporal takes
+    each (under its 2 MB limit); the workflow refuses both, in a few words, and carries on."""
+    huge = text(1_900_000, "long note: ")
+    request = "Delete the stale rows [huge note]"
+    largest.llm_server.on(request, ok(largest_action().model_dump(mode="json")))
+    run_input = WorkflowInput(user_request=request)
+    async with (
+        build_worker(largest.client, largest.task_queue, largest.analysis),
+        started(largest.client, largest.task_queue, largest.workflow_id, run_input) as handle,
+    ):
+        pending = await pending_request(handle)
+        decision = longest_vote(pending, "ann").model_copy(update={"reviewer_notes": huge})
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+        await handle.signal(APPROVAL_DECISION_SIGNAL, decision)
+        await wait_for_refusals(handle, 2)
+        await handle.signal(APPROVE_SIGNAL, True)
+        result = await handle.result()
+    reason = f"the reviewer notes is {len(huge):,} characters; the limit is {MAX_NOTES_CHARS:,}"
+    assert getattr(refused.value.cause, "message", None) == reason
+    assert result.outcome == Outcome.APPROVED
+    assert [reason in e.detail for e in result.audit_trail if e.event == "decision_refused"] == [
+        True,
+        True,
+    ]
