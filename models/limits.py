@@ -83,13 +83,13 @@ def run_input_problem(run_input: WorkflowInput) -> str | None:
     inbox before anything starts, and by the workflow for starts that bypass them (the
     Temporal CLI, another client): there the run ends at once with outcome input_refused."""
     escalation = run_input.escalation.approvers if run_input.escalation else []
-    named = {*run_input.approvers, *escalation}
+    named = len(run_input.approvers) + len(escalation)  # a repeated name counts each time
     return first_problem(
         too_long("the request", run_input.user_request, MAX_REQUEST_CHARS),
         too_long("the requester", run_input.requester or "", MAX_NAME_CHARS),
         names_problem("approver", run_input.approvers),
         names_problem("escalation approver", escalation),
-        too_many("approvers named (escalation included)", len(named), MAX_APPROVERS),
+        too_many("approvers named (escalation included)", named, MAX_APPROVERS),
         too_many("approvals required", run_input.voting.required_approvals, MAX_APPROVERS),
         too_many("approval stages", len(run_input.approval_stages), MAX_STAGES),
         names_problem("stage", run_input.approval_stages),

@@ -113,6 +113,10 @@ def test_a_request_at_the_limit_passes_and_one_character_more_is_refused() -> No
             f"{MAX_APPROVERS + 1} approvers named (escalation included)",
         ),
         (
+            {"approvers": ["ann"] * (MAX_APPROVERS + 1)},
+            f"{MAX_APPROVERS + 1} approvers named (escalation included)",
+        ),
+        (
             {"voting": VotingPolicy(required_approvals=MAX_APPROVERS + 1)},
             f"{MAX_APPROVERS + 1} approvals required; the limit is {MAX_APPROVERS}",
         ),
@@ -121,7 +125,15 @@ def test_a_request_at_the_limit_passes_and_one_character_more_is_refused() -> No
             f"{MAX_STAGES + 1} approval stages; the limit is {MAX_STAGES}",
         ),
     ],
-    ids=["requester", "approver name", "approvers", "escalation tier", "quorum", "stages"],
+    ids=[
+        "requester",
+        "approver name",
+        "approvers",
+        "escalation tier",
+        "one name repeated",
+        "quorum",
+        "stages",
+    ],
 )
 def test_run_settings_over_a_limit_are_refused_with_the_limit(
     fields: dict[str, object], expected: str
