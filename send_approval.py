@@ -20,6 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from constants import SUBMIT_DECISION_UPDATE
+from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
     WORKER_WAIT_SECONDS,
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         decision = asyncio.run(send(args))
-    except (TemporalUnavailableError, DecisionNotAppliedError) as err:
+    except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
