@@ -28,7 +28,7 @@ from constants import (
     STATUS_QUERY,
 )
 from encryption.codec import EncryptionCodec
-from encryption.keys import EncryptionSettingsError, load_keys
+from encryption.keys import EncryptionSettingsError, KeyRing, load_keys
 from models.models import StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
@@ -100,6 +100,11 @@ def data_converter() -> DataConverter:
         ring = load_keys()
     except EncryptionSettingsError as err:
         raise TemporalSettingsError(str(err)) from None
+    return converter_with_keys(ring)
+
+
+def converter_with_keys(ring: KeyRing | None) -> DataConverter:
+    """``data_converter()`` for the given keys (None: encryption off)."""
     if ring is None:
         return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(None))
     return dataclasses.replace(
