@@ -167,3 +167,43 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     assert "Result: auto_approved" in done.output
     assert secret in done.output
     assert secret.encode() not in await raw_history(dev_server, workflow_id)
+
+
+async def test_a_run_outlives_a_key_rotation(
+    dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """Started under the old key, decided after the new key was put first: the run reads its
+    old payloads and writes new ones under the new key; a process holding both reads all of
+    it, and the starter, which holds only the old key, names the new one."""
+    old, new = f"k-old:{new_key()}", f"k-new:{new_key()}"
+    before = script_env(address_of(dev_server), llm_server.url, f"enc-{uuid.uuid4().hex[:12]}")
+    before[ENCRYPTION_KEYS_ENV] = old
+    after = {**before, ENCRYPTION_KEYS_ENV: f"{new},{old}"}
+    secret = marker()
+    request = unique(f"Delete the archive of {secret}")
+
+    async with (
+        worker_process(before, tmp_path / "before.log") as worker,
+        started_run(worker, dev_server, tmp_path, request) as run,
+    ):
+        notice = await approval_notice(worker, run)
+        async with worker_process(after, tmp_path / "after.log") as rotated:
+            worker.process.terminate()  # the old worker leaves; the rotated one carries on
+            worker.process.wait()
+            sent = await send_approval(rotated, run, notice.request_id, "approve")
+            assert sent.returncode == 0, sent.output
+            done = await run.finish()
+            status = await script("approval_status", run.workflow_id, env=rotated.env)
+
+    assert done.returncode == 1
+    assert (
+        done.output.strip()
+        .splitlines()[-1]
+        .startswith("A payload is encrypted with key ID 'k-new' and this process does not hold it")
+    )
+    assert status.returncode == 0, status.output
+    assert secret in status.stdout
+    assert "approved" in status.stdout
+    stored = await raw_history(dev_server, run.workflow_id)
+    assert b"k-old" in stored and b"k-new" in stored
+    assert secret.encode() not in stored
