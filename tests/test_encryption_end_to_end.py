@@ -8,6 +8,7 @@ server in clear, while the people holding the keys (the scripts) see it as they 
 import asyncio
 import base64
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -206,4 +207,22 @@ async def test_a_run_outlives_a_key_rotation(
     assert "approved" in status.stdout
     stored = await raw_history(dev_server, run.workflow_id)
     assert b"k-old" in stored and b"k-new" in stored
+    assert secret.encode() not in stored
+
+
+async def test_the_demo_encrypts_too(
+    encrypting_worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The demo's own worker and client connect through the same helper: with keys set, its
+    run is stored encrypted and it still shows the outcome in clear."""
+    secret = marker()
+    request = f"Delete the draft for {secret}"
+    demo = ("demo", "--offline", "--approve", "fine", "--data-dir", str(tmp_path), request)
+    done = await script(*demo, env=encrypting_worker.env)
+    assert done.returncode == 0, done.output
+    assert secret in done.stdout
+    workflow_id = re.search(r"Started workflow (\S+)\.", done.stdout)
+    assert workflow_id, done.stdout
+    stored = await raw_history(dev_server, workflow_id[1])
+    assert b"binary/encrypted" in stored
     assert secret.encode() not in stored

@@ -102,6 +102,9 @@ async def test_each_counter_moves_with_its_runs(
     assert moved("hitl_model_call_attempts", result="ok") == 4
     assert moved("hitl_model_call_attempts", result="error") == 1
     assert moved("hitl_model_call_latency_count") == 5
+    # Buckets fit people (up to a week) and models (up to two minutes), not the SDK's defaults.
+    assert re.search(r'hitl_time_to_decision_bucket\{[^}]*le="604800000"', after)
+    assert re.search(r'hitl_model_call_latency_bucket\{[^}]*le="120000"', after)
     # The SDK's own metrics come out of the same endpoint.
     assert moved("temporal_workflow_completed") >= 5
 
