@@ -4,7 +4,8 @@ Temporal stores what the codec returns: the server, its database and the Web UI 
 ``binary/encrypted`` payloads. The original payload (metadata and data) is serialised and
 sealed whole, so even its encoding is hidden. Each payload records the ID of the key that
 sealed it in its metadata, so a rotated-out key can still open old payloads, and a process
-without that key says which one it lacks instead of failing on garbage.
+without that key says which one it lacks instead of failing on garbage. The key ID is also
+the cipher's associated data: a payload relabelled with another ID fails to open.
 """
 
 import os
