@@ -20,6 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import SUBMIT_DECISION_UPDATE
+from encryption.codec import UndecryptablePayloadError
 from models.limits import (
     MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS,
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         decision = asyncio.run(send(args))
-    except (TemporalUnavailableError, DecisionNotAppliedError) as err:
+    except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

@@ -22,6 +22,7 @@ from constants import (
     WORKFLOW_TYPE,
     task_queue,
 )
+from encryption.codec import UndecryptablePayloadError
 from models.limits import run_input_problem
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = asyncio.run(start_and_wait(args))
-    except (TemporalUnavailableError, ResultUnavailableError) as err:
+    except (TemporalUnavailableError, ResultUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except WorkflowAlreadyStartedError:

@@ -8,6 +8,8 @@ built a payload over Temporal's limit before the input limits existed.
 
 import argparse
 import asyncio
+import base64
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,8 +25,9 @@ import send_approval
 import start_workflow
 import temporal_client
 from constants import TASK_QUEUE_ENV, WORKFLOW_TYPE
+from encryption.keys import parse_keys
 from models.models import WorkflowInput
-from temporal_client import not_progressing
+from temporal_client import converter_with_keys, not_progressing
 from tests.e2e import address_of, script
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env, start_run, wait_until
@@ -169,3 +172,35 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
     assert str(stopped.value).startswith(f"Workflow {workflow_id} is not progressing")
     assert f"{WEDGE}: Delete the logs" in str(stopped.value)
     assert str(stopped.value).endswith("Stopped waiting for its result.")
+
+
+async def test_with_encryption_the_failure_is_decrypted_for_the_reader(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    """With keys, the worker stores the failure's message encrypted ("Encoded failure"): the
+    helper reads it through the client's codec, as the scripts connect with the keys."""
+    ring = parse_keys([f"k-test:{base64.b64encode(os.urandom(32)).decode()}"], source="test")
+    client = await Client.connect(address_of(dev_server), data_converter=converter_with_keys(ring))
+    task_queue = f"wedged-enc-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[WedgedWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            WedgedWorkflow.run, id=f"wedged-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        )
+        try:
+            await wait_until(lambda: failing_attempts(handle), lambda attempt: attempt >= 2)
+            stuck = await not_progressing(client, handle.id)
+            stored = await dev_server.client.get_workflow_handle(handle.id).fetch_history()
+        finally:
+            await handle.terminate("end of test")
+    failures = [
+        event.workflow_task_failed_event_attributes.failure.message
+        for event in stored.events
+        if event.HasField("workflow_task_failed_event_attributes")
+    ]
+    assert failures and all(WEDGE not in message for message in failures)
+    assert stuck is not None and f"with: {WEDGE}." in stuck
