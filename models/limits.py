@@ -8,7 +8,7 @@ entrance (``start_workflow``, ``send_approval``, the inbox, the ``submit_decisio
 both signals, the analysis activity for the model's own answer) refuses what is over these
 limits, with the limit named; nothing is cut silently.
 
-The limits are chosen so that the largest run they allow stays far below 2 MB even if
+The limits are chosen so that the largest run they allow stays under half of 2 MB even if
 every character is the costliest one in JSON (a control character, written ``\\u0001``:
 6 bytes). The README's "Input limits" section shows the arithmetic, and
 ``tests/test_limits.py`` builds that largest status and measures it.
@@ -21,7 +21,7 @@ from models.models import ApprovalDecision, ProposedAction, WorkflowInput
 
 MAX_REQUEST_CHARS = 16_000  # the user's request: a page or two, a pasted log excerpt
 MAX_NOTES_CHARS = 1_000  # a reviewer's notes
-MAX_NAME_CHARS = 100  # a reviewer, requester or approver name; a request ID
+MAX_NAME_CHARS = 100  # a reviewer, requester, approver or stage name; a request ID
 MAX_APPROVERS = 10  # named approvers, escalation tier included; also the largest quorum
 MAX_VOTES = MAX_APPROVERS  # votes one request counts (anyone may vote when none are named)
 MAX_STAGES = 10  # approval stages of one request
@@ -41,13 +41,14 @@ MAX_MODEL_ANSWER_CHARS = 64_000
 MAX_ITEMISED_REFUSALS = 20  # refused decisions listed one by one; later ones are counted
 MAX_REFUSAL_DETAIL_CHARS = 300  # a refusal's reason, as recorded
 MAX_AUDIT_DETAIL_CHARS = 2_500  # any other event's detail (an amendment shows two actions)
-AUDIT_STORY_MAX_CHARS = 22_000  # names and details of all events other than refusals
+# All events other than refusals: their names and details, and 64 for each entry's time.
+AUDIT_STORY_MAX_CHARS = 22_000
 
 
 def cut(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` characters, else its start and how long it was.
-    For text we write ourselves (an audit detail, a summary), never for what a user gave:
-    that is refused, not cut."""
+    For text the workflow or the offline analyser writes (an audit detail, a summary, a
+    description); what a person or the model gives over a limit is refused, not cut."""
     if len(text) <= limit:
         return text
     note = f"... [cut: {len(text):,} characters]"
