@@ -52,7 +52,14 @@ with workflow.unsafe.imports_passed_through():
         SUBMIT_DECISION_UPDATE,
         WORKFLOW_TYPE,
     )
-    from models.limits import decision_problem, run_input_problem, votes_problem
+    from models.limits import (
+        MAX_AUDIT_DETAIL_CHARS,
+        MAX_NAME_CHARS,
+        cut,
+        decision_problem,
+        run_input_problem,
+        votes_problem,
+    )
     from models.models import (
         AnalysisRequest,
         ApprovalDecision,
@@ -357,7 +364,8 @@ class HumanInTheLoopWorkflow:
         """Count the decision if the rules allow it; return why not otherwise."""
         reason = self._over_limit(decision) or self._refusal(decision)
         if reason is not None:
-            workflow.logger.warning("Refused decision for %s: %s", decision.request_id, reason)
+            request_id = cut(decision.request_id, MAX_NAME_CHARS)  # logs stay bounded too
+            workflow.logger.warning("Refused decision for %s: %s", request_id, reason)
             self._record("decision_refused", f"from {decision.reviewer}: {reason}")
             return reason
         decision = decision.model_copy(update={"decided_at": decision.decided_at or workflow.now()})
@@ -488,7 +496,7 @@ class HumanInTheLoopWorkflow:
     def _record(self, event: str, detail: str) -> None:
         entry = AuditEvent(at=workflow.now(), event=event, detail=detail)
         self._audit_bounds.append(self._audit, entry)  # within bounds: see audit_trail.py
-        workflow.logger.info("%s: %s", event, detail)
+        workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
 
 
 def _describe(action: ProposedAction) -> str:
