@@ -44,7 +44,8 @@ class AuditBounds:
         """Append ``entry`` to ``trail`` if it fits; otherwise count it in the summary."""
         refusal = entry.event == REFUSED
         limit = MAX_REFUSAL_DETAIL_CHARS if refusal else MAX_AUDIT_DETAIL_CHARS
-        entry = entry.model_copy(update={"detail": cut(entry.detail, limit)})
+        if len(entry.detail) > limit:
+            entry = entry.model_copy(update={"detail": cut(entry.detail, limit)})
         cost = ENTRY_CHARS + len(entry.event) + len(entry.detail)
         if refusal and self.refusals_itemised < MAX_ITEMISED_REFUSALS:
             self.refusals_itemised += 1
