@@ -178,9 +178,11 @@ async def not_progressing(client: Client, workflow_id: str) -> str | None:
     failure = await _last_workflow_task_failure(client, workflow_id, description.run_id)
     if failure is None:  # timed out, not failed: a worker went away (the query says so)
         return None
+    failures = raw.pending_workflow_task.attempt - 1
+    times = "once" if failures == 1 else f"{failures} times in a row"
     return (
         f"Workflow {workflow_id} is not progressing: its workflow task has failed "
-        f"{raw.pending_workflow_task.attempt - 1} times in a row, with: {failure}. A worker "
+        f"{times}, with: {failure}. A worker "
         "running code that fixes this resumes it; `uv run temporal workflow terminate "
         f"--workflow-id {shlex.quote(workflow_id)}` ends it."
     )
