@@ -151,6 +151,8 @@ async def serve_until_stopped(worker: Worker) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # One line per model call is noise; the webhook's URL never reaches this logger anyway
+    # (activities/webhook_notifier.py drops those records at the source).
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         settings = usable_settings(offline=args.offline)

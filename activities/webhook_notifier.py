@@ -6,9 +6,18 @@ secrets: they are read once when the worker starts and never logged; only the ho
 port) is, never the path or any ``user:password@`` in the URL.
 A failed delivery raises, so Temporal's retry policy retries it; the terminal notice is a
 separate activity and is not repeated.
+
+httpx2 logs every request with its full URL (``HTTP Request: POST <url>``) at INFO, on its
+own ``httpx2`` logger. Whatever level or handlers a program sets, that record is dropped at
+the logger while a notice is being sent (a filter keyed on a context variable), so the
+secret path cannot reach any log; other uses of httpx2 in the process are untouched.
 """
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -20,6 +29,35 @@ from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from models.models import ApprovalRequest, WebhookDelivery
 
 RETRYABLE_STATUSES = {408, 429}
+HTTP_LOGGER = "httpx2"  # the logger httpx2's clients write ``HTTP Request: ...`` to
+
+_sending_notice: ContextVar[bool] = ContextVar("sending_webhook_notice", default=False)
+
+
+class _DropWhileSendingNotice(logging.Filter):
+    """Drops the HTTP client's records emitted while this task sends a notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _sending_notice.get()
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger(HTTP_LOGGER)
+    if not any(isinstance(f, _DropWhileSendingNotice) for f in logger.filters):
+        logger.addFilter(_DropWhileSendingNotice())
+
+
+@contextmanager
+def _unlogged() -> Iterator[None]:
+    """HTTP client records are dropped inside this block (this task only)."""
+    token = _sending_notice.set(True)
+    try:
+        yield
+    finally:
+        _sending_notice.reset(token)
+
+
+_install_log_filter()
 
 
 def webhook_body(request: ApprovalRequest) -> dict[str, object]:
@@ -67,9 +105,10 @@ class WebhookNotifier:
         host = public_host(self._url)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
-            response = await self._client.post(
-                self._url, json=webhook_body(request), headers=headers
-            )
+            with _unlogged():
+                response = await self._client.post(
+                    self._url, json=webhook_body(request), headers=headers
+                )
         except httpx2.TransportError as err:
             raise ApplicationError(f"webhook at {host} unreachable: {type(err).__name__}") from None
         if response.is_success:

@@ -16,15 +16,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx2
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.webhook_notifier import WebhookNotifier
-from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_URL_ENV
+from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -35,11 +36,14 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from tests.e2e import address_of, worker_process
 from tests.fake_openai import FakeOpenAIServer, send_json
 from tests.helpers import (
     Run,
     TimeSkippingRuns,
+    script_env,
     script_risky_proposal,
+    start_run,
     status_of,
     wait_for_state,
     wait_until,
@@ -255,6 +259,17 @@ async def test_credentials_in_the_url_reach_neither_the_detail_the_errors_nor_th
     assert_no_secrets(worker_logs.text)
 
 
+async def test_the_http_client_logs_nothing_secret_even_at_debug(
+    receiver: Receiver, worker_logs: pytest.LogCaptureFixture
+) -> None:
+    """httpx2 logs ``HTTP Request: POST <full URL>`` at INFO; a program that logs at INFO or
+    DEBUG without turning httpx2 down must still never see the secret path."""
+    delivery = await send(receiver.url_with_credentials, TOKEN)
+    assert delivery.delivered is True
+    assert receiver.requests[0].path == SECRET_PATH  # the secret was used, just not logged
+    assert_no_secrets(worker_logs.text)
+
+
 async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
     delivery = await send(None, TOKEN)
     assert delivery.delivered is False
@@ -306,9 +321,10 @@ def only(trail: list[AuditEvent], name: str) -> AuditEvent:
 
 @pytest.fixture
 def worker_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Capture at INFO as the worker logs, with httpx2 at WARNING as ``worker.main`` sets it."""
-    caplog.set_level(logging.INFO)
-    caplog.set_level(logging.WARNING, logger="httpx2")
+    """Capture every record, down to DEBUG, from every logger (the HTTP client's too): a
+    program embedding the worker may log anything, and no setting may let a secret out."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     return caplog
 
 
@@ -401,3 +417,35 @@ async def test_url_credentials_stay_out_of_the_audit_trail_and_the_worker_logs(
     assert "answered HTTP 403" in worker_logs.text
     assert_no_secrets(worker_logs.text)
     assert_no_secrets(json.dumps(result.model_dump(mode="json")))
+
+
+# --- the real worker process ----------------------------------------------------------------
+
+
+async def test_the_worker_process_logs_no_webhook_secret(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    risky_request: str,
+    receiver: Receiver,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """``python -m worker`` as users run it (INFO logging), with a webhook whose URL carries
+    a secret path, and a bearer token: the notice is delivered, and nothing the worker
+    prints contains either."""
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    env.update({WEBHOOK_URL_ENV: receiver.url, WEBHOOK_TOKEN_ENV: TOKEN})
+    async with worker_process(env, tmp_path / "worker.log") as worker:
+        handle = await start_run(
+            dev_server.client, task_queue, workflow_id, WorkflowInput(user_request=risky_request)
+        )
+        try:
+            await wait_until(lambda: status_of(handle), has_event("webhook_delivered"))
+        finally:
+            await handle.terminate("end of test")
+        output = worker.output()
+    assert receiver.requests[0].path == SECRET_PATH
+    assert receiver.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert f"Workflow ID: {workflow_id}" in output  # INFO logging and the notice were on
+    assert_no_secrets(output)
