@@ -19,7 +19,7 @@ from activities.llm_settings import LLMSettingsError, analysis_activities, usabl
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
-from activities.webhook_notifier import WebhookNotifier
+from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from constants import task_queue
 from temporal_client import TemporalUnavailableError, connect, exit_process
 from workflows.approval_workflow import ApprovalWorkflow
@@ -117,7 +117,9 @@ async def check_namespace(client: Client) -> None:
         raise WorkerStartError(namespace_problem(client, err)) from err
 
 
-async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> None:
+async def run_worker(
+    args: argparse.Namespace, analysis: AnalysisActivities, notifier: WebhookNotifier
+) -> None:
     """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
     client = await connect()
     await check_namespace(client)
@@ -127,6 +129,7 @@ async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> 
         analysis,
         max_cached_workflows=args.max_cached_workflows,
         max_concurrent_activities=args.max_concurrent_activities,
+        notifier=notifier,
     )
     await serve_until_stopped(worker)
 
@@ -155,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     # (activities/webhook_notifier.py drops those records at the source).
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
+        notifier = WebhookNotifier.from_env()
         settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
     if args.offline:
@@ -164,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         logging.info("Model: %s", settings.describe())
     try:
-        asyncio.run(run_worker(args, analysis_activities(settings, offline=args.offline)))
+        analysis = analysis_activities(settings, offline=args.offline)
+        asyncio.run(run_worker(args, analysis, notifier))
     except (TemporalUnavailableError, WorkerStartError) as err:
         print(err, file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ the logger while a notice is being sent (a filter keyed on a context variable), 
 secret path cannot reach any log; other uses of httpx2 in the process are untouched.
 """
 
+import ipaddress
 import logging
 import os
 from collections.abc import Iterator
@@ -81,6 +82,54 @@ def public_host(url: str) -> str:
     return host if port is None else f"{host}:{port}"
 
 
+class WebhookSettingsError(ValueError):
+    """The webhook settings cannot work; the message names the setting, never the secret."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_webhook(url: str | None, token: str | None) -> str | None:
+    """The URL unchanged if the notifier can use it safely; WebhookSettingsError otherwise.
+
+    Checked when the worker starts, so a typo is one message instead of a failed delivery
+    retried on every notice; a token is never sent in clear to another host. Messages show
+    the scheme and host only: the path of a webhook URL is usually its secret.
+    """
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{public_host(url)}" if parts.scheme else "a value without a scheme"
+    example = "e.g. https://hooks.slack.com/services/..."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookSettingsError(
+            f"{WEBHOOK_URL_ENV} ({shown}) is not a URL the notifier can use: it needs "
+            f"http:// or https:// and a host, {example}."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise WebhookSettingsError(
+            f"{WEBHOOK_URL_ENV} ({parts.scheme}://{parts.hostname}) has no valid port: after "
+            "the host's ':' comes a number from 1 to 65535."
+        )
+    if token and parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise WebhookSettingsError(
+            f"{WEBHOOK_TOKEN_ENV} is set but {WEBHOOK_URL_ENV} ({shown}) is plain http: the "
+            "token would cross the network in clear; use https:// (http is accepted only "
+            "for a loopback host)."
+        )
+    return url
+
+
 class WebhookNotifier:
     """Holds the webhook settings and one HTTP client for the worker's lifetime."""
 
@@ -91,11 +140,10 @@ class WebhookNotifier:
 
     @classmethod
     def from_env(cls) -> "WebhookNotifier":
-        return cls(
-            os.environ.get(WEBHOOK_URL_ENV) or None,
-            os.environ.get(WEBHOOK_TOKEN_ENV) or None,
-            httpx2.AsyncClient(timeout=10),
-        )
+        """The notifier for the environment's settings; WebhookSettingsError if unusable."""
+        token = os.environ.get(WEBHOOK_TOKEN_ENV) or None
+        url = checked_webhook(os.environ.get(WEBHOOK_URL_ENV) or None, token)
+        return cls(url, token, httpx2.AsyncClient(timeout=10))
 
     @activity.defn
     async def send_webhook_notice(self, request: ApprovalRequest) -> WebhookDelivery:

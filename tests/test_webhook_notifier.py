@@ -24,8 +24,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.webhook_notifier import WebhookNotifier
+from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError, checked_webhook
 from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
+from dev_server import free_port
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -36,7 +37,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests.e2e import address_of, worker_process
+from tests.e2e import address_of, script, worker_process
 from tests.fake_openai import FakeOpenAIServer, send_json
 from tests.helpers import (
     Run,
@@ -274,6 +275,60 @@ async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
     delivery = await send(None, TOKEN)
     assert delivery.delivered is False
     assert WEBHOOK_URL_ENV in delivery.detail
+
+
+# --- the settings, checked when the worker starts -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/services/T0SECRET",
+        "http://127.0.0.1:8080/services/T0SECRET",
+        "http://localhost/services/T0SECRET",
+        "http://[::1]:9000/services/T0SECRET",
+    ],
+)
+def test_usable_webhook_urls_pass_unchanged_even_with_a_token(url: str) -> None:
+    assert checked_webhook(url, TOKEN) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "expected"),
+    [
+        ("hooks.example.com/services/T0SECRET", None, "needs http:// or https:// and a host"),
+        ("ftp://hooks.example.com/services/T0SECRET", None, "needs http:// or https://"),
+        ("https:///services/T0SECRET", None, "needs http:// or https:// and a host"),
+        ("https://hooks.example.com:99999/services/T0SECRET", None, "no valid port"),
+        ("https://hooks.example.com:web/services/T0SECRET", None, "no valid port"),
+        ("http://hooks.example.com/services/T0SECRET", TOKEN, "in clear; use https://"),
+    ],
+)
+def test_unusable_webhook_settings_are_named_without_the_secret(
+    url: str, token: str | None, expected: str
+) -> None:
+    with pytest.raises(WebhookSettingsError) as refused:
+        checked_webhook(url, token)
+    message = str(refused.value)
+    assert WEBHOOK_URL_ENV in message and expected in message
+    assert "\n" not in message
+    assert_no_secrets(message)
+
+
+async def test_the_worker_refuses_a_bad_webhook_url_in_one_line_before_connecting() -> None:
+    """Like a bad model URL: one line naming the setting, exit 1, nothing tried."""
+    port = free_port()  # nothing listens: the check must come before any connection
+    env = script_env(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1", "unused-queue")
+    env.update(
+        {WEBHOOK_URL_ENV: f"http://hooks.example.com{SECRET_PATH}", WEBHOOK_TOKEN_ENV: TOKEN}
+    )
+    ran = await script("worker", "--offline", env=env)
+    assert ran.returncode == 1, ran.output
+    assert "Traceback" not in ran.output
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith(f"{WEBHOOK_TOKEN_ENV} is set but {WEBHOOK_URL_ENV}"), ran.stderr
+    assert_no_secrets(ran.output)
 
 
 # --- in the workflow ------------------------------------------------------------------------
