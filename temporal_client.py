@@ -120,20 +120,32 @@ def no_worker_message() -> str:
     return f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running?"
 
 
+def reraise_if_cancelled() -> None:
+    """Keep a cancellation a cancellation. The SDK turns a cancelled call into its own error
+    (an RPCError, WorkflowUpdateRPCTimeoutOrCancelledError); when the cancel is Ctrl-C
+    (``asyncio.run`` cancels the main task), it must reach ``asyncio.run``, which then
+    raises KeyboardInterrupt, instead of reading as "no worker answered"."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
     """The run's status, within ``WORKER_WAIT_SECONDS``; or why there is none, in one line.
 
     A stage's ``ApprovalWorkflow`` answers the same query with None or a ``StageOutcome``;
     it is told apart here, since it is decided by a signal, not by the scripts.
     """
-    query = client.get_workflow_handle(workflow_id).query(
-        STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
-    )
+    handle = client.get_workflow_handle(workflow_id)
     try:
-        answer = await asyncio.wait_for(query, WORKER_WAIT_SECONDS)
+        async with asyncio.timeout(WORKER_WAIT_SECONDS):
+            answer = await handle.query(
+                STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
+            )
     except TimeoutError:
         raise StatusUnavailableError(no_worker_message()) from None
     except RPCError as err:
+        reraise_if_cancelled()
         if not means_no_worker(err):
             raise
         raise StatusUnavailableError(no_worker_message()) from None
@@ -164,6 +176,17 @@ def _stage_workflow_message(workflow_id: str, outcome: StageOutcome | None) -> s
         f"stage is decided with `uv run temporal workflow signal --workflow-id "
         f"{shlex.quote(workflow_id)} --name {APPROVE_SIGNAL} --input true|false`."
     )
+
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: what shells report for Ctrl-C
+
+
+def interrupted(what_it_leaves: str) -> int:
+    """Ctrl-C: one line on stderr saying what state the script leaves behind, no traceback;
+    returns the exit code. ``asyncio.run`` turns Ctrl-C into a KeyboardInterrupt once the
+    running coroutine has been cancelled, so each script catches that around its run."""
+    print(f"\nInterrupted: {what_it_leaves}", file=sys.stderr)
+    return INTERRUPTED_EXIT_CODE
 
 
 def exit_process(code: int) -> NoReturn:
