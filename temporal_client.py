@@ -13,6 +13,7 @@ import sys
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
@@ -106,8 +107,17 @@ async def connect() -> Client:
 
 
 def means_no_such_workflow(err: RPCError) -> bool:
-    """NOT_FOUND for the workflow, not for the namespace (which a script must name instead)."""
-    return err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message
+    """NOT_FOUND for the workflow, not for the namespace (which a script must name instead).
+
+    Told apart by the error's details, which the server types (``NotFoundFailure`` for a
+    workflow, ``NamespaceNotFoundFailure`` for a namespace), never by its wording: a
+    workflow ID may well contain "namespace".
+    """
+    if err.status != RPCStatusCode.NOT_FOUND:
+        return False
+    return not any(
+        detail.Is(NamespaceNotFoundFailure.DESCRIPTOR) for detail in err.grpc_status.details
+    )
 
 
 def means_no_worker(err: RPCError) -> bool:
