@@ -104,7 +104,8 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
     return status
 
 
-async def send(args: argparse.Namespace, progress: Progress) -> ApprovalDecision:
+async def send(args: argparse.Namespace, progress: Progress | None = None) -> ApprovalDecision:
+    progress = progress or Progress()
     client = await connect()
     request_id, amended = args.request_id, None
     if request_id is None or args.edit_description is not None:
