@@ -33,6 +33,7 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
+from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_result
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
@@ -421,8 +422,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     try:
+        webhook_settings()  # the embedded worker would refuse them later, with a server up
         settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
     try:

@@ -130,6 +130,13 @@ def checked_webhook(url: str | None, token: str | None) -> str | None:
     return url
 
 
+def webhook_settings() -> tuple[str | None, str | None]:
+    """The webhook's (URL, token) from the environment, checked; WebhookSettingsError if
+    they cannot work. Programs call it before they start anything, as the worker does."""
+    token = os.environ.get(WEBHOOK_TOKEN_ENV) or None
+    return checked_webhook(os.environ.get(WEBHOOK_URL_ENV) or None, token), token
+
+
 class WebhookNotifier:
     """Holds the webhook settings and one HTTP client for the worker's lifetime."""
 
@@ -141,8 +148,7 @@ class WebhookNotifier:
     @classmethod
     def from_env(cls) -> "WebhookNotifier":
         """The notifier for the environment's settings; WebhookSettingsError if unusable."""
-        token = os.environ.get(WEBHOOK_TOKEN_ENV) or None
-        url = checked_webhook(os.environ.get(WEBHOOK_URL_ENV) or None, token)
+        url, token = webhook_settings()
         return cls(url, token, httpx2.AsyncClient(timeout=10))
 
     @activity.defn

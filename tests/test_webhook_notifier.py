@@ -315,14 +315,22 @@ def test_unusable_webhook_settings_are_named_without_the_secret(
     assert_no_secrets(message)
 
 
-async def test_the_worker_refuses_a_bad_webhook_url_in_one_line_before_connecting() -> None:
-    """Like a bad model URL: one line naming the setting, exit 1, nothing tried."""
+@pytest.mark.parametrize("program", ["worker", "demo"])
+async def test_a_bad_webhook_url_is_refused_in_one_line_before_anything_starts(
+    program: str, tmp_path: Path
+) -> None:
+    """Like a bad model URL: one line naming the setting, exit 1, nothing tried (the demo
+    starts no embedded server, the worker connects to nothing)."""
     port = free_port()  # nothing listens: the check must come before any connection
     env = script_env(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1", "unused-queue")
     env.update(
         {WEBHOOK_URL_ENV: f"http://hooks.example.com{SECRET_PATH}", WEBHOOK_TOKEN_ENV: TOKEN}
     )
-    ran = await script("worker", "--offline", env=env)
+    args = ["--offline"]
+    if program == "demo":
+        args += ["--approve", "ok", "--data-dir", str(tmp_path), "Delete the old backups"]
+    ran = await script(program, *args, env=env)
+    assert not (tmp_path / "demo.db").exists()
     assert ran.returncode == 1, ran.output
     assert "Traceback" not in ran.output
     lines = ran.stderr.strip().splitlines()
