@@ -37,6 +37,7 @@ from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_result
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
+from encryption.codec import UndecryptablePayloadError
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -429,7 +430,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         return 1
     try:
         result = asyncio.run(run_demo(args, settings, progress))
-    except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:
+    except (
+        TemporalUnavailableError,
+        DevServerError,
+        WorkerStartError,
+        UndecryptablePayloadError,
+    ) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

@@ -21,6 +21,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from constants import SUBMIT_DECISION_UPDATE
+from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
     WORKER_WAIT_SECONDS,
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     try:
         decision = asyncio.run(send(args, progress))
-    except (TemporalUnavailableError, DecisionNotAppliedError) as err:
+    except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

@@ -23,6 +23,7 @@ from constants import (
     WORKFLOW_TYPE,
     task_queue,
 )
+from encryption.codec import UndecryptablePayloadError
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(args.workflow_id or new_workflow_id())
     try:
         result = asyncio.run(start_and_wait(args, progress))
-    except (TemporalUnavailableError, ResultUnavailableError) as err:
+    except (TemporalUnavailableError, ResultUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except WorkflowAlreadyStartedError:
