@@ -13,12 +13,14 @@ from temporalio.service import RPCError
 
 from console_format import format_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalStatus
 from temporal_client import (
     StatusUnavailableError,
     TemporalUnavailableError,
     connect,
     exit_process,
+    interrupted,
     means_no_such_workflow,
     query_status,
 )
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         print(asyncio.run(report(args)))
-    except (TemporalUnavailableError, StatusUnavailableError) as err:
+    except (TemporalUnavailableError, StatusUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted("approval_status only reads, so nothing was changed.")
     return 0
 
 

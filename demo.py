@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,11 +37,14 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
+from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_result
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
+from encryption.codec import UndecryptablePayloadError
 from local_llm.model_file import ModelFileError, packaged_model
 from local_llm.server import LocalModelError, serving
+from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -55,12 +59,14 @@ from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, s
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
+    INTERRUPTED_EXIT_CODE,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
     configured_namespace,
     connect,
     exit_process,
+    interrupted,
 )
 from worker import WorkerStartError, build_worker, check_namespace
 
@@ -113,6 +119,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    notes = args.approve if args.approve is not None else args.reject
+    if problem := first_problem(
+        too_long("the request", args.request, MAX_REQUEST_CHARS),
+        too_long("the notes", notes or "", MAX_NOTES_CHARS),
+    ):
+        parser.error(problem)
     return args
 
 
@@ -143,7 +155,17 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
-async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
+@dataclass
+class Progress:
+    """How far the demo got, so that Ctrl-C can say what it leaves behind."""
+
+    start_sent: bool = False
+    hint_shown: bool = False
+
+
+async def run_demo(
+    args: argparse.Namespace, settings: LLMSettings, progress: Progress
+) -> WorkflowResult:
     async with AsyncExitStack() as stack:
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
@@ -152,6 +174,7 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
         )
+        progress.start_sent = True
         handle = await start_run(client, run_input)
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
@@ -163,6 +186,7 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
             stage = await waiting_stage(handle)
             data_dir = args.data_dir if embedded else None
             say(resume_hint(handle.id, data_dir, worker_command(args), stage))
+            progress.hint_shown = True
             raise
 
 
@@ -456,38 +480,53 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.local_model:
-        return with_local_model(args)
+    progress = Progress()
     try:
-        settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+        return run(args, progress)
+    except KeyboardInterrupt:
+        if progress.hint_shown:  # it already said where the run is and how to decide it
+            return INTERRUPTED_EXIT_CODE
+        if progress.start_sent:
+            return interrupted("the run was being started and may exist; it was not decided.")
+        return interrupted("no run was started.")
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    try:
+        webhook_settings()  # the embedded worker would refuse them later, with a server up
+        settings = None if args.local_model else usable_settings(offline=args.offline)
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
-    return run(args, settings)
+    if settings is None:
+        return run_with_local_model(args, progress)
+    return run_with(args, settings, progress)
 
 
-def with_local_model(args: argparse.Namespace) -> int:
+def run_with_local_model(args: argparse.Namespace, progress: Progress) -> int:
     """Serve the packaged model for this demo only, and point the worker at it."""
     try:
         model_path = packaged_model()
         say(f"Loading the local model {model_path.name} ...")
         with serving(model_path) as model:
             say(f"Loaded {model.name} in {model.load_seconds:.1f} s, at {model.base_url}.")
-            settings = LLMSettings(
-                api_key=None, base_url=model.base_url, model=model.name, api=LLMApi.CHAT_COMPLETIONS
-            )
-            return run(args, settings)
+            api = LLMApi.CHAT_COMPLETIONS  # llama.cpp's Responses API ignores the schema
+            settings = LLMSettings(api_key=None, base_url=model.base_url, model=model.name, api=api)
+            return run_with(args, settings, progress)
     except (ModelFileError, LocalModelError) as err:
         print(err, file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # while the model loads
-        return 130
 
 
-def run(args: argparse.Namespace, settings: LLMSettings) -> int:
+def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress) -> int:
     try:
-        result = asyncio.run(run_demo(args, settings))
-    except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:
+        result = asyncio.run(run_demo(args, settings, progress))
+    except (
+        TemporalUnavailableError,
+        DevServerError,
+        WorkerStartError,
+        UndecryptablePayloadError,
+    ) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
@@ -496,8 +535,6 @@ def run(args: argparse.Namespace, settings: LLMSettings) -> int:
     except WorkflowFailureError as err:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     say(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 

@@ -15,7 +15,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
-from constants import STATE_DIR_ENV, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
+from constants import (
+    ENCRYPTION_KEY_FILE_ENV,
+    ENCRYPTION_KEYS_ENV,
+    METRICS_ADDRESS_ENV,
+    STATE_DIR_ENV,
+    WEBHOOK_TOKEN_ENV,
+    WEBHOOK_URL_ENV,
+)
 from tests.e2e import WorkerProcess, running_worker
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
@@ -26,6 +33,9 @@ from tests.helpers import (
     dev_server_search_attributes,
 )
 
+# Features a developer may have switched on in their shell; tests opt in themselves.
+OPT_IN_SETTINGS = (ENCRYPTION_KEYS_ENV, ENCRYPTION_KEY_FILE_ENV, METRICS_ADDRESS_ENV)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_from_the_environment(
@@ -35,11 +45,14 @@ def isolated_from_the_environment(
 
     The webhook (``WebhookNotifier.from_env``): with ``HITL_WEBHOOK_URL`` exported, tests
     would post their notices to a real endpoint, so it is cleared; a test that wants a
-    webhook sets it itself. The execute ledger (``HITL_STATE_DIR``): tests keep theirs in a
-    session folder, never in the project's ``.hitl/``.
+    webhook sets it itself. Encryption keys and the metrics address are cleared too: the
+    fixtures' clients use the plain pydantic converter, and two workers cannot share one
+    metrics port; the tests of those features set them themselves. The execute ledger
+    (``HITL_STATE_DIR``): tests keep theirs in a session folder, never in the project's
+    ``.hitl/``.
     """
     with pytest.MonkeyPatch.context() as session_patch:
-        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV):
+        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, *OPT_IN_SETTINGS):
             session_patch.delenv(name, raising=False)
         session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield
