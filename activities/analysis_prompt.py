@@ -15,8 +15,9 @@ Answer with a single JSON object and nothing else, with exactly these fields:
   "risky_action": true if the action is destructive, irreversible, touches production,
                   money, credentials, personal data or permissions, or reaches many people;
                   otherwise false
-  "parameters":   up to 3 details the action needs, taken from the request, as a list
-                  of {"key": ..., "value": ...} objects, each key once; [] if there are none
+  "parameters":   up to 3 details the action needs, taken from the request (a table, a
+                  recipient, an amount; never the fields above), as a list of
+                  {"key": ..., "value": ...} objects, each key once; [] if there are none
 
 Write single quotes, never double quotes, inside the text.
 Be conservative: when in doubt, set "risky_action" to true. A human approves risky actions.
