@@ -32,7 +32,7 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from console_format import format_result
+from console_format import format_result, terminal_safe
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from models.models import (
@@ -207,10 +207,11 @@ def describe_wait(status: WorkflowStatus) -> str:
     if stage is not None and stage.position > 1:  # the proposal was shown for stage 1
         return f"\n{stage_line(stage)}\nDeadline: {deadline_line(request)}"
     action = request.proposed_action
-    reasons = "\n".join(f"  - {reason}" for reason in request.risk_reasons)
+    safe = terminal_safe
+    reasons = "\n".join(f"  - {safe(reason)}" for reason in request.risk_reasons)
     text = (
-        f"\nThe agent proposes: {action.action_type}: {action.description}\n"
-        f"Its reasoning: {action.reasoning}\n"
+        f"\nThe agent proposes: {safe(action.action_type)}: {safe(action.description)}\n"
+        f"Its reasoning: {safe(action.reasoning)}\n"
         f"A human must decide because:\n{reasons}\n"
     )
     if stage is not None:
@@ -220,8 +221,8 @@ def describe_wait(status: WorkflowStatus) -> str:
 
 
 def stage_line(stage: StageProgress) -> str:
-    child = stage.child_workflow_id
-    return f"Stage {stage.position}/{stage.of}: {stage.stage} (child workflow {child})"
+    name, child = terminal_safe(stage.stage), terminal_safe(stage.child_workflow_id)
+    return f"Stage {stage.position}/{stage.of}: {name} (child workflow {child})"
 
 
 def deadline_line(request: ApprovalRequest) -> str:
@@ -309,7 +310,7 @@ def why_moved_on(status: WorkflowStatus) -> str:
     if status.state == WorkflowState.AWAITING_APPROVAL:
         return "That stage was decided elsewhere."
     if status.decision is not None:
-        return f"Decided elsewhere, by {status.decision.reviewer}."
+        return f"Decided elsewhere, by {terminal_safe(status.decision.reviewer)}."
     return "The deadline passed before a decision."
 
 
@@ -335,7 +336,7 @@ async def send_verdict(
         )
         await submit(client, handle.id, decision)
     except DecisionNotAppliedError as err:
-        say(str(err))
+        say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
         say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")

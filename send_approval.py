@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from console_format import terminal_safe
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
@@ -152,15 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         decision = asyncio.run(send(args))
     except (TemporalUnavailableError, DecisionNotAppliedError) as err:
-        print(err, file=sys.stderr)
+        print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
     except RPCError as err:
-        print(explain_rpc_error(err, args.workflow_id), file=sys.stderr)
+        print(terminal_safe(explain_rpc_error(err, args.workflow_id)), file=sys.stderr)
         return 1
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
-    print(f"{decision.reviewer} {verdict} {request}.")
+    print(terminal_safe(f"{decision.reviewer} {verdict} {request}."))
     return 0
 
 
