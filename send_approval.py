@@ -42,6 +42,20 @@ class DecisionNotAppliedError(Exception):
     """The workflow, or Temporal, did not apply the decision; the message says why."""
 
 
+class DecisionRefusedError(DecisionNotAppliedError):
+    """The workflow itself refused the decision; ``reason`` is its own words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Refused: {reason}")
+        self.reason = reason
+
+
+def decision_update_id(decision: ApprovalDecision) -> str:
+    """The update's ID: one per request and reviewer, so a retried submission (a timeout, a
+    double click) is the same update, applied once, answered with the same result."""
+    return f"decision/{decision.request_id}/{decision.reviewer}"
+
+
 def os_user() -> str | None:
     """The OS user name, or None where there is none (a container running as a bare UID):
     a decision must name a real reviewer, never a guessed one."""
@@ -121,7 +135,10 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
 async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
     """Send the decision as an update; return it as recorded, or say why it was not applied."""
     update = client.get_workflow_handle(workflow_id).execute_update(
-        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+        SUBMIT_DECISION_UPDATE,
+        decision,
+        id=decision_update_id(decision),
+        result_type=ApprovalDecision,
     )
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
@@ -137,7 +154,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
                 await query_status(client, workflow_id)
             except StatusUnavailableError as what_it_is:
                 raise DecisionNotAppliedError(str(what_it_is)) from err
-        raise DecisionNotAppliedError(f"Refused: {reason}") from err
+        raise DecisionRefusedError(reason) from err
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:

@@ -9,10 +9,13 @@ import asyncio
 import contextlib
 import re
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -227,3 +230,79 @@ async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> Approval
 
 def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
     return worker.output().count(f"Workflow ID: {workflow_id}\n")
+
+
+# ---- the web inbox ----------------------------------------------------------------------
+
+
+@dataclass
+class InboxServer:
+    """``inbox.app`` served by uvicorn on a free loopback port, in a thread of the test
+    process, talking to the dev server; its accounts file is the test session's own."""
+
+    url: str
+    users_file: Path
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=PROCESS_TIMEOUT_SECONDS)
+
+
+def serve_inbox(app: Any, users_file: Path) -> InboxServer:
+    """Start uvicorn on a free port and return once it accepts connections."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        proxy_headers=False,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="inbox", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the inbox did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return InboxServer(f"http://127.0.0.1:{port}", users_file, server, thread)
+
+
+@contextlib.asynccontextmanager
+async def inbox_run(
+    worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    request: str,
+    proposal: dict[str, Any] | None = None,
+    wait: bool = True,
+    **fields: Any,
+) -> AsyncIterator[Any]:
+    """A run started as ``start_workflow`` starts one (tagged ``ApprovalStatus``, so the
+    inbox lists it) on the worker's queue, whose LLM proposes a risky action; yielded once
+    it waits for a decision (``wait``), terminated on exit if still open."""
+    from models.models import WorkflowInput, WorkflowState
+    from start_workflow import INITIAL_SEARCH_ATTRIBUTES
+    from tests.helpers import script_risky_proposal, start_run, wait_for_state
+
+    script_risky_proposal(llm_server, request, **(proposal or {}))
+    handle = await start_run(
+        dev_server.client,
+        worker.task_queue,
+        f"inbox-{uuid.uuid4().hex[:12]}",
+        WorkflowInput(user_request=request, **fields),
+        search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+    )
+    try:
+        if wait:
+            await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL, PROCESS_TIMEOUT_SECONDS)
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):
+            await handle.terminate("end of test")

@@ -41,6 +41,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_TEST_SERVER = TEMPORAL_CLI.parent / "temporal-test-server"
 TEST_MODEL = "test-model"
 DEFAULT_WAIT_SECONDS = 30.0
+# The browser tests' Chromium: Debian's packages (chromium, chromium-driver), never a download.
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+)
 
 T = TypeVar("T")
 Run = WorkflowHandle[Any, WorkflowResult]

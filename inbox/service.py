@@ -1,0 +1,230 @@
+"""Every Temporal call the inbox makes: list the runs, read one run, submit a decision.
+
+Routes (pages and the JSON API) call these and nothing else, and the decision itself goes
+through ``send_approval.submit``, the same update the CLI sends: the rules are written once.
+Errors come out as one of three exceptions the routes turn into HTTP answers.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from models.models import (
+    ApprovalDecision,
+    ApprovalStatus,
+    ProposedAction,
+    WorkflowResult,
+    WorkflowState,
+    WorkflowStatus,
+)
+from send_approval import DecisionNotAppliedError, DecisionRefusedError, submit
+from temporal_client import (
+    StatusUnavailableError,
+    TemporalUnavailableError,
+    connect,
+    means_no_such_workflow,
+    query_status,
+)
+
+PENDING_QUERY = (
+    f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
+    'AND ExecutionStatus = "Running"'
+)
+DECIDED_STATUSES = [
+    s.value for s in ApprovalStatus if s not in (ApprovalStatus.PENDING, ApprovalStatus.ANALYSING)
+]
+DECIDED_QUERY = (
+    f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
+    'AND ExecutionStatus != "Running"'
+)
+# Pages show this many runs (newest first); status queries run this many at a time.
+LIST_LIMIT = 200
+DECIDED_LIMIT = 50
+CONCURRENT_QUERIES = 32
+
+
+class NotFoundError(Exception):
+    """No such workflow (or not a run of the agent)."""
+
+
+class UnavailableError(Exception):
+    """Temporal, or a worker to answer, is not there right now; the message says which."""
+
+
+class RefusedError(Exception):
+    """The decision was not applied; the message is the workflow's (or the inbox's) reason."""
+
+
+@dataclass(frozen=True)
+class StageOf(Exception):
+    """The ID is a stage's child workflow: its request lives on ``parent_id``'s page."""
+
+    parent_id: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    workflow_id: str
+    started: datetime
+    status: WorkflowStatus | None  # None: no worker answered the status query in time
+
+
+@dataclass(frozen=True)
+class Decided:
+    workflow_id: str
+    closed: datetime | None
+    result: WorkflowResult
+    status: WorkflowStatus | None  # None: no worker answered; the result still tells
+
+
+class TemporalService:
+    """Holds one client, connected on first use; a failed connection is retried next call,
+    so the inbox recovers by itself when the server comes back."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]] = connect) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await self._connect()
+                except TemporalUnavailableError as err:
+                    raise UnavailableError(str(err)) from None
+            return self._client
+
+    async def pending(self) -> list[Pending]:
+        """Runs waiting for a decision, newest first, each with its status."""
+        client = await self.client()
+        executions = await self._list(client, PENDING_QUERY, LIST_LIMIT)
+        gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+
+        async def with_status(execution: WorkflowExecution) -> Pending:
+            async with gate:
+                status = await self._status_or_none(client, execution.id)
+            return Pending(execution.id, execution.start_time, status)
+
+        found = await asyncio.gather(*(with_status(e) for e in executions))
+        return [p for p in found if p.status is None or _still_waiting(p.status)]
+
+    async def decided(self) -> list[Decided]:
+        """Recent outcomes, newest first. The status query tells everything (the request
+        too); without a worker to answer it, the run's result still says how it ended."""
+        client = await self.client()
+        executions = await self._list(client, DECIDED_QUERY, DECIDED_LIMIT)
+        gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+
+        async def outcome(execution: WorkflowExecution) -> Decided | None:
+            async with gate:
+                status = await self._status_or_none(client, execution.id)
+                if status is not None and status.result is not None:
+                    return Decided(execution.id, execution.close_time, status.result, status)
+                handle = client.get_workflow_handle(
+                    execution.id, run_id=execution.run_id, result_type=WorkflowResult
+                )
+                try:
+                    result = await handle.result(follow_runs=False)
+                except (WorkflowFailureError, RPCError):  # failed, terminated: no outcome
+                    return None
+                return Decided(execution.id, execution.close_time, result, None)
+
+        found = await asyncio.gather(*(outcome(e) for e in executions))
+        return [d for d in found if d is not None]
+
+    async def status(self, workflow_id: str) -> WorkflowStatus:
+        client = await self.client()
+        try:
+            return await query_status(client, workflow_id)
+        except StatusUnavailableError as err:
+            parent = await self._parent_of(client, workflow_id)
+            if parent is not None:
+                raise StageOf(parent) from None
+            raise UnavailableError(str(err)) from None
+        except RPCError as err:
+            raise _translated(err, workflow_id) from None
+
+    async def decide(
+        self,
+        workflow_id: str,
+        reviewer: str,
+        approved: bool,
+        notes: str,
+        request_id: str | None = None,
+        edits: dict[str, Any] | None = None,
+    ) -> ApprovalDecision:
+        """Submit the signed-in reviewer's decision for the request waiting now (or, with
+        ``request_id``, only for that one); for a staged run, to the waiting stage.
+        ``edits`` (fields of the proposed action) approve an amended action."""
+        status = await self.status(workflow_id)
+        request = status.approval_request
+        if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
+            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
+        if request_id is not None and request_id != request.request_id:
+            raise RefusedError(
+                f"request {request_id} is no longer the one waiting ({request.request_id})"
+            )
+        stage = status.current_stage
+        target = stage.child_workflow_id if stage is not None else workflow_id
+        if stage is not None and edits is not None:
+            raise RefusedError("a stage approves or rejects the action; it cannot amend it")
+        amended = (
+            ProposedAction.model_validate({**request.proposed_action.model_dump(), **edits})
+            if edits is not None
+            else None
+        )
+        decision = ApprovalDecision(
+            request_id=request.request_id,
+            approved=approved,
+            reviewer=reviewer,
+            reviewer_notes=notes,
+            decided_at=None,  # the workflow records when it received it
+            amended_action=amended,
+        )
+        client = await self.client()
+        try:
+            return await submit(client, target, decision)
+        except DecisionRefusedError as err:
+            raise RefusedError(err.reason) from None
+        except DecisionNotAppliedError as err:
+            raise RefusedError(str(err)) from None
+        except RPCError as err:
+            raise _translated(err, target) from None
+
+    async def _list(self, client: Client, query: str, limit: int) -> list[WorkflowExecution]:
+        try:
+            executions = [e async for e in client.list_workflows(query, limit=limit)]
+        except RPCError as err:
+            raise _translated(err, "") from None
+        return sorted(executions, key=lambda e: e.start_time, reverse=True)
+
+    async def _status_or_none(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
+        try:
+            return await query_status(client, workflow_id)
+        except (StatusUnavailableError, RPCError):
+            return None
+
+    async def _parent_of(self, client: Client, workflow_id: str) -> str | None:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+        except RPCError:
+            return None
+
+
+def _still_waiting(status: WorkflowStatus) -> bool:
+    return status.state == WorkflowState.AWAITING_APPROVAL
+
+
+def _translated(err: RPCError, workflow_id: str) -> Exception:
+    if means_no_such_workflow(err):
+        return NotFoundError(f"No workflow with ID {workflow_id!r}.")
+    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return UnavailableError("Temporal is unreachable right now.")
+    return UnavailableError(f"Temporal refused the request: {err.message}")

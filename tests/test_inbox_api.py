@@ -1,0 +1,320 @@
+"""The inbox over HTTP, against the dev server and a real ``python -m worker``: the JSON API,
+sign-in, CSRF, the trusted proxy header, and Temporal going away. Every refusal is checked
+to have changed nothing."""
+
+import contextlib
+import re
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import itsdangerous
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from inbox.app import create_app
+from inbox.auth import SESSION_COOKIE, Sessions
+from inbox.service import TemporalService
+from inbox.settings import InboxSettings
+from models.models import WorkflowState
+from temporal_client import TemporalUnavailableError
+from tests.conftest import InboxAccounts
+from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import status_of, wait_until
+
+
+@pytest.fixture
+async def api(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts]
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """An API client with alice's bearer token."""
+    _, accounts = inbox_accounts
+    headers = {"Authorization": f"Bearer {accounts.token}"}
+    async with httpx2.AsyncClient(base_url=inbox.url, headers=headers, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def run_for(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer
+) -> Any:
+    def start(text: str, **fields: Any) -> Any:
+        return inbox_run(worker, dev_server, llm_server, unique(text), **fields)
+
+    return start
+
+
+@contextlib.asynccontextmanager
+async def signed_in_client(
+    url: str, name: str, password: str
+) -> AsyncIterator[tuple[httpx2.AsyncClient, httpx2.Response]]:
+    """A browser-like client that signed in through the form; and the sign-in answer."""
+    async with httpx2.AsyncClient(base_url=url, timeout=60, headers={"Origin": url}) as client:
+        token = csrf_token((await client.get("/signin")).text)
+        answer = await client.post(
+            "/signin", data={"username": name, "password": password, "csrf_token": token}
+        )
+        yield client, answer
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no CSRF token in the page:\n{html[:500]}"
+    return match[1]
+
+
+@pytest.fixture
+def own_inbox(dev_server: WorkflowEnvironment, inbox_accounts: tuple[Path, InboxAccounts]) -> Any:
+    """A separate inbox (its own sign-in limits, proxies, Temporal connection) for a test
+    that must not disturb the session's one; stopped at the end of the test."""
+    users_file, _ = inbox_accounts
+    started: list[InboxServer] = []
+
+    def start(connect: Any = None, **settings: Any) -> InboxServer:
+        async def dev_connect() -> Client:
+            address = address_of(dev_server)
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+
+        app = create_app(
+            InboxSettings(users_file=users_file, **settings),
+            TemporalService(connect or dev_connect),
+        )
+        started.append(serve_inbox(app, users_file))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def test_the_api_lists_a_pending_run_and_returns_its_status(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Drop the archive table") as handle:
+
+        async def pending_ids() -> list[str]:
+            answer = await api.get("/api/requests", params={"status": "pending"})
+            assert answer.status_code == 200
+            return [item["workflow_id"] for item in answer.json()]
+
+        await wait_until(pending_ids, lambda ids: handle.id in ids)
+        items = (await api.get("/api/requests?status=pending")).json()
+        item = next(i for i in items if i["workflow_id"] == handle.id)
+        status = (await api.get(f"/api/requests/{handle.id}")).json()
+
+    for field in ("workflow_id", "request_id", "user_request", "proposed_action", "deadline"):
+        assert item[field], field
+    assert status["state"] == "awaiting_approval"
+    assert status["approval_request"]["request_id"] == item["request_id"]
+
+
+async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Rotate the production keys") as handle:
+        claimed = await api.post(
+            f"/api/requests/{handle.id}/decision",
+            json={"approved": True, "reviewer": "mallory"},
+        )
+        answer = await api.post(
+            f"/api/requests/{handle.id}/decision", json={"approved": True, "notes": "checked"}
+        )
+        result = await handle.result()
+
+    assert claimed.status_code == 422
+    assert "reviewer" in claimed.json()["error"]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["reviewer"] == "alice"
+    assert answer.json()["reviewer_notes"] == "checked"
+    assert result.outcome.value == "approved"
+    assert result.decision is not None and result.decision.reviewer == "alice"
+
+
+async def test_a_refused_decision_is_409_with_the_workflows_reason(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Wire the payroll", approvers=["bob"]) as handle:
+        answer = await api.post(f"/api/requests/{handle.id}/decision", json={"approved": True})
+        status = await status_of(handle)
+
+    assert answer.status_code == 409
+    assert "alice" in answer.json()["error"] and "approver" in answer.json()["error"]
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
+
+
+async def test_unknown_workflow_is_404_and_malformed_bodies_are_422_naming_the_field(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    unknown = await api.get(f"/api/requests/no-such-{uuid.uuid4().hex}")
+    bad_status = await api.get("/api/requests?status=everything")
+    async with run_for("Purge the caches") as handle:
+        not_bool = await api.post(f"/api/requests/{handle.id}/decision", json={"approved": "yes"})
+        not_json = await api.post(f"/api/requests/{handle.id}/decision", content=b"{approve")
+        status = await status_of(handle)
+
+    assert unknown.status_code == 404 and "No workflow" in unknown.json()["error"]
+    assert bad_status.status_code == 422 and "status" in bad_status.json()["error"]
+    assert not_bool.status_code == 422 and "approved" in not_bool.json()["error"]
+    assert not_json.status_code == 422
+    assert status.votes == []
+
+
+async def test_the_api_refuses_missing_wrong_and_session_credentials_and_applies_nothing(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], run_for: Any
+) -> None:
+    _, accounts = inbox_accounts
+    async with run_for("Close the customer account") as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as anonymous:
+            missing = await anonymous.post(path, json={"approved": True})
+            wrong = await anonymous.post(
+                path, json={"approved": True}, headers={"Authorization": "Bearer hitl_wrong"}
+            )
+        async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+            session = await b.post(path, json={"approved": True})
+        status = await status_of(handle)
+
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert session.status_code == 403
+    assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
+
+
+async def test_cross_origin_and_tokenless_form_posts_are_refused_and_apply_nothing(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], run_for: Any
+) -> None:
+    _, accounts = inbox_accounts
+    async with (
+        signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (browser, _),
+        run_for("Delete the old backups") as handle,
+    ):
+        page = await browser.get(f"/requests/{handle.id}")
+        form = {"verdict": "approve", "notes": "", "csrf_token": csrf_token(page.text)}
+        path = f"/requests/{handle.id}/decision"
+        cross_origin = await browser.post(
+            path, data=form, headers={"Origin": "https://evil.example"}
+        )
+        cross_site = await browser.post(path, data=form, headers={"Sec-Fetch-Site": "cross-site"})
+        no_token = await browser.post(path, data={**form, "csrf_token": ""})
+        get_does_nothing = await browser.get(path)
+        status = await status_of(handle)
+
+    assert page.status_code == 200
+    assert [cross_origin.status_code, cross_site.status_code, no_token.status_code] == [403] * 3
+    assert "Nothing was changed" in no_token.text
+    assert get_does_nothing.status_code == 404
+    assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
+
+
+async def test_sign_in_failures_say_the_same_thing_and_are_rate_limited(
+    own_inbox: Any, inbox_accounts: tuple[Path, InboxAccounts]
+) -> None:
+    _, accounts = inbox_accounts
+    server = own_inbox()
+    async with signed_in_client(server.url, "alice", "not-her-password") as (_, a1):
+        pass
+    async with signed_in_client(server.url, "zed", "whatever-password") as (_, a2):
+        pass
+    for _ in range(4):
+        async with signed_in_client(server.url, "alice", "still-wrong") as (_, limited):
+            pass
+    right = accounts.passwords["alice"]
+    async with signed_in_client(server.url, "alice", right) as (right_but_limited, a3):
+        page = await right_but_limited.get("/", follow_redirects=False)
+
+    assert a1.status_code == a2.status_code == 401
+    assert "Wrong user name or password." in a1.text and "Wrong user name or password." in a2.text
+    assert limited.status_code == 429 and a3.status_code == 429
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+
+
+async def test_a_signed_in_session_reaches_the_pages_and_an_expired_one_does_not(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, accounts = inbox_accounts
+    async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (
+        browser,
+        answer,
+    ):
+        fresh = await browser.get("/", follow_redirects=False)
+        cookie = browser.cookies[SESSION_COOKIE]
+    sessions: Sessions = inbox.server.config.app.state.sessions
+    session = sessions.decode(cookie)
+    assert session is not None and session.user == "alice"
+    day_ago = int(time.time()) - 24 * 3600
+    with monkeypatch.context() as patch:
+        patch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda _: day_ago)
+        expired_cookie = sessions.encode(session)
+    async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as expired:
+        expired.cookies.set(SESSION_COOKIE, expired_cookie)
+        stale = await expired.get("/", follow_redirects=False)
+
+    assert answer.status_code == 303 and fresh.status_code == 200
+    assert "Signed in as" in fresh.text and "alice" in fresh.text
+    set_cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=lax" in set_cookie
+    assert "script-src 'self'" in fresh.headers["content-security-policy"]
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/signin")
+
+
+async def test_the_proxy_header_counts_only_from_a_trusted_proxy(
+    own_inbox: Any, inbox: InboxServer
+) -> None:
+    from inbox.auth import parse_networks
+
+    header = {"X-Forwarded-User": "mallory", "X-Forwarded-For": "192.0.2.1"}
+    untrusted = own_inbox(trusted_proxies=parse_networks("192.0.2.1"))
+    trusted = own_inbox(trusted_proxies=parse_networks("127.0.0.0/8"))
+    async with httpx2.AsyncClient(timeout=60) as client:
+        spoofed = await client.get(f"{untrusted.url}/", headers=header, follow_redirects=False)
+        nothing_trusted = await client.get(f"{inbox.url}/", headers=header, follow_redirects=False)
+        api = await client.get(f"{untrusted.url}/api/requests", headers=header)
+        vouched = await client.get(
+            f"{trusted.url}/", headers={"X-Auth-Request-User": "carol"}, follow_redirects=False
+        )
+
+    assert spoofed.status_code == nothing_trusted.status_code == 303
+    assert api.status_code == 401
+    assert vouched.status_code == 200 and "carol" in vouched.text
+
+
+async def test_temporal_unreachable_is_a_503_page_that_recovers(
+    own_inbox: Any, dev_server: WorkflowEnvironment, inbox_accounts: tuple[Path, InboxAccounts]
+) -> None:
+    _, accounts = inbox_accounts
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    target = {"address": f"127.0.0.1:{closed_port}"}
+
+    async def connect() -> Client:
+        try:
+            return await Client.connect(target["address"], data_converter=pydantic_data_converter)
+        except RuntimeError as err:
+            message = f"Cannot reach Temporal at {target['address']}."
+            raise TemporalUnavailableError(message) from err
+
+    server = own_inbox(connect)
+    async with signed_in_client(server.url, "alice", accounts.passwords["alice"]) as (
+        browser,
+        _,
+    ):
+        down = await browser.get("/")
+        api_down = await browser.get(
+            "/api/requests", headers={"Authorization": f"Bearer {accounts.token}"}
+        )
+        target["address"] = address_of(dev_server)
+        back = await browser.get("/")
+
+    assert down.status_code == 503
+    assert "Cannot reach Temporal" in down.text and "Traceback" not in down.text
+    assert 'data-retry="1"' in down.text  # the page's script reloads once the server answers
+    assert api_down.status_code == 503 and "Cannot reach Temporal" in api_down.json()["error"]
+    assert back.status_code == 200
