@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.notify_approval_needed import notify_approval_needed
@@ -50,6 +51,10 @@ def build_worker(
     from history when their next event (a decision, the deadline) arrives.
     """
     notifier = notifier or WebhookNotifier.from_env()
+    try:  # registered for workflows/notifications.py to call (see the README, e-mail)
+        emailer = EmailNotifier.from_env()
+    except SmtpSettingsError as err:
+        raise WorkerStartError(str(err)) from None
     return Worker(
         client,
         task_queue=queue,
@@ -58,6 +63,7 @@ def build_worker(
             analysis.analyze_request,
             notify_approval_needed,
             notifier.send_webhook_notice,
+            emailer.send_email_notice,
             execute_action,
         ],
         max_cached_workflows=max_cached_workflows,

@@ -18,7 +18,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
-from constants import STATE_DIR_ENV, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
+from constants import (
+    INBOX_URL_ENV,
+    SMTP_HOST_ENV,
+    STATE_DIR_ENV,
+    WEBHOOK_TOKEN_ENV,
+    WEBHOOK_URL_ENV,
+)
 from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.service import TemporalService
@@ -49,7 +55,7 @@ def isolated_from_the_environment(
     session folder, never in the project's ``.hitl/``.
     """
     with pytest.MonkeyPatch.context() as session_patch:
-        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV):
+        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV, INBOX_URL_ENV):
             session_patch.delenv(name, raising=False)
         session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield

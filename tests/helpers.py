@@ -26,6 +26,7 @@ from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
+    SMTP_HOST_ENV,
     STATUS_QUERY,
     TASK_QUEUE_ENV,
     WEBHOOK_TOKEN_ENV,
@@ -205,7 +206,7 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TEMPORAL_", "OPENAI_"))
-        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV)
+        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV)
     }
     env.update(
         {
