@@ -377,10 +377,17 @@ def _template_environment() -> Environment:
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
-    env.filters["when"] = lambda value: value.isoformat(timespec="seconds") if value else "-"
+    env.filters["when"] = _when
     env.filters["left"] = _time_left
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
     return env
+
+
+def _when(value: datetime | str | None) -> str:
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.isoformat(timespec="seconds")
 
 
 def _time_left(deadline: datetime | str) -> str:
