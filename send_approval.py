@@ -50,6 +50,10 @@ class DecisionRefusedError(DecisionNotAppliedError):
         self.reason = reason
 
 
+class NoWorkerError(DecisionNotAppliedError):
+    """No worker answered in time: the decision may still be applied when one starts."""
+
+
 def decision_update_id(decision: ApprovalDecision) -> str:
     """The update's ID: one per request and reviewer, so a retried submission (a timeout, a
     double click) is the same update, applied once, answered with the same result."""
@@ -143,7 +147,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-        raise DecisionNotAppliedError(
+        raise NoWorkerError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."
         ) from err

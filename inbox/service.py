@@ -23,7 +23,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import DecisionNotAppliedError, DecisionRefusedError, submit
+from send_approval import DecisionNotAppliedError, DecisionRefusedError, NoWorkerError, submit
 from temporal_client import (
     StatusUnavailableError,
     TemporalUnavailableError,
@@ -193,6 +193,8 @@ class TemporalService:
             return await submit(client, target, decision)
         except DecisionRefusedError as err:
             raise RefusedError(err.reason) from None
+        except NoWorkerError as err:
+            raise UnavailableError(str(err)) from None
         except DecisionNotAppliedError as err:
             raise RefusedError(str(err)) from None
         except RPCError as err:
