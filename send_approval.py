@@ -9,6 +9,7 @@ workflow applied the decision; a refusal says why and exits 1.
 import argparse
 import asyncio
 import getpass
+import hashlib
 import sys
 from datetime import UTC, datetime
 
@@ -55,9 +56,13 @@ class NoWorkerError(DecisionNotAppliedError):
 
 
 def decision_update_id(decision: ApprovalDecision) -> str:
-    """The update's ID: one per request and reviewer, so a retried submission (a timeout, a
-    double click) is the same update, applied once, answered with the same result."""
-    return f"decision/{decision.request_id}/{decision.reviewer}"
+    """The update's ID: the same for the same reviewer sending the same decision on the same
+    request, so a retried submission (a timeout, a double click) is one update, applied
+    once and answered with the same result. What was decided is part of it: a different
+    decision (a rejection after a refused approval) is a new update the workflow judges."""
+    content = decision.model_dump_json(include={"approved", "reviewer_notes", "amended_action"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"decision/{decision.request_id}/{decision.reviewer}/{digest}"
 
 
 def os_user() -> str | None:

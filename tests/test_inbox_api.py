@@ -318,3 +318,21 @@ async def test_temporal_unreachable_is_a_503_page_that_recovers(
     assert 'data-retry="1"' in down.text  # the page's script reloads once the server answers
     assert api_down.status_code == 503 and "Cannot reach Temporal" in api_down.json()["error"]
     assert back.status_code == 200
+
+
+async def test_a_repeated_decision_is_applied_once_and_a_changed_one_is_judged(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """A retry (timeout, double click) is the same update; a different decision is not."""
+    voting = {"approvers": ["alice", "bob"], "voting": {"required_approvals": 2}}
+    async with run_for("Raise the spending limit", **voting) as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        first = await api.post(path, json={"approved": True, "notes": "fine"})
+        again = await api.post(path, json={"approved": True, "notes": "fine"})
+        changed = await api.post(path, json={"approved": False, "notes": "second thoughts"})
+        status = await status_of(handle)
+
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert changed.status_code == 409 and "alice" in changed.json()["error"]
+    assert [vote.reviewer for vote in status.votes] == ["alice"]
