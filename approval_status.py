@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 
 from console_format import format_status, terminal_safe
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalStatus
 from temporal_client import (
     StatusUnavailableError,
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         print(asyncio.run(report(args)))
-    except (TemporalUnavailableError, StatusUnavailableError) as err:
+    except (TemporalUnavailableError, StatusUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

@@ -30,10 +30,17 @@ SMTP_USER_ENV = "HITL_SMTP_USER"
 SMTP_PASSWORD_ENV = "HITL_SMTP_PASSWORD"
 SMTP_FROM_ENV = "HITL_SMTP_FROM"
 SMTP_TO_ENV = "HITL_SMTP_TO"  # comma-separated recipients
+# Payload encryption (opt-in): `key-id:base64-key` pairs, the first one encrypting; or a file.
+ENCRYPTION_KEYS_ENV = "HITL_ENCRYPTION_KEYS"
+ENCRYPTION_KEY_FILE_ENV = "HITL_ENCRYPTION_KEY_FILE"
+CODEC_TOKEN_ENV = "HITL_CODEC_TOKEN"  # bearer token the codec server requires
+CODEC_CORS_ORIGIN_ENV = "HITL_CODEC_CORS_ORIGIN"  # the Web UI origin allowed to call it
+METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"  # host:port where the worker serves /metrics
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_TASK_QUEUE = "human-in-the-loop-task-queue"
+DEFAULT_CODEC_CORS_ORIGIN = "http://localhost:8233"  # the dev server's Web UI
 
 WORKFLOW_TYPE = "HumanInTheLoopWorkflow"
 STAGE_APPROVAL_WORKFLOW_TYPE = "ApprovalWorkflow"  # one child workflow per approval stage

@@ -35,6 +35,7 @@ from activities.offline_analysis import OFFLINE_LABEL
 from console_format import format_result, terminal_safe
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
+from encryption.codec import UndecryptablePayloadError
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -401,7 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         result = asyncio.run(run_demo(args, settings))
-    except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:
+    except (
+        TemporalUnavailableError,
+        DevServerError,
+        WorkerStartError,
+        UndecryptablePayloadError,
+    ) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:

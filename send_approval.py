@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from console_format import terminal_safe
 from constants import SUBMIT_DECISION_UPDATE
+from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
     WORKER_WAIT_SECONDS,
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         decision = asyncio.run(send(args))
-    except (TemporalUnavailableError, DecisionNotAppliedError) as err:
+    except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
     except RPCError as err:

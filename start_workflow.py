@@ -22,6 +22,7 @@ from constants import (
     WORKFLOW_TYPE,
     task_queue,
 )
+from encryption.codec import UndecryptablePayloadError
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = asyncio.run(start_and_wait(args))
-    except (TemporalUnavailableError, ResultUnavailableError) as err:
+    except (TemporalUnavailableError, ResultUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except WorkflowAlreadyStartedError:

@@ -7,6 +7,7 @@ Temporal Cloud without code changes.
 """
 
 import asyncio
+import dataclasses
 import os
 import shlex
 import sys
@@ -15,7 +16,9 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import (
@@ -24,6 +27,8 @@ from constants import (
     DEFAULT_TEMPORAL_ADDRESS,
     STATUS_QUERY,
 )
+from encryption.codec import EncryptionCodec
+from encryption.keys import EncryptionSettingsError, KeyRing, load_keys
 from models.models import StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
@@ -84,12 +89,42 @@ def configured_address() -> str:
     return _load_config()["target_host"]
 
 
-async def connect() -> Client:
-    """Connect with env config and the pydantic data converter, or explain what failed."""
+def data_converter() -> DataConverter:
+    """The pydantic data converter, with payload encryption when keys are configured.
+
+    The codec is always there: without keys it passes payloads through, but still names the
+    key an encrypted payload needs. With keys, failure messages and stack traces are moved
+    into an encoded (so encrypted) attribute too: an error can quote the request.
+    """
+    try:
+        ring = load_keys()
+    except EncryptionSettingsError as err:
+        raise TemporalSettingsError(str(err)) from None
+    return converter_with_keys(ring)
+
+
+def converter_with_keys(ring: KeyRing | None) -> DataConverter:
+    """``data_converter()`` for the given keys (None: encryption off)."""
+    if ring is None:
+        return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(None))
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+async def connect(runtime: Runtime | None = None) -> Client:
+    """Connect with env config and ``data_converter()``, or explain what failed.
+
+    ``runtime`` carries the worker's telemetry (its Prometheus endpoint); scripts use the
+    SDK's default one.
+    """
     config = _load_config()
     address = config["target_host"]
+    converter = data_converter()
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        return await Client.connect(**config, data_converter=converter, runtime=runtime)
     except ValueError as err:  # refused before any connection attempt
         if "target" not in str(err):
             raise TemporalSettingsError(f"Bad Temporal settings: {err}") from None

@@ -6,30 +6,45 @@ uv run python -m worker [--offline] [--max-cached-workflows N] [--max-concurrent
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
+from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
 from activities.webhook_notifier import WebhookNotifier
-from constants import task_queue
+from constants import METRICS_ADDRESS_ENV, task_queue
 from temporal_client import TemporalUnavailableError, connect, exit_process
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
+from workflows.metrics import TIME_TO_DECISION
 
 # The SDK's defaults, restated so the options below document them.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
 DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
 NAMESPACE_ENV = "TEMPORAL_NAMESPACE"  # read by temporalio.envconfig
+# Histogram buckets (milliseconds) for the sample's own durations: the SDK's defaults stop
+# at seconds, but a person decides in minutes or days, and a model answers in up to a minute.
+SECOND_MS, MINUTE_MS, HOUR_MS = 1000, 60_000, 3_600_000
+HISTOGRAM_BUCKETS_MS = {
+    TIME_TO_DECISION: [
+        *(n * SECOND_MS for n in (10, 30)),
+        *(n * MINUTE_MS for n in (1, 5, 15, 30)),
+        *(n * HOUR_MS for n in (1, 4, 8, 24, 72, 168)),
+    ],
+    MODEL_CALL_LATENCY: [250, 500, *(n * SECOND_MS for n in (1, 2, 5, 10, 20, 30, 60, 120))],
+}
 
 
 class WorkerStartError(Exception):
@@ -123,9 +138,32 @@ async def check_namespace(client: Client) -> None:
         raise WorkerStartError(namespace_problem(client, err)) from err
 
 
+def metrics_runtime() -> Runtime | None:
+    """A runtime serving Prometheus metrics at ``HITL_METRICS_ADDRESS``, if it is set.
+
+    The SDK's own metrics (task latencies, slots, polls...) and the sample's (``hitl_*``)
+    come out of the same endpoint: http://<address>/metrics.
+    """
+    address = os.environ.get(METRICS_ADDRESS_ENV, "").strip()
+    if not address:
+        return None
+    prometheus = PrometheusConfig(
+        bind_address=address, histogram_bucket_overrides=HISTOGRAM_BUCKETS_MS
+    )
+    try:
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    except ValueError as err:  # a malformed address, or a port in use
+        raise WorkerStartError(
+            f"Cannot serve metrics at {METRICS_ADDRESS_ENV}={address} "
+            f"(an ip:port such as 127.0.0.1:9464): {err}."
+        ) from None
+    logging.info("Metrics: http://%s/metrics", address)
+    return runtime
+
+
 async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> None:
     """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
-    client = await connect()
+    client = await connect(metrics_runtime())
     await check_namespace(client)
     worker = build_worker(
         client,

@@ -26,7 +26,9 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
+from benchmarks import encryption
 from benchmarks.fake_llm import READY_PREFIX
 from benchmarks.phases import Settings, SubjectRun, WrongResultError
 from benchmarks.processes import (
@@ -124,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="passed to both workers (default %(default)s)",
     )
     add(
+        "--encryption",
+        action="store_true",
+        help="also measure the product with payload encryption on, and report its cost",
+    )
+    add(
         "--json",
         type=Path,
         metavar="PATH",
@@ -161,7 +168,8 @@ class Benchmark:
         llm = self._processes.start(
             "llm", python_module_argv("benchmarks.fake_llm"), dict(os.environ)
         )
-        return {subject.name: await self._measure(subject, llm) for subject in SUBJECTS}
+        subjects = (*SUBJECTS, encryption.ENCRYPTED_PRODUCT) if self._args.encryption else SUBJECTS
+        return {subject.name: await self._measure(subject, llm) for subject in subjects}
 
     async def _measure(self, subject: Subject, llm: Started) -> dict[str, float]:
         port = free_port()
@@ -170,7 +178,7 @@ class Benchmark:
         )
         llm_url = (await wait_for_log(llm, READY_PREFIX)).split(READY_PREFIX, 1)[1].split()[0]
         address = f"127.0.0.1:{port}"
-        client = await connect_when_ready(address, server)
+        client = await connect_when_ready(address, server, encryption.client_converter(subject))
         queue = f"bench-{subject.name}-{uuid.uuid4().hex[:8]}"
         worker_args = (
             f"--max-cached-workflows={self._args.max_cached_workflows}",
@@ -185,7 +193,8 @@ class Benchmark:
                 queue,
                 self._processes.log_dir / "pycache",
                 self._processes.log_dir / "hitl-state",
-            ),
+            )
+            | encryption.worker_settings(subject),
         )
         try:
             await wait_for_log(worker, WORKER_READY)
@@ -211,12 +220,14 @@ class Benchmark:
             self._processes.terminate(server)
 
 
-async def connect_when_ready(address: str, server: Started) -> Client:
+async def connect_when_ready(
+    address: str, server: Started, converter: DataConverter = pydantic_data_converter
+) -> Client:
     """Connect once the dev server answers; fail early if it exited."""
     deadline = time.monotonic() + SERVER_READY_SECONDS
     while True:
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=converter)
         except RuntimeError:
             if server.popen.poll() is not None or time.monotonic() > deadline:
                 raise ProcessFailedError(
@@ -263,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": judge(product, baseline),
         "processes": processes.records(),
     }
+    if encrypted := figures.get(encryption.ENCRYPTED_PRODUCT.name):
+        report["encryption"] = encryption.compare(product, encrypted)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     print(
@@ -271,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     print(table(product, baseline))
+    if "encryption" in report:
+        print(encryption.table(report["encryption"]))
     print(f"JSON: {json_path}")
     return 0
 

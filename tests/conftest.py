@@ -19,7 +19,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
 from constants import (
+    ENCRYPTION_KEY_FILE_ENV,
+    ENCRYPTION_KEYS_ENV,
     INBOX_URL_ENV,
+    METRICS_ADDRESS_ENV,
     SMTP_HOST_ENV,
     STATE_DIR_ENV,
     WEBHOOK_TOKEN_ENV,
@@ -42,6 +45,15 @@ from tests.helpers import (
     dev_server_search_attributes,
 )
 
+# Features a developer may have switched on in their shell; tests opt in themselves.
+OPT_IN_SETTINGS = (
+    ENCRYPTION_KEYS_ENV,
+    ENCRYPTION_KEY_FILE_ENV,
+    METRICS_ADDRESS_ENV,
+    SMTP_HOST_ENV,
+    INBOX_URL_ENV,
+)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_from_the_environment(
@@ -51,11 +63,14 @@ def isolated_from_the_environment(
 
     The webhook (``WebhookNotifier.from_env``): with ``HITL_WEBHOOK_URL`` exported, tests
     would post their notices to a real endpoint, so it is cleared; a test that wants a
-    webhook sets it itself. The execute ledger (``HITL_STATE_DIR``): tests keep theirs in a
-    session folder, never in the project's ``.hitl/``.
+    webhook sets it itself. Encryption keys and the metrics address are cleared too: the
+    fixtures' clients use the plain pydantic converter, and two workers cannot share one
+    metrics port; the tests of those features set them themselves. The execute ledger
+    (``HITL_STATE_DIR``): tests keep theirs in a session folder, never in the project's
+    ``.hitl/``.
     """
     with pytest.MonkeyPatch.context() as session_patch:
-        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV, INBOX_URL_ENV):
+        for name in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, *OPT_IN_SETTINGS):
             session_patch.delenv(name, raising=False)
         session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield

@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from models.validation import PayloadRefused, single_payload
     from workflows.approval_workflow import ApprovalWorkflow
     from workflows.decision_rules import refusal_reason, settled
+    from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message, send_notices
     from workflows.risk_policy import approval_stages, assess_risk
 
@@ -211,6 +212,7 @@ class HumanInTheLoopWorkflow:
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
+        record_approval_requested()
         return self._approval_request
 
     async def _await_decision(self) -> ApprovalDecision | None:
@@ -455,6 +457,7 @@ class HumanInTheLoopWorkflow:
         )
         self._state = WorkflowState.COMPLETED
         self._set_approval_status(FINAL_APPROVAL_STATUS[outcome])
+        record_outcome(self._result, self._approval_request)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result
 
