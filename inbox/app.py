@@ -104,8 +104,15 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
 
     # ---- who is asking ------------------------------------------------------------------
 
+    def session_of(request: Request) -> Session:
+        """The request's session; a fresh one where the middleware did not run (an error
+        raised outside it)."""
+        if not hasattr(request.state, "session"):
+            request.state.session, request.state.new_session = sessions.new(None), True
+        return request.state.session
+
     def identity(request: Request) -> str | None:
-        return proxy_user(request, settings.trusted_proxies) or request.state.session.user
+        return proxy_user(request, settings.trusted_proxies) or session_of(request).user
 
     def signed_in(request: Request) -> str:
         user = identity(request)
@@ -127,7 +134,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     async def checked_form(request: Request) -> dict[str, str]:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        session: Session = request.state.session
+        session = session_of(request)
         if not same_origin(request, settings.public_origin) or not tokens_match(
             fields.get("csrf_token"), session.csrf
         ):
@@ -137,7 +144,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context |= {
             "user": identity(request),
-            "csrf_token": request.state.session.csrf,
+            "csrf_token": session_of(request).csrf,
             "via_proxy": proxy_user(request, settings.trusted_proxies) is not None,
         }
         return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -8,7 +8,7 @@ JSON field can set it.
 import ipaddress
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,12 +119,14 @@ class SignInLimiter:
         self, limit: int = FAILED_SIGN_IN_LIMIT, window: float = FAILED_SIGN_IN_WINDOW_SECONDS
     ) -> None:
         self._limit, self._window = limit, window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, key: str) -> deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key, deque())
         while failures and failures[0] < time.monotonic() - self._window:
             failures.popleft()
+        if not failures:  # forget keys with nothing recent: the table stays small
+            self._failures.pop(key, None)
         return failures
 
     def retry_after(self, *keys: str) -> int:
@@ -138,4 +140,5 @@ class SignInLimiter:
 
     def failed(self, *keys: str) -> None:
         for key in keys:
-            self._recent(key).append(time.monotonic())
+            self._failures[key] = self._recent(key)
+            self._failures[key].append(time.monotonic())

@@ -3,8 +3,11 @@ sign-in, CSRF, the trusted proxy header, and Temporal going away. Every refusal 
 to have changed nothing."""
 
 import contextlib
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +21,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from constants import INBOX_USERS_ENV
+from inbox.accounts import Accounts
 from inbox.app import create_app
 from inbox.auth import SESSION_COOKIE, Sessions
 from inbox.service import TemporalService
@@ -27,7 +32,7 @@ from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import status_of, wait_until
+from tests.helpers import PROJECT_ROOT, status_of, wait_until
 
 
 @pytest.fixture
@@ -336,3 +341,38 @@ async def test_a_repeated_decision_is_applied_once_and_a_changed_one_is_judged(
     assert first.json() == again.json()
     assert changed.status_code == 409 and "alice" in changed.json()["error"]
     assert [vote.reviewer for vote in status.votes] == ["alice"]
+
+
+def test_accounts_are_created_from_the_command_line_and_kept_hashed(tmp_path: Path) -> None:
+    env = {**os.environ, INBOX_USERS_ENV: str(tmp_path / "users.json")}
+
+    def inbox_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "inbox", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    no_user = inbox_cli("add-token", "dave")
+    short = inbox_cli("add-user", "dave", stdin="short\n")
+    created = inbox_cli("add-user", "dave", stdin="a long enough password\n")
+    token = inbox_cli("add-token", "dave")
+    bad_name = inbox_cli("add-user", "da\nve", stdin="a long enough password\n")
+
+    assert no_user.returncode == 1 and "add-user dave" in no_user.stderr
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    assert created.returncode == 0 and token.returncode == 0
+    assert bad_name.returncode == 2 and "printable" in bad_name.stderr
+    stored = (tmp_path / "users.json").read_text()
+    secret = token.stdout.strip()
+    assert secret.startswith("hitl_") and secret not in stored
+    assert "a long enough password" not in stored and "$argon2id$" in stored
+    assert (tmp_path / "users.json").stat().st_mode & 0o777 == 0o600
+    accounts = Accounts(tmp_path / "users.json")
+    assert accounts.check_password("dave", "a long enough password")
+    assert not accounts.check_password("dave", "wrong") and not accounts.check_password("x", "y")
+    assert accounts.user_for_token(secret) == "dave" and accounts.user_for_token("hitl_x") is None
