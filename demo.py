@@ -14,6 +14,7 @@ decided later with the ordinary scripts.
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable
@@ -33,9 +34,10 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from console_format import format_result, terminal_safe
-from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
+from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
+from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -88,6 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    parser.add_argument(
+        "--inbox",
+        action="store_true",
+        help="also serve the approval inbox (HITL_INBOX_PORT, default 8000) with a demo account",
+    )
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
@@ -121,11 +128,21 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
+def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
+    """Serve the approval inbox next to the terminal prompt; notices link to it."""
+    inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    stack.callback(inbox.stop)
+    os.environ[INBOX_URL_ENV] = inbox.url  # read by the notices this process sends
+    say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
+
+
 async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
     async with AsyncExitStack() as stack:
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
         analysis = analysis_activities(settings, offline=args.offline)
+        if args.inbox:
+            start_inbox(stack, args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
@@ -407,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         DevServerError,
         WorkerStartError,
         UndecryptablePayloadError,
+        InboxStartError,
     ) as err:
         print(err, file=sys.stderr)
         return 1

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -238,40 +236,25 @@ def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
 @dataclass
 class InboxServer:
     """``inbox.app`` served by uvicorn on a free loopback port, in a thread of the test
-    process, talking to the dev server; its accounts file is the test session's own."""
+    process (as the demo serves it), talking to the dev server."""
 
     url: str
     users_file: Path
-    server: Any
-    thread: threading.Thread
+    background: Any
+
+    @property
+    def server(self) -> Any:
+        return self.background.server
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=PROCESS_TIMEOUT_SECONDS)
+        self.background.stop()
 
 
 def serve_inbox(app: Any, users_file: Path) -> InboxServer:
-    """Start uvicorn on a free port and return once it accepts connections."""
-    import uvicorn
+    from inbox.background import serve_in_background
 
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        proxy_headers=False,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="inbox", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the inbox did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return InboxServer(f"http://127.0.0.1:{port}", users_file, server, thread)
+    background = serve_in_background(app)
+    return InboxServer(background.url, users_file, background)
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,7 @@
 sign-in, CSRF, the trusted proxy header, and Temporal going away. Every refusal is checked
 to have changed nothing."""
 
+import asyncio
 import contextlib
 import os
 import re
@@ -21,7 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from constants import INBOX_USERS_ENV
+from constants import INBOX_PORT_ENV, INBOX_USERS_ENV
 from inbox.accounts import Accounts
 from inbox.app import create_app
 from inbox.auth import SESSION_COOKIE, Sessions
@@ -376,3 +377,46 @@ def test_accounts_are_created_from_the_command_line_and_kept_hashed(tmp_path: Pa
     assert accounts.check_password("dave", "a long enough password")
     assert not accounts.check_password("dave", "wrong") and not accounts.check_password("x", "y")
     assert accounts.user_for_token(secret) == "dave" and accounts.user_for_token("hitl_x") is None
+
+
+async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path: Path) -> None:
+    """``demo --inbox`` with no terminal: it prints the inbox's URL and a demo account, and
+    a decision made there (signed in as that account) ends the demo like any other."""
+    from dev_server import free_port
+    from tests.helpers import background_script, script_env, wait_for_output
+
+    env = script_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
+    env[INBOX_PORT_ENV] = str(free_port())
+    log_path = tmp_path / "demo.log"
+    with (
+        log_path.open("w") as log,
+        background_script(
+            "demo",
+            "--offline",
+            "--inbox",
+            "--data-dir",
+            str(tmp_path),
+            "Drop the cache tables",
+            env=env,
+            log=log,
+        ) as process,
+    ):
+        output = await wait_for_output(log_path, "No terminal to ask in", timeout=60)
+        account = re.search(r"Approval inbox: (\S+)/ \(user demo, password (\S+)\)", output)
+        workflow = re.search(r"send_approval (\S+) approve\|reject", output)
+        assert account and workflow, output
+        async with signed_in_client(account[1], "demo", account[2]) as (browser, signed_in):
+            page = await browser.get(f"/requests/{workflow[1]}")
+            decided = await browser.post(
+                f"/requests/{workflow[1]}/decision",
+                data={
+                    "verdict": "approve",
+                    "notes": "from the browser",
+                    "csrf_token": csrf_token(page.text),
+                },
+            )
+        assert await asyncio.to_thread(process.wait, 60) == 0
+    output = log_path.read_text()
+    assert signed_in.status_code == decided.status_code == 303, decided.text
+    assert "Result: approved - Approved by demo" in output
+    assert f"Decide in the browser: {account[1]}/requests/" in output
