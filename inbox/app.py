@@ -212,6 +212,14 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     async def _not_found(request: Request, exc: Exception) -> Response:
         return error(request, 404, str(exc))
 
+    @app.exception_handler(StageOf)
+    async def _stage(request: Request, exc: Exception) -> Response:
+        """A stage's child ID: its request is decided on the parent's page."""
+        assert isinstance(exc, StageOf)
+        if is_api(request) or request.method != "GET":
+            return error(request, 404, f"That is a stage of {exc.parent_id}; use that ID.")
+        return RedirectResponse(f"/requests/{quote(exc.parent_id, safe='')}", status_code=303)
+
     @app.exception_handler(UnavailableError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
         return error(request, 503, f"{exc} This page retries by itself.")
@@ -280,10 +288,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     @app.get("/requests/{workflow_id:path}")
     async def request_page(request: Request, workflow_id: str, sent: str | None = None) -> Response:
         signed_in(request)
-        try:
-            status = await temporal.status(workflow_id)
-        except StageOf as stage:
-            return RedirectResponse(f"/requests/{quote(stage.parent_id, safe='')}", 303)
+        status = await temporal.status(workflow_id)
         return render_request(request, workflow_id, status, sent=sent)
 
     def render_request(
@@ -346,12 +351,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     @app.get("/api/requests/{workflow_id:path}")
     async def api_status(request: Request, workflow_id: str) -> Response:
         api_user(request)
-        try:
-            status = await temporal.status(workflow_id)
-        except StageOf as stage:
-            raise ApiError(
-                404, f"{workflow_id} is a stage of {stage.parent_id}; use that ID"
-            ) from None
+        status = await temporal.status(workflow_id)
         return JSONResponse(status_json(workflow_id, status))
 
     @app.post("/api/requests/{workflow_id:path}/decision")
@@ -386,7 +386,6 @@ def _template_environment() -> Environment:
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when
     env.filters["left"] = _time_left
-    env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
     return env
 
 

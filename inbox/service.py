@@ -61,11 +61,12 @@ class RefusedError(Exception):
     """The decision was not applied; the message is the workflow's (or the inbox's) reason."""
 
 
-@dataclass(frozen=True)
 class StageOf(Exception):
     """The ID is a stage's child workflow: its request lives on ``parent_id``'s page."""
 
-    parent_id: str
+    def __init__(self, parent_id: str) -> None:
+        super().__init__(parent_id)
+        self.parent_id = parent_id
 
 
 @dataclass(frozen=True)

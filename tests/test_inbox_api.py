@@ -420,3 +420,29 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
     assert signed_in.status_code == decided.status_code == 303, decided.text
     assert "Result: approved - Approved by demo" in output
     assert f"Decide in the browser: {account[1]}/requests/" in output
+
+
+async def test_a_stages_id_leads_to_its_runs_page(
+    api: httpx2.AsyncClient, run_for: Any, inbox: InboxServer, inbox_accounts: Any
+) -> None:
+    """The stage's notice names the child workflow; its page is the parent's request."""
+    async with run_for("Pay the supplier", approval_stages=["manager"]) as handle:
+        status = await status_of(handle)
+        assert status.current_stage is not None
+        child = status.current_stage.child_workflow_id
+        async with signed_in_client(inbox.url, "alice", inbox_accounts[1].passwords["alice"]) as (
+            browser,
+            _,
+        ):
+            # The status names the child a moment before the child has started.
+            page = await wait_until(
+                lambda: browser.get(f"/requests/{child}", follow_redirects=False),
+                lambda answer: answer.status_code != 404,
+            )
+            as_api = await api.get(f"/api/requests/{child}")
+            listed = await api.get("/api/requests?status=pending")
+
+    assert page.status_code == 303 and page.headers["location"] == f"/requests/{handle.id}"
+    assert as_api.status_code == 404 and handle.id in as_api.json()["error"]
+    item = next(i for i in listed.json() if i["workflow_id"] == handle.id)
+    assert item["current_stage"]["stage"] == "manager"
