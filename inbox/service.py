@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
@@ -19,6 +24,7 @@ from models.models import (
     ApprovalDecision,
     ApprovalStatus,
     ProposedAction,
+    WorkflowInput,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
@@ -81,7 +87,7 @@ class Decided:
     workflow_id: str
     closed: datetime | None
     result: WorkflowResult
-    status: WorkflowStatus | None  # None: no worker answered; the result still tells
+    user_request: str
 
 
 class TemporalService:
@@ -117,40 +123,72 @@ class TemporalService:
         return [p for p in found if p.status is None or _still_waiting(p.status)]
 
     async def decided(self) -> list[Decided]:
-        """Recent outcomes, newest first. The status query tells everything (the request
-        too); without a worker to answer it, the run's result still says how it ended."""
+        """Recent outcomes, newest first, read from history: closed runs need no worker."""
         client = await self.client()
         executions = await self._list(client, DECIDED_QUERY, DECIDED_LIMIT)
         gate = asyncio.Semaphore(CONCURRENT_QUERIES)
 
         async def outcome(execution: WorkflowExecution) -> Decided | None:
             async with gate:
-                status = await self._status_or_none(client, execution.id)
-                if status is not None and status.result is not None:
-                    return Decided(execution.id, execution.close_time, status.result, status)
-                handle = client.get_workflow_handle(
-                    execution.id, run_id=execution.run_id, result_type=WorkflowResult
-                )
-                try:
-                    result = await handle.result(follow_runs=False)
-                except (WorkflowFailureError, RPCError):  # failed, terminated: no outcome
-                    return None
-                return Decided(execution.id, execution.close_time, result, None)
+                found = await self._from_history(client, execution.id, execution.run_id)
+            if found is None:
+                return None
+            run_input, result = found
+            return Decided(execution.id, execution.close_time, result, run_input.user_request)
 
         found = await asyncio.gather(*(outcome(e) for e in executions))
         return [d for d in found if d is not None]
 
     async def status(self, workflow_id: str) -> WorkflowStatus:
+        """The status query's answer; for a closed run no worker answers, the same facts
+        rebuilt from its result."""
         client = await self.client()
         try:
             return await query_status(client, workflow_id)
         except StatusUnavailableError as err:
-            parent = await self._parent_of(client, workflow_id)
-            if parent is not None:
-                raise StageOf(parent) from None
+            closed = await self._closed_status(client, workflow_id)
+            if closed is not None:
+                return closed
             raise UnavailableError(str(err)) from None
         except RPCError as err:
             raise _translated(err, workflow_id) from None
+
+    async def _closed_status(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
+        """A stage's ID (StageOf) or a closed run's status from history; None if running."""
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError:
+            return None
+        if description.parent_id is not None:
+            raise StageOf(description.parent_id)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        found = await self._from_history(client, workflow_id, description.run_id)
+        if found is None:
+            return None
+        _, result = found
+        return WorkflowStatus(
+            state=WorkflowState.COMPLETED,
+            decision=result.decision,
+            votes=result.votes,
+            result=result,
+            audit_trail=result.audit_trail,
+        )
+
+    async def _from_history(
+        self, client: Client, workflow_id: str, run_id: str | None
+    ) -> tuple[WorkflowInput, WorkflowResult] | None:
+        """The run's input (first event) and result (last); None if it did not complete."""
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id, result_type=WorkflowResult)
+        try:
+            result = await handle.result(follow_runs=False)
+            async for event in handle.fetch_history_events(page_size=1):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                [run_input] = await client.data_converter.decode(payloads, [WorkflowInput])
+                return run_input, result
+        except (WorkflowFailureError, RPCError, ValueError):
+            pass  # failed or terminated: not an outcome of the agent
+        return None
 
     async def decide(
         self,
@@ -212,12 +250,6 @@ class TemporalService:
         try:
             return await query_status(client, workflow_id)
         except (StatusUnavailableError, RPCError):
-            return None
-
-    async def _parent_of(self, client: Client, workflow_id: str) -> str | None:
-        try:
-            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
-        except RPCError:
             return None
 
 

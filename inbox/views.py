@@ -45,21 +45,19 @@ def pending_item(pending: Pending) -> dict[str, Any]:
 
 
 def decided_item(decided: Decided) -> dict[str, Any]:
-    result, status = decided.result, decided.status
-    request = status.approval_request if status is not None else None
+    result = decided.result
     decision = result.decision
     action = result.proposed_action
+    decided_at = decision.decided_at if decision is not None else None
     return {
         "workflow_id": decided.workflow_id,
         "request_id": result.request_id,
-        "user_request": request.user_request if request is not None else None,
+        "user_request": decided.user_request,
         "proposed_action": action.model_dump(mode="json") if action is not None else None,
-        "deadline": request.deadline.isoformat() if request is not None else None,
+        "deadline": None,  # not kept in the result; the status query has it
         "outcome": result.outcome.value,
         "message": result.message,
         "decided_by": decision.reviewer if decision is not None else None,
-        "decided_at": decision.decided_at.isoformat()
-        if decision is not None and decision.decided_at is not None
-        else None,
+        "decided_at": decided_at.isoformat() if decided_at is not None else None,
         "closed": decided.closed.isoformat() if decided.closed is not None else None,
     }

@@ -4,7 +4,7 @@ to have changed nothing."""
 
 import asyncio
 import contextlib
-import os
+import io
 import re
 import socket
 import subprocess
@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from constants import INBOX_PORT_ENV, INBOX_USERS_ENV
+from inbox.__main__ import main as inbox_main
 from inbox.accounts import Accounts
 from inbox.app import create_app
 from inbox.auth import SESSION_COOKIE, Sessions
@@ -33,7 +34,7 @@ from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import PROJECT_ROOT, status_of, wait_until
+from tests.helpers import status_of, wait_until
 
 
 @pytest.fixture
@@ -344,19 +345,20 @@ async def test_a_repeated_decision_is_applied_once_and_a_changed_one_is_judged(
     assert [vote.reviewer for vote in status.votes] == ["alice"]
 
 
-def test_accounts_are_created_from_the_command_line_and_kept_hashed(tmp_path: Path) -> None:
-    env = {**os.environ, INBOX_USERS_ENV: str(tmp_path / "users.json")}
+def test_accounts_are_created_from_the_command_line_and_kept_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(INBOX_USERS_ENV, str(tmp_path / "users.json"))
 
     def inbox_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "inbox", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        """``python -m inbox args`` in-process, its password piped to standard input."""
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = inbox_main(list(args))
+        except SystemExit as exit_:  # argparse refusing the arguments
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
 
     no_user = inbox_cli("add-token", "dave")
     short = inbox_cli("add-user", "dave", stdin="short\n")
