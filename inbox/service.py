@@ -53,6 +53,7 @@ DECIDED_QUERY = (
 LIST_LIMIT = 200
 DECIDED_LIMIT = 50
 CONCURRENT_QUERIES = 32
+LIST_QUERY_SECONDS = 3
 
 
 class NotFoundError(Exception):
@@ -247,9 +248,11 @@ class TemporalService:
         return sorted(executions, key=lambda e: e.start_time, reverse=True)
 
     async def _status_or_none(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
+        """For a list: a run no worker answers for is shown as such after a few seconds,
+        instead of holding the whole page for the scripts' full wait."""
         try:
-            return await query_status(client, workflow_id)
-        except (StatusUnavailableError, RPCError):
+            return await asyncio.wait_for(query_status(client, workflow_id), LIST_QUERY_SECONDS)
+        except (StatusUnavailableError, RPCError, TimeoutError):
             return None
 
 
