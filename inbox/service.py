@@ -20,6 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from inbox.status_cache import StatusCache
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -49,8 +50,8 @@ DECIDED_QUERY = (
     f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
     'AND ExecutionStatus != "Running"'
 )
-# Pages show this many runs (newest first); status queries run this many at a time.
-LIST_LIMIT = 200
+# Lists show this many runs, newest first; the decided one reads this many histories at once.
+LIST_LIMIT = 1000
 DECIDED_LIMIT = 50
 CONCURRENT_QUERIES = 32
 LIST_QUERY_SECONDS = 3
@@ -99,6 +100,7 @@ class TemporalService:
         self._connect = connect
         self._client: Client | None = None
         self._lock = asyncio.Lock()
+        self._statuses: StatusCache | None = None
 
     async def client(self) -> Client:
         async with self._lock:
@@ -110,17 +112,13 @@ class TemporalService:
             return self._client
 
     async def pending(self) -> list[Pending]:
-        """Runs waiting for a decision, newest first, each with its status."""
+        """Runs waiting for a decision, newest first, each with its (recent) status."""
         client = await self.client()
         executions = await self._list(client, PENDING_QUERY, LIST_LIMIT)
-        gate = asyncio.Semaphore(CONCURRENT_QUERIES)
-
-        async def with_status(execution: WorkflowExecution) -> Pending:
-            async with gate:
-                status = await self._status_or_none(client, execution.id)
-            return Pending(execution.id, execution.start_time, status)
-
-        found = await asyncio.gather(*(with_status(e) for e in executions))
+        if self._statuses is None:
+            self._statuses = StatusCache(lambda wid: self._status_or_none(client, wid))
+        statuses = await self._statuses.statuses([e.id for e in executions])
+        found = [Pending(e.id, e.start_time, statuses.get(e.id)) for e in executions]
         return [p for p in found if p.status is None or _still_waiting(p.status)]
 
     async def decided(self) -> list[Decided]:
@@ -229,6 +227,8 @@ class TemporalService:
             amended_action=amended,
         )
         client = await self.client()
+        if self._statuses is not None:
+            self._statuses.forget(workflow_id)
         try:
             return await submit(client, target, decision)
         except DecisionRefusedError as err:
