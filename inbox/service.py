@@ -50,7 +50,7 @@ DECIDED_QUERY = (
     f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
     'AND ExecutionStatus != "Running"'
 )
-# Lists show this many runs, newest first; the decided one reads this many histories at once.
+# The pending list shows up to LIST_LIMIT runs, the decided list the DECIDED_LIMIT latest.
 LIST_LIMIT = 1000
 DECIDED_LIMIT = 50
 CONCURRENT_QUERIES = 32
