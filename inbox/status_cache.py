@@ -4,8 +4,10 @@ Which runs wait comes from visibility on every load, so a run appears or leaves 
 A run's details (request, votes, stage) come from its status query, which a worker answers
 one run at a time: a thousand of them per load would take seconds. So a run is queried
 when first listed, and afterwards refreshed in the background once its answer is older
-than ``FRESH_SECONDS``: a vote or an escalation reaches the list within a refresh or two,
-and a load never waits for more than the runs it has not seen yet.
+than ``FRESH_SECONDS``, at most ``CONCURRENT_QUERIES`` at a time (the rest wait for a later
+load): a vote or an escalation reaches the list within seconds, a load never waits for
+more than the runs it has not seen yet, and the workers answer a bounded stream of queries
+however many people keep the list open.
 """
 
 import asyncio
@@ -14,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from models.models import WorkflowStatus
 
-FRESH_SECONDS = 1.0
+FRESH_SECONDS = 2.0
 CONCURRENT_QUERIES = 32
 
 Fetch = Callable[[str], Awaitable[WorkflowStatus | None]]
@@ -34,9 +36,9 @@ class StatusCache:
             del self._entries[gone]
         unseen = [wid for wid in workflow_ids if wid not in self._entries]
         stale_before = time.monotonic() - self._fresh_seconds
-        for wid, (at, _) in self._entries.items():
-            if at < stale_before:
-                self._refresh_later(wid)
+        stale = sorted((at, wid) for wid, (at, _) in self._entries.items() if at < stale_before)
+        for _, wid in stale:  # the oldest first
+            self._refresh_later(wid)
         await asyncio.gather(*(self._refresh(wid) for wid in unseen))
         return {wid: self._entries[wid][1] for wid in workflow_ids if wid in self._entries}
 
@@ -50,7 +52,7 @@ class StatusCache:
         self._entries[workflow_id] = (time.monotonic(), status)
 
     def _refresh_later(self, workflow_id: str) -> None:
-        if workflow_id in self._refreshing:
+        if workflow_id in self._refreshing or len(self._refreshing) >= CONCURRENT_QUERIES:
             return
         task = asyncio.create_task(self._refresh(workflow_id))
         self._refreshing[workflow_id] = task
