@@ -35,7 +35,7 @@ from dev_server import TEMPORAL_CLI
 from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.background import serve_in_background
-from inbox.service import PENDING_QUERY, TemporalService
+from inbox.service import LIST_LIMIT, PENDING_QUERY, TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, WorkflowInput, WorkflowResult
 from send_approval import submit
@@ -87,6 +87,11 @@ async def park_runs(client: Client, queue: str, count: int) -> list[WorkflowHand
     return handles
 
 
+async def list_pending(client: Client) -> int:
+    """What every pending list costs at least: the visibility query itself."""
+    return len([e async for e in client.list_workflows(PENDING_QUERY, limit=LIST_LIMIT)])
+
+
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI),
@@ -119,6 +124,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             httpx2.AsyncClient(base_url=inbox.url, headers=headers, timeout=120) as http,
         ):
             handles = await park_runs(env.client, queue, args.waiting_runs)
+            listing = await timed(lambda: list_pending(env.client), args.samples)
             api_list = await timed(lambda: http.get("/api/requests?status=pending"), args.samples)
             page = await page_client(inbox.url)
             try:
@@ -151,6 +157,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await env.shutdown()
     return {
         "waiting_runs": args.waiting_runs,
+        "visibility_list_p50_ms": statistics.median(listing),
         "pending_page_p50_ms": statistics.median(page_list),
         "pending_api_p50_ms": statistics.median(api_list),
         "api_decision_p50_ms": statistics.median(api_decisions),
@@ -180,6 +187,7 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"approval inbox with {figures['waiting_runs']} runs waiting (p50)",
+            f"  the visibility query alone            {figures['visibility_list_p50_ms']:8.1f} ms",
             f"  pending page (GET /)                  {figures['pending_page_p50_ms']:8.1f} ms"
             f"  ({verdict(figures['pending_page_p50_ms'], LIST_TARGET_MS)})",
             f"  GET /api/requests?status=pending      {figures['pending_api_p50_ms']:8.1f} ms"
