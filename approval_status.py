@@ -20,6 +20,7 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    interrupted,
     means_no_such_workflow,
     query_status,
 )
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted("approval_status only reads, so nothing was changed.")
     return 0
 
 

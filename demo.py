@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,11 +34,13 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
+from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_result, terminal_safe
 from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
 from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
+from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -52,12 +55,14 @@ from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, s
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
+    INTERRUPTED_EXIT_CODE,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
     configured_namespace,
     connect,
     exit_process,
+    interrupted,
 )
 from worker import WorkerStartError, build_worker, check_namespace
 
@@ -98,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    notes = args.approve if args.approve is not None else args.reject
+    if problem := first_problem(
+        too_long("the request", args.request, MAX_REQUEST_CHARS),
+        too_long("the notes", notes or "", MAX_NOTES_CHARS),
+    ):
+        parser.error(problem)
     return args
 
 
@@ -136,7 +147,17 @@ def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
     say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
 
 
-async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
+@dataclass
+class Progress:
+    """How far the demo got, so that Ctrl-C can say what it leaves behind."""
+
+    start_sent: bool = False
+    hint_shown: bool = False
+
+
+async def run_demo(
+    args: argparse.Namespace, settings: LLMSettings, progress: Progress
+) -> WorkflowResult:
     async with AsyncExitStack() as stack:
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
@@ -147,6 +168,7 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
         )
+        progress.start_sent = True
         handle = await start_run(client, run_input)
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
@@ -155,6 +177,7 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         except asyncio.CancelledError:
             stage = await waiting_stage(handle)
             say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline, stage))
+            progress.hint_shown = True
             raise
 
 
@@ -412,13 +435,26 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress()
     try:
+        return run(args, progress)
+    except KeyboardInterrupt:
+        if progress.hint_shown:  # it already said where the run is and how to decide it
+            return INTERRUPTED_EXIT_CODE
+        if progress.start_sent:
+            return interrupted("the run was being started and may exist; it was not decided.")
+        return interrupted("no run was started.")
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    try:
+        webhook_settings()  # the embedded worker would refuse them later, with a server up
         settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
     try:
-        result = asyncio.run(run_demo(args, settings))
+        result = asyncio.run(run_demo(args, settings, progress))
     except (
         TemporalUnavailableError,
         DevServerError,
@@ -434,8 +470,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkflowFailureError as err:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     say(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 
