@@ -210,12 +210,18 @@ async def test_cross_origin_and_tokenless_form_posts_are_refused_and_apply_nothi
         )
         cross_site = await browser.post(path, data=form, headers={"Sec-Fetch-Site": "cross-site"})
         no_token = await browser.post(path, data={**form, "csrf_token": ""})
+        bad_verdict = await browser.post(path, data={**form, "verdict": "maybe"})
+        bad_edit = await browser.post(
+            path, data={**form, "verdict": "approve_edited", "description": "x", "parameters": "y"}
+        )
         get_does_nothing = await browser.get(path)
         status = await status_of(handle)
 
     assert page.status_code == 200
     assert [cross_origin.status_code, cross_site.status_code, no_token.status_code] == [403] * 3
     assert "Nothing was changed" in no_token.text
+    assert bad_verdict.status_code == 422 and "verdict" in bad_verdict.text
+    assert bad_edit.status_code == 422 and "parameters: line 1" in bad_edit.text
     assert get_does_nothing.status_code == 404
     assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
 
