@@ -16,6 +16,7 @@ on 127.0.0.1 (``python -m local_llm``, the local-llm dependency group) and uses 
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable
@@ -38,10 +39,11 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
-from console_format import format_result
-from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
+from console_format import format_result, terminal_safe
+from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
+from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
 from local_llm.model_file import ModelFileError, packaged_model
 from local_llm.server import LocalModelError, serving
 from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
@@ -116,6 +118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    parser.add_argument(
+        "--inbox",
+        action="store_true",
+        help="also serve the approval inbox (HITL_INBOX_PORT, default 8000) with a demo account",
+    )
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
@@ -155,6 +162,14 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
+def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
+    """Serve the approval inbox next to the terminal prompt; notices link to it."""
+    inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    stack.callback(inbox.stop)
+    os.environ[INBOX_URL_ENV] = inbox.url  # read by the notices this process sends
+    say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
+
+
 @dataclass
 class Progress:
     """How far the demo got, so that Ctrl-C can say what it leaves behind."""
@@ -170,6 +185,8 @@ async def run_demo(
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
         analysis = analysis_activities(settings, offline=args.offline)
+        if args.inbox:
+            start_inbox(stack, args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
@@ -285,10 +302,11 @@ def describe_wait(status: WorkflowStatus) -> str:
     if stage is not None and stage.position > 1:  # the proposal was shown for stage 1
         return f"\n{stage_line(stage)}\nDeadline: {deadline_line(request)}"
     action = request.proposed_action
-    reasons = "\n".join(f"  - {reason}" for reason in request.risk_reasons)
+    safe = terminal_safe
+    reasons = "\n".join(f"  - {safe(reason)}" for reason in request.risk_reasons)
     text = (
-        f"\nThe agent proposes: {action.action_type}: {action.description}\n"
-        f"Its reasoning: {action.reasoning}\n"
+        f"\nThe agent proposes: {safe(action.action_type)}: {safe(action.description)}\n"
+        f"Its reasoning: {safe(action.reasoning)}\n"
         f"A human must decide because:\n{reasons}\n"
     )
     if stage is not None:
@@ -298,8 +316,8 @@ def describe_wait(status: WorkflowStatus) -> str:
 
 
 def stage_line(stage: StageProgress) -> str:
-    child = stage.child_workflow_id
-    return f"Stage {stage.position}/{stage.of}: {stage.stage} (child workflow {child})"
+    name, child = terminal_safe(stage.stage), terminal_safe(stage.child_workflow_id)
+    return f"Stage {stage.position}/{stage.of}: {name} (child workflow {child})"
 
 
 def deadline_line(request: ApprovalRequest) -> str:
@@ -387,7 +405,7 @@ def why_moved_on(status: WorkflowStatus) -> str:
     if status.state == WorkflowState.AWAITING_APPROVAL:
         return "That stage was decided elsewhere."
     if status.decision is not None:
-        return f"Decided elsewhere, by {status.decision.reviewer}."
+        return f"Decided elsewhere, by {terminal_safe(status.decision.reviewer)}."
     return "The deadline passed before a decision."
 
 
@@ -413,7 +431,7 @@ async def send_verdict(
         )
         await submit(client, handle.id, decision)
     except DecisionNotAppliedError as err:
-        say(str(err))
+        say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
         say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
@@ -526,6 +544,7 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
         DevServerError,
         WorkerStartError,
         UndecryptablePayloadError,
+        InboxStartError,
     ) as err:
         print(err, file=sys.stderr)
         return 1

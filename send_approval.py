@@ -9,6 +9,7 @@ workflow applied the decision; a refusal says why and exits 1.
 import argparse
 import asyncio
 import getpass
+import hashlib
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from console_format import terminal_safe
 from constants import SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
@@ -52,6 +54,28 @@ USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [op
 
 class DecisionNotAppliedError(Exception):
     """The workflow, or Temporal, did not apply the decision; the message says why."""
+
+
+class DecisionRefusedError(DecisionNotAppliedError):
+    """The workflow itself refused the decision; ``reason`` is its own words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Refused: {reason}")
+        self.reason = reason
+
+
+class NoWorkerError(DecisionNotAppliedError):
+    """No worker answered in time: the decision may still be applied when one starts."""
+
+
+def decision_update_id(decision: ApprovalDecision) -> str:
+    """The update's ID: the same for the same reviewer sending the same decision on the same
+    request, so a retried submission (a timeout, a double click) is one update, applied
+    once and answered with the same result. What was decided is part of it: a different
+    decision (a rejection after a refused approval) is a new update the workflow judges."""
+    content = decision.model_dump_json(include={"approved", "reviewer_notes", "amended_action"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"decision/{decision.request_id}/{decision.reviewer}/{digest}"
 
 
 @dataclass
@@ -159,7 +183,10 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     try:
         async with asyncio.timeout(WORKER_WAIT_SECONDS):
             return await handle.execute_update(
-                SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+                SUBMIT_DECISION_UPDATE,
+                decision,
+                id=decision_update_id(decision),
+                result_type=ApprovalDecision,
             )
     except RPCError as err:  # the server refuses updates while the workflow task fails
         reraise_if_cancelled()
@@ -171,7 +198,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
         reraise_if_cancelled()
         if reason := await not_progressing(client, workflow_id):  # no task, no update
             raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
-        raise DecisionNotAppliedError(
+        raise NoWorkerError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."
         ) from err
@@ -182,7 +209,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
                 await query_status(client, workflow_id)
             except StatusUnavailableError as what_it_is:
                 raise DecisionNotAppliedError(str(what_it_is)) from err
-        raise DecisionNotAppliedError(f"Refused: {reason}") from err
+        raise DecisionRefusedError(reason) from err
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
@@ -208,17 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         decision = asyncio.run(send(args, progress))
     except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
-        print(err, file=sys.stderr)
+        print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
     except RPCError as err:
-        print(explain_rpc_error(err, args.workflow_id), file=sys.stderr)
+        print(terminal_safe(explain_rpc_error(err, args.workflow_id)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return interrupted(interrupted_message(args.workflow_id, progress))
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
-    print(f"{decision.reviewer} {verdict} {request}.")
+    print(terminal_safe(f"{decision.reviewer} {verdict} {request}."))
     return 0
 
 

@@ -16,6 +16,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.model_metrics import MODEL_CALL_LATENCY
@@ -71,6 +72,10 @@ def build_worker(
     from history when their next event (a decision, the deadline) arrives.
     """
     notifier = notifier or WebhookNotifier.from_env()
+    try:  # registered for workflows/notifications.py to call (see the README, e-mail)
+        emailer = EmailNotifier.from_env()
+    except SmtpSettingsError as err:
+        raise WorkerStartError(str(err)) from None
     return Worker(
         client,
         task_queue=queue,
@@ -79,6 +84,7 @@ def build_worker(
             analysis.analyze_request,
             notify_approval_needed,
             notifier.send_webhook_notice,
+            emailer.send_email_notice,
             execute_action,
         ],
         max_cached_workflows=max_cached_workflows,

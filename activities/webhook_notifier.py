@@ -25,7 +25,7 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify_approval_needed import format_approval_notice
+from activities.notify_approval_needed import format_approval_notice, inbox_link
 from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from models.models import ApprovalRequest, WebhookDelivery
 
@@ -61,10 +61,18 @@ def _unlogged() -> Iterator[None]:
 _install_log_filter()
 
 
+def chat_safe(text: str) -> str:
+    """Text a chat receiver shows as written: Slack-style receivers read ``<...>`` as links
+    and mentions (``<!channel>``) and ``&`` as an entity, so those three are escaped as
+    Slack documents. (The notice is already ``terminal_safe``: no control characters.)"""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def webhook_body(request: ApprovalRequest) -> dict[str, object]:
     return {
-        "text": format_approval_notice(request).strip(),
+        "text": chat_safe(format_approval_notice(request).strip()),
         "approval_request": request.model_dump(mode="json"),
+        "inbox_url": inbox_link(request.workflow_id),
     }
 
 
