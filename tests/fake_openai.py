@@ -83,6 +83,12 @@ class FakeOpenAIServer:
         with self._lock:
             return list(self._schemas[user_request])
 
+    def refused(self, user_request: str, path: str, reason: str) -> None:
+        """Record a request refused for its schema; it takes no scripted reply."""
+        with self._lock:
+            self._paths[user_request].append(path)
+            self._schemas[user_request].append({"refused": reason})
+
     def answer(self, user_request: str, path: str, schema: dict | None = None) -> Reply:
         with self._lock:
             self._paths[user_request].append(path)
@@ -106,7 +112,7 @@ class FakeOpenAIServer:
                 try:
                     schema = _structured_output_schema(body, chat)
                 except ValueError as err:
-                    server.answer(_user_text(body, chat), self.path, {"refused": str(err)})
+                    server.refused(_user_text(body, chat), self.path, str(err))
                     error = {"error": {"message": str(err), "type": "invalid_request_error"}}
                     send_json(self, 400, json.dumps(error).encode())
                     return
