@@ -2,6 +2,7 @@
 about why an answer was refused (the message ends up in logs and the audit trail)."""
 
 import json
+import re
 
 import pytest
 
@@ -90,6 +91,36 @@ def test_an_answer_under_the_schema_parses() -> None:
 
     assert action.parameters == {"table": "test_data"}
     assert action.description == VALID["description"]
+
+
+def _longest(field: dict, letter: str) -> str:
+    """The longest string of ``letter`` the field's pattern allows."""
+    pattern = field["pattern"]
+    most = int(re.findall(r",(\d+)\}", pattern)[0]) + pattern.startswith("^[a-z][")
+    assert re.fullmatch(pattern, letter * most) and not re.fullmatch(pattern, letter * (most + 1))
+    return letter * most
+
+
+def test_the_largest_answer_the_schema_allows_is_within_the_input_limits() -> None:
+    """The schema must never let the model write what the parser then refuses as too long
+    (models/limits.py): the answer would be malformed on every attempt."""
+    fields = PROPOSAL_SCHEMA["properties"]
+    pair = PROPOSAL_SCHEMA["$defs"]["ParameterPair"]["properties"]
+    pairs = [
+        {"key": f"{index}" + _longest(pair["key"], "k")[1:], "value": _longest(pair["value"], "v")}
+        for index in range(fields["parameters"]["maxItems"])
+    ]
+    answer = {
+        "action_type": _longest(fields["action_type"], "a"),
+        "description": _longest(fields["description"], "d"),
+        "reasoning": _longest(fields["reasoning"], "r"),
+        "risky_action": True,
+        "parameters": pairs,
+    }
+
+    action = parse_proposed_action(ProposalAnswer.model_validate(answer).model_dump_json())
+
+    assert len(action.parameters) == len(pairs)
 
 
 def test_length_limits_guide_the_model_but_do_not_refuse_other_servers() -> None:
