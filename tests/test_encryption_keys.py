@@ -116,15 +116,19 @@ def test_with_keys_failure_messages_are_encoded_too(monkeypatch: pytest.MonkeyPa
     assert converter.failure_converter._encode_common_attributes  # type: ignore[attr-defined]
 
 
+# Parameters name the tests: they must be the same in every pytest-xdist process.
+FIXED_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("k1", f"{ENCRYPTION_KEYS_ENV}, entry 1 is not key-id:base64-key"),
-        (f"k1:{new_key()},k1:{new_key()}", "entry 2: key ID 'k1' appears twice"),
+        (f"k1:{FIXED_KEY},k1:{FIXED_KEY}", "entry 2: key ID 'k1' appears twice"),
         ("k1:not base64!", "entry 1 ('k1'): the key is not valid base64"),
         (f"k1:{base64.b64encode(b'short').decode()}", "the key is 5 bytes; AES-256 needs 32"),
         (" , ", f"{ENCRYPTION_KEYS_ENV} is set but holds no key"),
-        (f"bad id:{new_key()}", "entry 1 is not key-id:base64-key"),
+        (f"bad id:{FIXED_KEY}", "entry 1 is not key-id:base64-key"),
     ],
 )
 def test_bad_keys_are_one_line_naming_the_setting(
