@@ -5,7 +5,6 @@ The marker in each request stands for a customer's personal data: it must never 
 server in clear, while the people holding the keys (the scripts) see it as they always did.
 """
 
-import asyncio
 import base64
 import os
 import re
@@ -15,9 +14,14 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from constants import ENCRYPTION_KEYS_ENV
+from constants import ENCRYPTION_KEYS_ENV, TASK_QUEUE_ENV
+from encryption.keys import parse_keys
+from models.models import WorkflowInput
+from start_workflow import start_run
+from temporal_client import converter_with_keys
 from tests.e2e import (
     WorkerProcess,
     address_of,
@@ -135,6 +139,7 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     llm_server: FakeOpenAIServer,
     keys: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The run waits, intact, through the keyless worker's failed workflow tasks; a worker
     with the key, back on the queue, carries it to the end."""
@@ -148,24 +153,27 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     run = dev_server.client.get_workflow_handle(workflow_id)
 
     async with worker_process(without_key, tmp_path / "keyless.log") as keyless:
-        starter = asyncio.create_task(
-            script("start_workflow", request, "--workflow-id", workflow_id, env=with_key)
+        # Started as start_workflow starts it, by a client holding the keys; not by the
+        # script itself, which stops waiting once the server says the run is not progressing.
+        keyed_client = await Client.connect(
+            address_of(dev_server),
+            data_converter=converter_with_keys(parse_keys(keys.split(","), source="test")),
         )
+        monkeypatch.setenv(TASK_QUEUE_ENV, queue)
+        await start_run(keyed_client, WorkflowInput(user_request=request), workflow_id)
         await wait_until(lambda: read_text(keyless.log), lambda log: f"key ID {KEY_ID!r}" in log)
         missing = [line for line in keyless.output().splitlines() if f"key ID {KEY_ID!r}" in line]
         assert "does not hold it" in missing[0]
-        assert (
-            await run.describe()
-        ).status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+        assert (await run.describe()).status == RUNNING
         events = [event.event_type async for event in run.fetch_history_events()]
         assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
-        assert not starter.done()
 
     async with worker_process(with_key, tmp_path / "keyed.log"):
-        done = await starter
+        await wait_until(run.describe, lambda described: described.status != RUNNING)
+        done = await script("approval_status", workflow_id, env=with_key)
 
     assert done.returncode == 0, done.output
-    assert "Result: auto_approved" in done.output
+    assert "auto_approved" in done.output
     assert secret in done.output
     assert secret.encode() not in await raw_history(dev_server, workflow_id)
 
