@@ -12,9 +12,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from console_format import format_status
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
-from models.models import ApprovalStatus
 from temporal_client import (
+    PENDING_RUNS_QUERY,
     StatusUnavailableError,
     TemporalUnavailableError,
     connect,
@@ -23,7 +22,7 @@ from temporal_client import (
     query_status,
 )
 
-PENDING_QUERY = f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}"'
+PENDING_QUERY = PENDING_RUNS_QUERY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

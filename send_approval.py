@@ -3,7 +3,8 @@
     uv run python -m send_approval <workflow-id> [<request-id>] approve|reject ["notes"]
 
 Without a request ID the decision targets the request pending now. Exit 0 only when the
-workflow applied the decision; a refusal says why and exits 1.
+workflow applied the decision (now, or when the same decision was sent before: it is the
+same update, so Temporal answers with the first outcome); a refusal says why and exits 1.
 """
 
 import argparse
@@ -26,6 +27,7 @@ from temporal_client import (
     StatusUnavailableError,
     TemporalUnavailableError,
     connect,
+    decision_update_id,
     exit_process,
     means_no_such_workflow,
     means_no_worker,
@@ -94,7 +96,8 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
     return status
 
 
-async def send(args: argparse.Namespace) -> ApprovalDecision:
+async def send(args: argparse.Namespace) -> tuple[ApprovalDecision, ApprovalDecision]:
+    """Send the decision; return it as sent and as the workflow recorded it."""
     client = await connect()
     request_id, amended = args.request_id, None
     if request_id is None or args.edit_description is not None:
@@ -114,13 +117,16 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
         decided_at=datetime.now(UTC),
         amended_action=amended,
     )
-    return await submit(client, args.workflow_id, decision)
+    return decision, await submit(client, args.workflow_id, decision)
 
 
 async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
     """Send the decision as an update; return it as recorded, or say why it was not applied."""
     update = client.get_workflow_handle(workflow_id).execute_update(
-        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+        SUBMIT_DECISION_UPDATE,
+        decision,
+        id=decision_update_id(decision.request_id, decision.reviewer),
+        result_type=ApprovalDecision,
     )
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
@@ -150,7 +156,7 @@ def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        decision = asyncio.run(send(args))
+        sent, decision = asyncio.run(send(args))
     except (TemporalUnavailableError, DecisionNotAppliedError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -160,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
+    if decision.decided_at != sent.decided_at:  # the answer to an earlier send
+        when = decision.decided_at.isoformat() if decision.decided_at else "earlier"
+        print(f"Already applied: {decision.reviewer} {verdict} {request} at {when}.")
+        return 0
     print(f"{decision.reviewer} {verdict} {request}.")
     return 0
 

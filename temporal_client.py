@@ -21,10 +21,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     APPROVE_SIGNAL,
+    DECISION_UPDATE_ID_PREFIX,
     DEFAULT_TEMPORAL_ADDRESS,
     STATUS_QUERY,
 )
-from models.models import StageOutcome, WorkflowStatus
+from models.models import ApprovalStatus, StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
     "uv run temporal server start-dev "
@@ -176,3 +177,18 @@ def exit_process(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# Runs that wait for a decision: the workflow says so, and the run is still open (a
+# terminated or timed-out run keeps the last value it set).
+PENDING_RUNS_QUERY = (
+    f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
+    'AND ExecutionStatus = "Running"'
+)
+
+
+def decision_update_id(request_id: str, reviewer: str) -> str:
+    """The update ID of ``reviewer``'s decision on ``request_id``, for every surface that
+    sends one: re-sending the same decision is then the same update, and Temporal answers
+    it with the first one's outcome instead of applying (or refusing) it again."""
+    return f"{DECISION_UPDATE_ID_PREFIX}/{request_id}/{reviewer}"

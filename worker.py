@@ -14,11 +14,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.assess_risk import assess_risk
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
+from activities.signal_arrivals import signal_arrivals
 from activities.webhook_notifier import WebhookNotifier
 from constants import task_queue
 from temporal_client import TemporalUnavailableError, connect, exit_process
@@ -59,6 +61,8 @@ def build_worker(
             notify_approval_needed,
             notifier.send_webhook_notice,
             execute_action,
+            assess_risk,
+            signal_arrivals,
         ],
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,

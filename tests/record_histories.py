@@ -87,8 +87,19 @@ def main_workflow_id(path_name: str, tag: str) -> str:
 
 
 def stage_workflow_id(workflow_id: str, stage: str) -> str:
-    """The ID the workflow gives a stage's child, so a stage approver can find it."""
+    """The ID runs started before ``stage-ids-with-run-id`` gave a stage's child: the
+    committed histories recorded then are replayed under it."""
     return f"{workflow_id}-{stage}"
+
+
+async def started_children(handle: WorkflowHandle) -> list[str]:
+    """The child workflow IDs a run started, in order (one per stage it reached)."""
+    history = await handle.fetch_history()
+    return [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for event in history.events
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
 
 
 def recorded(status: WorkflowStatus, event: str) -> int:
@@ -365,11 +376,10 @@ async def stage_histories(
     client: Client, workflow_id: str, result: WorkflowResult
 ) -> dict[str, WorkflowHistory]:
     """The history of every stage the run started: each is a workflow of its own to guard."""
+    child_ids = await started_children(client.get_workflow_handle(workflow_id))
     return {
-        outcome.stage: await client.get_workflow_handle(
-            stage_workflow_id(workflow_id, outcome.stage)
-        ).fetch_history()
-        for outcome in result.stages
+        outcome.stage: await client.get_workflow_handle(child_id).fetch_history()
+        for outcome, child_id in zip(result.stages, child_ids, strict=True)
     }
 
 
