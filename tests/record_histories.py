@@ -260,6 +260,42 @@ async def _reject_at_the_second_stage(run: PathRun) -> None:
     await _decide_stages(run, True, False)
 
 
+async def _amend_into_more_risk_then_approve_again(run: PathRun) -> None:
+    """dana's amendment adds a risk, so her approval does not carry it: erin decides the
+    re-opened request."""
+    request = await pending_request(run.handle)
+    amended = request.proposed_action.model_copy(
+        update={"description": "Pay $500 to ACME and DROP DATABASE prod"}
+    )
+    decision = decision_for(request, approved=True, reviewer="dana").model_copy(
+        update={"amended_action": amended}
+    )
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    reopened = await wait_until(
+        lambda: status_of(run.handle),
+        lambda s: s.approval_request is not None
+        and s.approval_request.request_id != request.request_id
+        and recorded(s, "approval_requested") == 2,
+    )
+    assert reopened.approval_request is not None
+    await wait_for_timers(run.handle, 2)
+    again = decision_for(reopened.approval_request, approved=True, reviewer="erin")
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, again)
+
+
+async def _cancel_while_waiting(run: PathRun) -> None:
+    await pending_request(run.handle)
+    await wait_for_timers(run.handle, 1)
+    await run.handle.cancel()
+
+
+async def _bob_approves(run: PathRun) -> None:
+    request = await pending_request(run.handle)
+    await wait_for_timers(run.handle, 1)
+    decision = decision_for(request, approved=True, reviewer="bob")
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+
+
 @dataclass(frozen=True)
 class MainPath:
     """One way a run can go: the request, how a person decides (if at all), the outcome."""
@@ -358,6 +394,25 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         Outcome.REJECTED,
         decide=_reject_at_the_second_stage,
         approval_stages=STAGES,
+    ),
+    MainPath(
+        "amendment_reopened",
+        "Pay $500 to ACME for the March invoice",
+        Outcome.APPROVED,
+        decide=_amend_into_more_risk_then_approve_again,
+    ),
+    MainPath(
+        "cancelled_while_waiting",
+        "Delete the temporary build caches",
+        Outcome.CANCELLED,
+        decide=_cancel_while_waiting,
+    ),
+    MainPath(
+        "safe_with_approvers_asked",
+        "Summarise last week's support tickets for the board",
+        Outcome.APPROVED,
+        decide=_bob_approves,
+        approvers=("bob",),
     ),
 )
 
