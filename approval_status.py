@@ -11,13 +11,15 @@ import sys
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from console_format import format_status
+from console_format import format_status, terminal_safe
+from encryption.codec import UndecryptablePayloadError
 from temporal_client import (
     PENDING_RUNS_QUERY,
     StatusUnavailableError,
     TemporalUnavailableError,
     connect,
     exit_process,
+    interrupted,
     means_no_such_workflow,
     query_status,
 )
@@ -42,7 +44,8 @@ async def show_status(client: Client, workflow_id: str) -> str:
 
 async def list_pending(client: Client) -> str:
     lines = [
-        f"{execution.id}  started {execution.start_time.isoformat(timespec='seconds')}"
+        f"{terminal_safe(execution.id)}  "
+        f"started {execution.start_time.isoformat(timespec='seconds')}"
         async for execution in client.list_workflows(PENDING_QUERY)
     ]
     return "\n".join(lines) if lines else "No runs are waiting for a decision."
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         print(asyncio.run(report(args)))
-    except (TemporalUnavailableError, StatusUnavailableError) as err:
+    except (TemporalUnavailableError, StatusUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted("approval_status only reads, so nothing was changed.")
     return 0
 
 

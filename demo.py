@@ -14,10 +14,12 @@ decided later with the ordinary scripts.
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,9 +34,13 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from console_format import format_result
-from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
+from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from console_format import format_result, terminal_safe
+from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
+from encryption.codec import UndecryptablePayloadError
+from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
+from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -49,12 +55,14 @@ from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, s
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
+    INTERRUPTED_EXIT_CODE,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
     configured_namespace,
     connect,
     exit_process,
+    interrupted,
 )
 from worker import WorkerStartError, build_worker, check_namespace
 
@@ -87,9 +95,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    parser.add_argument(
+        "--inbox",
+        action="store_true",
+        help="also serve the approval inbox (HITL_INBOX_PORT, default 8000) with a demo account",
+    )
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    notes = args.approve if args.approve is not None else args.reject
+    if problem := first_problem(
+        too_long("the request", args.request, MAX_REQUEST_CHARS),
+        too_long("the notes", notes or "", MAX_NOTES_CHARS),
+    ):
+        parser.error(problem)
     return args
 
 
@@ -120,15 +139,36 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
-async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
+def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
+    """Serve the approval inbox next to the terminal prompt; notices link to it."""
+    inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    stack.callback(inbox.stop)
+    os.environ[INBOX_URL_ENV] = inbox.url  # read by the notices this process sends
+    say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
+
+
+@dataclass
+class Progress:
+    """How far the demo got, so that Ctrl-C can say what it leaves behind."""
+
+    start_sent: bool = False
+    hint_shown: bool = False
+
+
+async def run_demo(
+    args: argparse.Namespace, settings: LLMSettings, progress: Progress
+) -> WorkflowResult:
     async with AsyncExitStack() as stack:
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
         analysis = analysis_activities(settings, offline=args.offline)
+        if args.inbox:
+            start_inbox(stack, args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
         )
+        progress.start_sent = True
         handle = await start_run(client, run_input)
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
@@ -137,6 +177,7 @@ async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowR
         except asyncio.CancelledError:
             stage = await waiting_stage(handle)
             say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline, stage))
+            progress.hint_shown = True
             raise
 
 
@@ -207,10 +248,11 @@ def describe_wait(status: WorkflowStatus) -> str:
     if stage is not None and stage.position > 1:  # the proposal was shown for stage 1
         return f"\n{stage_line(stage)}\nDeadline: {deadline_line(request)}"
     action = request.proposed_action
-    reasons = "\n".join(f"  - {reason}" for reason in request.risk_reasons)
+    safe = terminal_safe
+    reasons = "\n".join(f"  - {safe(reason)}" for reason in request.risk_reasons)
     text = (
-        f"\nThe agent proposes: {action.action_type}: {action.description}\n"
-        f"Its reasoning: {action.reasoning}\n"
+        f"\nThe agent proposes: {safe(action.action_type)}: {safe(action.description)}\n"
+        f"Its reasoning: {safe(action.reasoning)}\n"
         f"A human must decide because:\n{reasons}\n"
     )
     if stage is not None:
@@ -220,8 +262,8 @@ def describe_wait(status: WorkflowStatus) -> str:
 
 
 def stage_line(stage: StageProgress) -> str:
-    child = stage.child_workflow_id
-    return f"Stage {stage.position}/{stage.of}: {stage.stage} (child workflow {child})"
+    name, child = terminal_safe(stage.stage), terminal_safe(stage.child_workflow_id)
+    return f"Stage {stage.position}/{stage.of}: {name} (child workflow {child})"
 
 
 def deadline_line(request: ApprovalRequest) -> str:
@@ -309,7 +351,7 @@ def why_moved_on(status: WorkflowStatus) -> str:
     if status.state == WorkflowState.AWAITING_APPROVAL:
         return "That stage was decided elsewhere."
     if status.decision is not None:
-        return f"Decided elsewhere, by {status.decision.reviewer}."
+        return f"Decided elsewhere, by {terminal_safe(status.decision.reviewer)}."
     return "The deadline passed before a decision."
 
 
@@ -335,7 +377,7 @@ async def send_verdict(
         )
         await submit(client, handle.id, decision)
     except DecisionNotAppliedError as err:
-        say(str(err))
+        say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
         say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
@@ -393,14 +435,33 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress()
     try:
+        return run(args, progress)
+    except KeyboardInterrupt:
+        if progress.hint_shown:  # it already said where the run is and how to decide it
+            return INTERRUPTED_EXIT_CODE
+        if progress.start_sent:
+            return interrupted("the run was being started and may exist; it was not decided.")
+        return interrupted("no run was started.")
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    try:
+        webhook_settings()  # the embedded worker would refuse them later, with a server up
         settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
     try:
-        result = asyncio.run(run_demo(args, settings))
-    except (TemporalUnavailableError, DevServerError, WorkerStartError) as err:
+        result = asyncio.run(run_demo(args, settings, progress))
+    except (
+        TemporalUnavailableError,
+        DevServerError,
+        WorkerStartError,
+        UndecryptablePayloadError,
+        InboxStartError,
+    ) as err:
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
@@ -409,8 +470,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkflowFailureError as err:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     say(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 

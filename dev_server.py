@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from temporal_client import data_converter
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
@@ -97,7 +97,7 @@ async def start_dev_server(
             port=port,
             ui=True,
             ui_port=port + UI_PORT_OFFSET,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(),  # the scripts' own, encryption included
             search_attributes=[SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)],
             dev_server_existing_path=str(TEMPORAL_CLI),
             dev_server_extra_args=["--db-filename", str(db_file)],

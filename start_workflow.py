@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,8 @@ from constants import (
     WORKFLOW_TYPE,
     task_queue,
 )
+from encryption.codec import UndecryptablePayloadError
+from models.limits import run_input_problem
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -34,10 +37,18 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
-from temporal_client import TemporalUnavailableError, connect, exit_process
+from temporal_client import (
+    TemporalUnavailableError,
+    connect,
+    exit_process,
+    interrupted,
+    not_progressing,
+)
 from workflows.stage_ids import reserved_for_stages
 
-FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
+FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
+# While waiting for the result, how often to ask the server whether the run still moves.
+PROGRESS_CHECK_SECONDS = 10
 INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
     [
         SearchAttributePair(
@@ -50,6 +61,15 @@ INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
 
 class ResultUnavailableError(Exception):
     """The run started, but waiting for its result failed; the run itself goes on."""
+
+
+@dataclass
+class Progress:
+    """How far the script got, so that Ctrl-C can say what it leaves behind."""
+
+    workflow_id: str
+    start_sent: bool = False
+    started: bool = False
 
 
 def positive_int(text: str) -> int:
@@ -132,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.run_input = run_input_from(args)
     except ValidationError as err:
         parser.error(summarise(err))
+    if problem := run_input_problem(args.run_input):
+        parser.error(problem)
     return args
 
 
@@ -159,7 +181,7 @@ async def start_run(
     client: Client, run_input: WorkflowInput, workflow_id: str | None = None
 ) -> WorkflowHandle[Any, WorkflowResult]:
     """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
-    workflow_id = workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+    workflow_id = workflow_id or new_workflow_id()
     options = {"id": workflow_id, "task_queue": task_queue(), "result_type": WorkflowResult}
     try:
         return await client.start_workflow(
@@ -176,12 +198,19 @@ async def start_run(
     return await client.start_workflow(WORKFLOW_TYPE, run_input, **options)
 
 
-async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
-    handle = await start_run(await connect(), args.run_input, args.workflow_id)
+def new_workflow_id() -> str:
+    return f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+
+
+async def start_and_wait(args: argparse.Namespace, progress: Progress) -> WorkflowResult:
+    client = await connect()
+    progress.start_sent = True
+    handle = await start_run(client, args.run_input, progress.workflow_id)
+    progress.started = True
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     try:
-        return await handle.result()
+        return await result_unless_stuck(client, handle)
     except RPCError as err:  # the server went away or refused the read: the run goes on
         raise ResultUnavailableError(
             f"Workflow {handle.id} was started, but waiting for its result failed "
@@ -189,11 +218,38 @@ async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
         ) from None
 
 
+async def result_unless_stuck(
+    client: Client, handle: WorkflowHandle[Any, WorkflowResult]
+) -> WorkflowResult:
+    """The run's result; or, once the server says the run is not progressing, why."""
+    result = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=PROGRESS_CHECK_SECONDS)
+            if done:
+                return result.result()
+            if stuck := await not_progressing(client, handle.id):
+                raise ResultUnavailableError(f"{stuck} Stopped waiting for its result.")
+    finally:
+        result.cancel()  # no-op once done
+
+
+def interrupted_message(progress: Progress) -> str:
+    workflow_id = progress.workflow_id
+    check = f"check with `uv run python -m approval_status {workflow_id}`"
+    if progress.started:
+        return f"stopped waiting; workflow {workflow_id} keeps running in Temporal ({check})."
+    if progress.start_sent:
+        return f"workflow {workflow_id} was being started and may be running: {check}."
+    return "no workflow was started."
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress(args.workflow_id or new_workflow_id())
     try:
-        result = asyncio.run(start_and_wait(args))
-    except (TemporalUnavailableError, ResultUnavailableError) as err:
+        result = asyncio.run(start_and_wait(args, progress))
+    except (TemporalUnavailableError, ResultUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
     except WorkflowAlreadyStartedError:
@@ -210,8 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nStopped waiting. The workflow keeps running in Temporal.", file=sys.stderr)
-        return 130
+        return interrupted(interrupted_message(progress))
     print(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
+from activities.model_metrics import measured_model_call
 from activities.offline_analysis import propose_offline
 from activities.proposal_parser import MalformedProposalError, parse_proposed_action
 from constants import (
@@ -61,7 +62,7 @@ class AnalysisActivities:
 
     async def _ask_llm(self, user_request: str) -> str:
         try:
-            return await self._complete(user_request)
+            return await measured_model_call(self._complete(user_request))
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             raise ApplicationError(
                 f"The LLM server refused our credentials (HTTP {err.status_code}); "

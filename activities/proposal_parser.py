@@ -10,6 +10,7 @@ import re
 
 from pydantic import ValidationError
 
+from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long
 from models.models import ProposedAction
 from models.validation import summarise
 
@@ -28,7 +29,11 @@ def strip_code_fence(text: str) -> str:
 
 
 def parse_proposed_action(text: str) -> ProposedAction:
-    """Parse strictly: wrong types are not coerced, unknown fields are refused."""
+    """Parse strictly: wrong types are not coerced, unknown fields are refused, and an
+    answer over the input limits (models/limits.py) is malformed, as the workflow would
+    otherwise copy it into payloads Temporal refuses."""
+    if problem := too_long("the answer", text, MAX_MODEL_ANSWER_CHARS):
+        raise MalformedProposalError(problem)
     body = strip_code_fence(text)
     if not body:
         raise MalformedProposalError("the LLM returned an empty answer")
@@ -39,7 +44,10 @@ def parse_proposed_action(text: str) -> ProposedAction:
     if not isinstance(data, dict):
         raise MalformedProposalError(f"expected a JSON object, got {type(data).__name__}")
     try:
-        return ProposedAction.model_validate(data, strict=True)
+        action = ProposedAction.model_validate(data, strict=True)
     except ValidationError as err:
         problems = summarise(err)
         raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err
+    if problem := action_problem(action):
+        raise MalformedProposalError(f"the proposed action is over a limit: {problem}")
+    return action

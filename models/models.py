@@ -295,6 +295,13 @@ class WebhookDelivery(BaseModel):
     detail: str
 
 
+class EmailDelivery(BaseModel):
+    """What the e-mail notifier did: recipients and server, never credentials."""
+
+    delivered: bool
+    detail: str
+
+
 class ExecuteActionInput(BaseModel):
     """Input of the execute activity. ``idempotency_key`` is stable across retries."""
 
@@ -319,6 +326,7 @@ class Outcome(StrEnum):
     EXECUTION_FAILED = "execution_failed"
     CANCELLED = "cancelled"
     STAGE_FAILED = "stage_failed"  # a stage's child workflow could not be started
+    INPUT_REFUSED = "input_refused"  # over a limit (models/limits.py), started bypassing checks
 
 
 class WorkflowState(StrEnum):

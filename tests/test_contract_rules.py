@@ -18,7 +18,6 @@ from models.models import (
     RiskAssessment,
     WorkflowInput,
 )
-from temporal_client import decision_update_id
 from tests.helpers import wait_until
 from workflows.risk_policy import (
     EXPLICIT_SETTINGS_REASON,
@@ -91,12 +90,6 @@ def test_an_amendment_adds_new_reasons_and_stages_but_not_old_ones() -> None:
     assert adds_requirements(before, riskier) == ["targets production"]
     assert adds_requirements(before, staged) == ["approval in stages: cfo"]
     assert adds_requirements(riskier, before) == []
-
-
-def test_the_decision_update_id_is_the_same_for_the_same_request_and_reviewer() -> None:
-    assert decision_update_id("r-1", "alice") == decision_update_id("r-1", "alice")
-    assert decision_update_id("r-1", "alice") != decision_update_id("r-1", "bob")
-    assert decision_update_id("r-1", "alice") != decision_update_id("r-2", "alice")
 
 
 def test_stage_names_are_checked_at_the_entrance_only() -> None:

@@ -51,7 +51,7 @@ CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
 # versions refuse or treat differently (a safe request naming approvers, a stage name with
 # a space, an amendment that adds risk), recorded on that release.
 ARCHIVE_DIRS = sorted(
-    path for path in HISTORIES_DIR.iterdir() if path.is_dir() and path != CHILD_HISTORIES_DIR
+    path for path in HISTORIES_DIR.glob("re*-*") if path.name.startswith(("recorded-", "released-"))
 )
 ARCHIVED_FILES = sorted(path for folder in ARCHIVE_DIRS for path in folder.glob("*.json"))
 ARCHIVED_CHILD_FILES = sorted(

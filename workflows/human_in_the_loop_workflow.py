@@ -72,6 +72,14 @@ with workflow.unsafe.imports_passed_through():
         SUBMIT_DECISION_UPDATE,
         WORKFLOW_TYPE,
     )
+    from models.limits import (
+        MAX_AUDIT_DETAIL_CHARS,
+        MAX_NAME_CHARS,
+        cut,
+        decision_problem,
+        run_input_problem,
+        votes_problem,
+    )
     from models.models import (
         AnalysisRequest,
         ApprovalDecision,
@@ -96,8 +104,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.validation import PayloadRefused, single_payload
     from workflows.approval_workflow import ApprovalWorkflow
+    from workflows.audit_trail import AuditBounds
     from workflows.decision_rules import refusal_reason, settled
     from workflows.late_decisions import LateSignals, late_update_reason
+    from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message, send_notices
     from workflows.risk_policy import adds_requirements, approval_stages, assess_risk
     from workflows.stage_ids import stage_child_id
@@ -124,6 +134,10 @@ AMENDMENT_REASSESSED_PATCH = "amendment-reassessed"
 STATUS_ON_DECISION_PATCH = "status-set-on-decision"
 ENDINGS_RECORDED_PATCH = "failure-and-cancellation-recorded"
 STAGE_IDS_PATCH = "stage-ids-with-run-id"
+
+# Runs started before the input limits (models/limits.py) replay as they ran: a request or a
+# decision over a limit that such a run accepted is still accepted on replay.
+INPUT_LIMITS_PATCH = "input-limits"
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 FINAL_APPROVAL_STATUS = {
     Outcome.AUTO_APPROVED: ApprovalStatus.AUTO_APPROVED,
@@ -134,6 +148,7 @@ FINAL_APPROVAL_STATUS = {
     Outcome.EXECUTION_FAILED: ApprovalStatus.EXECUTION_FAILED,
     Outcome.CANCELLED: ApprovalStatus.CANCELLED,
     Outcome.STAGE_FAILED: ApprovalStatus.FAILED,
+    Outcome.INPUT_REFUSED: ApprovalStatus.FAILED,
 }
 
 
@@ -155,6 +170,7 @@ class HumanInTheLoopWorkflow:
         self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
         self._audit: list[AuditEvent] = []
+        self._audit_bounds = AuditBounds()
         self._late_signals: LateSignals[ApprovalDecision] = LateSignals(
             [APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL]
         )
@@ -174,6 +190,10 @@ class HumanInTheLoopWorkflow:
             return await self._finish(Outcome.CANCELLED, message)
 
     async def _run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
+        # start_workflow and the inbox check first; this catches starts that bypass them.
+        if (problem := run_input_problem(run_input)) and workflow.patched(INPUT_LIMITS_PATCH):
+            self._record("input_refused", problem)
+            return await self._finish(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
         self._action = await self._analyse(run_input.user_request)
         if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
@@ -341,6 +361,7 @@ class HumanInTheLoopWorkflow:
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
         self._judges_late = workflow.patched(LATE_BY_ARRIVAL_PATCH)
+        record_approval_requested()
         return self._approval_request
 
     async def _await_decision(self) -> ApprovalDecision | None:
@@ -562,12 +583,13 @@ class HumanInTheLoopWorkflow:
         self._apply(decision)
 
     def _refuse(self, decision: ApprovalDecision, reason: str) -> None:
-        workflow.logger.warning("Refused decision for %s: %s", decision.request_id, reason)
+        request_id = cut(decision.request_id, MAX_NAME_CHARS)  # logs stay bounded too
+        workflow.logger.warning("Refused decision for %s: %s", request_id, reason)
         self._record("decision_refused", f"from {decision.reviewer}: {reason}")
 
     def _apply(self, decision: ApprovalDecision) -> str | None:
         """Count the decision if the rules allow it; return why not otherwise."""
-        reason = self._refusal(decision)
+        reason = self._over_limit(decision) or self._refusal(decision)
         if reason is not None:
             self._refuse(decision, reason)
             return reason
@@ -604,6 +626,14 @@ class HumanInTheLoopWorkflow:
             self._votes = self._votes[-1:]
             voters = ", ".join(vote.reviewer for vote in earlier)
             self._record("votes_reset", f"votes by {voters} were for the earlier action")
+
+    def _over_limit(self, decision: ApprovalDecision) -> str | None:
+        """A decision over a size limit, or one vote too many (checked only while the
+        request is undecided, where "already decided" would say more)."""
+        problem = decision_problem(decision)
+        if problem is None and self._decision is None and self._stage is None:
+            problem = votes_problem(len(self._votes))
+        return problem if problem and workflow.patched(INPUT_LIMITS_PATCH) else None
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
@@ -694,6 +724,7 @@ class HumanInTheLoopWorkflow:
         )
         self._state = WorkflowState.COMPLETED
         self._set_approval_status(FINAL_APPROVAL_STATUS[outcome])
+        record_outcome(self._result, self._approval_request)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result
 
@@ -703,8 +734,9 @@ class HumanInTheLoopWorkflow:
             workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
 
     def _record(self, event: str, detail: str) -> None:
-        self._audit.append(AuditEvent(at=workflow.now(), event=event, detail=detail))
-        workflow.logger.info("%s: %s", event, detail)
+        entry = AuditEvent(at=workflow.now(), event=event, detail=detail)
+        self._audit_bounds.append(self._audit, entry)  # within bounds: see audit_trail.py
+        workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
 
 
 def _raise_if_cancelled(err: ActivityError | ChildWorkflowError) -> None:
