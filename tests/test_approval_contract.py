@@ -11,6 +11,7 @@ cancel an activity in progress run on the dev server, in real time.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,10 @@ from typing import Any
 
 import httpx2
 import pytest
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -309,6 +311,23 @@ async def test_explicit_stages_on_a_safe_request_are_run(runs: TimeSkippingRuns)
 # --- 5. stage IDs are safe ----------------------------------------------------------------
 
 
+@workflow.defn(name="Squatter", sandboxed=False)
+class Squatter:
+    """Holds a workflow ID until told to let go (then ends normally: a run closed by
+    terminate would leave the time-skipping server waiting on its workflow task)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.signal
+    def leave(self) -> None:
+        self.done = True
+
+
 async def test_a_taken_stage_id_is_a_recorded_outcome_not_a_failed_run(
     runs: TimeSkippingRuns,
 ) -> None:
@@ -318,14 +337,16 @@ async def test_a_taken_stage_id_is_a_recorded_outcome_not_a_failed_run(
     run_id = handle.result_run_id
     assert run_id is not None
     taken = f"{runs.workflow_id}/stage/1-legal/{run_id}"
-    squatter = await runs.client.start_workflow(
-        "Squatter", id=taken, task_queue=f"{runs.task_queue}-nobody"
-    )
-    try:
-        async with runs.worker():
-            result = await handle.result()
-    finally:
-        await squatter.terminate("test finished")
+    squatters = f"{runs.task_queue}-squatters"
+    async with Worker(runs.client, task_queue=squatters, workflows=[Squatter]):
+        squatter = await runs.client.start_workflow(Squatter.run, id=taken, task_queue=squatters)
+        try:
+            async with runs.worker():
+                result = await handle.result()
+        finally:
+            with contextlib.suppress(RPCError):  # already closed
+                await squatter.signal(Squatter.leave)
+            await squatter.result()
     assert result.outcome == Outcome.STAGE_FAILED
     assert result.execution is None
     (failure,) = details(result, "stage_failed")
