@@ -12,10 +12,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from console_format import format_status, terminal_safe
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from models.models import ApprovalStatus
 from temporal_client import (
+    PENDING_RUNS_QUERY,
     StatusUnavailableError,
     TemporalUnavailableError,
     connect,
@@ -25,7 +24,7 @@ from temporal_client import (
     query_status,
 )
 
-PENDING_QUERY = f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}"'
+PENDING_QUERY = PENDING_RUNS_QUERY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

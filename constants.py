@@ -62,3 +62,8 @@ SHORTHAND_REVIEWER = "temporal-cli"
 def task_queue() -> str:
     """The task queue to use; overridable so tests and benchmarks never share one."""
     return os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
+
+
+# A stage's child workflow ID is "<workflow-id>/stage/<n>-<stage>/<run-id>"; workflow IDs
+# containing this marker are refused at start, so no user-chosen ID can take a stage's ID.
+STAGE_ID_MARKER = "/stage/"

@@ -3,7 +3,8 @@
     uv run python -m send_approval <workflow-id> [<request-id>] approve|reject ["notes"]
 
 Without a request ID the decision targets the request pending now. Exit 0 only when the
-workflow applied the decision; a refusal says why and exits 1.
+workflow applied the decision (now, or when the same decision was sent before: it is the
+same update, so Temporal answers with the first outcome); a refusal says why and exits 1.
 """
 
 import argparse
@@ -150,7 +151,10 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
     return status
 
 
-async def send(args: argparse.Namespace, progress: Progress | None = None) -> ApprovalDecision:
+async def send(
+    args: argparse.Namespace, progress: Progress | None = None
+) -> tuple[ApprovalDecision, ApprovalDecision]:
+    """Send the decision; return it as sent and as the workflow recorded it."""
     progress = progress or Progress()
     client = await connect()
     request_id, amended = args.request_id, None
@@ -174,7 +178,7 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
     if problem := decision_problem(decision):
         raise DecisionNotAppliedError(f"Not sent: {problem}.")
     progress.update_sent = True
-    return await submit(client, args.workflow_id, decision)
+    return decision, await submit(client, args.workflow_id, decision)
 
 
 async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress()
     try:
-        decision = asyncio.run(send(args, progress))
+        sent, decision = asyncio.run(send(args, progress))
     except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
@@ -245,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
+    if decision.decided_at != sent.decided_at:  # the answer to an earlier send
+        when = decision.decided_at.isoformat() if decision.decided_at else "earlier"
+        print(terminal_safe(f"Already applied: {decision.reviewer} {verdict} {request} at {when}."))
+        return 0
     print(terminal_safe(f"{decision.reviewer} {verdict} {request}."))
     return 0
 

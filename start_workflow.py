@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from console_format import format_result
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    STAGE_ID_MARKER,
     WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
     task_queue,
@@ -43,6 +44,7 @@ from temporal_client import (
     interrupted,
     not_progressing,
 )
+from workflows.stage_ids import reserved_for_stages
 
 FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
 # While waiting for the result, how often to ask the server whether the run still moves.
@@ -142,6 +144,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("the request must not be empty")
     if args.workflow_id is not None and not args.workflow_id.strip():
         parser.error("--workflow-id must not be empty")
+    if args.workflow_id is not None and reserved_for_stages(args.workflow_id):
+        parser.error(f"--workflow-id must not contain {STAGE_ID_MARKER!r}: kept for stage IDs")
     if bool(args.escalate_after) != bool(args.escalate_to):
         parser.error("--escalate-after and --escalate-to go together")
     try:

@@ -34,7 +34,7 @@ from constants import (
 )
 from encryption.codec import EncryptionCodec, UndecryptablePayloadError
 from encryption.keys import EncryptionSettingsError, KeyRing, load_keys
-from models.models import StageOutcome, WorkflowStatus
+from models.models import ApprovalStatus, StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
     "uv run temporal server start-dev "
@@ -316,3 +316,11 @@ def exit_process(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# Runs that wait for a decision: the workflow says so, and the run is still open (a
+# terminated or timed-out run keeps the last value it set).
+PENDING_RUNS_QUERY = (
+    f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
+    'AND ExecutionStatus = "Running"'
+)

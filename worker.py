@@ -16,6 +16,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.assess_risk import assess_risk
 from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
@@ -23,6 +24,7 @@ from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
+from activities.signal_arrivals import signal_arrivals
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from constants import METRICS_ADDRESS_ENV, task_queue
 from temporal_client import (
@@ -86,6 +88,8 @@ def build_worker(
             notifier.send_webhook_notice,
             emailer.send_email_notice,
             execute_action,
+            assess_risk,
+            signal_arrivals,
         ],
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,

@@ -77,10 +77,16 @@ async def execute_action(request: ExecuteActionInput) -> ExecutionResult:
     # sqlite3 blocks (it may wait for another execution's lock): keep it off the event loop,
     # and heartbeat meanwhile, so that if this worker dies the server retries the action on
     # another worker within the heartbeat timeout instead of the whole start-to-close timeout.
+    # A cancellation (the run was cancelled) cannot stop a commit half-way: the action
+    # finishes and its result is returned, so the run reports it executed, never cancelled.
     work = asyncio.ensure_future(asyncio.to_thread(_execute_once, request, ledger_path()))
     while not work.done():
         activity.heartbeat()
-        await asyncio.wait({work}, timeout=HEARTBEAT_EVERY_SECONDS)
+        try:
+            await asyncio.wait({work}, timeout=HEARTBEAT_EVERY_SECONDS)
+        except asyncio.CancelledError:
+            activity.logger.info("Cancelled while executing: finishing the action first")
+            return await asyncio.shield(work)
     return work.result()
 
 

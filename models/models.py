@@ -26,6 +26,22 @@ def _at_most_a_year(seconds: int) -> int:
 # Seconds a run waits for a person: more than none, at most a year.
 WaitSeconds = Annotated[int, Field(gt=0), AfterValidator(_at_most_a_year)]
 
+# A stage name becomes part of a child workflow ID and of commands people type: short,
+# plain characters, unique within a run.
+STAGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
+def _unique_stages(stages: list[str]) -> list[str]:
+    repeated = sorted({stage for stage in stages if stages.count(stage) > 1})
+    if repeated:
+        raise ValueError(f"each stage may appear once; repeated: {', '.join(repeated)}")
+    return stages
+
+
+StageNames = Annotated[
+    list[Annotated[str, Field(pattern=STAGE_NAME_PATTERN)]], AfterValidator(_unique_stages)
+]
+
 
 class VotingPolicy(BaseModel):
     """When several approvers vote: how many approvals settle it, and what a rejection does.
@@ -63,10 +79,11 @@ class WorkflowInput(BaseModel):
     )
     voting: VotingPolicy = Field(default_factory=VotingPolicy)
     escalation: EscalationPolicy | None = None
-    approval_stages: list[str] = Field(
+    approval_stages: StageNames = Field(
         default_factory=list,
         description="approve stage by stage, each in its own child workflow; "
-        "empty lets the risk policy choose",
+        "empty lets the risk policy choose; names of letters, digits, '_', '-', '.' "
+        "(at most 40), each once",
     )
 
     @model_validator(mode="after")
@@ -106,6 +123,44 @@ class WorkflowInput(BaseModel):
         ]
 
 
+class RecordedEscalation(BaseModel):
+    """``EscalationPolicy`` as any version stored it (no cap on the wait)."""
+
+    after_seconds: int
+    approvers: list[str]
+
+
+class RecordedWorkflowInput(BaseModel):
+    """``WorkflowInput`` as the workflow decodes it: as lenient as every earlier version.
+
+    A run's input is decoded again on every replay, by whatever code the worker runs then.
+    The rules ``WorkflowInput`` applies to new requests (stages alone, a wait of at most a
+    year, stage names safe for IDs) live at the entrances; were they applied here, a run
+    started before a rule existed would fail every workflow task on its own input.
+    """
+
+    user_request: str
+    approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    require_approval: bool = False
+    requester: str | None = None
+    approvers: list[str] = []
+    voting: VotingPolicy = Field(default_factory=VotingPolicy)
+    escalation: RecordedEscalation | None = None
+    approval_stages: list[str] = []
+
+    def single_decision_settings(self) -> list[str]:
+        """The settings given for a single decision, which a staged request does not use."""
+        return [
+            name
+            for name, given in (
+                ("approvers", bool(self.approvers)),
+                ("voting", self.voting != VotingPolicy()),
+                ("escalation", self.escalation is not None),
+            )
+            if given
+        ]
+
+
 class ProposedAction(BaseModel):
     """The LLM's proposal. Unknown fields are refused: the LLM is untrusted input."""
 
@@ -125,10 +180,13 @@ class AnalysisRequest(BaseModel):
 
 
 class RiskAssessment(BaseModel):
-    """Why a proposed action does, or does not, need a human."""
+    """Why a proposed action does, or does not, need a human, and in which stages (empty:
+    a single decision). Recorded in the run's history, so a later rule change never alters
+    a run that already acted on it."""
 
     requires_approval: bool
     reasons: list[str]
+    stages: list[str] = []
 
 
 class ApprovalRequest(BaseModel):
@@ -169,11 +227,38 @@ class ApprovalDecision(BaseModel):
     amended_action: ProposedAction | None = None
 
 
+class AssessRiskInput(BaseModel):
+    """Input of the risk assessment (a local activity, so its answer is in history)."""
+
+    user_request: str
+    action: ProposedAction
+    require_approval: bool = False
+    approvers: list[str] = []
+    approval_stages: list[str] = []
+
+
+class SignalArrivalsInput(BaseModel):
+    """Which run's signals to look up, and which signal names count as decisions."""
+
+    workflow_id: str
+    run_id: str
+    signal_names: list[str]
+
+
+class SignalArrivals(BaseModel):
+    """When each decision signal of a run reached Temporal, in history order."""
+
+    times: list[datetime]
+
+
 class StageApprovalInput(BaseModel):
     """Input of one approval stage's child workflow."""
 
     stage: str
     approval_request: ApprovalRequest  # its deadline is the stage's deadline
+    barred_reviewers: list[str] = Field(
+        default_factory=list, description="who may not approve it: the requester, an amender"
+    )
 
 
 class StageOutcome(BaseModel):
@@ -187,6 +272,11 @@ class StageOutcome(BaseModel):
     approved: bool | None
     decided_at: datetime | None = None
     notice_failures: list[str] = []
+    reviewer: str | None = Field(default=None, description="who decided the stage")
+    detail: str = Field(default="", description="why a stage never ran, when it did not")
+    refusals: list[str] = Field(
+        default_factory=list, description="decisions the stage refused, for the parent's audit"
+    )
 
 
 class StageProgress(BaseModel):
@@ -233,6 +323,9 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
     ANALYSIS_FAILED = "analysis_failed"
+    EXECUTION_FAILED = "execution_failed"
+    CANCELLED = "cancelled"
+    STAGE_FAILED = "stage_failed"  # a stage's child workflow could not be started
     INPUT_REFUSED = "input_refused"  # over a limit (models/limits.py), started bypassing checks
 
 
@@ -293,3 +386,5 @@ class ApprovalStatus(StrEnum):
     TIMED_OUT = "TimedOut"
     AUTO_APPROVED = "AutoApproved"
     FAILED = "Failed"
+    EXECUTION_FAILED = "ExecutionFailed"
+    CANCELLED = "Cancelled"

@@ -89,8 +89,19 @@ def main_workflow_id(path_name: str, tag: str) -> str:
 
 
 def stage_workflow_id(workflow_id: str, stage: str) -> str:
-    """The ID the workflow gives a stage's child, so a stage approver can find it."""
+    """The ID runs started before ``stage-ids-with-run-id`` gave a stage's child: the
+    committed histories recorded then are replayed under it."""
     return f"{workflow_id}-{stage}"
+
+
+async def started_children(handle: WorkflowHandle) -> list[str]:
+    """The child workflow IDs a run started, in order (one per stage it reached)."""
+    history = await handle.fetch_history()
+    return [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for event in history.events
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
 
 
 def recorded(status: WorkflowStatus, event: str) -> int:
@@ -271,6 +282,44 @@ async def _reject_at_the_second_stage(run: PathRun) -> None:
     await _decide_stages(run, True, False)
 
 
+async def _amend_into_more_risk_then_approve_again(run: PathRun) -> None:
+    """dana's amendment adds a risk, so her approval does not carry it: erin decides the
+    re-opened request."""
+    request = await pending_request(run.handle)
+    amended = request.proposed_action.model_copy(
+        update={"description": "Pay $500 to ACME and DROP DATABASE prod"}
+    )
+    decision = decision_for(request, approved=True, reviewer="dana").model_copy(
+        update={"amended_action": amended}
+    )
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    reopened = await wait_until(
+        lambda: status_of(run.handle),
+        lambda s: (
+            s.approval_request is not None
+            and s.approval_request.request_id != request.request_id
+            and recorded(s, "approval_requested") == 2
+        ),
+    )
+    assert reopened.approval_request is not None
+    await wait_for_timers(run.handle, 2)
+    again = decision_for(reopened.approval_request, approved=True, reviewer="erin")
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, again)
+
+
+async def _cancel_while_waiting(run: PathRun) -> None:
+    await pending_request(run.handle)
+    await wait_for_timers(run.handle, 1)
+    await run.handle.cancel()
+
+
+async def _bob_approves(run: PathRun) -> None:
+    request = await pending_request(run.handle)
+    await wait_for_timers(run.handle, 1)
+    decision = decision_for(request, approved=True, reviewer="bob")
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+
+
 @dataclass(frozen=True)
 class MainPath:
     """One way a run can go: the request, how a person decides (if at all), the outcome."""
@@ -381,6 +430,25 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         decide=_reject_at_the_second_stage,
         approval_stages=STAGES,
     ),
+    MainPath(
+        "amendment_reopened",
+        "Pay $500 to ACME for the March invoice",
+        Outcome.APPROVED,
+        decide=_amend_into_more_risk_then_approve_again,
+    ),
+    MainPath(
+        "cancelled_while_waiting",
+        "Delete the temporary build caches",
+        Outcome.CANCELLED,
+        decide=_cancel_while_waiting,
+    ),
+    MainPath(
+        "safe_with_approvers_asked",
+        "Summarise last week's support tickets for the board",
+        Outcome.APPROVED,
+        decide=_bob_approves,
+        approvers=("bob",),
+    ),
 )
 
 
@@ -398,11 +466,10 @@ async def stage_histories(
     client: Client, workflow_id: str, result: WorkflowResult
 ) -> dict[str, WorkflowHistory]:
     """The history of every stage the run started: each is a workflow of its own to guard."""
+    child_ids = await started_children(client.get_workflow_handle(workflow_id))
     return {
-        outcome.stage: await client.get_workflow_handle(
-            stage_workflow_id(workflow_id, outcome.stage)
-        ).fetch_history()
-        for outcome in result.stages
+        outcome.stage: await client.get_workflow_handle(child_id).fetch_history()
+        for outcome, child_id in zip(result.stages, child_ids, strict=True)
     }
 
 

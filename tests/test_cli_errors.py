@@ -46,6 +46,7 @@ from tests.helpers import (
     wait_for_output,
     wait_until,
 )
+from tests.record_histories import started_children
 
 
 def unreachable_env() -> dict[str, str]:
@@ -261,12 +262,13 @@ async def test_a_namespace_that_does_not_exist_is_named_not_taken_for_a_missing_
 async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_decides_it(
     worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """``<parent>-manager`` answers the status query with no status (undecided) or a stage
+    """A stage's child answers the status query with no status (undecided) or a stage
     outcome (decided): the scripts say it is a stage and give the command that decides it."""
     async with started_run(
         worker, dev_server, tmp_path, unique("Delete the audit logs"), "--stage", "manager"
     ) as run:
-        child_id = f"{run.workflow_id}-manager"
+        parent = dev_server.client.get_workflow_handle(run.workflow_id)
+        (child_id,) = await wait_until(lambda: started_children(parent), bool)
         await wait_until(lambda: is_running(dev_server.client.get_workflow_handle(child_id)), bool)
         undecided = await asyncio.gather(
             script("send_approval", child_id, "approve", env=worker.env),

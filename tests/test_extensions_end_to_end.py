@@ -23,6 +23,7 @@ from tests.helpers import (
     wait_for_output,
     wait_until,
 )
+from tests.record_histories import started_children
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,6 @@ async def test_a_stage_decided_with_the_temporal_cli_decides_the_parent(
         action_type="rotate_password",
     )
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
-    child_id = f"{workflow_id}-manager"
     async with worker_process(env, tmp_path / "worker.log") as worker:
         handle = await start_run(
             client,
@@ -56,6 +56,7 @@ async def test_a_stage_decided_with_the_temporal_cli_decides_the_parent(
             workflow_id,
             WorkflowInput(user_request=text, approval_stages=["manager"]),
         )
+        (child_id,) = await wait_until(lambda: started_children(handle), bool)
         await wait_until(lambda: is_running(client.get_workflow_handle(child_id)), bool)
         # The stage's notice, printed by the worker, names the command we are about to run.
         notice = await wait_for_output(worker.log, f"--workflow-id {child_id} --name approve")
@@ -68,7 +69,8 @@ async def test_a_stage_decided_with_the_temporal_cli_decides_the_parent(
     approved = outcome == Outcome.APPROVED
     assert result.outcome == outcome, result.message
     assert [(stage.stage, stage.approved) for stage in result.stages] == [("manager", approved)]
-    assert result.decision is not None and result.decision.reviewer == "stage manager"
+    assert result.decision is not None
+    assert result.decision.reviewer == "temporal-cli (stage manager)"
     assert result.decision.approved is approved
     # The execute activity logs its idempotency key, <workflow id>/<request id>.
     executed = worker.output().count(f"[idempotency key {workflow_id}/")

@@ -46,6 +46,17 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
+# Histories recorded by earlier code, kept as they were: runs started by a released version
+# must replay on every later one. ``released-<commit>`` also holds inputs that later
+# versions refuse or treat differently (a safe request naming approvers, a stage name with
+# a space, an amendment that adds risk), recorded on that release.
+ARCHIVE_DIRS = sorted(
+    path for path in HISTORIES_DIR.glob("re*-*") if path.name.startswith(("recorded-", "released-"))
+)
+ARCHIVED_FILES = sorted(path for folder in ARCHIVE_DIRS for path in folder.glob("*.json"))
+ARCHIVED_CHILD_FILES = sorted(
+    path for folder in ARCHIVE_DIRS for path in folder.glob("children/*/*.json")
+)
 
 
 def replayer() -> Replayer:
@@ -96,6 +107,35 @@ async def test_committed_history_replays_on_current_code(history_file: Path) -> 
 async def test_committed_stage_history_replays_on_current_code(history_file: Path) -> None:
     """Fails when a code change would make a stage in flight nondeterministic."""
     await replayer().replay_workflow(committed_child_history(history_file))
+
+
+def archived_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+@pytest.mark.parametrize("history_file", ARCHIVED_FILES, ids=archived_id)
+async def test_history_recorded_by_earlier_code_replays_on_current_code(
+    history_file: Path,
+) -> None:
+    """Fails when a run started by an earlier version would fail on this one."""
+    await replayer().replay_workflow(committed_history(history_file))
+
+
+@pytest.mark.parametrize(
+    "history_file", ARCHIVED_CHILD_FILES, ids=lambda p: f"{p.parents[2].name}/{child_file_id(p)}"
+)
+async def test_stage_history_recorded_by_earlier_code_replays_on_current_code(
+    history_file: Path,
+) -> None:
+    await replayer().replay_workflow(committed_child_history(history_file))
+
+
+def test_earlier_histories_include_inputs_this_version_refuses() -> None:
+    """The archive guards more than the paths both versions accept."""
+    released = {path.stem for path in ARCHIVED_FILES if path.parent.name.startswith("released")}
+    assert {"safe_with_approvers", "staged_unsafe_stage_name", "amended_into_more_risk"} <= released
+    with pytest.raises(ValueError):
+        WorkflowInput(user_request="x", approval_stages=["legal team"])
 
 
 @workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)

@@ -18,6 +18,7 @@ from activities.openai_responses import AnalysisActivities
 from models.models import WorkflowInput
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import is_running, script_risky_proposal, started, wait_until
+from tests.record_histories import started_children
 from worker import build_worker
 
 TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
@@ -33,25 +34,27 @@ async def test_terminating_the_parent_terminates_the_waiting_stage(
 ) -> None:
     client = dev_server.client
     text = script_risky_proposal(llm_server, f"Renew the contract of {workflow_id}")
-    child = client.get_workflow_handle(f"{workflow_id}-manager")
     run_input = WorkflowInput(user_request=text, approval_stages=["manager"])
+    children: list[str] = []
 
     async def stage() -> WorkflowExecutionDescription:
-        return await child.describe()
+        return await client.get_workflow_handle(children[0]).describe()
 
     try:
         async with (
             build_worker(client, task_queue, analysis_activities),
             started(client, task_queue, workflow_id, run_input) as handle,
         ):
-            await wait_until(lambda: is_running(child), bool)
+            children += await wait_until(lambda: started_children(handle), bool)
+            await wait_until(lambda: is_running(client.get_workflow_handle(children[0])), bool)
             await handle.terminate("the request was withdrawn")
             parent = await handle.describe()
             described = await wait_until(stage, lambda d: d.status != RUNNING)
     finally:
         # Were the policy ABANDON, the stage would wait on after the test.
-        with contextlib.suppress(RPCError):
-            await child.terminate("test finished")
+        for child_id in children:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(child_id).terminate("test finished")
     assert parent.status == TERMINATED
     assert described.status == TERMINATED
     assert described.parent_id == workflow_id

@@ -15,12 +15,9 @@ import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import CancelledError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.webhook_notifier import WebhookNotifier
 from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
@@ -42,6 +39,7 @@ from tests.helpers import (
     status_of,
     wait_until,
 )
+from tests.record_histories import started_children
 from workflows.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
 
 CLOSED = {
@@ -80,6 +78,17 @@ async def wait_for_stage(client: Client, handle: WorkflowHandle, stage: str) -> 
     return status
 
 
+async def child_id(client: Client, handle: WorkflowHandle, stage: str) -> str:
+    """The child workflow ID of ``stage``, once the parent waits on it and it has started."""
+    status = await wait_for_stage(client, handle, stage)
+    assert status.current_stage is not None
+    return status.current_stage.child_workflow_id
+
+
+async def stages_started(handle: WorkflowHandle) -> int:
+    return len(await started_children(handle))
+
+
 async def decide_stage(client: Client, child_id: str, approved: bool) -> None:
     await client.get_workflow_handle(child_id).signal(APPROVE_SIGNAL, approved)
 
@@ -96,12 +105,6 @@ async def webhook_answering(status: int) -> AsyncIterator[tuple[WebhookNotifier,
 
     async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
         yield WebhookNotifier(f"https://{WEBHOOK_HOST}/stage-notices", None, http), posted
-
-
-async def assert_never_started(client: Client, workflow_id: str) -> None:
-    with pytest.raises(RPCError) as missing:
-        await client.get_workflow_handle(workflow_id).describe()
-    assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 # --- risk policy: which requests are staged -------------------------------------------------
@@ -141,23 +144,25 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
     async with runs.started(staged(contract_renewal, "manager", "director")) as handle:
         manager = await wait_for_stage(client, handle, "manager")
         assert manager.current_stage is not None
-        assert manager.current_stage.child_workflow_id == f"{workflow_id}-manager"
+        manager_id = manager.current_stage.child_workflow_id
+        assert manager_id.startswith(f"{workflow_id}/stage/1-manager/")
         assert (manager.current_stage.position, manager.current_stage.of) == (1, 2)
-        await assert_never_started(client, f"{workflow_id}-director")
+        assert await stages_started(handle) == 1
         # The manager takes 200 of its 300 s; the director still gets a full 300 s of its own.
         await runs.env.sleep(200)
-        await decide_stage(client, f"{workflow_id}-manager", True)
+        await decide_stage(client, manager_id, True)
 
         director = await wait_for_stage(client, handle, "director")
         assert director.current_stage is not None
-        assert director.current_stage.child_workflow_id == f"{workflow_id}-director"
+        director_id = director.current_stage.child_workflow_id
+        assert director_id.startswith(f"{workflow_id}/stage/2-director/")
         assert director.current_stage.position == 2
         assert manager.approval_request is not None and director.approval_request is not None
         assert director.approval_request.stage == "director"
         assert (
             director.approval_request.deadline - manager.approval_request.deadline
         ).total_seconds() >= 200
-        await decide_stage(client, f"{workflow_id}-director", True)
+        await decide_stage(client, director_id, True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert [(s.stage, s.approved) for s in result.stages] == [
@@ -166,7 +171,7 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
     ]
     assert result.execution is not None
     assert "stage director" in result.message
-    manager_child = client.get_workflow_handle(f"{workflow_id}-manager", result_type=StageOutcome)
+    manager_child = client.get_workflow_handle(manager_id, result_type=StageOutcome)
     assert (await manager_child.result()).approved is True
 
 
@@ -175,13 +180,12 @@ async def test_a_rejected_stage_rejects_and_later_stages_never_start(
 ) -> None:
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager", "director")) as handle:
-        await wait_for_stage(client, handle, "manager")
-        await decide_stage(client, f"{workflow_id}-manager", False)
+        await decide_stage(client, await child_id(client, handle, "manager"), False)
         result = await handle.result()
+        assert await stages_started(handle) == 1
     assert result.outcome == Outcome.REJECTED
     assert result.execution is None
     assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
-    await assert_never_started(client, f"{workflow_id}-director")
 
 
 @pytest.mark.parametrize("lax_payload", ["yes", 1, "maybe"])
@@ -191,8 +195,7 @@ async def test_a_stage_is_decided_only_by_true_or_false(
     """ "yes" or 1 could read as approval; the stage ignores them and waits for a real one."""
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager")) as handle:
-        await wait_for_stage(client, handle, "manager")
-        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        child = client.get_workflow_handle(await child_id(client, handle, "manager"))
         await child.signal(APPROVE_SIGNAL, lax_payload)
         await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
         result = await handle.result()
@@ -213,8 +216,7 @@ async def test_a_stage_refuses_a_signal_without_exactly_one_payload_and_still_de
     caplog.set_level(logging.WARNING)
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager")) as handle:
-        await wait_for_stage(client, handle, "manager")
-        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        child = client.get_workflow_handle(await child_id(client, handle, "manager"))
         await child.signal(APPROVE_SIGNAL, args=[True] * count)
         await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
         result = await handle.result()
@@ -234,17 +236,14 @@ async def test_each_stage_notice_also_goes_to_the_webhook(
         runs.started(staged(contract_renewal, "manager", "director"), notifier=notifier) as handle,
     ):
         for stage in ("manager", "director"):
-            await wait_for_stage(client, handle, stage)
-            await decide_stage(client, f"{workflow_id}-{stage}", True)
+            await decide_stage(client, await child_id(client, handle, stage), True)
         result = await handle.result()
+        children = await started_children(handle)
     assert result.outcome == Outcome.APPROVED
     assert [
         (body["approval_request"]["stage"], body["approval_request"]["workflow_id"])
         for body in posted
-    ] == [
-        ("manager", f"{workflow_id}-manager"),
-        ("director", f"{workflow_id}-director"),
-    ]
+    ] == [("manager", children[0]), ("director", children[1])]
     assert "stage 'manager'" in posted[0]["text"]
     assert not [e for e in result.audit_trail if e.event == "notification_failed"]
 
@@ -257,8 +256,7 @@ async def test_a_failed_stage_notice_is_recorded_by_the_parent_and_the_stage_sti
         webhook_answering(404) as (notifier, posted),  # a 404 is not retried
         runs.started(staged(contract_renewal, "manager"), notifier=notifier) as handle,
     ):
-        await wait_for_stage(client, handle, "manager")
-        await decide_stage(client, f"{workflow_id}-manager", True)
+        await decide_stage(client, await child_id(client, handle, "manager"), True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert len(posted) == 1
@@ -266,17 +264,18 @@ async def test_a_failed_stage_notice_is_recorded_by_the_parent_and_the_stage_sti
     assert manager.notice_failures == [f"webhook: webhook at {WEBHOOK_HOST} answered HTTP 404"]
     trail = [(e.event, e.detail) for e in result.audit_trail]
     failed = ("notification_failed", f"stage manager: {manager.notice_failures[0]}")
-    assert trail.index(failed) == trail.index(("stage_approved", "manager (1/1)")) - 1
+    approved = ("stage_approved", "manager (1/1) by temporal-cli")
+    assert trail.index(failed) == trail.index(approved) - 1
 
 
 async def test_a_stage_nobody_decides_times_the_request_out(
     runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str
 ) -> None:
-    client = runs.client
     async with runs.started(
         staged(contract_renewal, "manager", "director", approval_timeout_seconds=120)
     ) as handle:
         result = await handle.result()
+        assert await stages_started(handle) == 1
     assert result.outcome == Outcome.TIMED_OUT
     assert result.execution is None
     assert [(s.stage, s.approved) for s in result.stages] == [("manager", None)]
@@ -284,7 +283,6 @@ async def test_a_stage_nobody_decides_times_the_request_out(
         "stage_started",
         "stage_timed_out",
     ]
-    await assert_never_started(client, f"{workflow_id}-director")
 
 
 async def test_cancelling_the_parent_ends_the_waiting_stage(
@@ -293,12 +291,12 @@ async def test_cancelling_the_parent_ends_the_waiting_stage(
     """A stage must never outlive its request: nobody could act on its approval."""
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager")) as handle:
-        await wait_for_stage(client, handle, "manager")
+        manager_id = await child_id(client, handle, "manager")
         await handle.cancel()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-        assert isinstance(failure.value.cause, CancelledError)
-        child = client.get_workflow_handle(f"{workflow_id}-manager")
+        result = await handle.result()
+        assert result.outcome == Outcome.CANCELLED
+        assert result.execution is None and result.audit_trail[-1].event == "cancelled"
+        child = client.get_workflow_handle(manager_id)
         description = await wait_until(child.describe, lambda d: d.status in CLOSED)
     assert description.status in CLOSED
 
@@ -309,7 +307,8 @@ async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_s
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager")) as handle:
         status = await wait_for_stage(client, handle, "manager")
-        assert status.approval_request is not None
+        assert status.approval_request is not None and status.current_stage is not None
+        manager_id = status.current_stage.child_workflow_id
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
                 SUBMIT_DECISION_UPDATE,
@@ -317,11 +316,11 @@ async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_s
                     request_id=status.approval_request.request_id, approved=True, reviewer="bob"
                 ),
             )
-        assert f"{workflow_id}-manager" in str(refused.value.cause)
+        assert manager_id in str(refused.value.cause)
         after = await status_of(handle)
         assert after.votes == [] and after.decision is None
         assert after.audit_trail[-1].event == "decision_refused"
-        await decide_stage(client, f"{workflow_id}-manager", False)
+        await decide_stage(client, manager_id, False)
         result = await handle.result()
     assert result.outcome == Outcome.REJECTED  # the child decided, not the refused update
 

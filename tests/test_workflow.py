@@ -321,7 +321,7 @@ async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
     await assert_audit(
         handle,
         result,
-        [*REQUESTED, "decision_approved", "action_amended", "executed"],
+        [*REQUESTED, "decision_approved", "action_amended", "amendment_assessed", "executed"],
     )
     amendment = result.audit_trail[4].detail
     assert "dana" in amendment

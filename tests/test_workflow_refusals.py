@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.assess_risk import assess_risk
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
@@ -154,6 +155,10 @@ async def refuse_a_second_decision(runs: TimeSkippingRuns) -> tuple[str, Workflo
         runs.client,
         task_queue=runs.task_queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
+        # The risk assessment is a local activity, in the run's history: replaying it needs
+        # it registered. No remote activity runs here.
+        activities=[assess_risk],
+        no_remote_activities=True,
         max_cached_workflows=0,
     )
     async with workflows_only:

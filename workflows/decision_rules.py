@@ -5,19 +5,23 @@ code. With the default voting policy (one approval needed, a rejection vetoes) t
 valid decision settles the request: the single-approver case is just a quorum of one.
 """
 
-from models.models import ApprovalDecision, ApprovalRequest, VotingPolicy, WorkflowInput
+from collections.abc import Collection
+
+from models.models import ApprovalDecision, ApprovalRequest, RecordedWorkflowInput, VotingPolicy
 
 
 def refusal_reason(
     decision: ApprovalDecision,
     awaiting: ApprovalRequest | None,
     votes: list[ApprovalDecision],
-    run_input: WorkflowInput,
+    run_input: RecordedWorkflowInput,
+    amenders: Collection[str] = (),
 ) -> str | None:
     """Why ``decision`` must not be applied, or None when it may.
 
     ``awaiting`` is the request currently waiting for a decision (None when nothing waits,
-    including once the votes have settled it); ``votes`` are those already counted.
+    including once the votes have settled it); ``votes`` are those already counted;
+    ``amenders`` wrote the action now awaiting approval, so they may not approve it.
     """
     if awaiting is None:
         return "the workflow is not waiting for a decision"
@@ -30,6 +34,8 @@ def refusal_reason(
         return f"{decision.reviewer!r} is not an approver of this request"
     if decision.approved and decision.reviewer == run_input.requester:
         return f"{decision.reviewer!r} requested this action and cannot approve it"
+    if decision.approved and decision.reviewer in amenders:
+        return f"{decision.reviewer!r} amended this action and cannot approve the amendment"
     if decision.amended_action is not None and not decision.approved:
         return "only an approval can amend the action"
     if any(vote.reviewer == decision.reviewer for vote in votes):

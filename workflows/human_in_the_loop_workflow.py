@@ -16,6 +16,14 @@ Message surface (names in ``constants.py``):
 - query ``get_status``: state, the approval request, votes, the current stage, the audit
   trail.
 
+The contract (see the README, "Deciding"): a decision counts only if it reached Temporal
+before the deadline (a signal by the time the server stored it, an update by the time a
+worker received it; ``workflows/late_decisions.py``); notices are sent while the deadline
+runs; an amended action is assessed again, and a request whose amendment adds risk
+re-opens with a new request ID; every ending, cancellation and a failed execution
+included, is a recorded outcome. Changes to what runs in flight do are behind
+``workflow.patched``, so recorded histories replay as they ran.
+
 A decision is applied at most once per reviewer. One for another request, one that arrives
 when nothing waits, one from someone who may not decide, or a signal without exactly one
 valid payload is refused and recorded; it never changes the outcome. (A payload the data
@@ -29,18 +37,30 @@ approval, one ``ApprovalWorkflow`` child per stage (``approval_stages``, or chos
 risk policy for large amounts). Stages replace the single decision: ``WorkflowInput``
 refuses explicit stages with approvers, voting or escalation, and when the risk policy
 stages a request that has them, the audit trail records that they do not apply.
+
+The input is decoded as ``RecordedWorkflowInput``, as lenient as every earlier version:
+the strict rules for new requests live at the entrances, so no rule added later can make
+a run fail on its own stored input.
 """
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.assess_risk import assess_risk as assess_risk_activity
     from activities.execute_action import execute_action
     from activities.openai_responses import AnalysisActivities
     from constants import (
@@ -66,17 +86,18 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalStatus,
         ApproveSignalPayload,
+        AssessRiskInput,
         AuditEvent,
         EscalationPolicy,
         ExecuteActionInput,
         ExecutionResult,
         Outcome,
         ProposedAction,
+        RecordedWorkflowInput,
         RiskAssessment,
         StageApprovalInput,
         StageOutcome,
         StageProgress,
-        WorkflowInput,
         WorkflowResult,
         WorkflowState,
         WorkflowStatus,
@@ -85,9 +106,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_workflow import ApprovalWorkflow
     from workflows.audit_trail import AuditBounds
     from workflows.decision_rules import refusal_reason, settled
+    from workflows.late_decisions import LateSignals, late_update_reason
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message, send_notices
-    from workflows.risk_policy import approval_stages, assess_risk
+    from workflows.risk_policy import adds_requirements, approval_stages, assess_risk
+    from workflows.stage_ids import stage_child_id
 
 Decoded = TypeVar("Decoded")
 
@@ -97,10 +120,24 @@ ANALYSIS_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
 )
+# Execute rides out an outage of the target system: retries back off to one a minute and
+# go on for up to 30 minutes in all; then the run ends as ``execution_failed``.
+EXECUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
+EXECUTE_PERSISTENCE = timedelta(minutes=30)
+
+# Behaviour added after runs were already in flight: each is patched, so a history
+# recorded before it replays as it ran.
+RISK_RECORDED_PATCH = "risk-assessed-in-local-activity"  # also: explicit settings count
+NOTICES_ALONGSIDE_PATCH = "notices-alongside-deadline"
+LATE_BY_ARRIVAL_PATCH = "late-decisions-by-arrival"
+AMENDMENT_REASSESSED_PATCH = "amendment-reassessed"
+STATUS_ON_DECISION_PATCH = "status-set-on-decision"
+ENDINGS_RECORDED_PATCH = "failure-and-cancellation-recorded"
+STAGE_IDS_PATCH = "stage-ids-with-run-id"
+
 # Runs started before the input limits (models/limits.py) replay as they ran: a request or a
 # decision over a limit that such a run accepted is still accepted on replay.
 INPUT_LIMITS_PATCH = "input-limits"
-SIDE_EFFECT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 FINAL_APPROVAL_STATUS = {
     Outcome.AUTO_APPROVED: ApprovalStatus.AUTO_APPROVED,
@@ -108,6 +145,9 @@ FINAL_APPROVAL_STATUS = {
     Outcome.REJECTED: ApprovalStatus.REJECTED,
     Outcome.TIMED_OUT: ApprovalStatus.TIMED_OUT,
     Outcome.ANALYSIS_FAILED: ApprovalStatus.FAILED,
+    Outcome.EXECUTION_FAILED: ApprovalStatus.EXECUTION_FAILED,
+    Outcome.CANCELLED: ApprovalStatus.CANCELLED,
+    Outcome.STAGE_FAILED: ApprovalStatus.FAILED,
     Outcome.INPUT_REFUSED: ApprovalStatus.FAILED,
 }
 
@@ -115,7 +155,7 @@ FINAL_APPROVAL_STATUS = {
 @workflow.defn(name=WORKFLOW_TYPE)
 class HumanInTheLoopWorkflow:
     @workflow.init
-    def __init__(self, run_input: WorkflowInput) -> None:
+    def __init__(self, run_input: RecordedWorkflowInput) -> None:
         # Initialised from the input so that handlers running before ``run`` can use it.
         self._input = run_input
         self._state = WorkflowState.ANALYSING
@@ -131,9 +171,25 @@ class HumanInTheLoopWorkflow:
         self._result: WorkflowResult | None = None
         self._audit: list[AuditEvent] = []
         self._audit_bounds = AuditBounds()
+        self._late_signals: LateSignals[ApprovalDecision] = LateSignals(
+            [APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL]
+        )
+        self._judges_late = False  # set when a request opens, by LATE_BY_ARRIVAL_PATCH
+        self._amenders: list[str] = []  # who wrote the action now awaiting approval
+        self._unassessed_amendment = False
 
     @workflow.run
-    async def run(self, run_input: WorkflowInput) -> WorkflowResult:
+    async def run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
+        try:
+            return await self._run(run_input)
+        except asyncio.CancelledError:
+            if not workflow.patched(ENDINGS_RECORDED_PATCH):
+                raise
+            message = "Cancelled; nothing was executed."
+            self._record("cancelled", message)
+            return await self._finish(Outcome.CANCELLED, message)
+
+    async def _run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
         # start_workflow and the inbox check first; this catches starts that bypass them.
         if (problem := run_input_problem(run_input)) and workflow.patched(INPUT_LIMITS_PATCH):
             self._record("input_refused", problem)
@@ -141,16 +197,22 @@ class HumanInTheLoopWorkflow:
         self._action = await self._analyse(run_input.user_request)
         if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
-        self._risk = assess_risk(
-            run_input.user_request,
-            self._action,
-            always_require_approval=run_input.require_approval,
-        )
+        self._risk = await self._assess(self._action)
         self._record("risk_classified", "; ".join(self._risk.reasons) or "no risk found")
         if not self._risk.requires_approval:
             return await self._execute(Outcome.AUTO_APPROVED)
-        stages = run_input.approval_stages or approval_stages(run_input.user_request, self._action)
-        decision = await (self._run_stages(stages) if stages else self._await_decision())
+        decision = await self._decide(self._risk.stages)
+        # An approval covers the action it was given for: an amendment that adds risk
+        # re-opens the request with the stricter requirement.
+        while decision is not None and decision.approved and (added := await self._reassess()):
+            decision = await self._reopen(added)
+        if decision is not None and workflow.patched(STATUS_ON_DECISION_PATCH):
+            self._set_approval_status(
+                ApprovalStatus.APPROVED if decision.approved else ApprovalStatus.REJECTED
+            )
+        if decision is None and self._stage_outcomes and self._stage_outcomes[-1].detail:
+            last = self._stage_outcomes[-1]
+            return await self._finish(Outcome.STAGE_FAILED, f"Stage {last.stage}: {last.detail}")
         if decision is None:
             message = f"No decision within {run_input.approval_timeout_seconds}s; cancelled."
             self._record("timed_out", message)
@@ -163,24 +225,35 @@ class HumanInTheLoopWorkflow:
 
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
     def approval_decision(self, *payloads: object) -> None:
+        index = self._late_signals.count()
         decision = self._decode(payloads, ApprovalDecision, "a valid ApprovalDecision")
         if decision is not None:
-            self._apply(decision)
+            self._apply_or_hold(index, decision)
 
     @workflow.signal(name=APPROVE_SIGNAL)
     def approve(self, *payloads: object) -> None:
+        index = self._late_signals.count()
         approved = self._decode(payloads, ApproveSignalPayload, "true or false")
         if approved is None:
             return
         pending = self._approval_request.request_id if self._approval_request else "none"
-        self._apply(
-            ApprovalDecision(request_id=pending, approved=approved, reviewer=SHORTHAND_REVIEWER)
+        self._apply_or_hold(
+            index,
+            ApprovalDecision(request_id=pending, approved=approved, reviewer=SHORTHAND_REVIEWER),
         )
 
     @workflow.update(name=SUBMIT_DECISION_UPDATE)
     def submit_decision(self, decision: ApprovalDecision) -> ApprovalDecision:
-        """Apply the decision and return it as recorded, or fail the update with the reason."""
-        refusal = self._apply(decision)
+        """Apply the decision and return it as recorded, or fail the update with the reason.
+
+        Temporal stores an update only once a worker accepts it, so an update is on time if
+        a worker receives it before the deadline."""
+        if self._past_deadline():
+            assert self._approval_request is not None
+            refusal: str | None = late_update_reason(self._approval_request.deadline)
+            self._refuse(decision, refusal)
+        else:
+            refusal = self._apply(decision)
         if refusal is not None:
             raise ApplicationError(refusal, type="DecisionRefused", non_retryable=True)
         return self._votes[-1]
@@ -209,10 +282,67 @@ class HumanInTheLoopWorkflow:
                 retry_policy=ANALYSIS_RETRY,
             )
         except ActivityError as err:
+            _raise_if_cancelled(err)
             self._record("analysis_failed", f"Analysis failed: {root_message(err)}")
             return None
         self._record("action_proposed", _describe(action))
         return action
+
+    async def _assess(self, action: ProposedAction) -> RiskAssessment:
+        """The risk policy's answer, recorded in history (a local activity): a rule change
+        applies to new runs only. Runs started before it was recorded assess here."""
+        run_input = self._input
+        if workflow.patched(RISK_RECORDED_PATCH):
+            return await workflow.execute_local_activity(
+                assess_risk_activity,
+                AssessRiskInput(
+                    user_request=run_input.user_request,
+                    action=action,
+                    require_approval=run_input.require_approval,
+                    approvers=run_input.approvers,
+                    approval_stages=run_input.approval_stages,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+            )
+        risk = assess_risk(
+            run_input.user_request, action, always_require_approval=run_input.require_approval
+        )
+        stages = run_input.approval_stages or approval_stages(run_input.user_request, action)
+        return risk.model_copy(update={"stages": stages})
+
+    async def _decide(self, stages: list[str]) -> ApprovalDecision | None:
+        return await (self._run_stages(stages) if stages else self._await_decision())
+
+    async def _reassess(self) -> list[str]:
+        """What an approved amendment requires beyond what the request was assessed for;
+        empty when the approval covers it (or when nothing was amended)."""
+        if not self._unassessed_amendment or not workflow.patched(AMENDMENT_REASSESSED_PATCH):
+            return []
+        assert self._action is not None and self._risk is not None
+        self._unassessed_amendment = False
+        reassessed = await self._assess(self._action)
+        added = adds_requirements(self._risk, reassessed)
+        if added:
+            self._risk = RiskAssessment(
+                requires_approval=True,
+                reasons=[*self._risk.reasons, *(r for r in reassessed.reasons if r in added)],
+                stages=reassessed.stages or self._risk.stages,
+            )
+        else:
+            self._record("amendment_assessed", "no new risk: the approval covers the amendment")
+        return added
+
+    async def _reopen(self, added: list[str]) -> ApprovalDecision | None:
+        """Ask again, with the stricter requirement, under a new request ID. The amenders
+        may not approve their own amendment: the four-eyes rule that bars the requester."""
+        assert self._approval_request is not None and self._risk is not None
+        self._record(
+            "approval_reopened",
+            f"the amended action adds: {'; '.join(added)}; the approval of request "
+            f"{self._approval_request.request_id} does not cover it",
+        )
+        self._decision, self._votes, self._stage_outcomes = None, [], []
+        return await self._decide(self._risk.stages)
 
     def _open_request(self, approvers: list[str]) -> ApprovalRequest:
         """Create the approval request and mark the run as waiting for it."""
@@ -230,31 +360,68 @@ class HumanInTheLoopWorkflow:
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
+        self._judges_late = workflow.patched(LATE_BY_ARRIVAL_PATCH)
         record_approval_requested()
         return self._approval_request
 
     async def _await_decision(self) -> ApprovalDecision | None:
-        """Notify, then wait durably (no worker resources held) for a decision or the deadline.
+        """Notify, and wait durably (no worker resources held) for a decision or the deadline.
 
-        The waits are durable timers, measured from when the request opened, so slow notices
-        never push the deadline past the one the notice announced.
+        The waits are durable timers measured from when the request opened, and the notices
+        go out while they run, so slow notices never push the deadline past the one the
+        notice announced.
         """
         request = self._open_request(self._input.approvers)
         self._record("approval_requested", f"request {request.request_id}")
-        await self._notify(request)
-        escalation = self._input.escalation
-        escalate_at = (
-            request.requested_at + timedelta(seconds=escalation.after_seconds)
-            if escalation is not None
-            else request.deadline
-        )
-        if escalation is None or escalate_at >= request.deadline:
-            await self._wait_for_decision(until=request.deadline)
-        elif not await self._wait_for_decision(until=escalate_at):
-            await self._escalate(escalation)
-            await self._wait_for_decision(until=request.deadline)
+        notices = await self._start_notices(request)
+        try:
+            escalation = self._input.escalation
+            escalate_at = (
+                request.requested_at + timedelta(seconds=escalation.after_seconds)
+                if escalation is not None
+                else request.deadline
+            )
+            if escalation is None or escalate_at >= request.deadline:
+                await self._wait_for_decision(until=request.deadline)
+            elif not await self._wait_for_decision(until=escalate_at):
+                await self._escalate(escalation)
+                await self._wait_for_decision(until=request.deadline)
+            await self._sort_out_late_decisions(request.deadline)
+        finally:
+            await self._stop_notices(notices)
         self._state = WorkflowState.DECIDED
         return self._decision
+
+    async def _start_notices(self, request: ApprovalRequest) -> "asyncio.Task[None] | None":
+        """Send the notices alongside the wait; runs from before that sent them first."""
+        if not workflow.patched(NOTICES_ALONGSIDE_PATCH):
+            await self._notify(request)
+            return None
+        return asyncio.create_task(self._notify(request))
+
+    async def _stop_notices(self, notices: "asyncio.Task[None] | None") -> None:
+        """Once the request closes, notices still retrying are moot: cancel them (failures
+        already met are in the audit trail)."""
+        if notices is None:
+            return
+        if not notices.done():
+            notices.cancel()
+            self._record("notification_cancelled", "the request closed before its notices")
+        with contextlib.suppress(asyncio.CancelledError):
+            await notices
+
+    async def _sort_out_late_decisions(self, deadline: datetime) -> None:
+        """Decisions a worker received at or after the deadline: apply those that reached
+        Temporal before it (the worker was down), refuse the rest with the time they came."""
+        if self._decision is not None or not self._late_signals.held:
+            return
+        held = await self._late_signals.sort_out(deadline)
+        for decision, arrived_at in held.on_time:
+            self._apply(
+                decision.model_copy(update={"decided_at": decision.decided_at or arrived_at})
+            )
+        for decision, reason in held.late:
+            self._refuse(decision, reason)
 
     async def _wait_for_decision(self, until: datetime) -> bool:
         remaining = until - workflow.now()
@@ -304,18 +471,33 @@ class HumanInTheLoopWorkflow:
         self._state = WorkflowState.DECIDED
         last = self._stage_outcomes[-1]
         if last.approved is not None:
+            by = f"{last.reviewer} (stage {last.stage})" if last.reviewer else f"stage {last.stage}"
             self._decision = ApprovalDecision(
                 request_id=parent_request.request_id,
                 approved=last.approved,
-                reviewer=f"stage {last.stage}",
+                reviewer=by,
                 decided_at=last.decided_at,
             )
         return self._decision
 
+    def _stage_child_id(self, stage: str, position: int) -> str | None:
+        """The stage's child ID (None: the name cannot fit in one); runs from before the
+        patch keep ``<workflow-id>-<stage>``."""
+        info = workflow.info()
+        if workflow.patched(STAGE_IDS_PATCH):
+            return stage_child_id(info.workflow_id, info.run_id, position, stage)
+        return f"{info.workflow_id}-{stage}"
+
+    def _stage_not_run(self, stage: str, reason: str) -> StageOutcome:
+        self._record("stage_failed", f"{stage}: {reason}")
+        return StageOutcome(stage=stage, approved=None, detail=reason)
+
     async def _run_stage(
         self, parent_request: ApprovalRequest, stage: str, position: int, of: int
     ) -> StageOutcome:
-        child_id = f"{workflow.info().workflow_id}-{stage}"
+        child_id = self._stage_child_id(stage, position)
+        if child_id is None:
+            return self._stage_not_run(stage, "the stage name is too long for a workflow ID")
         self._stage = StageProgress(
             stage=stage, child_workflow_id=child_id, position=position, of=of
         )
@@ -333,17 +515,32 @@ class HumanInTheLoopWorkflow:
         self._approval_request = parent_request.model_copy(
             update={"stage": stage, "deadline": stage_request.deadline}
         )
-        # TERMINATE: a stage must never outlive the request it belongs to.
-        outcome = await workflow.execute_child_workflow(
-            ApprovalWorkflow.run,
-            StageApprovalInput(stage=stage, approval_request=stage_request),
-            id=child_id,
-            parent_close_policy=ParentClosePolicy.TERMINATE,
-        )
+        barred = [*([self._input.requester] if self._input.requester else []), *self._amenders]
+        try:
+            # TERMINATE: a stage must never outlive the request it belongs to.
+            outcome = await workflow.execute_child_workflow(
+                ApprovalWorkflow.run,
+                StageApprovalInput(
+                    stage=stage, approval_request=stage_request, barred_reviewers=barred
+                ),
+                id=child_id,
+                parent_close_policy=ParentClosePolicy.TERMINATE,
+            )
+        except WorkflowAlreadyStartedError:
+            if not workflow.patched(STAGE_IDS_PATCH):
+                raise
+            self._stage = None
+            return self._stage_not_run(stage, f"child workflow ID {child_id} is already in use")
+        except ChildWorkflowError as err:
+            _raise_if_cancelled(err)  # the stage was cancelled with the run
+            raise
         for failure in outcome.notice_failures:  # the stage could still be decided
             self._record("notification_failed", f"stage {stage}: {failure}")
+        for refusal in outcome.refusals:
+            self._record("decision_refused", f"stage {stage}: {refusal}")
         verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
-        self._record(f"stage_{verdict}", f"{stage} ({position}/{of})")
+        by = f" by {outcome.reviewer}" if outcome.reviewer else ""
+        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}")
         return outcome
 
     async def _notify(self, request: ApprovalRequest) -> None:
@@ -360,13 +557,41 @@ class HumanInTheLoopWorkflow:
             self._record("decision_refused", str(refused))
             return None
 
+    def _past_deadline(self) -> bool:
+        """Whether a decision received now may have come too late: the request still waits
+        (no timer has closed it yet) but this activation is at or after its deadline."""
+        request = self._approval_request
+        return (
+            self._judges_late
+            and self._state == WorkflowState.AWAITING_APPROVAL
+            and self._stage is None
+            and self._decision is None
+            and request is not None
+            and workflow.now() >= request.deadline
+        )
+
+    def _apply_or_hold(self, index: int, decision: ApprovalDecision) -> None:
+        """Apply a signalled decision, or hold it until history says when it arrived."""
+        if self._past_deadline():
+            self._late_signals.hold(index, decision)
+            self._record(
+                "decision_held",
+                f"from {decision.reviewer}: received after the deadline; "
+                "checking when it reached Temporal",
+            )
+            return
+        self._apply(decision)
+
+    def _refuse(self, decision: ApprovalDecision, reason: str) -> None:
+        request_id = cut(decision.request_id, MAX_NAME_CHARS)  # logs stay bounded too
+        workflow.logger.warning("Refused decision for %s: %s", request_id, reason)
+        self._record("decision_refused", f"from {decision.reviewer}: {reason}")
+
     def _apply(self, decision: ApprovalDecision) -> str | None:
         """Count the decision if the rules allow it; return why not otherwise."""
         reason = self._over_limit(decision) or self._refusal(decision)
         if reason is not None:
-            request_id = cut(decision.request_id, MAX_NAME_CHARS)  # logs stay bounded too
-            workflow.logger.warning("Refused decision for %s: %s", request_id, reason)
-            self._record("decision_refused", f"from {decision.reviewer}: {reason}")
+            self._refuse(decision, reason)
             return reason
         decision = decision.model_copy(update={"decided_at": decision.decided_at or workflow.now()})
         self._votes.append(decision)
@@ -388,6 +613,9 @@ class HumanInTheLoopWorkflow:
             "action_amended", f"by {reviewer}: {_describe(self._action)} -> {_describe(amended)}"
         )
         self._action = amended
+        self._unassessed_amendment = True
+        if reviewer not in self._amenders:
+            self._amenders.append(reviewer)
         self._approval_request = self._approval_request.model_copy(
             update={"proposed_action": amended}
         )
@@ -415,7 +643,7 @@ class HumanInTheLoopWorkflow:
             return f"request {decided.request_id} was already decided by {decided.reviewer}"
         awaiting = self._state == WorkflowState.AWAITING_APPROVAL
         request = self._approval_request if awaiting else None
-        return refusal_reason(decision, request, self._votes, self._input)
+        return refusal_reason(decision, request, self._votes, self._input, self._amenders)
 
     def _tally(self, latest: ApprovalDecision) -> None:
         """Settle the request once the votes allow it; the settling vote is the decision."""
@@ -452,15 +680,27 @@ class HumanInTheLoopWorkflow:
             if self._approval_request
             else f"auto/{info.first_execution_run_id}"
         )
-        self._execution = await workflow.execute_activity(
-            execute_action,
-            ExecuteActionInput(
-                idempotency_key=f"{info.workflow_id}/{request_id}", action=self._action
-            ),
-            start_to_close_timeout=timedelta(seconds=120),
-            heartbeat_timeout=timedelta(seconds=10),  # a crashed worker is noticed in seconds
-            retry_policy=SIDE_EFFECT_RETRY,
-        )
+        try:
+            # WAIT_CANCELLATION_COMPLETED: cancelling the run while the action commits waits
+            # for it to finish or stop, so "cancelled" is never reported for a committed action.
+            self._execution = await workflow.execute_activity(
+                execute_action,
+                ExecuteActionInput(
+                    idempotency_key=f"{info.workflow_id}/{request_id}", action=self._action
+                ),
+                start_to_close_timeout=timedelta(seconds=120),
+                schedule_to_close_timeout=EXECUTE_PERSISTENCE,
+                heartbeat_timeout=timedelta(seconds=10),  # a crashed worker is noticed in seconds
+                retry_policy=EXECUTE_RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as err:
+            _raise_if_cancelled(err)  # it stopped before doing anything
+            if not workflow.patched(ENDINGS_RECORDED_PATCH):
+                raise
+            message = f"Execution failed: {root_message(err)}"
+            self._record("execution_failed", message)
+            return await self._finish(Outcome.EXECUTION_FAILED, message)
         self._record("executed", self._execution.summary)
         if outcome == Outcome.APPROVED:
             assert self._decision is not None
@@ -497,6 +737,13 @@ class HumanInTheLoopWorkflow:
         entry = AuditEvent(at=workflow.now(), event=event, detail=detail)
         self._audit_bounds.append(self._audit, entry)  # within bounds: see audit_trail.py
         workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
+
+
+def _raise_if_cancelled(err: ActivityError | ChildWorkflowError) -> None:
+    """An activity or stage that ended because the run was cancelled: the run's own
+    cancellation, recorded as such (runs from before the patch went on as they did)."""
+    if isinstance(err.cause, CancelledError) and workflow.patched(ENDINGS_RECORDED_PATCH):
+        raise asyncio.CancelledError() from err
 
 
 def _describe(action: ProposedAction) -> str:

@@ -9,7 +9,7 @@ called from workflow code, so it must stay deterministic.
 import re
 from dataclasses import dataclass
 
-from models.models import ProposedAction, RiskAssessment
+from models.models import AssessRiskInput, ProposedAction, RiskAssessment
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ RISK_RULES: tuple[RiskRule, ...] = (
 
 LLM_FLAGGED_REASON = "the analysis marked the action as risky"
 FORCED_REASON = "the request was started with approval required"
+EXPLICIT_SETTINGS_REASON = "the request named who approves it (approvers or stages)"
 
 
 def matching_rules(text: str, rules: tuple[RiskRule, ...] = RISK_RULES) -> list[str]:
@@ -130,3 +131,28 @@ def approval_stages(user_request: str, action: ProposedAction) -> list[str]:
     texts = [f"{user_request} {action.description}", *action.parameters.values()]
     largest = max(largest_amount(text) for text in texts)
     return list(LARGE_AMOUNT_STAGES) if largest >= LARGE_AMOUNT else []
+
+
+def assess_request(request: AssessRiskInput) -> RiskAssessment:
+    """The whole assessment of a proposed action: why it needs a human, and in which stages.
+
+    Approvers or stages named on the request are a requirement of their own: whoever named
+    them wants those people asked, so a request the rules find safe still waits for them.
+    """
+    risk = assess_risk(
+        request.user_request, request.action, always_require_approval=request.require_approval
+    )
+    reasons = list(risk.reasons)
+    if request.approvers or request.approval_stages:
+        reasons.append(EXPLICIT_SETTINGS_REASON)
+    stages = request.approval_stages or approval_stages(request.user_request, request.action)
+    return RiskAssessment(requires_approval=bool(reasons), reasons=reasons, stages=stages)
+
+
+def adds_requirements(before: RiskAssessment, after: RiskAssessment) -> list[str]:
+    """What ``after`` requires that ``before`` did not: new risk reasons, or stages where
+    there were none. An approval given under ``before`` does not cover those."""
+    added = [reason for reason in after.reasons if reason not in before.reasons]
+    if after.stages and not before.stages:
+        added.append(f"approval in stages: {' -> '.join(after.stages)}")
+    return added

@@ -1,0 +1,492 @@
+"""The approval contract (issue 17): an action runs only if the right people approved *that*
+action before its deadline, once; and every ending is recorded.
+
+Each test is a way the contract used to break: a decision sent after the deadline while no
+worker ran, notices that pushed the deadline out, an amendment that escaped the policy, a
+rule change under a waiting run, settings dropped on a safe request, a stage ID taken,
+cancellation and failed executions that left no outcome, a re-sent decision refused.
+Workflows run on the shared time-skipping server through the real worker wiring, with the
+execute activity replaced where a test must hold or fail it; tests that stop the worker or
+cancel an activity in progress run on the dev server, in real time.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from temporalio import activity, workflow
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import send_approval
+from activities.assess_risk import assess_risk
+from activities.notify_approval_needed import notify_approval_needed
+from activities.openai_responses import AnalysisActivities
+from activities.signal_arrivals import signal_arrivals
+from activities.webhook_notifier import WebhookNotifier
+from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
+from models.models import (
+    ApprovalDecision,
+    ExecuteActionInput,
+    ExecutionResult,
+    Outcome,
+    RiskAssessment,
+    WorkflowInput,
+    WorkflowResult,
+)
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import Run, TimeSkippingRuns, start_run, status_of, wait_until
+from tests.record_histories import decision_for, pending_request, started_children
+from workflows import risk_policy
+from workflows.approval_workflow import ApprovalWorkflow
+from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
+
+RISKY = {
+    "action_type": "pay_vendor",
+    "description": "Pay $500 to ACME",
+    "reasoning": "It is what the user asked for.",
+    "risky_action": True,
+}
+SAFE = {
+    "action_type": "summarise_document",
+    "description": "Summarise the onboarding guide in five bullets",
+    "reasoning": "It is what the user asked for.",
+    "risky_action": False,
+}
+TIMEOUT = 300
+# Long enough that the worker has surely stopped before the deadline, even on a busy machine.
+DEV_TIMEOUT = 10
+
+
+@pytest.fixture
+def dev_runs(
+    dev_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> TimeSkippingRuns:
+    """Like ``runs``, on the dev server: real time, and a worker that can really be away."""
+    return TimeSkippingRuns(dev_server, analysis_activities, llm_server, task_queue, workflow_id)
+
+
+async def past(deadline: datetime) -> None:
+    """Wait until the wall clock (the dev server's) is past ``deadline``."""
+
+    async def now() -> datetime:
+        return datetime.now(UTC)
+
+    await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=500), 60)
+
+
+def events(result: WorkflowResult) -> list[str]:
+    return [entry.event for entry in result.audit_trail]
+
+
+def details(result: WorkflowResult, event: str) -> list[str]:
+    return [entry.detail for entry in result.audit_trail if entry.event == event]
+
+
+async def waiting_run(runs: TimeSkippingRuns, request: str, **fields: Any) -> tuple[Run, Any]:
+    handle = await runs.start(request, ok(RISKY), approval_timeout_seconds=TIMEOUT, **fields)
+    return handle, await pending_request(handle)
+
+
+# --- 1. deadlines hold ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)  # two worker starts on a real server, on a loaded machine
+async def test_a_signal_sent_after_the_deadline_while_no_worker_ran_is_refused(
+    dev_runs: TimeSkippingRuns,
+) -> None:
+    async with dev_runs.worker():
+        handle = await dev_runs.start(
+            "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+        )
+        pending = await pending_request(handle)
+    await past(pending.deadline)  # no worker: the deadline passes unseen
+    await handle.signal(APPROVE_SIGNAL, True)
+    async with dev_runs.worker():
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    assert result.execution is None
+    (refusal,) = details(result, "decision_refused")
+    assert "arrived after the deadline at" in refusal
+
+
+@pytest.mark.timeout(240)  # two worker starts on a real server, on a loaded machine
+async def test_a_signal_sent_before_the_deadline_counts_though_no_worker_ran_until_after(
+    dev_runs: TimeSkippingRuns,
+) -> None:
+    async with dev_runs.worker():
+        handle = await dev_runs.start(
+            "Pay ACME [on time while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+        )
+        pending = await pending_request(handle)
+    await handle.signal(APPROVE_SIGNAL, True)  # stored now, before the deadline
+    await past(pending.deadline)
+    async with dev_runs.worker():
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.execution is not None
+    assert "decision_held" in events(result)
+
+
+@asynccontextmanager
+async def failing_webhook() -> AsyncIterator[WebhookNotifier]:
+    """A webhook that answers 503 every time: its notice retries with back-off."""
+    async with httpx2.AsyncClient(
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(503))
+    ) as http:
+        yield WebhookNotifier("https://hooks.example.test/slow", None, http)
+
+
+async def test_slow_notices_never_push_the_deadline_out(runs: TimeSkippingRuns) -> None:
+    """The notice retries for longer than the 5 s the request allows: the request still
+    closes at its deadline, not after the notices are done."""
+    async with failing_webhook() as notifier, runs.worker(notifier=notifier):
+        handle = await runs.start("Pay ACME [slow notices]", ok(RISKY), approval_timeout_seconds=5)
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    requested = next(e.at for e in result.audit_trail if e.event == "approval_requested")
+    timed_out = next(e.at for e in result.audit_trail if e.event == "timed_out")
+    assert timed_out - requested < timedelta(seconds=6)
+
+
+# --- 2. an approval covers what was assessed ------------------------------------------------
+
+
+async def test_an_amendment_that_adds_risk_reopens_the_request_and_the_amender_cannot_approve(
+    runs: TimeSkippingRuns,
+) -> None:
+    async with runs.worker():
+        handle, pending = await waiting_run(runs, "Pay ACME [amend adds risk]")
+        amended = pending.proposed_action.model_copy(
+            update={"description": "Pay $500 to ACME and DROP DATABASE prod"}
+        )
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE,
+            decision_for(pending, approved=True, reviewer="dana").model_copy(
+                update={"amended_action": amended}
+            ),
+        )
+        reopened = await wait_until(
+            lambda: status_of(handle),
+            lambda s: (
+                s.approval_request is not None
+                and s.approval_request.request_id != pending.request_id
+            ),
+        )
+        assert reopened.approval_request is not None
+        assert "targets production" in reopened.approval_request.risk_reasons
+        again = decision_for(reopened.approval_request, approved=True, reviewer="dana")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SUBMIT_DECISION_UPDATE, again)
+        assert "cannot approve the amendment" in str(refused.value.cause)
+        other = decision_for(reopened.approval_request, approved=True, reviewer="erin")
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, other)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "erin"
+    assert result.execution is not None and "DROP DATABASE" in result.execution.summary
+    (reopening,) = details(result, "approval_reopened")
+    assert "targets production" in reopening and pending.request_id in reopening
+
+
+async def test_an_amendment_that_crosses_into_stages_is_decided_stage_by_stage(
+    runs: TimeSkippingRuns,
+) -> None:
+    """Stages record who decided them (``submit_decision`` on the child); the amender may
+    not approve a stage of their own amendment."""
+    async with runs.worker():
+        handle, pending = await waiting_run(runs, "Pay ACME [amend into stages]")
+        amended = pending.proposed_action.model_copy(
+            update={"description": "Wire $500,000 to offshore account 9999"}
+        )
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE,
+            decision_for(pending, approved=True, reviewer="dana").model_copy(
+                update={"amended_action": amended}
+            ),
+        )
+        for number, stage in enumerate(risk_policy.LARGE_AMOUNT_STAGES, start=1):
+            status = await wait_until(
+                lambda: status_of(handle),
+                lambda s, stage=stage: (
+                    s.current_stage is not None and s.current_stage.stage == stage
+                ),
+            )
+            assert status.current_stage is not None and status.approval_request is not None
+            child = runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
+            await wait_until(lambda: started_children(handle), lambda c, n=number: len(c) == n)
+            request_id = status.approval_request.request_id
+            if number == 1:
+                with pytest.raises(WorkflowUpdateFailedError) as refused:
+                    await child.execute_update(
+                        SUBMIT_DECISION_UPDATE,
+                        ApprovalDecision(request_id=request_id, approved=True, reviewer="dana"),
+                    )
+                assert "cannot approve" in str(refused.value.cause)
+            recorded = await child.execute_update(
+                SUBMIT_DECISION_UPDATE,
+                ApprovalDecision(request_id=request_id, approved=True, reviewer=f"boss{number}"),
+                result_type=ApprovalDecision,
+            )
+            assert recorded.reviewer == f"boss{number}" and recorded.decided_at is not None
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert [(s.stage, s.reviewer) for s in result.stages] == [
+        ("manager", "boss1"),
+        ("director", "boss2"),
+        ("cfo", "boss3"),
+    ]
+    assert "approval_reopened" in events(result)
+    assert result.execution is not None and "offshore" in result.execution.summary
+
+
+# --- 3. a rule change under a waiting run -----------------------------------------------------
+
+
+async def test_a_rule_change_does_not_alter_a_run_already_waiting(
+    runs: TimeSkippingRuns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no cache, every event replays the run; the policy answer it acted on is the
+    one in its history, not the one the worker's rules would give now."""
+    async with runs.worker(max_cached_workflows=0):
+        handle, pending = await waiting_run(runs, "Pay ACME [rule change]")
+        monkeypatch.setattr(
+            risk_policy,
+            "assess_risk",
+            lambda *args, **kwargs: RiskAssessment(requires_approval=False, reasons=[]),
+        )
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True, reviewer="alice")
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.risk is not None and result.risk.reasons == pending.risk_reasons
+
+
+# --- 4. explicit settings are honoured ------------------------------------------------------
+
+
+async def test_named_approvers_on_a_safe_request_are_asked(runs: TimeSkippingRuns) -> None:
+    async with runs.worker():
+        handle = await runs.start(
+            "Summarise the guide [approvers on safe]", ok(SAFE), approvers=["bob"]
+        )
+        pending = await pending_request(handle)
+        assert pending.approvers == ["bob"]
+        assert risk_policy.EXPLICIT_SETTINGS_REASON in pending.risk_reasons
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False, reviewer="bob")
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED and result.execution is None
+
+
+async def test_explicit_stages_on_a_safe_request_are_run(runs: TimeSkippingRuns) -> None:
+    async with runs.worker():
+        handle = await runs.start(
+            "Summarise the guide [stages on safe]", ok(SAFE), approval_stages=["legal"]
+        )
+        status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
+        assert status.current_stage is not None
+        child = runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
+        await wait_until(lambda: started_children(handle), bool)
+        await child.signal(APPROVE_SIGNAL, False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert [(s.stage, s.approved, s.reviewer) for s in result.stages] == [
+        ("legal", False, "temporal-cli")
+    ]
+
+
+# --- 5. stage IDs are safe ----------------------------------------------------------------
+
+
+@workflow.defn(name="Squatter", sandboxed=False)
+class Squatter:
+    """Holds a workflow ID until told to let go (then ends normally: a run closed by
+    terminate would leave the time-skipping server waiting on its workflow task)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.signal
+    def leave(self) -> None:
+        self.done = True
+
+
+async def test_a_taken_stage_id_is_a_recorded_outcome_not_a_failed_run(
+    runs: TimeSkippingRuns,
+) -> None:
+    run_input = WorkflowInput(user_request="Pay ACME [taken stage id]", approval_stages=["legal"])
+    runs.llm_server.on(run_input.user_request, ok(RISKY))
+    handle = await start_run(runs.client, runs.task_queue, runs.workflow_id, run_input)
+    run_id = handle.result_run_id
+    assert run_id is not None
+    taken = f"{runs.workflow_id}/stage/1-legal/{run_id}"
+    squatters = f"{runs.task_queue}-squatters"
+    async with Worker(runs.client, task_queue=squatters, workflows=[Squatter]):
+        squatter = await runs.client.start_workflow(Squatter.run, id=taken, task_queue=squatters)
+        try:
+            async with runs.worker():
+                result = await handle.result()
+        finally:
+            with contextlib.suppress(RPCError):  # the test server may have closed it already
+                await squatter.signal(Squatter.leave)
+    assert result.outcome == Outcome.STAGE_FAILED
+    assert result.execution is None
+    (failure,) = details(result, "stage_failed")
+    assert taken in failure and "already in use" in failure
+
+
+@pytest.mark.parametrize(
+    ("stages", "problem"),
+    [
+        (["legal", "legal"], "repeated: legal"),
+        (["x" * 41], "should match pattern"),
+        (["legal team"], "should match pattern"),
+        (["../cfo"], "should match pattern"),
+    ],
+)
+def test_unsafe_stage_names_are_refused_at_the_entrance(stages: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(")):
+        WorkflowInput(user_request="Pay ACME", approval_stages=stages)
+
+
+# --- 6. every ending is visible ------------------------------------------------------------
+
+
+async def test_cancelling_a_waiting_run_records_cancelled(runs: TimeSkippingRuns) -> None:
+    async with runs.worker():
+        handle, _ = await waiting_run(runs, "Pay ACME [cancel waiting]")
+        await handle.cancel()
+        result = await handle.result()
+    assert result.outcome == Outcome.CANCELLED
+    assert result.execution is None
+    assert events(result)[-1] == "cancelled"
+
+
+class HeldExecute:
+    """An execute activity the test holds, then lets finish, stop or fail."""
+
+    def __init__(self, on_cancel: str = "finish", fail: bool = False) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.release = asyncio.Event()
+        self.on_cancel = on_cancel
+        self.fail = fail
+
+    @activity.defn(name="execute_action")
+    async def execute_action(self, request: ExecuteActionInput) -> ExecutionResult:
+        if self.fail:
+            raise ApplicationError("the target system refused the action", non_retryable=True)
+        self.started.set()
+        result = ExecutionResult(idempotency_key=request.idempotency_key, summary="committed")
+        while not self.release.is_set():
+            activity.heartbeat()
+            try:
+                await asyncio.wait_for(self.release.wait(), timeout=0.2)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                if self.on_cancel == "stop":
+                    raise
+                await self.release.wait()  # a commit cannot stop half-way
+                return result
+        return result
+
+
+@asynccontextmanager
+async def worker_with(runs: TimeSkippingRuns, execute: HeldExecute) -> AsyncIterator[Worker]:
+    async with httpx2.AsyncClient() as http:
+        notifier = WebhookNotifier(None, None, http)
+        async with Worker(
+            runs.client,
+            task_queue=runs.task_queue,
+            workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
+            activities=[
+                runs.analysis.analyze_request,
+                notify_approval_needed,
+                notifier.send_webhook_notice,
+                execute.execute_action,
+                assess_risk,
+                signal_arrivals,
+            ],
+        ) as worker:
+            yield worker
+
+
+async def approved_run(runs: TimeSkippingRuns, request: str) -> Run:
+    handle, pending = await waiting_run(runs, request)
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True, reviewer="alice")
+    )
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("on_cancel", "outcome"), [("finish", Outcome.APPROVED), ("stop", Outcome.CANCELLED)]
+)
+async def test_cancelling_while_executing_waits_for_the_action(
+    dev_runs: TimeSkippingRuns, on_cancel: str, outcome: Outcome
+) -> None:
+    """Never "cancelled" while the action commits: an action that finished is reported
+    executed; one that stopped is reported cancelled."""
+    execute = HeldExecute(on_cancel=on_cancel)
+    async with worker_with(dev_runs, execute):
+        handle = await approved_run(dev_runs, f"Pay ACME [cancel while executing, {on_cancel}]")
+        await asyncio.wait_for(execute.started.wait(), 30)
+        await handle.cancel()
+        if on_cancel == "finish":
+            await asyncio.wait_for(execute.cancelled.wait(), 30)  # it finishes anyway
+            execute.release.set()
+        result = await handle.result()
+    assert result.outcome == outcome
+    assert (result.execution is not None) == (outcome == Outcome.APPROVED)
+    assert events(result)[-1] == ("executed" if outcome == Outcome.APPROVED else "cancelled")
+
+
+async def test_an_execution_that_fails_for_good_is_recorded(runs: TimeSkippingRuns) -> None:
+    async with worker_with(runs, HeldExecute(fail=True)):
+        handle = await approved_run(runs, "Pay ACME [execution fails]")
+        result = await handle.result()
+    assert result.outcome == Outcome.EXECUTION_FAILED
+    assert result.decision is not None and result.decision.reviewer == "alice"
+    (failure,) = details(result, "execution_failed")
+    assert "the target system refused the action" in failure
+
+
+# --- 7. decisions are idempotent -------------------------------------------------------------
+
+
+async def test_a_decision_sent_again_gets_the_first_answer(runs: TimeSkippingRuns) -> None:
+    """The answer to the first send was lost: sending the same decision again is the same
+    update, so it returns the first outcome instead of "already voted"."""
+    async with runs.worker():
+        handle, pending = await waiting_run(runs, "Pay ACME [sent twice]")
+        first = decision_for(pending, approved=True, reviewer="alice").model_copy(
+            update={"decided_at": datetime(2026, 1, 1, tzinfo=UTC)}
+        )
+        applied = await send_approval.submit(runs.client, handle.id, first)
+        again = first.model_copy(update={"decided_at": datetime(2026, 1, 2, tzinfo=UTC)})
+        answer = await send_approval.submit(runs.client, handle.id, again)
+        result = await handle.result()
+    assert answer == applied and answer.decided_at == first.decided_at
+    assert result.outcome == Outcome.APPROVED
+    assert "decision_refused" not in events(result)
