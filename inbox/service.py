@@ -6,6 +6,7 @@ Errors come out as one of three exceptions the routes turn into HTTP answers.
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
+from encryption.codec import UndecryptablePayloadError
 from inbox.status_cache import StatusCache
 from models.models import (
     ApprovalDecision,
@@ -38,6 +40,8 @@ from temporal_client import (
     means_no_such_workflow,
     query_status,
 )
+
+logger = logging.getLogger(__name__)
 
 PENDING_QUERY = (
     f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
@@ -187,6 +191,10 @@ class TemporalService:
                 return run_input, result
         except (WorkflowFailureError, RPCError, ValueError):
             pass  # failed or terminated: not an outcome of the agent
+        except (KeyError, UndecryptablePayloadError) as err:
+            # Encrypted with keys this inbox does not hold (or an unknown encoding): one such
+            # run must not take the whole list down.
+            logger.warning("Run %s cannot be read here: %s", workflow_id, err)
         return None
 
     async def decide(
