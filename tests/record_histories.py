@@ -23,6 +23,7 @@ from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
@@ -95,8 +96,14 @@ def stage_workflow_id(workflow_id: str, stage: str) -> str:
 
 
 async def started_children(handle: WorkflowHandle) -> list[str]:
-    """The child workflow IDs a run started, in order (one per stage it reached)."""
-    history = await handle.fetch_history()
+    """The child workflow IDs a run started, in order (one per stage it reached); none
+    while the run itself is not there yet (a script may still be starting it)."""
+    try:
+        history = await handle.fetch_history()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return []
     return [
         event.start_child_workflow_execution_initiated_event_attributes.workflow_id
         for event in history.events

@@ -288,8 +288,14 @@ async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_deci
         f"`uv run temporal workflow signal --workflow-id {child_id} --name approve "
         "--input true|false`."
     )
-    for ran in undecided:
+    without_id, with_wrong_id, status = undecided
+    for ran in (without_id, status):
         assert_one_line_error(ran, 1, rf"^Workflow {child_id} is a stage's approval .*{command}")
+    # A stage takes the update too (the inbox decides stages with it): a wrong request ID is
+    # refused by the stage itself, which names the request it waits for.
+    assert_one_line_error(
+        with_wrong_id, 1, r"^Refused: request ID 'some-request-id' does not match the pending"
+    )
     for ran in decided:
         assert_one_line_error(
             ran,

@@ -241,7 +241,7 @@ def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> No
     for position, stage in enumerate(("manager", "director", "cfo"), start=1):
         assert f"Sent approve to stage {stage} ({position}/3)." in result.stdout
         assert f"stage_approved: {stage} ({position}/3)" in result.stdout
-    assert "Result: approved - Approved by stage cfo" in result.stdout
+    assert "Result: approved - Approved by temporal-cli (stage cfo)" in result.stdout
     assert "decision_refused" not in result.stdout
 
 
