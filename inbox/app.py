@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
@@ -43,6 +43,7 @@ from inbox.service import (
 )
 from inbox.settings import InboxSettings
 from inbox.views import decided_item, pending_item, status_json
+from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from models.models import ProposedAction, WorkflowState, WorkflowStatus
 
 HERE = Path(__file__).parent
@@ -87,8 +88,8 @@ class DecisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approved: StrictBool
-    notes: str = ""
-    request_id: str | None = None
+    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    request_id: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     amended_action: ProposedAction | None = None
 
 

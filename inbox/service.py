@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
 from inbox.status_cache import StatusCache
+from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -234,6 +235,8 @@ class TemporalService:
             decided_at=None,  # the workflow records when it received it
             amended_action=amended,
         )
+        if problem := decision_problem(decision):  # the form's notes and edits too
+            raise RefusedError(f"Not sent: {problem}.")
         client = await self.client()
         if self._statuses is not None:
             self._statuses.forget(workflow_id)

@@ -29,6 +29,7 @@ from inbox.app import create_app
 from inbox.auth import SESSION_COOKIE, Sessions
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
+from models.limits import MAX_NOTES_CHARS
 from models.models import WorkflowState
 from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
@@ -171,6 +172,22 @@ async def test_unknown_workflow_is_404_and_malformed_bodies_are_422_naming_the_f
     assert not_bool.status_code == 422 and "approved" in not_bool.json()["error"]
     assert not_json.status_code == 422
     assert status.votes == []
+
+
+async def test_notes_at_the_limit_are_recorded_and_one_character_over_is_422(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Rotate the signing keys") as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        over = await api.post(path, json={"approved": True, "notes": "n" * (MAX_NOTES_CHARS + 1)})
+        before = await status_of(handle)
+        at = await api.post(path, json={"approved": True, "notes": "n" * MAX_NOTES_CHARS})
+        await handle.result()
+
+    assert over.status_code == 422 and "notes" in over.json()["error"]
+    assert before.votes == []
+    assert at.status_code == 200, at.text
+    assert len(at.json()["reviewer_notes"]) == MAX_NOTES_CHARS
 
 
 async def test_the_api_refuses_missing_wrong_and_session_credentials_and_applies_nothing(
