@@ -13,8 +13,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.email_notifier import EmailNotifier, SmtpSettings, SmtpSettingsError
-from constants import INBOX_URL_ENV, SMTP_FROM_ENV, SMTP_HOST_ENV, SMTP_TLS_ENV, SMTP_TO_ENV
+from constants import (
+    APPROVE_SIGNAL,
+    INBOX_URL_ENV,
+    SMTP_FROM_ENV,
+    SMTP_HOST_ENV,
+    SMTP_PORT_ENV,
+    SMTP_TLS_ENV,
+    SMTP_TO_ENV,
+)
 from models.models import ApprovalRequest, ProposedAction
+from tests.fake_openai import ok
+from tests.helpers import TimeSkippingRuns, status_of, wait_until
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "ok\r\nBcc: victim@example.com\r\n\x1b[8m<b>hidden</b>"
@@ -32,6 +42,15 @@ REQUEST = ApprovalRequest(
     requested_at=NOW,
     deadline=NOW + timedelta(minutes=5),
 )
+
+
+RISKY_ANSWER = {
+    "action_type": "delete_logs",
+    "description": "Delete the audit logs",
+    "reasoning": "asked",
+    "risky_action": True,
+    "parameters": {},
+}
 
 
 class Inbox:
@@ -122,3 +141,33 @@ def test_settings_come_from_the_environment_and_name_what_is_wrong(
     monkeypatch.setenv(SMTP_TLS_ENV, "sometimes")
     with pytest.raises(SmtpSettingsError, match=SMTP_TLS_ENV):
         SmtpSettings.from_env()
+
+
+async def test_a_run_that_asks_sends_its_notice_by_e_mail(
+    smtp_server: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch, runs: TimeSkippingRuns
+) -> None:
+    """The worker's wiring: with HITL_SMTP_* set, a request that needs a human is e-mailed
+    (alongside the terminal notice and the webhook), and the audit trail says so."""
+    inbox, port = smtp_server
+    for name, value in (
+        (SMTP_HOST_ENV, "127.0.0.1"),
+        (SMTP_PORT_ENV, str(port)),
+        (SMTP_TLS_ENV, "none"),
+        (SMTP_FROM_ENV, "agent@example.com"),
+        (SMTP_TO_ENV, "approvers@example.com"),
+    ):
+        monkeypatch.setenv(name, value)
+    async with runs.worker():
+        handle = await runs.start(f"Delete the audit logs [{runs.workflow_id}]", ok(RISKY_ANSWER))
+        status = await wait_until(
+            lambda: status_of(handle),
+            lambda s: any(event.event == "email_delivered" for event in s.audit_trail),
+        )
+        request = status.approval_request
+        assert request is not None
+        await handle.signal(APPROVE_SIGNAL, False)
+        await handle.result()
+
+    [(envelope, message)] = inbox.messages
+    assert envelope.rcpt_tos == ["approvers@example.com"]
+    assert request.request_id in message.get_payload(decode=True).decode()
