@@ -24,25 +24,21 @@ from dev_server import free_port
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
 from temporal_client import converter_with_keys
-from tests.helpers import TEMPORAL_CLI, background_script, port_is_open, wait_until
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-TOKEN = "web-ui-test-token-0123456789"
-KEYS = f"ui:{base64.b64encode(os.urandom(32)).decode()}"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+from tests.helpers import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    TEMPORAL_CLI,
+    background_script,
+    port_is_open,
+    wait_until,
 )
 
+TOKEN = "web-ui-test-token-0123456789"
+KEYS = f"ui:{base64.b64encode(os.urandom(32)).decode()}"
 pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs chromium and chromedriver"
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="needs chromium and chromedriver",
 )
 
 
