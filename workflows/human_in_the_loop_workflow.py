@@ -128,6 +128,12 @@ EXECUTE_PERSISTENCE = timedelta(minutes=30)
 # Behaviour added after runs were already in flight: each is patched, so a history
 # recorded before it replays as it ran.
 RISK_RECORDED_PATCH = "risk-assessed-in-local-activity"  # also: explicit settings count
+# The assessment as a regular activity. A local activity's result marker can land in an
+# earlier workflow task than the commands the code issues right after it (seen under load):
+# on replay, ``patched`` calls that follow it then find their marker not yet announced and
+# the run fails with a nondeterminism error. A regular activity's result always starts a
+# new workflow task, so what follows it is recorded in the task that replays it.
+RISK_ACTIVITY_PATCH = "risk-assessed-in-activity"
 NOTICES_ALONGSIDE_PATCH = "notices-alongside-deadline"
 LATE_BY_ARRIVAL_PATCH = "late-decisions-by-arrival"
 AMENDMENT_REASSESSED_PATCH = "amendment-reassessed"
@@ -289,20 +295,26 @@ class HumanInTheLoopWorkflow:
         return action
 
     async def _assess(self, action: ProposedAction) -> RiskAssessment:
-        """The risk policy's answer, recorded in history (a local activity): a rule change
-        applies to new runs only. Runs started before it was recorded assess here."""
+        """The risk policy's answer, recorded in history (an activity; a local one in runs
+        from before ``RISK_ACTIVITY_PATCH``): a rule change applies to new runs only. Runs
+        started before it was recorded assess here."""
         run_input = self._input
-        if workflow.patched(RISK_RECORDED_PATCH):
-            return await workflow.execute_local_activity(
+        assess_input = AssessRiskInput(
+            user_request=run_input.user_request,
+            action=action,
+            require_approval=run_input.require_approval,
+            approvers=run_input.approvers,
+            approval_stages=run_input.approval_stages,
+        )
+        if workflow.patched(RISK_ACTIVITY_PATCH):
+            return await workflow.execute_activity(
                 assess_risk_activity,
-                AssessRiskInput(
-                    user_request=run_input.user_request,
-                    action=action,
-                    require_approval=run_input.require_approval,
-                    approvers=run_input.approvers,
-                    approval_stages=run_input.approval_stages,
-                ),
+                assess_input,
                 start_to_close_timeout=timedelta(seconds=10),
+            )
+        if workflow.patched(RISK_RECORDED_PATCH):  # runs that recorded it as a local activity
+            return await workflow.execute_local_activity(
+                assess_risk_activity, assess_input, start_to_close_timeout=timedelta(seconds=10)
             )
         risk = assess_risk(
             run_input.user_request, action, always_require_approval=run_input.require_approval
