@@ -1,4 +1,5 @@
-"""The risk assessment as a local activity: its answer is recorded in the run's history.
+"""The risk assessment as an activity (a local one in runs recorded before
+``risk-assessed-in-activity``): its answer is recorded in the run's history.
 
 The policy is deterministic, so it could run in workflow code; but then every replay would
 run the policy the worker has *then*, and a rule change would alter runs already waiting

@@ -228,7 +228,7 @@ class ApprovalDecision(BaseModel):
 
 
 class AssessRiskInput(BaseModel):
-    """Input of the risk assessment (a local activity, so its answer is in history)."""
+    """Input of the risk assessment (an activity, so its answer is in history)."""
 
     user_request: str
     action: ProposedAction

@@ -155,7 +155,7 @@ async def refuse_a_second_decision(runs: TimeSkippingRuns) -> tuple[str, Workflo
         runs.client,
         task_queue=runs.task_queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
-        # The risk assessment is a local activity, in the run's history: replaying it needs
+        # The risk assessment is an activity, in the run's history: replaying it needs
         # it registered. No remote activity runs here.
         activities=[assess_risk],
         no_remote_activities=True,
