@@ -204,6 +204,11 @@ async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real
     assert gave_up - asked >= timedelta(seconds=300)
 
 
+@pytest.mark.xfail(
+    reason="open (issue 17): the refused signal's audit time read by the status query after a "
+    "replay can be a few ms later than the one the live run recorded in its result",
+    strict=False,
+)
 async def test_decision_for_another_request_is_refused_then_the_right_one_applies(
     runs: TimeSkippingRuns,
 ) -> None:
