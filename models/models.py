@@ -61,6 +61,19 @@ class EscalationPolicy(BaseModel):
     approvers: list[str] = Field(min_length=1)
 
 
+def single_decision_settings(
+    approvers: list[str], voting: VotingPolicy, escalation: object | None
+) -> list[str]:
+    """Which of the single-decision settings a request gives; shared by the strict input
+    model and the lenient one the workflow decodes."""
+    given = (
+        ("approvers", bool(approvers)),
+        ("voting", voting != VotingPolicy()),
+        ("escalation", escalation is not None),
+    )
+    return [name for name, present in given if present]
+
+
 class WorkflowInput(BaseModel):
     """What a user asks the agent to do, and how long a human may take to decide.
 
@@ -112,15 +125,7 @@ class WorkflowInput(BaseModel):
     def single_decision_settings(self) -> list[str]:
         """The settings given for a single decision (approvers, voting, escalation), which
         a staged request does not use."""
-        return [
-            name
-            for name, given in (
-                ("approvers", bool(self.approvers)),
-                ("voting", self.voting != VotingPolicy()),
-                ("escalation", self.escalation is not None),
-            )
-            if given
-        ]
+        return single_decision_settings(self.approvers, self.voting, self.escalation)
 
 
 class RecordedEscalation(BaseModel):
@@ -149,16 +154,9 @@ class RecordedWorkflowInput(BaseModel):
     approval_stages: list[str] = []
 
     def single_decision_settings(self) -> list[str]:
-        """The settings given for a single decision, which a staged request does not use."""
-        return [
-            name
-            for name, given in (
-                ("approvers", bool(self.approvers)),
-                ("voting", self.voting != VotingPolicy()),
-                ("escalation", self.escalation is not None),
-            )
-            if given
-        ]
+        """The settings given for a single decision (approvers, voting, escalation), which
+        a staged request does not use."""
+        return single_decision_settings(self.approvers, self.voting, self.escalation)
 
 
 class ProposedAction(BaseModel):
