@@ -5,7 +5,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -35,6 +34,7 @@ from constants import (
 )
 from dev_server import TEMPORAL_CLI
 from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
+from tests import launcher
 from tests.fake_openai import FakeOpenAIServer, Reply, ok
 from worker import build_worker
 
@@ -225,30 +225,23 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
 def run_script(
     module: str, *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` from the project root and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``python -m module args`` from the project root and capture its output (a real
+    process, started by ``tests/launcher.py`` without the import cost of a new Python)."""
+    return launcher.run([module, *args], env=env, cwd=PROJECT_ROOT, timeout=timeout)
 
 
 @contextmanager
 def background_script(
     module: str, *args: str, env: dict[str, str], log: IO[str]
-) -> Iterator[subprocess.Popen[str]]:
+) -> Iterator[launcher.LaunchedProcess]:
     """Start ``python -m module`` writing to ``log``; stop it (and wait) on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
+    process = launcher.popen(
+        [module, *args],
         env=env,
+        cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,  # never a terminal, wherever the tests run
         stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         yield process
@@ -256,7 +249,9 @@ def background_script(
         stop_process(process, grace_seconds=15)
 
 
-def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
+def stop_process(
+    process: subprocess.Popen[Any] | launcher.LaunchedProcess, grace_seconds: float
+) -> None:
     """SIGTERM first, so the process can drain and let go of its ports and files; SIGKILL
     only if it is still there after ``grace_seconds``, so a hung process never hangs the test."""
     if process.poll() is not None:

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from models.models import ApprovalDecision
 from tests.e2e import address_of, worker_process
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import PROJECT_ROOT, is_running, script_env, wait_until
+from tests.launcher import LaunchedProcess, popen
 
 INTERRUPTED = 130
 RECEIVED_QUERY = "update_received"
@@ -82,19 +82,17 @@ class Interrupted:
         return self.stderr.strip().splitlines()[-1] if self.stderr.strip() else ""
 
 
-def launch(module: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
+def launch(module: str, *args: str, env: dict[str, str]) -> LaunchedProcess:
+    return popen(
+        [module, *args],
         env=env,
-        stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
 
 
-async def interrupt(process: subprocess.Popen[str]) -> Interrupted:
+async def interrupt(process: LaunchedProcess) -> Interrupted:
     """Ctrl-C, as a terminal sends it, then what the process said and its exit code."""
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)

@@ -10,8 +10,6 @@ import select
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from tests.helpers import (
     wait_for_output,
     wait_for_state,
 )
+from tests.launcher import popen
 from worker import build_worker
 
 RISKY = "Delete all test data from the production database"
@@ -115,10 +114,19 @@ class Terminal:
     """The demo in a pseudo-terminal, so it believes a person sits at it."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become the demo
-            os.chdir(PROJECT_ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "demo", *args], env)
+        self.fd, child_end = pty.openpty()
+        try:
+            self.process = popen(
+                ["demo", *args],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdin=child_end,
+                stdout=child_end,
+                stderr=child_end,
+            )
+        finally:
+            os.close(child_end)  # the demo holds the only copy: its exit ends our reads
+        self.pid = self.process.pid
         self.output = ""
 
     def expect(self, text: str, timeout: float = 60) -> None:
@@ -140,14 +148,14 @@ class Terminal:
     def wait(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
+            returncode = self.process.poll()
+            if returncode is not None:
                 self.expect("")  # drain what is left
-                return os.waitstatus_to_exitcode(status)
+                return returncode
             select.select([self.fd], [], [], 0.1)
             with contextlib.suppress(OSError):  # the demo closed its terminal
                 self.output += os.read(self.fd, 4096).decode(errors="replace")
-        os.kill(self.pid, signal.SIGKILL)
+        self.process.kill()
         raise AssertionError(f"demo did not exit; screen:\n{self.output[-2000:]}")
 
 
@@ -346,12 +354,6 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
 
 @pytest.mark.parametrize("missing", ["--approve", "--reject"])
 def test_demo_flags_need_notes(missing: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "demo", RISKY, missing],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("demo", RISKY, missing, env=dict(os.environ))
     assert result.returncode == 2
     assert "usage: demo" in result.stderr
