@@ -164,6 +164,29 @@ async def worker(
         yield started
 
 
+# The modules that take longest, longest first (measured with ``--durations=0``): each test
+# process takes whole modules (``--dist loadfile``), so these start first and the other
+# process works through the short ones meanwhile, instead of a long module starting last.
+SLOWEST_MODULES = (
+    "test_local_model.py",
+    "test_demo.py",
+    "test_encryption_end_to_end.py",
+    "test_fault_tolerance.py",
+    "test_voting_and_escalation.py",
+    "test_workflow.py",
+    "test_end_to_end.py",
+    "test_cli_errors.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
+
+    items.sort(key=rank)  # stable: the order within a module, and of the rest, is kept
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Show what tests measured (``record_property("measured", text)``) after the results,
     in one place, also when tests run in parallel workers whose output pytest never shows."""

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.openai_responses import AnalysisActivities
 from constants import (
@@ -157,6 +158,31 @@ async def started(
     finally:
         with contextlib.suppress(RPCError):  # already closed: the usual case
             await handle.terminate("test finished")
+
+
+@asynccontextmanager
+async def running_test_workflow(
+    client: Client, workflow_class: type, workflow_id: str | None = None
+) -> AsyncIterator[WorkflowHandle]:
+    """A test-only workflow (unsandboxed: it may raise or wait for ever) started on a worker
+    of its own task queue; terminated on exit, before its worker stops."""
+    task_queue = f"test-only-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[workflow_class],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            workflow_class.run,  # type: ignore[attr-defined]
+            id=workflow_id or f"test-only-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        try:
+            yield handle
+        finally:
+            with contextlib.suppress(RPCError):  # already closed
+                await handle.terminate("end of test")
 
 
 @dataclass(frozen=True)
