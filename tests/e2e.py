@@ -23,6 +23,7 @@ from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TEMPORAL_CLI,
     background_script,
+    port_is_open,
     run_script,
     script_env,
     wait_until,
@@ -166,6 +167,25 @@ async def worker_process(
         )
         assert process.poll() is None, f"the worker exited early:\n{log_path.read_text()}"
         yield WorkerProcess(env, log_path, process)
+
+
+@contextlib.asynccontextmanager
+async def listening_script(
+    module: str, port: int, env: dict[str, str], log_path: Path
+) -> AsyncIterator[Any]:
+    """``python -m module --port port`` (a server), yielded once it listens; stopped on exit.
+    A server that dies on start fails here, with its log."""
+    with (
+        log_path.open("w") as log,
+        background_script(module, "--port", str(port), env=env, log=log) as process,
+    ):
+
+        async def up() -> bool:
+            return port_is_open(port) or process.poll() is not None
+
+        await wait_until(up, bool)
+        assert process.poll() is None, log_path.read_text()
+        yield process
 
 
 @contextlib.asynccontextmanager

@@ -129,6 +129,14 @@ class Terminal:
         self.pid = self.process.pid
         self.output = ""
 
+    @classmethod
+    def offline_demo(cls, tmp_path: Path, request: str, *options: str) -> tuple["Terminal", int]:
+        """``demo --offline options request`` with its data in ``tmp_path``, its embedded
+        server on a free port (returned, to check that nothing is left listening there)."""
+        port = free_port()
+        env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
+        return cls(["--offline", *options, "--data-dir", str(tmp_path), request], env), port
+
     def expect(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output:
@@ -160,9 +168,7 @@ class Terminal:
 
 
 def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path: Path) -> None:
-    port = free_port()
-    env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), RISKY], env)
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY)
     terminal.expect("Approve? [y/n]")
     terminal.type("perhaps")
     terminal.expect("Please answer y or n.")
@@ -178,10 +184,7 @@ def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path
 def test_the_deadline_ends_an_unanswered_prompt_with_the_timed_out_outcome(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
-    args = ["--offline", "--approval-timeout", "4", "--data-dir", str(tmp_path), RISKY]
-    terminal = Terminal(args, env)
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "4")
     terminal.expect("Approve? [y/n]")
     terminal.expect("The deadline passed before a decision.")
     assert terminal.wait() == 0
@@ -254,8 +257,7 @@ def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> No
 
 
 def test_the_demo_asks_each_stage_in_turn_and_stops_at_a_no(tmp_path: Path) -> None:
-    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), STAGED], env)
+    terminal, _ = Terminal.offline_demo(tmp_path, STAGED)
     terminal.expect("Approve stage 'manager'? [y/n]")
     terminal.type("y")
     terminal.expect("Approve stage 'director'? [y/n]")
@@ -316,9 +318,8 @@ def test_an_unusable_data_folder_is_named(tmp_path: Path, unusable: str) -> None
 
 
 async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Path) -> None:
-    port = free_port()
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY)
     address = f"127.0.0.1:{port}"
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), RISKY], demo_env(address, ""))
     terminal.expect("Approve? [y/n]")
     os.kill(terminal.pid, signal.SIGINT)
     assert terminal.wait() == 130
