@@ -34,10 +34,10 @@ from inbox.auth import (
     same_origin,
     tokens_match,
 )
+from inbox.page_tokens import BadPageTokenError, PageTokens
 from inbox.service import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
-    BadPageTokenError,
     NotFoundError,
     RefusedError,
     StageOf,
@@ -64,6 +64,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 VERDICTS = {"approve": True, "reject": False, "approve_edited": True}
+PAGE_SIZE_PARAMETER = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
 
 class SignInRequired(Exception):
@@ -102,6 +103,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     accounts = Accounts(settings.users_file)
     sessions = Sessions(settings.secret, settings.session_seconds)
     limiter = SignInLimiter()
+    page_tokens = PageTokens(settings.secret)
     templates = Jinja2Templates(env=_template_environment())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.state.sessions = sessions
@@ -281,19 +283,29 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
 
     @app.get("/")
     async def pending_page(
-        request: Request, mine: bool = False, page_token: str | None = None
+        request: Request,
+        mine: bool = False,
+        page_token: str | None = None,
+        page_size: int = PAGE_SIZE_PARAMETER,
     ) -> Response:
         user = signed_in(request)
-        found = await temporal.pending(page_token, for_user=user if mine else None)
+        found = await temporal.pending(
+            page_tokens.read("pending", page_token), page_size, for_user=user if mine else None
+        )
         items = [pending_item(p) for p in found.items]
-        return list_page(request, "pending.html", items, found.next_page_token, mine=mine)
+        token = page_tokens.make("pending", found.next_page_token)
+        return list_page(request, "pending.html", items, token, mine=mine)
 
     @app.get("/decided")
-    async def decided_page(request: Request, page_token: str | None = None) -> Response:
+    async def decided_page(
+        request: Request, page_token: str | None = None, page_size: int = PAGE_SIZE_PARAMETER
+    ) -> Response:
         signed_in(request)
-        found = await temporal.decided(page_token)
+        found = await temporal.decided(page_tokens.read("decided", page_token), page_size)
         items = [decided_item(d) for d in found.items]
-        return list_page(request, "decided.html", items, found.next_page_token)
+        return list_page(
+            request, "decided.html", items, page_tokens.make("decided", found.next_page_token)
+        )
 
     def list_page(
         request: Request, name: str, items: list[dict[str, Any]], token: str | None, **context: Any
@@ -365,20 +377,20 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         request: Request,
         status: str = "pending",
         page_token: str | None = None,
-        page_size: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+        page_size: int = PAGE_SIZE_PARAMETER,
     ) -> Response:
         """One page of the list, newest first, as a JSON list; the next page's URL (with its
         ``page_token``) in a ``Link: <...>; rel="next"`` header, absent on the last page."""
         api_user(request)
         if status == "pending":
-            pending = await temporal.pending(page_token, page_size)
+            pending = await temporal.pending(page_tokens.read(status, page_token), page_size)
             items, token = [pending_item(p) for p in pending.items], pending.next_page_token
         elif status == "decided":
-            decided = await temporal.decided(page_token, page_size)
+            decided = await temporal.decided(page_tokens.read(status, page_token), page_size)
             items, token = [decided_item(d) for d in decided.items], decided.next_page_token
         else:
             raise ApiError(422, "status: must be pending or decided")
-        next_url = _next_url(request, token)
+        next_url = _next_url(request, page_tokens.make(status, token))
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
         return JSONResponse(items, headers=headers)
 

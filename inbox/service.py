@@ -6,8 +6,6 @@ Errors come out as one of three exceptions the routes turn into HTTP answers.
 """
 
 import asyncio
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -87,10 +85,6 @@ class RefusedError(Exception):
     """The decision was not applied; the message is the workflow's (or the inbox's) reason."""
 
 
-class BadPageTokenError(Exception):
-    """A ``page_token`` this list did not hand out."""
-
-
 class StageOf(Exception):
     """The ID is a stage's child workflow: its request lives on ``parent_id``'s page."""
 
@@ -118,7 +112,7 @@ class Decided:
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
-    next_page_token: str | None  # None: this was the last page
+    next_page_token: bytes | None  # Temporal's, opaque; None: this was the last page
 
 
 class UnreadableError(Exception):
@@ -147,12 +141,15 @@ class TemporalService:
             return self._client
 
     async def pending(
-        self, page_token: str | None = None, page_size: int = PAGE_SIZE, for_user: str | None = None
+        self,
+        page_token: bytes | None = None,
+        page_size: int = PAGE_SIZE,
+        for_user: str | None = None,
     ) -> Page[Pending]:
         """One page of the runs waiting for a decision, newest first, each with its status
         asked now. ``for_user``: only those that user may decide and has not voted on."""
         client = await self.client()
-        token, scanned = _decoded(page_token), 0
+        token, scanned = page_token, 0
         found: list[Pending] = []
         while True:
             executions, token = await self._page(client, PENDING_QUERY, page_size, token)
@@ -163,17 +160,17 @@ class TemporalService:
                     found.append(row)
             scanned += len(executions)
             if for_user is None or len(found) >= page_size or scanned >= FILTER_SCAN_RUNS:
-                return Page(found, _encoded(token))
+                return Page(found, token)
             if token is None:
                 return Page(found, None)
 
     async def decided(
-        self, page_token: str | None = None, page_size: int = PAGE_SIZE
+        self, page_token: bytes | None = None, page_size: int = PAGE_SIZE
     ) -> Page[Decided]:
         """One page of outcomes, most recently closed first, read from history: closed runs
         need no worker."""
         client = await self.client()
-        executions, token = await self._page(client, DECIDED_QUERY, page_size, _decoded(page_token))
+        executions, token = await self._page(client, DECIDED_QUERY, page_size, page_token)
 
         async def outcome(execution: WorkflowExecution) -> Decided | None:
             status = execution.typed_search_attributes.get(APPROVAL_STATUS) or ""
@@ -189,7 +186,7 @@ class TemporalService:
             )
 
         found = await asyncio.gather(*(outcome(e) for e in executions))
-        return Page([d for d in found if d is not None], _encoded(token))
+        return Page([d for d in found if d is not None], token)
 
     async def status(self, workflow_id: str) -> WorkflowStatus:
         """The status query's answer; for a closed run no worker answers, the same facts
@@ -311,8 +308,6 @@ class TemporalService:
         try:
             await executions.fetch_next_page()
         except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT and token is not None:
-                raise BadPageTokenError("page_token: not a token this list handed out") from None
             raise _translated(err, "") from None
         return list(executions.current_page or []), executions.next_page_token
 
@@ -374,20 +369,6 @@ def waits_for(row: Pending, user: str) -> bool:
 def outcome_name(approval_status: str) -> str:
     """``TimedOut`` -> ``timed_out``: the search attribute's value, in the outcomes' style."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", approval_status).lower()
-
-
-def _encoded(token: bytes | None) -> str | None:
-    """Temporal's page token (opaque bytes) as a URL-safe string."""
-    return base64.urlsafe_b64encode(token).decode().rstrip("=") if token else None
-
-
-def _decoded(token: str | None) -> bytes | None:
-    if not token:
-        return None
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise BadPageTokenError("page_token: not a token this list handed out") from None
 
 
 def _translated(err: RPCError, workflow_id: str) -> Exception:
