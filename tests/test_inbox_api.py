@@ -212,6 +212,38 @@ async def test_waiting_for_me_follows_the_approvers_and_each_vote_at_once(
     assert for_both.id not in mine_after
 
 
+async def test_an_escalation_reaches_the_list_by_itself(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """Nothing decides here: the escalation timer fires in the workflow, and the next list
+    shows the widened approvers (a row is re-read once its history grew)."""
+    escalation = {"after_seconds": 3, "approvers": ["alice"]}
+    async with run_for(
+        "Reboot the primary database", approvers=["carol"], escalation=escalation
+    ) as handle:
+
+        async def row() -> dict[str, Any] | None:
+            items = (await api.get("/api/requests?status=pending")).json()
+            return next((i for i in items if i["workflow_id"] == handle.id), None)
+
+        escalated = await wait_until(row, lambda item: item is not None and item["escalated"])
+
+    assert escalated["approvers"] == ["carol", "alice"]
+
+
+async def test_the_session_cookie_is_secure_when_the_inbox_is_served_over_https(
+    inbox: InboxServer, own_inbox: Any
+) -> None:
+    behind_tls = own_inbox(public_url="https://inbox.example.test")
+    async with httpx2.AsyncClient(base_url=behind_tls.url, timeout=60) as client:
+        secure = (await client.get("/signin")).headers["set-cookie"].lower()
+    async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as client:
+        plain = (await client.get("/signin")).headers["set-cookie"].lower()
+
+    assert "; secure" in secure and "httponly" in secure
+    assert "secure" not in plain
+
+
 @workflow.defn(name="InboxSealedOutcome", sandboxed=False)
 class SealedOutcome:
     """A closed run whose payloads are encrypted, as a worker with keys leaves it."""
