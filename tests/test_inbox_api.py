@@ -254,8 +254,13 @@ class SealedOutcome:
 
 
 async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
-    api: httpx2.AsyncClient, dev_server: WorkflowEnvironment
+    api: httpx2.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    inbox: InboxServer,
+    inbox_accounts: tuple[Path, InboxAccounts],
 ) -> None:
+    """Encrypted with a key the inbox lacks: shown (outcome from the search attribute),
+    neither hidden nor taking the list down."""
     key = base64.b64encode(os.urandom(32)).decode()
     codec = EncryptionCodec(parse_keys([f"inbox-lacks:{key}"], source="test"))
     sealed = await Client.connect(
@@ -291,6 +296,12 @@ async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
 
     items = await wait_until(decided, lambda items: handle.id in {i["workflow_id"] for i in items})
     row = next(item for item in items if item["workflow_id"] == handle.id)
+    _, accounts = inbox_accounts
+    async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+        page = (await b.get("/decided")).text
+    listed = page[page.index(f'data-workflow-id="{handle.id}"') :].split("</tr>")[0]
+
+    assert "payload encrypted, not readable here" in listed and "rejected" in listed
     assert row["readable"] is False
     assert row["message"] == "payload encrypted, not readable here"
     assert row["outcome"] == "rejected" and row["user_request"] is None
