@@ -312,7 +312,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     ) -> Response:
         """A list's page: its rows, a link to the next (older) page, and one back to the
         newest when this is not the first."""
-        next_url = _with_page_token(request, token)
+        next_url = _next_url(request, token)
         first_url = (
             _with_page_token(request, None) if "page_token" in request.query_params else None
         )
@@ -476,7 +476,7 @@ def _form_key(status: WorkflowStatus) -> str:
     return _version(parts)
 
 
-def _with_page_token(request: Request, token: str | None) -> str | None:
+def _with_page_token(request: Request, token: str | None) -> str:
     """This list's URL (same path and filters) at the page ``token`` names, or (None) at its
     first page."""
     params = {k: v for k, v in request.query_params.items() if k != "page_token"}

@@ -165,6 +165,7 @@ async def test_the_lists_come_in_pages_newest_first_each_linking_the_next(
             older = re.search(r'href="([^"]+)" id="next-page"', first)
             assert older, first
             second = (await b.get(older[1].replace("&amp;", "&"))).text
+            whole = (await b.get("/?page_size=100")).text
         bad_token = await api.get("/api/requests", params={"page_token": "bm90IGEgdG9rZW4"})
         garbled = await api.get("/api/requests", params={"page_token": "%%%"})
         too_big = await api.get("/api/requests", params={"page_size": 101})
@@ -174,6 +175,7 @@ async def test_the_lists_come_in_pages_newest_first_each_linking_the_next(
     assert listed == ours  # newest first, each once, across pages
     assert f'data-workflow-id="{newest.id}"' in first and middle.id not in first
     assert f'data-workflow-id="{middle.id}"' in second and 'id="first-page"' in second
+    assert f'data-workflow-id="{oldest.id}"' in whole and 'id="next-page"' not in whole
     for refused in (bad_token, garbled):
         assert refused.status_code == 422 and "page_token" in refused.json()["error"]
     assert too_big.status_code == 422 and "page_size" in too_big.json()["error"]
