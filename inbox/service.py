@@ -59,8 +59,8 @@ DECIDED_QUERY = (
 )
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 # A list is read one page at a time, newest first (visibility's own order): one visibility
-# call of PAGE_SIZE runs, then one status query per run on it. A thousand waiting runs cost
-# a page what twenty-five do.
+# call of PAGE_SIZE runs, then per run its history length and, if it grew, its status query
+# (_current_status). A thousand waiting runs cost a page what twenty-five do.
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 # "Waiting for me" reads further pages until it has a page of matches, up to this many runs.
