@@ -28,6 +28,7 @@ from tests.helpers import (
     script_env,
     wait_until,
 )
+from tests.launcher import LaunchedProcess
 
 # Every process's wait (to start, or for a result), generous for a loaded 2-core machine.
 PROCESS_TIMEOUT_SECONDS = 60.0
@@ -54,7 +55,7 @@ class WorkerProcess:
 
     env: dict[str, str]
     log: Path
-    process: subprocess.Popen[str]
+    process: LaunchedProcess
 
     @property
     def address(self) -> str:
@@ -89,7 +90,7 @@ class BackgroundRun:
 
     workflow_id: str
     request: str
-    process: subprocess.Popen[str]
+    process: LaunchedProcess
     log: Path
 
     async def finish(self) -> Ran:
