@@ -59,7 +59,7 @@ from tests.record_histories import (
 )
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
-from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
+from workflows.human_in_the_loop_workflow import EXECUTE_PERSISTENCE, HumanInTheLoopWorkflow
 
 RISKY = {
     "action_type": "pay_vendor",
@@ -510,7 +510,9 @@ class HeldExecute:
 
 
 @asynccontextmanager
-async def worker_with(runs: TimeSkippingRuns, execute: HeldExecute) -> AsyncIterator[Worker]:
+async def worker_with(
+    runs: TimeSkippingRuns, execute: "HeldExecute | RefusingTarget"
+) -> AsyncIterator[Worker]:
     async with httpx2.AsyncClient() as http:
         notifier = WebhookNotifier(None, None, http)
         async with Worker(
@@ -602,6 +604,33 @@ async def test_an_execution_that_fails_for_good_is_recorded(runs: TimeSkippingRu
     assert result.decision is not None and result.decision.reviewer == "alice"
     (failure,) = details(result, "execution_failed")
     assert "the target system refused the action" in failure
+
+
+class RefusingTarget:
+    """A target system that is down for good: every try fails, retryably."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    @activity.defn(name="execute_action")
+    async def execute_action(self, request: ExecuteActionInput) -> ExecutionResult:
+        self.tries += 1
+        raise ApplicationError("the target system is unavailable")
+
+
+async def test_an_execution_that_exhausts_its_retries_is_recorded(runs: TimeSkippingRuns) -> None:
+    """Execute retries for EXECUTE_PERSISTENCE (skipped here), then the run records why."""
+    target = RefusingTarget()
+    async with worker_with(runs, target):
+        handle = await approved_run(runs, "Pay ACME [execution retries run out]")
+        result = await handle.result()
+    assert result.outcome == Outcome.EXECUTION_FAILED
+    assert result.execution is None and target.tries > 1
+    (failure,) = details(result, "execution_failed")
+    assert "the target system is unavailable" in failure
+    approved = next(e.at for e in result.audit_trail if e.event == "decision_approved")
+    failed = next(e.at for e in result.audit_trail if e.event == "execution_failed")
+    assert failed - approved >= EXECUTE_PERSISTENCE - timedelta(minutes=1)
 
 
 # --- 7. decisions are idempotent -------------------------------------------------------------
