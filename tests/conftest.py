@@ -43,6 +43,7 @@ from tests.helpers import (
     TEMPORAL_TEST_SERVER,
     TEST_MODEL,
     TimeSkippingRuns,
+    close_left_open,
     dev_server_search_attributes,
 )
 
@@ -138,16 +139,22 @@ def workflow_id() -> str:
 
 
 @pytest.fixture
-def runs(
+async def runs(
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,
     llm_server: FakeOpenAIServer,
     task_queue: str,
     workflow_id: str,
-) -> TimeSkippingRuns:
-    return TimeSkippingRuns(
+) -> AsyncIterator[TimeSkippingRuns]:
+    """The test's runs on the shared time-skipping server. Runs the test leaves open (a
+    failed assertion, a run that never settled) are closed with a worker serving them: a
+    workflow task left outstanding would stop the clock for every later test on the server,
+    whose timers would then wait in real time."""
+    runs = TimeSkippingRuns(
         time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
     )
+    yield runs
+    await close_left_open(runs)
 
 
 @pytest.fixture(scope="module")

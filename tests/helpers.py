@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.workflowservice.v1 import (
+    ListOpenWorkflowExecutionsRequest,
+)
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -156,8 +159,42 @@ async def started(
     try:
         yield handle
     finally:
-        with contextlib.suppress(RPCError):  # already closed: the usual case
-            await handle.terminate("test finished")
+        await close_run(handle)
+
+
+# How long a run left open may take to finish the workflow task it has outstanding.
+DRAIN_SECONDS = 30.0
+
+
+async def close_run(handle: WorkflowHandle, reason: str = "test finished") -> None:
+    """Terminate a run if still open, once a worker has finished its outstanding workflow task.
+
+    On the time-skipping test server an outstanding workflow task holds the clock still for
+    every run on the server, and terminating the run does not release it; only a worker
+    completing the task does. The status query is answered after that task (the test server
+    delivers it with the task), so a worker must be serving the run's queue here. A task
+    already sent to a stopped worker's sticky queue cannot be drained (the test server never
+    moves it back): closing runs while they wait is what keeps that from happening.
+    """
+    if not await is_running(handle):
+        return  # the usual case
+    with contextlib.suppress(TimeoutError, RPCError, WorkflowQueryFailedError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            await handle.query(STATUS_QUERY)
+    with contextlib.suppress(RPCError):  # it may have just closed
+        await handle.terminate(reason)
+
+
+async def open_runs(client: Client, workflow_id: str) -> list[WorkflowHandle]:
+    """The open runs of ``workflow_id`` and of its stages (their IDs start with it)."""
+    response = await client.workflow_service.list_open_workflow_executions(
+        ListOpenWorkflowExecutionsRequest(namespace=client.namespace, maximum_page_size=1000)
+    )
+    return [
+        client.get_workflow_handle(found.execution.workflow_id, run_id=found.execution.run_id)
+        for found in response.executions
+        if found.execution.workflow_id.startswith(workflow_id)
+    ]
 
 
 @asynccontextmanager
@@ -222,6 +259,17 @@ class TimeSkippingRuns:
             started(self.client, self.task_queue, self.workflow_id, run_input) as handle,
         ):
             yield handle
+
+
+async def close_left_open(runs: "TimeSkippingRuns") -> int:
+    """Close the runs a test left open on the time-skipping server (see ``close_run``), with
+    a worker serving them; return how many there were."""
+    left_open = await open_runs(runs.client, runs.workflow_id)
+    if left_open:
+        async with runs.worker():
+            for handle in left_open:
+                await close_run(handle, "left open by the test")
+    return len(left_open)
 
 
 def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str, str]:

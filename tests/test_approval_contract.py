@@ -20,7 +20,12 @@ from typing import Any
 import httpx2
 import pytest
 from temporalio import activity, workflow
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update import v1 as update_pb
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -32,9 +37,11 @@ from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
 from activities.webhook_notifier import WebhookNotifier
-from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
+from approval_status import list_pending
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
+    ApprovalStatus,
     ExecuteActionInput,
     ExecutionResult,
     Outcome,
@@ -44,10 +51,15 @@ from models.models import (
 )
 from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import Run, TimeSkippingRuns, start_run, status_of, wait_until
-from tests.record_histories import decision_for, pending_request, started_children
+from tests.record_histories import (
+    decision_for,
+    pending_request,
+    started_children,
+    wait_for_timers,
+)
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
-from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
+from workflows.human_in_the_loop_workflow import EXECUTE_PERSISTENCE, HumanInTheLoopWorkflow
 
 RISKY = {
     "action_type": "pay_vendor",
@@ -64,6 +76,8 @@ SAFE = {
 TIMEOUT = 300
 # Long enough that the worker has surely stopped before the deadline, even on a busy machine.
 DEV_TIMEOUT = 10
+ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 
 
 @pytest.fixture
@@ -138,6 +152,89 @@ async def test_a_signal_sent_before_the_deadline_counts_though_no_worker_ran_unt
     assert result.outcome == Outcome.APPROVED
     assert result.execution is not None
     assert "decision_held" in events(result)
+
+
+async def admitted(client: Client, workflow_id: str, update_id: str) -> bool:
+    """Whether Temporal holds update ``update_id`` for the run (admitted, not yet stored)."""
+    try:
+        await client.workflow_service.poll_workflow_execution_update(
+            PollWorkflowExecutionUpdateRequest(
+                namespace=client.namespace,
+                update_ref=update_pb.UpdateRef(
+                    workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+                    update_id=update_id,
+                ),
+                wait_policy=update_pb.WaitPolicy(lifecycle_stage=ADMITTED),
+            ),
+            timeout=timedelta(seconds=2),
+        )
+    except RPCError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(240)  # two worker starts on a real server, on a loaded machine
+async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its_sender_told(
+    dev_runs: TimeSkippingRuns,
+) -> None:
+    """Temporal stores an update only when a worker accepts it, so an update is on time if a
+    worker receives it before the deadline: one sent before the deadline while no worker
+    ran, and received after it, is refused, its sender told why, and nothing applied."""
+    async with dev_runs.worker():
+        handle = await dev_runs.start(
+            "Pay ACME [late update]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+        )
+        pending = await pending_request(handle)
+    decision = decision_for(pending, approved=True, reviewer="alice")
+    sent = asyncio.create_task(
+        handle.execute_update(SUBMIT_DECISION_UPDATE, decision, id="late-update")
+    )
+    await wait_until(lambda: admitted(dev_runs.client, handle.id, "late-update"), bool)
+    await past(pending.deadline)  # sent in time, but no worker receives it before the deadline
+    async with dev_runs.worker():
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await sent
+        result = await handle.result()
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "DecisionRefused"
+    told = cause.message
+    assert f"arrived after the deadline ({pending.deadline.isoformat()})" in told
+    assert "a worker received it at" in told
+    assert result.outcome == Outcome.TIMED_OUT
+    assert result.execution is None and result.decision is None and result.votes == []
+    (refusal,) = details(result, "decision_refused")
+    assert refusal == f"from alice: {told}"
+    assert events(result)[-1] == "timed_out"
+
+
+@pytest.mark.timeout(240)  # two worker starts on a real server, on a loaded machine
+async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_refused(
+    dev_runs: TimeSkippingRuns,
+) -> None:
+    """The stage's child judges its ``approve`` signal by when it reached Temporal, as the
+    parent does: stored after the stage deadline, it is not applied."""
+    async with dev_runs.worker():
+        handle = await dev_runs.start(
+            "Pay ACME [late stage signal]",
+            ok(RISKY),
+            approval_timeout_seconds=DEV_TIMEOUT,
+            approval_stages=["legal"],
+        )
+        status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
+        assert status.current_stage is not None and status.approval_request is not None
+        child = dev_runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
+        await wait_for_timers(child, 1)  # the stage waits for its decision
+    await past(status.approval_request.deadline)  # the stage's own deadline
+    await child.signal(APPROVE_SIGNAL, True)
+    async with dev_runs.worker():
+        result = await handle.result()
+    assert result.outcome == Outcome.TIMED_OUT
+    assert result.execution is None and result.decision is None
+    (stage,) = result.stages
+    assert (stage.stage, stage.approved) == ("legal", None)
+    (refusal,) = details(result, "decision_refused")
+    assert refusal.startswith("stage legal: from temporal-cli: arrived after the deadline at")
+    assert "stage_timed_out" in events(result)
 
 
 @asynccontextmanager
@@ -413,7 +510,9 @@ class HeldExecute:
 
 
 @asynccontextmanager
-async def worker_with(runs: TimeSkippingRuns, execute: HeldExecute) -> AsyncIterator[Worker]:
+async def worker_with(
+    runs: TimeSkippingRuns, execute: "HeldExecute | RefusingTarget"
+) -> AsyncIterator[Worker]:
     async with httpx2.AsyncClient() as http:
         notifier = WebhookNotifier(None, None, http)
         async with Worker(
@@ -462,6 +561,41 @@ async def test_cancelling_while_executing_waits_for_the_action(
     assert events(result)[-1] == ("executed" if outcome == Outcome.APPROVED else "cancelled")
 
 
+@pytest.mark.timeout(240)  # a real server, on a loaded machine
+async def test_terminating_while_executing_leaves_the_status_truthful(
+    dev_runs: TimeSkippingRuns,
+) -> None:
+    """Terminate runs no workflow code: the status attribute says what was decided (it was
+    set with the decision, before execution began) and the pending list does not show it."""
+    execute = HeldExecute(on_cancel="stop")
+    run_input = WorkflowInput(
+        user_request="Pay ACME [terminate while executing]", approval_timeout_seconds=TIMEOUT
+    )
+    dev_runs.llm_server.on(run_input.user_request, ok(RISKY))
+    async with worker_with(dev_runs, execute):
+        handle = await start_run(
+            dev_runs.client,
+            dev_runs.task_queue,
+            dev_runs.workflow_id,
+            run_input,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(APPROVAL_STATUS, ApprovalStatus.PENDING.value)]
+            ),
+        )
+        pending = await pending_request(handle)
+        await wait_until(lambda: list_pending(dev_runs.client), lambda listed: handle.id in listed)
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True, reviewer="alice")
+        )
+        await asyncio.wait_for(execute.started.wait(), 30)
+        await handle.terminate("withdrawn while executing")
+        described = await handle.describe()
+        await asyncio.wait_for(execute.cancelled.wait(), 30)  # the action is told to stop
+    assert described.status == WorkflowExecutionStatus.TERMINATED
+    assert described.typed_search_attributes.get(APPROVAL_STATUS) == ApprovalStatus.APPROVED.value
+    await wait_until(lambda: list_pending(dev_runs.client), lambda listed: handle.id not in listed)
+
+
 async def test_an_execution_that_fails_for_good_is_recorded(runs: TimeSkippingRuns) -> None:
     async with worker_with(runs, HeldExecute(fail=True)):
         handle = await approved_run(runs, "Pay ACME [execution fails]")
@@ -470,6 +604,33 @@ async def test_an_execution_that_fails_for_good_is_recorded(runs: TimeSkippingRu
     assert result.decision is not None and result.decision.reviewer == "alice"
     (failure,) = details(result, "execution_failed")
     assert "the target system refused the action" in failure
+
+
+class RefusingTarget:
+    """A target system that is down for good: every try fails, retryably."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    @activity.defn(name="execute_action")
+    async def execute_action(self, request: ExecuteActionInput) -> ExecutionResult:
+        self.tries += 1
+        raise ApplicationError("the target system is unavailable")
+
+
+async def test_an_execution_that_exhausts_its_retries_is_recorded(runs: TimeSkippingRuns) -> None:
+    """Execute retries for EXECUTE_PERSISTENCE (skipped here), then the run records why."""
+    target = RefusingTarget()
+    async with worker_with(runs, target):
+        handle = await approved_run(runs, "Pay ACME [execution retries run out]")
+        result = await handle.result()
+    assert result.outcome == Outcome.EXECUTION_FAILED
+    assert result.execution is None and target.tries > 1
+    (failure,) = details(result, "execution_failed")
+    assert "the target system is unavailable" in failure
+    approved = next(e.at for e in result.audit_trail if e.event == "decision_approved")
+    failed = next(e.at for e in result.audit_trail if e.event == "execution_failed")
+    assert failed - approved >= EXECUTE_PERSISTENCE - timedelta(minutes=1)
 
 
 # --- 7. decisions are idempotent -------------------------------------------------------------

@@ -11,6 +11,15 @@ received is counted, and the n-th one handled is the n-th one in history.
 
 An update is not stored by Temporal until a worker accepts it, so it has no such stamp:
 an update is on time if a worker receives it before the deadline.
+
+Replay gives a handler the time it had live, with one exception in the SDK (temporalio
+1.35, core's "v1" task chunking): a workflow task that issued no commands, followed at once
+by an empty one, is replayed as one activation with the later task's time. Temporal's
+server writes no such empty task for this workflow while a request waits (no local
+activity then, no update validator; an update's task carries its accepted event, which
+core aligns on; queries are not tasks in history). The time-skipping test server does write
+one for a query that arrives while a task runs, which is why a refusal's audit time can
+read a few ms later after a replay there (tests/test_workflow.py shows it).
 """
 
 from dataclasses import dataclass, field
