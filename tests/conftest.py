@@ -32,6 +32,7 @@ from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
+from tests import launcher
 from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
@@ -75,6 +76,14 @@ def isolated_from_the_environment(
             session_patch.delenv(name, raising=False)
         session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def script_launcher() -> Iterator[None]:
+    """The process that starts the scripts for this test process (``tests/launcher.py``),
+    started on first use and stopped at the end of the session."""
+    yield
+    launcher.stop_launcher()
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +169,33 @@ async def worker(
     log_dir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     async with running_worker(dev_server, llm_server, log_dir) as started:
         yield started
+
+
+# The modules that take longest, longest first (measured with ``--durations=0``): each test
+# process takes whole modules (``--dist loadfile``), so these start first and the other
+# process works through the short ones meanwhile, instead of a long module starting last.
+# Only modules on real servers and processes are moved: those sharing the time-skipping
+# server keep their usual order (with test_workflow moved first, the time-skipping modules
+# after it on the same process timed out once).
+SLOWEST_MODULES = (
+    "test_local_model.py",
+    "test_fault_tolerance.py",
+    "test_demo.py",
+    "test_benchmark_encryption.py",
+    "test_encryption_end_to_end.py",
+    "test_benchmark_smoke.py",
+    "test_inbox_browser.py",
+    "test_end_to_end.py",
+    "test_cli_errors.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
+
+    items.sort(key=rank)  # stable: the order within a module, and of the rest, is kept
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

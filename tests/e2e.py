@@ -23,10 +23,12 @@ from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TEMPORAL_CLI,
     background_script,
+    port_is_open,
     run_script,
     script_env,
     wait_until,
 )
+from tests.launcher import LaunchedProcess
 
 # Every process's wait (to start, or for a result), generous for a loaded 2-core machine.
 PROCESS_TIMEOUT_SECONDS = 60.0
@@ -53,7 +55,7 @@ class WorkerProcess:
 
     env: dict[str, str]
     log: Path
-    process: subprocess.Popen[str]
+    process: LaunchedProcess
 
     @property
     def address(self) -> str:
@@ -88,7 +90,7 @@ class BackgroundRun:
 
     workflow_id: str
     request: str
-    process: subprocess.Popen[str]
+    process: LaunchedProcess
     log: Path
 
     async def finish(self) -> Ran:
@@ -166,6 +168,25 @@ async def worker_process(
         )
         assert process.poll() is None, f"the worker exited early:\n{log_path.read_text()}"
         yield WorkerProcess(env, log_path, process)
+
+
+@contextlib.asynccontextmanager
+async def listening_script(
+    module: str, port: int, env: dict[str, str], log_path: Path
+) -> AsyncIterator[Any]:
+    """``python -m module --port port`` (a server), yielded once it listens; stopped on exit.
+    A server that dies on start fails here, with its log."""
+    with (
+        log_path.open("w") as log,
+        background_script(module, "--port", str(port), env=env, log=log) as process,
+    ):
+
+        async def up() -> bool:
+            return port_is_open(port) or process.poll() is not None
+
+        await wait_until(up, bool)
+        assert process.poll() is None, log_path.read_text()
+        yield process
 
 
 @contextlib.asynccontextmanager

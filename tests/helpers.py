@@ -5,8 +5,8 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.openai_responses import AnalysisActivities
 from constants import (
@@ -38,6 +38,7 @@ from constants import (
 )
 from dev_server import TEMPORAL_CLI
 from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
+from tests import launcher
 from tests.fake_openai import FakeOpenAIServer, Reply, ok
 from worker import build_worker
 
@@ -196,6 +197,31 @@ async def open_runs(client: Client, workflow_id: str) -> list[WorkflowHandle]:
     ]
 
 
+@asynccontextmanager
+async def running_test_workflow(
+    client: Client, workflow_class: type, workflow_id: str | None = None
+) -> AsyncIterator[WorkflowHandle]:
+    """A test-only workflow (unsandboxed: it may raise or wait for ever) started on a worker
+    of its own task queue; terminated on exit, before its worker stops."""
+    task_queue = f"test-only-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[workflow_class],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            workflow_class.run,  # type: ignore[attr-defined]
+            id=workflow_id or f"test-only-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        try:
+            yield handle
+        finally:
+            with contextlib.suppress(RPCError):  # already closed
+                await handle.terminate("end of test")
+
+
 @dataclass(frozen=True)
 class TimeSkippingRuns:
     """What a workflow test on the shared time-skipping server works with: the server, the
@@ -273,30 +299,23 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
 def run_script(
     module: str, *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` from the project root and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``python -m module args`` from the project root and capture its output (a real
+    process, started by ``tests/launcher.py`` without the import cost of a new Python)."""
+    return launcher.run([module, *args], env=env, cwd=PROJECT_ROOT, timeout=timeout)
 
 
 @contextmanager
 def background_script(
     module: str, *args: str, env: dict[str, str], log: IO[str]
-) -> Iterator[subprocess.Popen[str]]:
+) -> Iterator[launcher.LaunchedProcess]:
     """Start ``python -m module`` writing to ``log``; stop it (and wait) on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
+    process = launcher.popen(
+        [module, *args],
         env=env,
+        cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,  # never a terminal, wherever the tests run
         stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         yield process
@@ -304,7 +323,9 @@ def background_script(
         stop_process(process, grace_seconds=15)
 
 
-def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
+def stop_process(
+    process: subprocess.Popen[Any] | launcher.LaunchedProcess, grace_seconds: float
+) -> None:
     """SIGTERM first, so the process can drain and let go of its ports and files; SIGKILL
     only if it is still there after ``grace_seconds``, so a hung process never hangs the test."""
     if process.poll() is not None:

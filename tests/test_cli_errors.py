@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import approval_status
 import send_approval as send_approval_script
@@ -40,6 +39,7 @@ from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     background_script,
     is_running,
+    running_test_workflow,
     script_env,
     start_run,
     status_of,
@@ -319,24 +319,12 @@ async def test_a_workflow_without_the_status_query_is_named_not_a_traceback(
     worker: WorkerProcess, dev_server: WorkflowEnvironment
 ) -> None:
     """The query fails in the workflow (``WorkflowQueryFailedError``): one line, exit 1."""
-    task_queue, workflow_id = f"other-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
-    client = dev_server.client
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[WorkflowWithoutStatus],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await client.start_workflow(
-            WorkflowWithoutStatus.run, id=workflow_id, task_queue=task_queue
+    async with running_test_workflow(dev_server.client, WorkflowWithoutStatus) as handle:
+        workflow_id = handle.id
+        ran = await asyncio.gather(
+            script("send_approval", workflow_id, "approve", env=worker.env),
+            script("approval_status", workflow_id, env=worker.env),
         )
-        try:
-            ran = await asyncio.gather(
-                script("send_approval", workflow_id, "approve", env=worker.env),
-                script("approval_status", workflow_id, env=worker.env),
-            )
-        finally:
-            await handle.terminate("end of test")
     for each in ran:
         assert_one_line_error(
             each, 1, rf"^Workflow {workflow_id} cannot say where it stands \(.*{STATUS_QUERY}"

@@ -18,9 +18,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from constants import CODEC_CORS_ORIGIN_ENV, CODEC_TOKEN_ENV, ENCRYPTION_KEYS_ENV
 from dev_server import free_port
-from tests.e2e import WorkerProcess, address_of, script, temporal_cli, unique, worker_process
+from tests.e2e import (
+    WorkerProcess,
+    address_of,
+    listening_script,
+    script,
+    temporal_cli,
+    unique,
+    worker_process,
+)
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import background_script, port_is_open, script_env, wait_until
+from tests.helpers import script_env
 
 UI_ORIGIN = "http://localhost:8233"
 TOKEN = "codec-test-token-0123456789"
@@ -50,16 +58,7 @@ async def codec_server(
     port = free_port()
     env = {**encrypted_env, CODEC_TOKEN_ENV: TOKEN, CODEC_CORS_ORIGIN_ENV: UI_ORIGIN}
     log_path = tmp_path_factory.mktemp("codec") / "codec_server.log"
-    with (
-        log_path.open("w") as log,
-        background_script("codec_server", "--port", str(port), env=env, log=log) as process,
-    ):
-
-        async def up() -> bool:
-            return port_is_open(port) or process.poll() is not None
-
-        await wait_until(up, bool)
-        assert process.poll() is None, log_path.read_text()
+    async with listening_script("codec_server", port, env, log_path):
         yield CodecServer(f"http://127.0.0.1:{port}", env)
 
 

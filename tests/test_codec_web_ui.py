@@ -24,14 +24,12 @@ from dev_server import free_port
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
 from temporal_client import converter_with_keys
+from tests.e2e import listening_script
 from tests.helpers import (
     CHROMEDRIVER,
     CHROMIUM,
     CHROMIUM_FLAGS,
     TEMPORAL_CLI,
-    background_script,
-    port_is_open,
-    wait_until,
 )
 
 TOKEN = "web-ui-test-token-0123456789"
@@ -59,16 +57,7 @@ async def codec_server(
         CODEC_CORS_ORIGIN_ENV: f"http://127.0.0.1:{ui_port}",
     }
     log_path = tmp_path_factory.mktemp("web-ui") / "codec_server.log"
-    with (
-        log_path.open("w") as log,
-        background_script("codec_server", "--port", str(codec_port), env=env, log=log) as process,
-    ):
-
-        async def up() -> bool:
-            return port_is_open(codec_port) or process.poll() is not None
-
-        await wait_until(up, bool)
-        assert process.poll() is None, log_path.read_text()
+    async with listening_script("codec_server", codec_port, env, log_path):
         yield
 
 

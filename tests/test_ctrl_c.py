@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ import pytest
 from temporalio import workflow
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import ApprovalDecision
 from tests.e2e import address_of, worker_process
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import PROJECT_ROOT, is_running, script_env, wait_until
+from tests.helpers import PROJECT_ROOT, is_running, running_test_workflow, script_env, wait_until
+from tests.launcher import LaunchedProcess, popen
 
 INTERRUPTED = 130
 RECEIVED_QUERY = "update_received"
@@ -82,19 +81,17 @@ class Interrupted:
         return self.stderr.strip().splitlines()[-1] if self.stderr.strip() else ""
 
 
-def launch(module: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=PROJECT_ROOT,
+def launch(module: str, *args: str, env: dict[str, str]) -> LaunchedProcess:
+    return popen(
+        [module, *args],
         env=env,
-        stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
 
 
-async def interrupt(process: subprocess.Popen[str]) -> Interrupted:
+async def interrupt(process: LaunchedProcess) -> Interrupted:
     """Ctrl-C, as a terminal sends it, then what the process said and its exit code."""
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)
@@ -169,17 +166,8 @@ async def test_send_approval_interrupted_during_the_update_says_it_may_still_app
     task_queue: str,
     workflow_id: str,
 ) -> None:
-    client = dev_server.client
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[NeverDecides],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await client.start_workflow(
-            NeverDecides.run, id=workflow_id, task_queue=task_queue
-        )
+    async with running_test_workflow(dev_server.client, NeverDecides, workflow_id) as handle:
         process = launch("send_approval", workflow_id, "req-1", "approve", env=env)
         try:
             await wait_until(lambda: handle.query(RECEIVED_QUERY, result_type=bool), bool)
@@ -188,7 +176,6 @@ async def test_send_approval_interrupted_during_the_update_says_it_may_still_app
             if process.poll() is None:
                 process.kill()
                 process.wait()
-            await handle.terminate("end of test")
     assert_clean_stop(ran, "may still be applied")
     assert f"approval_status {workflow_id}" in ran.last_line
 

@@ -10,8 +10,6 @@ import select
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from tests.helpers import (
     wait_for_output,
     wait_for_state,
 )
+from tests.launcher import popen
 from worker import build_worker
 
 RISKY = "Delete all test data from the production database"
@@ -115,11 +114,28 @@ class Terminal:
     """The demo in a pseudo-terminal, so it believes a person sits at it."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become the demo
-            os.chdir(PROJECT_ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "demo", *args], env)
+        self.fd, child_end = pty.openpty()
+        try:
+            self.process = popen(
+                ["demo", *args],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdin=child_end,
+                stdout=child_end,
+                stderr=child_end,
+            )
+        finally:
+            os.close(child_end)  # the demo holds the only copy: its exit ends our reads
+        self.pid = self.process.pid
         self.output = ""
+
+    @classmethod
+    def offline_demo(cls, tmp_path: Path, request: str, *options: str) -> tuple["Terminal", int]:
+        """``demo --offline options request`` with its data in ``tmp_path``, its embedded
+        server on a free port (returned, to check that nothing is left listening there)."""
+        port = free_port()
+        env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
+        return cls(["--offline", *options, "--data-dir", str(tmp_path), request], env), port
 
     def expect(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -140,21 +156,19 @@ class Terminal:
     def wait(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
+            returncode = self.process.poll()
+            if returncode is not None:
                 self.expect("")  # drain what is left
-                return os.waitstatus_to_exitcode(status)
+                return returncode
             select.select([self.fd], [], [], 0.1)
             with contextlib.suppress(OSError):  # the demo closed its terminal
                 self.output += os.read(self.fd, 4096).decode(errors="replace")
-        os.kill(self.pid, signal.SIGKILL)
+        self.process.kill()
         raise AssertionError(f"demo did not exit; screen:\n{self.output[-2000:]}")
 
 
 def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path: Path) -> None:
-    port = free_port()
-    env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), RISKY], env)
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY)
     terminal.expect("Approve? [y/n]")
     terminal.type("perhaps")
     terminal.expect("Please answer y or n.")
@@ -170,10 +184,7 @@ def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path
 def test_the_deadline_ends_an_unanswered_prompt_with_the_timed_out_outcome(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
-    args = ["--offline", "--approval-timeout", "4", "--data-dir", str(tmp_path), RISKY]
-    terminal = Terminal(args, env)
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "4")
     terminal.expect("Approve? [y/n]")
     terminal.expect("The deadline passed before a decision.")
     assert terminal.wait() == 0
@@ -246,8 +257,7 @@ def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> No
 
 
 def test_the_demo_asks_each_stage_in_turn_and_stops_at_a_no(tmp_path: Path) -> None:
-    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), STAGED], env)
+    terminal, _ = Terminal.offline_demo(tmp_path, STAGED)
     terminal.expect("Approve stage 'manager'? [y/n]")
     terminal.type("y")
     terminal.expect("Approve stage 'director'? [y/n]")
@@ -308,9 +318,8 @@ def test_an_unusable_data_folder_is_named(tmp_path: Path, unusable: str) -> None
 
 
 async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Path) -> None:
-    port = free_port()
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY)
     address = f"127.0.0.1:{port}"
-    terminal = Terminal(["--offline", "--data-dir", str(tmp_path), RISKY], demo_env(address, ""))
     terminal.expect("Approve? [y/n]")
     os.kill(terminal.pid, signal.SIGINT)
     assert terminal.wait() == 130
@@ -346,12 +355,6 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
 
 @pytest.mark.parametrize("missing", ["--approve", "--reject"])
 def test_demo_flags_need_notes(missing: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "demo", RISKY, missing],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("demo", RISKY, missing, env=dict(os.environ))
     assert result.returncode == 2
     assert "usage: demo" in result.stderr

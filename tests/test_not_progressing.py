@@ -29,7 +29,7 @@ from models.models import WorkflowInput
 from temporal_client import converter_with_keys, not_progressing
 from tests.e2e import address_of, script
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import script_env, start_run, wait_until
+from tests.helpers import running_test_workflow, script_env, start_run, wait_until
 
 WEDGE = "deliberately wedged for the test"
 
@@ -60,21 +60,9 @@ async def failing_attempts(handle: WorkflowHandle) -> int:
 @pytest.fixture
 async def wedged(dev_client: Client) -> AsyncIterator[WorkflowHandle]:
     """A run whose workflow task has failed at least twice, its worker still polling."""
-    task_queue = f"wedged-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        dev_client,
-        task_queue=task_queue,
-        workflows=[WedgedWorkflow],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await dev_client.start_workflow(
-            WedgedWorkflow.run, id=f"wedged-{uuid.uuid4().hex[:8]}", task_queue=task_queue
-        )
-        try:
-            await wait_until(lambda: failing_attempts(handle), lambda attempt: attempt >= 2)
-            yield handle
-        finally:
-            await handle.terminate("end of test")
+    async with running_test_workflow(dev_client, WedgedWorkflow) as handle:
+        await wait_until(lambda: failing_attempts(handle), lambda attempt: attempt >= 2)
+        yield handle
 
 
 async def test_the_helper_says_why_from_what_the_server_reports(
@@ -179,22 +167,10 @@ async def test_with_encryption_the_failure_is_decrypted_for_the_reader(
     helper reads it through the client's codec, as the scripts connect with the keys."""
     ring = parse_keys([f"k-test:{base64.b64encode(os.urandom(32)).decode()}"], source="test")
     client = await Client.connect(address_of(dev_server), data_converter=converter_with_keys(ring))
-    task_queue = f"wedged-enc-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[WedgedWorkflow],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await client.start_workflow(
-            WedgedWorkflow.run, id=f"wedged-{uuid.uuid4().hex[:8]}", task_queue=task_queue
-        )
-        try:
-            await wait_until(lambda: failing_attempts(handle), lambda attempt: attempt >= 2)
-            stuck = await not_progressing(client, handle.id)
-            stored = await dev_server.client.get_workflow_handle(handle.id).fetch_history()
-        finally:
-            await handle.terminate("end of test")
+    async with running_test_workflow(client, WedgedWorkflow) as handle:
+        await wait_until(lambda: failing_attempts(handle), lambda attempt: attempt >= 2)
+        stuck = await not_progressing(client, handle.id)
+        stored = await dev_server.client.get_workflow_handle(handle.id).fetch_history()
     failures = [
         event.workflow_task_failed_event_attributes.failure.message
         for event in stored.events
