@@ -119,8 +119,9 @@ def recorded(status: WorkflowStatus, event: str) -> int:
 async def pending_request(handle: Run) -> ApprovalRequest:
     """Wait until the run has asked for a decision and return what the approver is shown.
 
-    Waits for the notice to be recorded too: a decision that arrives while the notice is
-    still being sent is valid, but would land before ``approval_requested`` in the trail.
+    Waits for the notices to be settled too: they are sent alongside the wait, and a
+    decision that arrives while one is still being sent is valid but cancels it, which adds
+    ``notification_cancelled`` to the trail the tests compare.
     """
     status = await wait_until(
         lambda: status_of(handle),
@@ -128,8 +129,34 @@ async def pending_request(handle: Run) -> ApprovalRequest:
             s.state == WorkflowState.AWAITING_APPROVAL and recorded(s, "approval_requested") > 0
         ),
     )
+    await wait_until(lambda: notices_settled(handle), bool)
     assert status.approval_request is not None, status
     return status.approval_request
+
+
+NOTICE_ACTIVITIES = {"notify_approval_needed", "send_webhook_notice", "send_email_notice"}
+ACTIVITY_CLOSED = (
+    "activity_task_completed_event_attributes",
+    "activity_task_failed_event_attributes",
+    "activity_task_timed_out_event_attributes",
+    "activity_task_canceled_event_attributes",
+)
+
+
+async def notices_settled(handle: WorkflowHandle) -> bool:
+    """Whether the run has scheduled its notices and each has closed, read from history
+    (the status tells of failures only, not of notices that went out)."""
+    scheduled: set[int] = set()
+    closed: set[int] = set()
+    for event in (await handle.fetch_history()).events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            activity = event.activity_task_scheduled_event_attributes.activity_type.name
+            if activity in NOTICE_ACTIVITIES:
+                scheduled.add(event.event_id)
+        for name in ACTIVITY_CLOSED:
+            if event.HasField(name):
+                closed.add(getattr(event, name).scheduled_event_id)
+    return bool(scheduled) and scheduled <= closed
 
 
 async def wait_for_refusals(handle: Run, count: int) -> WorkflowStatus:

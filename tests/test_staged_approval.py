@@ -39,7 +39,7 @@ from tests.helpers import (
     status_of,
     wait_until,
 )
-from tests.record_histories import started_children
+from tests.record_histories import notices_settled, started_children
 from workflows.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
 
 CLOSED = {
@@ -256,7 +256,11 @@ async def test_a_failed_stage_notice_is_recorded_by_the_parent_and_the_stage_sti
         webhook_answering(404) as (notifier, posted),  # a 404 is not retried
         runs.started(staged(contract_renewal, "manager"), notifier=notifier) as handle,
     ):
-        await decide_stage(client, await child_id(client, handle, "manager"), True)
+        manager_id = await child_id(client, handle, "manager")
+        # Notices go out alongside the wait: a decision before the 404 came back would
+        # cancel the notice instead of recording its failure.
+        await wait_until(lambda: notices_settled(client.get_workflow_handle(manager_id)), bool)
+        await decide_stage(client, manager_id, True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert len(posted) == 1
