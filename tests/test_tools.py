@@ -93,9 +93,10 @@ WRITE_CALLS = {
     "send_email": call(
         "send_email", to=None, mailing_list="beta-testers", subject="Beta 2", body="Hello"
     ),
-    "grant_role": None,  # needs a seeded user: built in the test
-    "revoke_role": None,
-    "pay_invoice": None,
+    # Rebuilt on the seeded data by seeded_calls (a user without admin, an open invoice).
+    "grant_role": call("grant_role", username="ada1", role="admin"),
+    "revoke_role": call("revoke_role", username="ada1", role="viewer"),
+    "pay_invoice": call("pay_invoice", invoice_id=1, from_account="operating"),
     "run_sql": call("run_sql", statement="UPDATE users SET active = 0 WHERE id <= 3"),
 }
 
@@ -112,7 +113,7 @@ def seeded_calls(path: Path) -> dict[str, ToolCall]:
     calls["pay_invoice"] = call(
         "pay_invoice", invoice_id=open_invoice(path)[0], from_account="operating"
     )
-    return calls  # type: ignore[return-value]
+    return calls
 
 
 def test_the_database_is_seeded_deterministically(tmp_path: Path) -> None:
@@ -463,3 +464,62 @@ def test_reset_seeds_again(db_path: Path) -> None:
     reset_database(db_path)
     assert balance(db_path, "reserve") == 25_000_000
     assert query(db_path, "SELECT COUNT(*) FROM tool_executions") == [(0,)]
+
+
+# A process that takes the write lock, applies the effect, reaches the point of recording
+# its key, says so, and hangs there until it is killed.
+_DIES_MID_EXECUTE = """
+import sys, time
+from pathlib import Path
+import tools.execution as execution
+from tools.models import ExecuteToolInput
+
+def hang(*args):
+    Path(sys.argv[2]).write_text("acted")
+    time.sleep(600)
+
+execution._record = hang
+execution.execute_call(Path(sys.argv[1]), ExecuteToolInput.model_validate_json(sys.argv[3]))
+"""
+
+
+async def test_a_process_killed_mid_execute_leaves_nothing_and_the_retry_acts_once(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """What an exception cannot show: the OS kills the process inside the transaction,
+    after the effect and before the commit. SQLite rolls the journal back; the retry (here,
+    another process's connection) acts once."""
+    import subprocess
+    import sys
+
+    from tests.helpers import wait_until
+
+    tool_call = WRITE_CALLS["transfer_funds"]
+    preview = preview_call(db_path, tool_call)
+    request = ExecuteToolInput(
+        idempotency_key="killed", call=tool_call, approved_fingerprint=preview.fingerprint
+    )
+    marker = tmp_path / "acted"
+    dying = subprocess.Popen(
+        [sys.executable, "-c", _DIES_MID_EXECUTE, str(db_path), str(marker),
+         request.model_dump_json()],
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    try:
+
+        async def acted() -> bool:
+            return marker.exists() or dying.poll() is not None
+
+        await wait_until(acted, bool, timeout=60)
+        assert dying.poll() is None, "the executing process ended before the kill"
+    finally:
+        dying.kill()
+        dying.wait()
+
+    first = execute_call(db_path, request)
+    again = execute_call(db_path, request)
+
+    assert first.status is ToolStatus.EXECUTED
+    assert again == first
+    assert balance(db_path, "reserve") == 27_500_000
+    assert query(db_path, "SELECT COUNT(*) FROM payments WHERE memo = 'top up'") == [(1,)]
