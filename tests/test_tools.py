@@ -90,6 +90,13 @@ WRITE_CALLS = {
         amount_cents=2_500_000,
         memo="top up",
     ),
+    "pay_vendor": call(
+        "pay_vendor",
+        vendor="ACME",
+        amount_cents=2_500_000,
+        from_account="operating",
+        memo="consulting",
+    ),
     "send_email": call(
         "send_email", to=None, mailing_list="beta-testers", subject="Beta 2", body="Hello"
     ),
@@ -166,6 +173,8 @@ def test_drift_since_the_preview_refuses_without_acting(db_path: Path, tool: str
         "update_records": "UPDATE customers SET name = 'Renamed' WHERE id = "
         "(SELECT MIN(id) FROM customers WHERE country = 'DE')",
         "transfer_funds": "UPDATE accounts SET balance_cents = balance_cents - 1"
+        " WHERE id = 'operating'",
+        "pay_vendor": "UPDATE accounts SET balance_cents = balance_cents + 1"
         " WHERE id = 'operating'",
         "send_email": "INSERT INTO mailing_list (list_name, email, name)"
         " VALUES ('beta-testers', 'late@example.org', 'Late Joiner')",
@@ -263,6 +272,17 @@ def test_transfer_funds(db_path: Path) -> None:
         397_500_000,
         27_500_000,
     )
+
+
+def test_pay_vendor(db_path: Path) -> None:
+    tool_call = seeded_calls(db_path)["pay_vendor"]
+    preview = preview_call(db_path, tool_call)
+    assert preview.summary == (
+        "pays $25,000.00 to ACME from operating; balance $4,000,000.00 -> $3,975,000.00"
+    )
+    run(db_path, tool_call, preview)
+    assert balance(db_path, "operating") == 397_500_000
+    assert query(db_path, "SELECT to_party, memo FROM payments") == [("ACME", "consulting")]
 
 
 def test_transfer_beyond_the_balance_is_infeasible(db_path: Path) -> None:

@@ -35,6 +35,13 @@ class TransferFundsArgs(ToolArguments):
         return self
 
 
+class PayVendorArgs(ToolArguments):
+    vendor: str = Field(min_length=1, max_length=100)
+    amount_cents: int = Field(gt=0, description="whole cents: $25,000 is 2500000")
+    from_account: AccountId
+    memo: str = Field(max_length=200)
+
+
 class AccountBalancesArgs(ToolArguments):
     pass
 
@@ -148,6 +155,42 @@ def _apply_transfer(db: sqlite3.Connection, args: TransferFundsArgs) -> str:
     return f"moved {money(args.amount_cents)} from {args.from_account} to {args.to_account}"
 
 
+def _preview_pay_vendor(db: sqlite3.Connection, args: PayVendorArgs) -> Effect:
+    account = _account(db, args.from_account)
+    short = args.amount_cents > int(account["balance_cents"] or 0)
+    line = _balance_line(account, -args.amount_cents)
+    return Effect(
+        summary=f"cannot pay {money(args.amount_cents)}: {args.from_account} holds less"
+        if short
+        else f"pays {money(args.amount_cents)} to {args.vendor} from {args.from_account}; "
+        f"balance {line.split(': ')[1]}",
+        affected=0 if short else 1,
+        fingerprint_rows=[account],
+        details=(line,),
+        amount_cents=args.amount_cents,
+        feasible=not short,
+    )
+
+
+def _apply_pay_vendor(db: sqlite3.Connection, args: PayVendorArgs) -> str:
+    db.execute(
+        "UPDATE accounts SET balance_cents = balance_cents - ? WHERE id = ?",
+        (args.amount_cents, args.from_account),
+    )
+    db.execute(
+        "INSERT INTO payments (invoice_id, from_account, to_party, amount_cents, memo, paid_at)"
+        " VALUES (NULL, ?, ?, ?, ?, ?)",
+        (
+            args.from_account,
+            args.vendor,
+            args.amount_cents,
+            args.memo,
+            datetime.now(UTC).isoformat(),
+        ),
+    )
+    return f"paid {money(args.amount_cents)} to {args.vendor} from {args.from_account}"
+
+
 def _balances(db: sqlite3.Connection, _: AccountBalancesArgs) -> list[Row]:
     return as_rows(db.execute("SELECT * FROM accounts ORDER BY id"))
 
@@ -176,6 +219,14 @@ PAY_INVOICE = Tool(
     arguments=PayInvoiceArgs,
     preview=_preview_pay,
     apply=_apply_pay,
+)
+PAY_VENDOR = Tool(
+    name="pay_vendor",
+    description="Pay an amount (in cents) to an outside party from one of the company's "
+    "accounts, with no invoice.",
+    arguments=PayVendorArgs,
+    preview=_preview_pay_vendor,
+    apply=_apply_pay_vendor,
 )
 TRANSFER_FUNDS = Tool(
     name="transfer_funds",

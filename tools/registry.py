@@ -9,7 +9,7 @@ from tools.adhoc_sql import RUN_SQL
 from tools.base import Tool
 from tools.email import SEND_EMAIL
 from tools.models import ToolCall
-from tools.money import ACCOUNT_BALANCES, PAY_INVOICE, TRANSFER_FUNDS
+from tools.money import ACCOUNT_BALANCES, PAY_INVOICE, PAY_VENDOR, TRANSFER_FUNDS
 from tools.records import DELETE_RECORDS, FIND_RECORDS, SUMMARIZE_RECORDS, UPDATE_RECORDS
 from tools.roles import GRANT_ROLE, REVOKE_ROLE
 
@@ -22,6 +22,7 @@ TOOLS: dict[str, Tool[Any]] = {
         DELETE_RECORDS,
         UPDATE_RECORDS,
         PAY_INVOICE,
+        PAY_VENDOR,
         TRANSFER_FUNDS,
         SEND_EMAIL,
         GRANT_ROLE,
