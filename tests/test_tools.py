@@ -543,3 +543,28 @@ async def test_a_process_killed_mid_execute_leaves_nothing_and_the_retry_acts_on
     assert again == first
     assert balance(db_path, "reserve") == 27_500_000
     assert query(db_path, "SELECT COUNT(*) FROM payments WHERE memo = 'top up'") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "tool_call",
+    [
+        call("pay_vendor", vendor="ACME\x1b[2J", amount_cents=1, from_account="operating",
+             memo=""),
+        call("grant_role", username="ada\x1b]8;;evil\x07", role="admin"),
+        call("send_email", to="a\x1b[31m@example.com", mailing_list=None, subject="s", body="b"),
+        call("send_email", to=None, mailing_list="news\nletter", subject="s", body="b"),
+    ],
+)  # fmt: skip
+def test_names_shown_unquoted_admit_no_control_characters(
+    db_path: Path, tool_call: ToolCall
+) -> None:
+    with pytest.raises(InvalidToolCall):
+        preview_call(db_path, tool_call)
+
+
+def test_free_text_reaches_the_preview_quoted(db_path: Path) -> None:
+    tool_call = call("send_email", to="a@example.com", mailing_list=None,
+                     subject="Hi\x1b[2J", body="b")  # fmt: skip
+    assert "\x1b" not in preview_call(db_path, tool_call).summary
+    sql = call("run_sql", statement="SELECT 1 -- \x1b[2J")
+    assert "\x1b" not in str(preview_call(db_path, sql).details)

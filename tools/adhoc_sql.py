@@ -78,7 +78,7 @@ def _preview(db: sqlite3.Connection, args: RunSqlArgs) -> Effect:
         summary=f"runs ad-hoc SQL: {summary}",
         affected=changed or len(rows),
         fingerprint_rows=snapshot,
-        details=(f"statement: {args.statement}",),
+        details=(f"statement: {args.statement!r}",),
         sample_rows=first(rows),
     )
 

@@ -9,12 +9,14 @@ from pydantic import Field, model_validator
 
 from tools.base import Effect, Tool, ToolArguments, ToolRefused
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
 
 
 class SendEmailArgs(ToolArguments):
     to: str | None = Field(pattern=EMAIL_PATTERN, description="one address, or null")
-    mailing_list: str | None = Field(description="a list name (e.g. newsletter), or null")
+    mailing_list: str | None = Field(
+        pattern=r"^[a-z0-9_-]{1,40}$", description="a list name (e.g. newsletter), or null"
+    )
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=5_000)
 

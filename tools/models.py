@@ -20,6 +20,9 @@ class ToolCall(BaseModel):
 class EffectPreview(BaseModel):
     """What a tool call would change, worked out without changing anything.
 
+    Text the model wrote reaches the summary only through patterns that admit no control
+    characters (names, addresses) or quoted with ``repr`` (filter values, subjects, SQL).
+
     ``fingerprint`` hashes the rows the call would touch (and the call itself): execution
     acts only if it still matches the fingerprint of the preview that was approved.
     """

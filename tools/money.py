@@ -36,7 +36,7 @@ class TransferFundsArgs(ToolArguments):
 
 
 class PayVendorArgs(ToolArguments):
-    vendor: str = Field(min_length=1, max_length=100)
+    vendor: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 .,&'-]{0,99}$")
     amount_cents: int = Field(gt=0, description="whole cents: $25,000 is 2500000")
     from_account: AccountId
     memo: str = Field(max_length=200)

@@ -11,7 +11,7 @@ Role = Literal["viewer", "support", "billing", "admin"]
 
 
 class RoleArgs(ToolArguments):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(pattern=r"^[a-z0-9_.-]{1,64}$")
     role: Role
 
 
