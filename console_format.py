@@ -1,6 +1,7 @@
 """How results and status read in a terminal. Plain functions, shared by every script."""
 
 from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
+from tools.models import EffectPreview
 
 
 def format_audit_trail(events: list[AuditEvent]) -> str:
@@ -20,6 +21,15 @@ def format_result(result: WorkflowResult) -> str:
     return "\n".join(lines)
 
 
+def format_preview(preview: EffectPreview, width: int = 12) -> list[str]:
+    """The effect an approver approves: what changes, then the first rows it touches."""
+    indent = " " * width
+    lines = [f"{'Effect:':<{width}}{preview.summary}"]
+    lines += [f"{indent}{line}" for line in preview.details]
+    lines += [f"{indent}{row!r}" for row in preview.sample_rows]
+    return lines
+
+
 def format_status(workflow_id: str, status: WorkflowStatus) -> str:
     lines = [f"Workflow {workflow_id}: {status.state.value}"]
     request = status.approval_request
@@ -28,6 +38,7 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
         lines += [
             f"Request ID: {request.request_id}",
             f"Action:     {action.action_type}: {action.description}",
+            *(format_preview(request.preview) if request.preview is not None else []),
             f"Risk:       {'; '.join(request.risk_reasons)}",
             f"Deadline:   {request.deadline.isoformat(timespec='seconds')}",
         ]

@@ -10,6 +10,7 @@ import shlex
 
 from temporalio import activity
 
+from console_format import format_preview
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL
 from models.models import ApprovalRequest
 
@@ -50,6 +51,7 @@ def format_approval_notice(request: ApprovalRequest) -> str:
         f"Request:     {request.user_request}",
         f"Action:      {action.action_type}: {action.description}",
         f"Reasoning:   {action.reasoning}",
+        *(format_preview(request.preview, width=13) if request.preview is not None else []),
         "Why a human must decide:",
         *(f"    - {reason}" for reason in request.risk_reasons),
     ]
