@@ -568,3 +568,25 @@ def test_free_text_reaches_the_preview_quoted(db_path: Path) -> None:
     assert "\x1b" not in preview_call(db_path, tool_call).summary
     sql = call("run_sql", statement="SELECT 1 -- \x1b[2J")
     assert "\x1b" not in str(preview_call(db_path, sql).details)
+
+
+@pytest.mark.parametrize(
+    ("tool_call", "problem"),
+    [
+        ({"tool": "shell", "arguments": {"command": "rm -rf /"}}, "unknown tool 'shell'"),
+        ({"tool": "pay_invoice", "arguments": {"invoice_id": "7"}}, "invalid arguments"),
+        ({"tool": "account_balances"}, None),
+    ],
+)
+def test_the_parser_refuses_a_call_outside_any_tool(tool_call: dict, problem: str | None) -> None:
+    """Inside the analysis activity: an unknown tool or invalid arguments are malformed
+    output (retried, then analysis_failed), never a proposal."""
+    from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+
+    answer = json.dumps({"action_type": "x", "description": "d", "reasoning": "r",
+                         "risky_action": False, "tool_call": tool_call})  # fmt: skip
+    if problem is None:
+        assert parse_proposed_action(answer).tool_call == ToolCall(tool="account_balances")
+        return
+    with pytest.raises(MalformedProposalError, match=problem):
+        parse_proposed_action(answer)
