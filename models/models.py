@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from tools.models import EffectPreview, ToolCall
+from tools.models import EffectPreview, ToolCall, ToolOutcome
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
 # The longest a run may wait for a person. Far beyond it, the deadline (now + timeout)
@@ -221,11 +221,12 @@ class ExecuteActionInput(BaseModel):
 
 
 class ExecutionResult(BaseModel):
-    """What the (simulated) execution did."""
+    """What the execution did: a tool's outcome, or (with no tool call) a simulation."""
 
     idempotency_key: str
     summary: str
     simulated: bool = True
+    tool_outcome: ToolOutcome | None = None
 
 
 class Outcome(StrEnum):
