@@ -36,6 +36,7 @@ from console_format import format_result
 from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
+from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -91,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
+    notes = args.approve if args.approve is not None else args.reject
+    if problem := first_problem(
+        too_long("the request", args.request, MAX_REQUEST_CHARS),
+        too_long("the notes", notes or "", MAX_NOTES_CHARS),
+    ):
+        parser.error(problem)
     return args
 
 

@@ -17,10 +17,18 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from constants import SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
+from models.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTES_CHARS,
+    decision_problem,
+    first_problem,
+    too_long,
+)
 from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
 from temporal_client import (
     WORKER_WAIT_SECONDS,
@@ -31,6 +39,7 @@ from temporal_client import (
     means_no_such_workflow,
     means_no_worker,
     no_worker_message,
+    not_progressing,
     query_status,
 )
 
@@ -80,7 +89,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--edit-description only goes with approve")
     if args.edit_description is not None and not args.edit_description.strip():
         parser.error("--edit-description must not be empty")
+    if problem := over_a_limit(args):
+        parser.error(problem)
     return args
+
+
+def over_a_limit(args: argparse.Namespace) -> str | None:
+    """What the workflow would refuse for its size, said before anything is sent."""
+    return first_problem(
+        too_long("the request ID", args.request_id or "", MAX_NAME_CHARS),
+        too_long("the reviewer name", args.reviewer, MAX_NAME_CHARS),
+        too_long("the notes", args.notes, MAX_NOTES_CHARS),
+        too_long("--edit-description", args.edit_description or "", MAX_DESCRIPTION_CHARS),
+    )
 
 
 async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
@@ -115,6 +136,8 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
         decided_at=datetime.now(UTC),
         amended_action=amended,
     )
+    if problem := decision_problem(decision):
+        raise DecisionNotAppliedError(f"Not sent: {problem}.")
     return await submit(client, args.workflow_id, decision)
 
 
@@ -125,7 +148,14 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
     )
     try:
         return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
+    except RPCError as err:  # the server refuses updates while the workflow task fails
+        stuck = err.status == RPCStatusCode.FAILED_PRECONDITION
+        if not stuck or not (reason := await not_progressing(client, workflow_id)):
+            raise
+        raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        if reason := await not_progressing(client, workflow_id):  # no task, no update
+            raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
         raise DecisionNotAppliedError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."

@@ -23,6 +23,7 @@ from constants import (
     task_queue,
 )
 from encryption.codec import UndecryptablePayloadError
+from models.limits import run_input_problem
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
@@ -34,9 +35,11 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
-from temporal_client import TemporalUnavailableError, connect, exit_process
+from temporal_client import TemporalUnavailableError, connect, exit_process, not_progressing
 
-FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED}
+FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
+# While waiting for the result, how often to ask the server whether the run still moves.
+PROGRESS_CHECK_SECONDS = 10
 INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
     [
         SearchAttributePair(
@@ -129,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.run_input = run_input_from(args)
     except ValidationError as err:
         parser.error(summarise(err))
+    if problem := run_input_problem(args.run_input):
+        parser.error(problem)
     return args
 
 
@@ -174,16 +179,33 @@ async def start_run(
 
 
 async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
-    handle = await start_run(await connect(), args.run_input, args.workflow_id)
+    client = await connect()
+    handle = await start_run(client, args.run_input, args.workflow_id)
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     try:
-        return await handle.result()
+        return await result_unless_stuck(client, handle)
     except RPCError as err:  # the server went away or refused the read: the run goes on
         raise ResultUnavailableError(
             f"Workflow {handle.id} was started, but waiting for its result failed "
             f"({err.message}). Check it later with `uv run python -m approval_status {handle.id}`."
         ) from None
+
+
+async def result_unless_stuck(
+    client: Client, handle: WorkflowHandle[Any, WorkflowResult]
+) -> WorkflowResult:
+    """The run's result; or, once the server says the run is not progressing, why."""
+    result = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=PROGRESS_CHECK_SECONDS)
+            if done:
+                return result.result()
+            if stuck := await not_progressing(client, handle.id):
+                raise ResultUnavailableError(f"{stuck} Stopped waiting for its result.")
+    finally:
+        result.cancel()  # no-op once done
 
 
 def main(argv: list[str] | None = None) -> int:

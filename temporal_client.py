@@ -14,6 +14,10 @@ import sys
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
@@ -27,7 +31,7 @@ from constants import (
     DEFAULT_TEMPORAL_ADDRESS,
     STATUS_QUERY,
 )
-from encryption.codec import EncryptionCodec
+from encryption.codec import EncryptionCodec, UndecryptablePayloadError
 from encryption.keys import EncryptionSettingsError, KeyRing, load_keys
 from models.models import StageOutcome, WorkflowStatus
 
@@ -38,6 +42,10 @@ DEV_SERVER_COMMAND = (
 # A query or an update is answered by a worker; without one it waits, so scripts stop here,
 # well before the server's own 30 s limit, whose errors say nothing about workers.
 WORKER_WAIT_SECONDS = 20
+# How much of a workflow task's failure message a script shows (one line, printable).
+FAILURE_SHOWN_CHARS = 300
+# Events read back from the end of a history to find the last workflow task failure.
+HISTORY_PAGE_SIZE = 100
 # Settings that choose where the rest of the settings come from.
 PROFILE_SETTINGS = ("TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE")
 
@@ -155,12 +163,76 @@ def no_worker_message() -> str:
     return f"No worker answered within {WORKER_WAIT_SECONDS}s; is `python -m worker` running?"
 
 
+async def not_progressing(client: Client, workflow_id: str) -> str | None:
+    """Why the run cannot move, in one line, or None when nothing says it is stuck.
+
+    Read from what the server reports, so it needs no worker: the run's pending workflow
+    task has failed and is being retried (attempt 2 or more), and its history's last
+    workflow task event is a failure, whose message says why. Such a run answers no query
+    and takes no decision until a worker runs code that gets past the failure.
+    """
+    description = await client.get_workflow_handle(workflow_id).describe()
+    raw = description.raw_description
+    if not raw.HasField("pending_workflow_task") or raw.pending_workflow_task.attempt < 2:
+        return None
+    failure = await _last_workflow_task_failure(client, workflow_id, description.run_id)
+    if failure is None:  # timed out, not failed: a worker went away (the query says so)
+        return None
+    failures = raw.pending_workflow_task.attempt - 1
+    times = "once" if failures == 1 else f"{failures} times in a row"
+    return (
+        f"Workflow {workflow_id} is not progressing: its workflow task has failed "
+        f"{times}, with: {failure}. A worker "
+        "running code that fixes this resumes it; `uv run temporal workflow terminate "
+        f"--workflow-id {shlex.quote(workflow_id)}` ends it."
+    )
+
+
+async def _last_workflow_task_failure(client: Client, workflow_id: str, run_id: str) -> str | None:
+    """The failure message of the last workflow task, if that task failed; newest first."""
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        maximum_page_size=HISTORY_PAGE_SIZE,
+    )
+    while True:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(request)
+        for event in page.history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                return None
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failure = event.workflow_task_failed_event_attributes.failure
+                return _one_printable_line(await _failure_message(client, failure))
+        if not page.next_page_token:
+            return None
+        request.next_page_token = page.next_page_token
+
+
+async def _failure_message(client: Client, failure: Failure) -> str:
+    """The failure's message, decrypted when payload encryption moved it into an encoded
+    attribute; without the key, the line that names the key needed."""
+    try:
+        error = await client.data_converter.decode_failure(failure)
+    except UndecryptablePayloadError as err:
+        return f"a failure this process cannot read ({err})"
+    return getattr(error, "message", None) or str(error)
+
+
+def _one_printable_line(text: str) -> str:
+    """A message from the server (it may quote anything the run held), safe to print."""
+    line = "".join(c if c.isprintable() else " " for c in text.strip().split("\n")[0])
+    return line if len(line) <= FAILURE_SHOWN_CHARS else line[: FAILURE_SHOWN_CHARS - 3] + "..."
+
+
 async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
     """The run's status, within ``WORKER_WAIT_SECONDS``; or why there is none, in one line.
 
-    A stage's ``ApprovalWorkflow`` answers the same query with None or a ``StageOutcome``;
-    it is told apart here, since it is decided by a signal, not by the scripts.
+    A run that is not progressing is said to be so first (``not_progressing``): its query
+    would only time out. A stage's ``ApprovalWorkflow`` answers the same query with None or
+    a ``StageOutcome``; it is told apart here, since it is decided by a signal.
     """
+    if stuck := await not_progressing(client, workflow_id):
+        raise StatusUnavailableError(stuck)
     query = client.get_workflow_handle(workflow_id).query(
         STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
     )

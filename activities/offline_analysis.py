@@ -9,6 +9,7 @@ Germany"), and none otherwise.
 import re
 
 from activities.offline_tool_calls import propose_tool_call
+from models.limits import MAX_ACTION_TYPE_CHARS, MAX_DESCRIPTION_CHARS, cut
 from models.models import ProposedAction
 from workflows.risk_policy import matching_rules
 
@@ -20,8 +21,9 @@ def propose_offline(user_request: str) -> ProposedAction:
     words = re.findall(r"[a-z]+", user_request.lower())
     reasons = matching_rules(user_request)
     return ProposedAction(
-        action_type="_".join(words[:3]) or "noop",
-        description=f"Carry out the request: {user_request.strip()}",
+        action_type="_".join(words[:3])[:MAX_ACTION_TYPE_CHARS] or "noop",
+        # A long request is cut here: the risk policy still reads all of it.
+        description=cut(f"Carry out the request: {user_request.strip()}", MAX_DESCRIPTION_CHARS),
         reasoning=f"{OFFLINE_LABEL}: "
         + ("; ".join(reasons) if reasons else "no risk rule matched"),
         risky_action=bool(reasons),

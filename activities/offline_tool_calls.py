@@ -83,9 +83,9 @@ def _email(request: str, text: str) -> ToolCall | None:
     subject = (request.split(":", 1)[1] if ":" in request else request).strip()[:200]
     if address is not None:
         return _call("send_email", to=address[0], mailing_list=None, subject=subject,
-                     body=request)  # fmt: skip
+                     body=request[:5_000])  # fmt: skip
     listed = "beta-testers" if "beta" in text else "newsletter"
-    return _call("send_email", to=None, mailing_list=listed, subject=subject, body=request)
+    return _call("send_email", to=None, mailing_list=listed, subject=subject, body=request[:5_000])
 
 
 def _filters(text: str) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import re
 
 from pydantic import ValidationError
 
+from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long
 from models.models import ProposedAction
 from models.validation import summarise
 from tools.registry import InvalidToolCall, validated_arguments
@@ -29,7 +30,11 @@ def strip_code_fence(text: str) -> str:
 
 
 def parse_proposed_action(text: str) -> ProposedAction:
-    """Parse strictly: wrong types are not coerced, unknown fields are refused."""
+    """Parse strictly: wrong types are not coerced, unknown fields are refused, and an
+    answer over the input limits (models/limits.py) is malformed, as the workflow would
+    otherwise copy it into payloads Temporal refuses."""
+    if problem := too_long("the answer", text, MAX_MODEL_ANSWER_CHARS):
+        raise MalformedProposalError(problem)
     body = strip_code_fence(text)
     if not body:
         raise MalformedProposalError("the LLM returned an empty answer")
@@ -44,6 +49,8 @@ def parse_proposed_action(text: str) -> ProposedAction:
     except ValidationError as err:
         problems = summarise(err)
         raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err
+    if problem := action_problem(action):
+        raise MalformedProposalError(f"the proposed action is over a limit: {problem}")
     return _with_valid_tool_call(action)
 
 

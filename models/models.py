@@ -235,6 +235,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
     ANALYSIS_FAILED = "analysis_failed"
+    INPUT_REFUSED = "input_refused"  # over a limit (models/limits.py), started bypassing checks
 
 
 class WorkflowState(StrEnum):

@@ -1,10 +1,11 @@
 """Record one workflow history per main path, for the replay (determinism) tests.
 
-    uv run python -m tests.record_histories
+    uv run python -m tests.record_histories [PATH ...]
 
-runs every main path on a time-skipping test server with the local LLM, through the real
-worker wiring, and writes each history to ``tests/histories/<path>.json``; a staged path's
-stages (``ApprovalWorkflow`` children) go to ``tests/histories/children/<path>/<stage>.json``.
+runs every main path (or only those named) on a time-skipping test server with the local
+LLM, through the real worker wiring, and writes each history to
+``tests/histories/<path>.json``; a staged path's stages (``ApprovalWorkflow`` children) go
+to ``tests/histories/children/<path>/<stage>.json``.
 Re-record (and commit) after a deliberate, versioned change to the workflow;
 ``tests/test_replay.py`` replays the committed files so that an accidental change that would
 break running workflows fails the build. The path-running code is shared with the tests.
@@ -32,6 +33,7 @@ from constants import (
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
 )
+from models.limits import MAX_ITEMISED_REFUSALS, MAX_NOTES_CHARS, MAX_REQUEST_CHARS
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -182,6 +184,26 @@ async def _approve_with_edits(run: PathRun) -> None:
     )
     decision = decision_for(request, approved=True, amended_action=amended)
     await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+
+
+async def _refuse_over_limits_then_approve(run: PathRun) -> None:
+    """Notes one character over the limit, by update and by signal, then enough refused
+    decisions that the trail starts counting them, then a valid approval."""
+    handle = run.handle
+    request = await pending_request(handle)
+    too_long = decision_for(request, approved=True, notes="n" * (MAX_NOTES_CHARS + 1))
+    try:
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, too_long)
+    except WorkflowUpdateFailedError:
+        pass
+    else:
+        raise RuntimeError("a decision over the notes limit was applied")
+    await handle.signal(APPROVAL_DECISION_SIGNAL, too_long)
+    wrong = decision_for(request, approved=True).model_copy(update={"request_id": "not-it"})
+    for _ in range(MAX_ITEMISED_REFUSALS):
+        await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
+    await wait_until(lambda: status_of(handle), lambda s: recorded(s, "not_itemised") > 0)
+    await handle.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
 
 
 async def _approve_by_shorthand(run: PathRun) -> None:
@@ -342,6 +364,17 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         approval_stages=STAGES,
     ),
     MainPath(
+        "input_refused",
+        "Delete the rows listed here:" + " row" * (MAX_REQUEST_CHARS // 4),
+        Outcome.INPUT_REFUSED,
+    ),
+    MainPath(
+        "over_limits_refused_then_approved",
+        "Remove the expired API keys",
+        Outcome.APPROVED,
+        decide=_refuse_over_limits_then_approve,
+    ),
+    MainPath(
         "staged_rejected_at_second_stage",
         "Disable the legacy single sign-on",
         Outcome.REJECTED,
@@ -395,6 +428,7 @@ async def run_main_paths(
     analysis: AnalysisActivities,
     llm_server: FakeOpenAIServer,
     tag: str,
+    paths: tuple[MainPath, ...] = MAIN_PATHS,
 ) -> list[RecordedRun]:
     """Run every main path, one after another, and return each result and history.
 
@@ -409,7 +443,7 @@ async def run_main_paths(
         httpx2.AsyncClient() as http,
         build_worker(env.client, task_queue, analysis, notifier=WebhookNotifier(None, None, http)),
     ):
-        for path in MAIN_PATHS:
+        for path in paths:
             llm_server.on(f"{path.user_request} ({tag})", *path.llm_replies)
             runs.append(await run_main_path(env, task_queue, path, tag))
     return runs
@@ -429,8 +463,12 @@ def write_history(history: WorkflowHistory, target: Path) -> Path:
     return target
 
 
-async def record(directory: Path = HISTORIES_DIR) -> list[Path]:
-    """Start a local LLM and a time-skipping server, run every path, write the histories."""
+async def record(directory: Path = HISTORIES_DIR, names: list[str] | None = None) -> list[Path]:
+    """Start a local LLM and a time-skipping server, run every path (or those ``names``d),
+    write the histories."""
+    paths = tuple(path for path in MAIN_PATHS if not names or path.name in names)
+    if names and len(paths) != len(set(names)):
+        raise ValueError(f"unknown path among {names}; known: {[p.name for p in MAIN_PATHS]}")
     llm_server = FakeOpenAIServer().start()
     try:
         env = await WorkflowEnvironment.start_time_skipping(
@@ -441,7 +479,7 @@ async def record(directory: Path = HISTORIES_DIR) -> list[Path]:
             llm = AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
             analysis = AnalysisActivities(llm, TEST_MODEL)
             runs = await run_main_paths(
-                env, "record-histories", analysis, llm_server, RECORDING_TAG
+                env, "record-histories", analysis, llm_server, RECORDING_TAG, paths
             )
         finally:
             await env.shutdown()
@@ -459,7 +497,7 @@ async def record(directory: Path = HISTORIES_DIR) -> list[Path]:
 def main() -> int:
     # The analysis_failed path fails on purpose; its warnings and tracebacks are expected.
     logging.basicConfig(level=logging.ERROR)
-    for path in asyncio.run(record()):
+    for path in asyncio.run(record(names=sys.argv[1:])):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -23,6 +23,7 @@ DeletableTable = Literal["customers", "invoices", "users", "mailing_list"]
 UpdatableTable = Literal["customers", "invoices", "users"]
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "like"]
 MAX_LOOKUP_ROWS = 50
+MAX_FILTERS = 10
 
 
 class Filter(ToolArguments):
@@ -42,7 +43,7 @@ class Change(ToolArguments):
 
 class _OnTable(ToolArguments):
     table: str
-    filters: list[Filter]
+    filters: list[Filter] = Field(max_length=MAX_FILTERS)
 
     @model_validator(mode="after")
     def _columns_are_allowed(self) -> "_OnTable":
@@ -53,13 +54,15 @@ class _OnTable(ToolArguments):
 
 class FindRecordsArgs(_OnTable):
     table: TableName
-    filters: list[Filter] = Field(description="all must hold; empty matches every row")
+    filters: list[Filter] = Field(
+        max_length=MAX_FILTERS, description="all must hold; empty matches every row"
+    )
     limit: int = Field(ge=1, le=MAX_LOOKUP_ROWS)
 
 
 class SummarizeRecordsArgs(_OnTable):
     table: TableName
-    filters: list[Filter]
+    filters: list[Filter] = Field(max_length=MAX_FILTERS)
     group_by: str | None = Field(description="a column to count by, or null for one total")
 
     @model_validator(mode="after")
@@ -71,13 +74,13 @@ class SummarizeRecordsArgs(_OnTable):
 
 class DeleteRecordsArgs(_OnTable):
     table: DeletableTable
-    filters: list[Filter] = Field(min_length=1, description="all must hold")
+    filters: list[Filter] = Field(min_length=1, max_length=MAX_FILTERS, description="all must hold")
 
 
 class UpdateRecordsArgs(_OnTable):
     table: UpdatableTable
-    filters: list[Filter] = Field(min_length=1, description="all must hold")
-    changes: list[Change] = Field(min_length=1)
+    filters: list[Filter] = Field(min_length=1, max_length=MAX_FILTERS, description="all must hold")
+    changes: list[Change] = Field(min_length=1, max_length=MAX_FILTERS)
 
     @model_validator(mode="after")
     def _changes_are_allowed(self) -> "UpdateRecordsArgs":

@@ -52,6 +52,14 @@ with workflow.unsafe.imports_passed_through():
         SUBMIT_DECISION_UPDATE,
         WORKFLOW_TYPE,
     )
+    from models.limits import (
+        MAX_AUDIT_DETAIL_CHARS,
+        MAX_NAME_CHARS,
+        cut,
+        decision_problem,
+        run_input_problem,
+        votes_problem,
+    )
     from models.models import (
         AnalysisRequest,
         ApprovalDecision,
@@ -75,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.validation import PayloadRefused, single_payload
     from workflows.approval_workflow import ApprovalWorkflow
+    from workflows.audit_trail import AuditBounds
     from workflows.decision_rules import refusal_reason, settled
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message, send_notices
@@ -88,6 +97,9 @@ ANALYSIS_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
 )
+# Runs started before the input limits (models/limits.py) replay as they ran: a request or a
+# decision over a limit that such a run accepted is still accepted on replay.
+INPUT_LIMITS_PATCH = "input-limits"
 SIDE_EFFECT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 FINAL_APPROVAL_STATUS = {
@@ -96,6 +108,7 @@ FINAL_APPROVAL_STATUS = {
     Outcome.REJECTED: ApprovalStatus.REJECTED,
     Outcome.TIMED_OUT: ApprovalStatus.TIMED_OUT,
     Outcome.ANALYSIS_FAILED: ApprovalStatus.FAILED,
+    Outcome.INPUT_REFUSED: ApprovalStatus.FAILED,
 }
 
 
@@ -117,9 +130,14 @@ class HumanInTheLoopWorkflow:
         self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
         self._audit: list[AuditEvent] = []
+        self._audit_bounds = AuditBounds()
 
     @workflow.run
     async def run(self, run_input: WorkflowInput) -> WorkflowResult:
+        # start_workflow and the inbox check first; this catches starts that bypass them.
+        if (problem := run_input_problem(run_input)) and workflow.patched(INPUT_LIMITS_PATCH):
+            self._record("input_refused", problem)
+            return await self._finish(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
         self._action = await self._analyse(run_input.user_request)
         if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
@@ -344,9 +362,10 @@ class HumanInTheLoopWorkflow:
 
     def _apply(self, decision: ApprovalDecision) -> str | None:
         """Count the decision if the rules allow it; return why not otherwise."""
-        reason = self._refusal(decision)
+        reason = self._over_limit(decision) or self._refusal(decision)
         if reason is not None:
-            workflow.logger.warning("Refused decision for %s: %s", decision.request_id, reason)
+            request_id = cut(decision.request_id, MAX_NAME_CHARS)  # logs stay bounded too
+            workflow.logger.warning("Refused decision for %s: %s", request_id, reason)
             self._record("decision_refused", f"from {decision.reviewer}: {reason}")
             return reason
         decision = decision.model_copy(update={"decided_at": decision.decided_at or workflow.now()})
@@ -379,6 +398,14 @@ class HumanInTheLoopWorkflow:
             self._votes = self._votes[-1:]
             voters = ", ".join(vote.reviewer for vote in earlier)
             self._record("votes_reset", f"votes by {voters} were for the earlier action")
+
+    def _over_limit(self, decision: ApprovalDecision) -> str | None:
+        """A decision over a size limit, or one vote too many (checked only while the
+        request is undecided, where "already decided" would say more)."""
+        problem = decision_problem(decision)
+        if problem is None and self._decision is None and self._stage is None:
+            problem = votes_problem(len(self._votes))
+        return problem if problem and workflow.patched(INPUT_LIMITS_PATCH) else None
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
@@ -467,8 +494,9 @@ class HumanInTheLoopWorkflow:
             workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
 
     def _record(self, event: str, detail: str) -> None:
-        self._audit.append(AuditEvent(at=workflow.now(), event=event, detail=detail))
-        workflow.logger.info("%s: %s", event, detail)
+        entry = AuditEvent(at=workflow.now(), event=event, detail=detail)
+        self._audit_bounds.append(self._audit, entry)  # within bounds: see audit_trail.py
+        workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
 
 
 def _describe(action: ProposedAction) -> str:
