@@ -29,16 +29,16 @@ MAX_FILTERS = 10
 class Filter(ToolArguments):
     """``column op value``; ``like`` takes SQL wildcards (``%``). All filters must hold."""
 
-    column: str
+    column: str = Field(max_length=64)
     op: Operator
-    value: str
+    value: str = Field(max_length=200)
 
 
 class Change(ToolArguments):
     """Set ``column`` to ``value``."""
 
-    column: str
-    value: str
+    column: str = Field(max_length=64)
+    value: str = Field(max_length=200)
 
 
 class _OnTable(ToolArguments):
