@@ -11,7 +11,7 @@ import sys
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from console_format import format_status
+from console_format import format_status, terminal_safe
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
 from models.models import ApprovalStatus
@@ -20,6 +20,7 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    interrupted,
     means_no_such_workflow,
     query_status,
 )
@@ -44,7 +45,8 @@ async def show_status(client: Client, workflow_id: str) -> str:
 
 async def list_pending(client: Client) -> str:
     lines = [
-        f"{execution.id}  started {execution.start_time.isoformat(timespec='seconds')}"
+        f"{terminal_safe(execution.id)}  "
+        f"started {execution.start_time.isoformat(timespec='seconds')}"
         async for execution in client.list_workflows(PENDING_QUERY)
     ]
     return "\n".join(lines) if lines else "No runs are waiting for a decision."
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Temporal refused the request: {err.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted("approval_status only reads, so nothing was changed.")
     return 0
 
 

@@ -1,22 +1,57 @@
-"""How results and status read in a terminal. Plain functions, shared by every script."""
+"""How results and status read in a terminal. Plain functions, shared by every script.
+
+Everything a requester, the model or a reviewer wrote is untrusted: it goes through
+``terminal_safe`` before it reaches a terminal, so it can neither send escape sequences
+(colours, cursor moves, hidden text, a rewritten title) nor start a line of its own that
+would look like part of the notice (a forged "Approve or reject:" command).
+"""
+
+import unicodedata
 
 from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
 from tools.models import EffectPreview
+
+# The escapes written for the three control characters people know by name.
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Control characters (C0, DEL, C1: ESC and CSI start every escape sequence), invisible
+# format characters (bidi overrides, zero-width characters: they reorder or hide text),
+# line and paragraph separators, and lone surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def terminal_safe(text: object) -> str:
+    """``text`` as one line of characters that only print themselves.
+
+    Every unsafe character is shown as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so the
+    reader sees that something was there, and a newline inside a value can never start a
+    line of the notice.
+    """
+    return "".join(_safe_char(char) for char in str(text))
+
+
+def _safe_char(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if unicodedata.category(char) not in _UNSAFE_CATEGORIES:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def format_audit_trail(events: list[AuditEvent]) -> str:
     lines = ["Audit trail:"]
     lines += [
-        f"  {event.at.isoformat(timespec='seconds')}  {event.event}: {event.detail}"
+        f"  {event.at.isoformat(timespec='seconds')}  {terminal_safe(event.event)}: "
+        f"{terminal_safe(event.detail)}"
         for event in events
     ]
     return "\n".join(lines)
 
 
 def format_result(result: WorkflowResult) -> str:
-    lines = [f"Result: {result.outcome.value} - {result.message}"]
+    lines = [f"Result: {result.outcome.value} - {terminal_safe(result.message)}"]
     if result.request_id is not None:
-        lines.append(f"Request ID: {result.request_id}")
+        lines.append(f"Request ID: {terminal_safe(result.request_id)}")
     lines.append(format_audit_trail(result.audit_trail))
     return "\n".join(lines)
 
@@ -24,36 +59,37 @@ def format_result(result: WorkflowResult) -> str:
 def format_preview(preview: EffectPreview, width: int = 12) -> list[str]:
     """The effect an approver approves: what changes, then the first rows it touches."""
     indent = " " * width
-    lines = [f"{'Effect:':<{width}}{preview.summary}"]
-    lines += [f"{indent}{line}" for line in preview.details]
-    lines += [f"{indent}{row!r}" for row in preview.sample_rows]
+    lines = [f"{'Effect:':<{width}}{terminal_safe(preview.summary)}"]
+    lines += [f"{indent}{terminal_safe(line)}" for line in preview.details]
+    lines += [f"{indent}{terminal_safe(repr(row))}" for row in preview.sample_rows]
     return lines
 
 
 def format_status(workflow_id: str, status: WorkflowStatus) -> str:
-    lines = [f"Workflow {workflow_id}: {status.state.value}"]
+    lines = [f"Workflow {terminal_safe(workflow_id)}: {status.state.value}"]
     request = status.approval_request
     if request is not None:
         action = request.proposed_action
         lines += [
-            f"Request ID: {request.request_id}",
-            f"Action:     {action.action_type}: {action.description}",
+            f"Request ID: {terminal_safe(request.request_id)}",
+            f"Action:     {terminal_safe(action.action_type)}: {terminal_safe(action.description)}",
             *(format_preview(request.preview) if request.preview is not None else []),
-            f"Risk:       {'; '.join(request.risk_reasons)}",
+            f"Risk:       {terminal_safe('; '.join(request.risk_reasons))}",
             f"Deadline:   {request.deadline.isoformat(timespec='seconds')}",
         ]
         lines += _who_decides(request, status)
     if status.current_stage is not None:
         stage = status.current_stage
         lines.append(
-            f"Stage:      {stage.stage} ({stage.position}/{stage.of}), "
-            f"waiting in child workflow {stage.child_workflow_id}"
+            f"Stage:      {terminal_safe(stage.stage)} ({stage.position}/{stage.of}), "
+            f"waiting in child workflow {terminal_safe(stage.child_workflow_id)}"
         )
     if status.decision is not None:
         verdict = "approved" if status.decision.approved else "rejected"
-        lines.append(f"Decision:   {verdict} by {status.decision.reviewer}")
+        lines.append(f"Decision:   {verdict} by {terminal_safe(status.decision.reviewer)}")
     if status.result is not None:
-        lines.append(f"Result:     {status.result.outcome.value} - {status.result.message}")
+        result = status.result
+        lines.append(f"Result:     {result.outcome.value} - {terminal_safe(result.message)}")
     lines.append(format_audit_trail(status.audit_trail))
     return "\n".join(lines)
 
@@ -63,7 +99,7 @@ def _who_decides(request: ApprovalRequest, status: WorkflowStatus) -> list[str]:
     lines = []
     if request.approvers:
         tier = " (escalated)" if request.escalated else ""
-        lines.append(f"Approvers:  {', '.join(request.approvers)}{tier}")
+        lines.append(f"Approvers:  {terminal_safe(', '.join(request.approvers))}{tier}")
     if status.required_approvals > 1:
         approvals = sum(vote.approved for vote in status.votes)
         votes = ", ".join(
@@ -72,6 +108,6 @@ def _who_decides(request: ApprovalRequest, status: WorkflowStatus) -> list[str]:
         )
         lines.append(
             f"Votes:      {approvals}/{status.required_approvals} approvals"
-            + (f" ({votes})" if votes else "")
+            + (f" ({terminal_safe(votes)})" if votes else "")
         )
     return lines

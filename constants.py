@@ -16,6 +16,20 @@ LLM_API_ENV = "HITL_LLM_API"  # responses (default) or chat_completions
 WEBHOOK_URL_ENV = "HITL_WEBHOOK_URL"  # optional: also POST approval notices here
 WEBHOOK_TOKEN_ENV = "HITL_WEBHOOK_TOKEN"  # optional bearer token for the webhook
 STATE_DIR_ENV = "HITL_STATE_DIR"  # where the ledger of executed idempotency keys lives
+# The web inbox (python -m inbox) and the notices that link to it.
+INBOX_URL_ENV = "HITL_INBOX_URL"  # where approvers open the inbox; notices link there
+INBOX_HOST_ENV = "HITL_INBOX_HOST"  # the inbox's listening address (default 127.0.0.1)
+INBOX_PORT_ENV = "HITL_INBOX_PORT"  # its port (default 8000)
+INBOX_USERS_ENV = "HITL_INBOX_USERS"  # the accounts file (password and token hashes)
+INBOX_TRUSTED_PROXIES_ENV = "HITL_INBOX_TRUSTED_PROXIES"  # proxies whose user header counts
+INBOX_SECRET_ENV = "HITL_INBOX_SECRET"  # signs session cookies (default: random per start)
+SMTP_HOST_ENV = "HITL_SMTP_HOST"  # optional: also e-mail approval notices through this server
+SMTP_PORT_ENV = "HITL_SMTP_PORT"  # default 587 (STARTTLS), 465 with HITL_SMTP_TLS=implicit
+SMTP_TLS_ENV = "HITL_SMTP_TLS"  # starttls (default), implicit, or none (loopback only)
+SMTP_USER_ENV = "HITL_SMTP_USER"
+SMTP_PASSWORD_ENV = "HITL_SMTP_PASSWORD"
+SMTP_FROM_ENV = "HITL_SMTP_FROM"
+SMTP_TO_ENV = "HITL_SMTP_TO"  # comma-separated recipients
 # Payload encryption (opt-in): `key-id:base64-key` pairs, the first one encrypting; or a file.
 ENCRYPTION_KEYS_ENV = "HITL_ENCRYPTION_KEYS"
 ENCRYPTION_KEY_FILE_ENV = "HITL_ENCRYPTION_KEY_FILE"

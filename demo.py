@@ -2,6 +2,7 @@
 
     uv run python -m demo "Delete all test data from the production database"
     uv run python -m demo --offline --approve "fine for staging" "Delete the staging cache"
+    uv run python -m demo --local-model "Summarise the weekly sales report"
 
 Uses the Temporal server configured by env config; if none answers at a loopback address,
 starts the embedded dev server (data kept in .temporal/demo.db). Runs a worker in this
@@ -9,33 +10,42 @@ process, starts the workflow, shows what the agent proposes and why it is risky,
 decide, and prints the outcome with the audit trail. A request approved in stages (a large
 amount of money) is asked stage by stage, each answer signalled to that stage's child
 workflow. Ctrl-C stops everything this command started; the run itself is kept and can be
-decided later with the ordinary scripts.
+decided later with the ordinary scripts. ``--local-model`` first starts a small real model
+on 127.0.0.1 (``python -m local_llm``, the local-llm dependency group) and uses it.
 """
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.llm_settings import (
+    LLMApi,
     LLMSettings,
     LLMSettingsError,
     analysis_activities,
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from console_format import format_result
-from constants import APPROVE_SIGNAL, STATUS_QUERY, task_queue
+from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from console_format import format_result, terminal_safe
+from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
+from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
+from local_llm.model_file import ModelFileError, packaged_model
+from local_llm.server import LocalModelError, serving
 from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
@@ -51,12 +61,14 @@ from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, s
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
+    INTERRUPTED_EXIT_CODE,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
     configured_namespace,
     connect,
     exit_process,
+    interrupted,
 )
 from worker import WorkerStartError, build_worker, check_namespace
 
@@ -68,6 +80,17 @@ PROGRESS_EVERY_SECONDS = 5.0
 COUNTDOWN_EVERY_SECONDS = 30.0
 # A stage's child workflow starts a moment after the parent's status names it.
 CHILD_START_SECONDS = 10.0
+ANALYSIS_ACTIVITY = "analyze_request"
+WORKER_COMMAND = "uv run python -m worker"
+RUN_CLOSED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
+LOCAL_MODEL_COMMAND = "uv run python -m local_llm  # and export the settings it prints"
 
 T = TypeVar("T")
 Run = WorkflowHandle[Any, WorkflowResult]
@@ -78,7 +101,13 @@ WaitPoint = tuple[str, str | None]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("request", help="what you want the agent to do")
-    parser.add_argument("--offline", action="store_true", help=f"use the {OFFLINE_LABEL}")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--offline", action="store_true", help=f"use the {OFFLINE_LABEL}")
+    model.add_argument(
+        "--local-model",
+        action="store_true",
+        help="serve a small real model on 127.0.0.1 and use it (uv sync --group local-llm)",
+    )
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument("--approve", metavar="NOTES", help="approve without asking")
     decision.add_argument("--reject", metavar="NOTES", help="reject without asking")
@@ -89,6 +118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    parser.add_argument(
+        "--inbox",
+        action="store_true",
+        help="also serve the approval inbox (HITL_INBOX_PORT, default 8000) with a demo account",
+    )
     args = parser.parse_args(argv)
     if not args.request.strip():
         parser.error("the request must not be empty")
@@ -128,24 +162,77 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
-async def run_demo(args: argparse.Namespace, settings: LLMSettings) -> WorkflowResult:
+def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
+    """Serve the approval inbox next to the terminal prompt; notices link to it."""
+    inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    stack.callback(inbox.stop)
+    os.environ[INBOX_URL_ENV] = inbox.url  # read by the notices this process sends
+    say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
+
+
+@dataclass
+class Progress:
+    """How far the demo got, so that Ctrl-C can say what it leaves behind."""
+
+    start_sent: bool = False
+    hint_shown: bool = False
+
+
+async def run_demo(
+    args: argparse.Namespace, settings: LLMSettings, progress: Progress
+) -> WorkflowResult:
     async with AsyncExitStack() as stack:
         client, embedded = await connect_or_start_server(stack, args.data_dir)
         await check_namespace(client)
         analysis = analysis_activities(settings, offline=args.offline)
+        if args.inbox:
+            start_inbox(stack, args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request, approval_timeout_seconds=args.approval_timeout
         )
+        progress.start_sent = True
         handle = await start_run(client, run_input)
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
         try:
+            if args.local_model:
+                await report_answer_time(handle, settings.model)
             return await follow(client, handle, args)
         except asyncio.CancelledError:
             stage = await waiting_stage(handle)
-            say(resume_hint(handle.id, args.data_dir if embedded else None, args.offline, stage))
+            data_dir = args.data_dir if embedded else None
+            say(resume_hint(handle.id, data_dir, worker_command(args), stage))
+            progress.hint_shown = True
             raise
+
+
+async def report_answer_time(handle: Run, model: str) -> None:
+    """Once the analysis activity has finished, say how long the model took to answer."""
+    seconds = await answer_seconds(handle)
+    if seconds is not None:
+        say(f"{model} answered in {seconds:.1f} s.")
+
+
+async def answer_seconds(handle: Run) -> float | None:
+    """How long the analysis activity took, from the run's history (scheduled to finished,
+    retries included), once it has finished; None if the run ended without it."""
+    while True:
+        scheduled: dict[int, datetime] = {}
+        async for event in handle.fetch_history_events():
+            if event.event_type in RUN_CLOSED:
+                return None
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == ANALYSIS_ACTIVITY:
+                    scheduled[event.event_id] = event.event_time.ToDatetime()
+            for ended in ("completed", "failed", "timed_out"):
+                field = f"activity_task_{ended}_event_attributes"
+                if event.HasField(field):
+                    started = scheduled.get(getattr(event, field).scheduled_event_id)
+                    if started is not None:
+                        return (event.event_time.ToDatetime() - started).total_seconds()
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def follow(client: Client, handle: Run, args: argparse.Namespace) -> WorkflowResult:
@@ -215,10 +302,11 @@ def describe_wait(status: WorkflowStatus) -> str:
     if stage is not None and stage.position > 1:  # the proposal was shown for stage 1
         return f"\n{stage_line(stage)}\nDeadline: {deadline_line(request)}"
     action = request.proposed_action
-    reasons = "\n".join(f"  - {reason}" for reason in request.risk_reasons)
+    safe = terminal_safe
+    reasons = "\n".join(f"  - {safe(reason)}" for reason in request.risk_reasons)
     text = (
-        f"\nThe agent proposes: {action.action_type}: {action.description}\n"
-        f"Its reasoning: {action.reasoning}\n"
+        f"\nThe agent proposes: {safe(action.action_type)}: {safe(action.description)}\n"
+        f"Its reasoning: {safe(action.reasoning)}\n"
         f"A human must decide because:\n{reasons}\n"
     )
     if stage is not None:
@@ -228,8 +316,8 @@ def describe_wait(status: WorkflowStatus) -> str:
 
 
 def stage_line(stage: StageProgress) -> str:
-    child = stage.child_workflow_id
-    return f"Stage {stage.position}/{stage.of}: {stage.stage} (child workflow {child})"
+    name, child = terminal_safe(stage.stage), terminal_safe(stage.child_workflow_id)
+    return f"Stage {stage.position}/{stage.of}: {name} (child workflow {child})"
 
 
 def deadline_line(request: ApprovalRequest) -> str:
@@ -317,7 +405,7 @@ def why_moved_on(status: WorkflowStatus) -> str:
     if status.state == WorkflowState.AWAITING_APPROVAL:
         return "That stage was decided elsewhere."
     if status.decision is not None:
-        return f"Decided elsewhere, by {status.decision.reviewer}."
+        return f"Decided elsewhere, by {terminal_safe(status.decision.reviewer)}."
     return "The deadline passed before a decision."
 
 
@@ -343,7 +431,7 @@ async def send_verdict(
         )
         await submit(client, handle.id, decision)
     except DecisionNotAppliedError as err:
-        say(str(err))
+        say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
         say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
@@ -375,8 +463,18 @@ async def waiting_stage(handle: Run) -> StageProgress | None:
         return None  # the hint then gives the ordinary command, which says where to go
 
 
+def worker_command(args: argparse.Namespace) -> str:
+    """How to run a worker like this demo's; the local model stops with the demo, so it is
+    served again first."""
+    if args.offline:
+        return f"{WORKER_COMMAND} --offline"
+    if args.local_model:
+        return f"{LOCAL_MODEL_COMMAND}\n  {WORKER_COMMAND}"
+    return WORKER_COMMAND
+
+
 def resume_hint(
-    workflow_id: str, data_dir: Path | None, offline: bool, stage: StageProgress | None
+    workflow_id: str, data_dir: Path | None, worker: str, stage: StageProgress | None
 ) -> str:
     port = configured_address().rpartition(":")[2]
     server = (
@@ -384,7 +482,6 @@ def resume_hint(
         if data_dir
         else ""
     )
-    worker = "uv run python -m worker" + (" --offline" if offline else "")
     decide = (
         f'uv run python -m send_approval {workflow_id} approve "notes"'
         if stage is None
@@ -401,18 +498,53 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress()
     try:
-        settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+        return run(args, progress)
+    except KeyboardInterrupt:
+        if progress.hint_shown:  # it already said where the run is and how to decide it
+            return INTERRUPTED_EXIT_CODE
+        if progress.start_sent:
+            return interrupted("the run was being started and may exist; it was not decided.")
+        return interrupted("no run was started.")
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    try:
+        webhook_settings()  # the embedded worker would refuse them later, with a server up
+        settings = None if args.local_model else usable_settings(offline=args.offline)
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
+    if settings is None:
+        return run_with_local_model(args, progress)
+    return run_with(args, settings, progress)
+
+
+def run_with_local_model(args: argparse.Namespace, progress: Progress) -> int:
+    """Serve the packaged model for this demo only, and point the worker at it."""
     try:
-        result = asyncio.run(run_demo(args, settings))
+        model_path = packaged_model()
+        say(f"Loading the local model {model_path.name} ...")
+        with serving(model_path) as model:
+            say(f"Loaded {model.name} in {model.load_seconds:.1f} s, at {model.base_url}.")
+            api = LLMApi.CHAT_COMPLETIONS  # llama.cpp's Responses API ignores the schema
+            settings = LLMSettings(api_key=None, base_url=model.base_url, model=model.name, api=api)
+            return run_with(args, settings, progress)
+    except (ModelFileError, LocalModelError) as err:
+        print(err, file=sys.stderr)
+        return 1
+
+
+def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress) -> int:
+    try:
+        result = asyncio.run(run_demo(args, settings, progress))
     except (
         TemporalUnavailableError,
         DevServerError,
         WorkerStartError,
         UndecryptablePayloadError,
+        InboxStartError,
     ) as err:
         print(err, file=sys.stderr)
         return 1
@@ -422,8 +554,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkflowFailureError as err:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     say(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 

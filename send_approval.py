@@ -9,7 +9,9 @@ workflow applied the decision; a refusal says why and exits 1.
 import argparse
 import asyncio
 import getpass
+import hashlib
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio.client import (
@@ -19,6 +21,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from console_format import terminal_safe
 from constants import SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
@@ -36,11 +39,13 @@ from temporal_client import (
     TemporalUnavailableError,
     connect,
     exit_process,
+    interrupted,
     means_no_such_workflow,
     means_no_worker,
     no_worker_message,
     not_progressing,
     query_status,
+    reraise_if_cancelled,
 )
 
 VERDICTS = {"approve": True, "reject": False}
@@ -49,6 +54,35 @@ USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [op
 
 class DecisionNotAppliedError(Exception):
     """The workflow, or Temporal, did not apply the decision; the message says why."""
+
+
+class DecisionRefusedError(DecisionNotAppliedError):
+    """The workflow itself refused the decision; ``reason`` is its own words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Refused: {reason}")
+        self.reason = reason
+
+
+class NoWorkerError(DecisionNotAppliedError):
+    """No worker answered in time: the decision may still be applied when one starts."""
+
+
+def decision_update_id(decision: ApprovalDecision) -> str:
+    """The update's ID: the same for the same reviewer sending the same decision on the same
+    request, so a retried submission (a timeout, a double click) is one update, applied
+    once and answered with the same result. What was decided is part of it: a different
+    decision (a rejection after a refused approval) is a new update the workflow judges."""
+    content = decision.model_dump_json(include={"approved", "reviewer_notes", "amended_action"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"decision/{decision.request_id}/{decision.reviewer}/{digest}"
+
+
+@dataclass
+class Progress:
+    """How far the script got, so that Ctrl-C can say what it leaves behind."""
+
+    update_sent: bool = False
 
 
 def os_user() -> str | None:
@@ -116,7 +150,8 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
     return status
 
 
-async def send(args: argparse.Namespace) -> ApprovalDecision:
+async def send(args: argparse.Namespace, progress: Progress | None = None) -> ApprovalDecision:
+    progress = progress or Progress()
     client = await connect()
     request_id, amended = args.request_id, None
     if request_id is None or args.edit_description is not None:
@@ -138,25 +173,32 @@ async def send(args: argparse.Namespace) -> ApprovalDecision:
     )
     if problem := decision_problem(decision):
         raise DecisionNotAppliedError(f"Not sent: {problem}.")
+    progress.update_sent = True
     return await submit(client, args.workflow_id, decision)
 
 
 async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
     """Send the decision as an update; return it as recorded, or say why it was not applied."""
-    update = client.get_workflow_handle(workflow_id).execute_update(
-        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
-    )
+    handle = client.get_workflow_handle(workflow_id)
     try:
-        return await asyncio.wait_for(update, WORKER_WAIT_SECONDS)
+        async with asyncio.timeout(WORKER_WAIT_SECONDS):
+            return await handle.execute_update(
+                SUBMIT_DECISION_UPDATE,
+                decision,
+                id=decision_update_id(decision),
+                result_type=ApprovalDecision,
+            )
     except RPCError as err:  # the server refuses updates while the workflow task fails
+        reraise_if_cancelled()
         stuck = err.status == RPCStatusCode.FAILED_PRECONDITION
         if not stuck or not (reason := await not_progressing(client, workflow_id)):
             raise
         raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        reraise_if_cancelled()
         if reason := await not_progressing(client, workflow_id):  # no task, no update
             raise DecisionNotAppliedError(f"{reason} The decision was not applied.") from err
-        raise DecisionNotAppliedError(
+        raise NoWorkerError(
             f"{no_worker_message()} The decision may still be applied when a worker starts: "
             f"check with `python -m approval_status {workflow_id}` before sending it again."
         ) from err
@@ -167,7 +209,7 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
                 await query_status(client, workflow_id)
             except StatusUnavailableError as what_it_is:
                 raise DecisionNotAppliedError(str(what_it_is)) from err
-        raise DecisionNotAppliedError(f"Refused: {reason}") from err
+        raise DecisionRefusedError(reason) from err
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
@@ -178,20 +220,32 @@ def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
     return f"Temporal refused the decision: {err.message}"
 
 
+def interrupted_message(workflow_id: str, progress: Progress) -> str:
+    if not progress.update_sent:
+        return "nothing was sent."
+    return (
+        "the decision was already on its way and may still be applied: check with "
+        f"`python -m approval_status {workflow_id}` before sending it again."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress()
     try:
-        decision = asyncio.run(send(args))
+        decision = asyncio.run(send(args, progress))
     except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
-        print(err, file=sys.stderr)
+        print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
     except RPCError as err:
-        print(explain_rpc_error(err, args.workflow_id), file=sys.stderr)
+        print(terminal_safe(explain_rpc_error(err, args.workflow_id)), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted(interrupted_message(args.workflow_id, progress))
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
-    print(f"{decision.reviewer} {verdict} {request}.")
+    print(terminal_safe(f"{decision.reviewer} {verdict} {request}."))
     return 0
 
 

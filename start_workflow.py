@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,7 +36,13 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
-from temporal_client import TemporalUnavailableError, connect, exit_process, not_progressing
+from temporal_client import (
+    TemporalUnavailableError,
+    connect,
+    exit_process,
+    interrupted,
+    not_progressing,
+)
 
 FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
 # While waiting for the result, how often to ask the server whether the run still moves.
@@ -52,6 +59,15 @@ INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
 
 class ResultUnavailableError(Exception):
     """The run started, but waiting for its result failed; the run itself goes on."""
+
+
+@dataclass
+class Progress:
+    """How far the script got, so that Ctrl-C can say what it leaves behind."""
+
+    workflow_id: str
+    start_sent: bool = False
+    started: bool = False
 
 
 def positive_int(text: str) -> int:
@@ -161,7 +177,7 @@ async def start_run(
     client: Client, run_input: WorkflowInput, workflow_id: str | None = None
 ) -> WorkflowHandle[Any, WorkflowResult]:
     """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
-    workflow_id = workflow_id or f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+    workflow_id = workflow_id or new_workflow_id()
     options = {"id": workflow_id, "task_queue": task_queue(), "result_type": WorkflowResult}
     try:
         return await client.start_workflow(
@@ -178,9 +194,15 @@ async def start_run(
     return await client.start_workflow(WORKFLOW_TYPE, run_input, **options)
 
 
-async def start_and_wait(args: argparse.Namespace) -> WorkflowResult:
+def new_workflow_id() -> str:
+    return f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
+
+
+async def start_and_wait(args: argparse.Namespace, progress: Progress) -> WorkflowResult:
     client = await connect()
-    handle = await start_run(client, args.run_input, args.workflow_id)
+    progress.start_sent = True
+    handle = await start_run(client, args.run_input, progress.workflow_id)
+    progress.started = True
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     try:
@@ -208,10 +230,21 @@ async def result_unless_stuck(
         result.cancel()  # no-op once done
 
 
+def interrupted_message(progress: Progress) -> str:
+    workflow_id = progress.workflow_id
+    check = f"check with `uv run python -m approval_status {workflow_id}`"
+    if progress.started:
+        return f"stopped waiting; workflow {workflow_id} keeps running in Temporal ({check})."
+    if progress.start_sent:
+        return f"workflow {workflow_id} was being started and may be running: {check}."
+    return "no workflow was started."
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    progress = Progress(args.workflow_id or new_workflow_id())
     try:
-        result = asyncio.run(start_and_wait(args))
+        result = asyncio.run(start_and_wait(args, progress))
     except (TemporalUnavailableError, ResultUnavailableError, UndecryptablePayloadError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -229,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"The workflow failed: {err.cause}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nStopped waiting. The workflow keeps running in Temporal.", file=sys.stderr)
-        return 130
+        return interrupted(interrupted_message(progress))
     print(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0
 

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowQueryFailedError
@@ -149,8 +150,17 @@ async def connect(runtime: Runtime | None = None) -> Client:
 
 
 def means_no_such_workflow(err: RPCError) -> bool:
-    """NOT_FOUND for the workflow, not for the namespace (which a script must name instead)."""
-    return err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message
+    """NOT_FOUND for the workflow, not for the namespace (which a script must name instead).
+
+    Told apart by the error's details, which the server types (``NotFoundFailure`` for a
+    workflow, ``NamespaceNotFoundFailure`` for a namespace), never by its wording: a
+    workflow ID may well contain "namespace".
+    """
+    if err.status != RPCStatusCode.NOT_FOUND:
+        return False
+    return not any(
+        detail.Is(NamespaceNotFoundFailure.DESCRIPTOR) for detail in err.grpc_status.details
+    )
 
 
 def means_no_worker(err: RPCError) -> bool:
@@ -224,6 +234,16 @@ def _one_printable_line(text: str) -> str:
     return line if len(line) <= FAILURE_SHOWN_CHARS else line[: FAILURE_SHOWN_CHARS - 3] + "..."
 
 
+def reraise_if_cancelled() -> None:
+    """Keep a cancellation a cancellation. The SDK turns a cancelled call into its own error
+    (an RPCError, WorkflowUpdateRPCTimeoutOrCancelledError); when the cancel is Ctrl-C
+    (``asyncio.run`` cancels the main task), it must reach ``asyncio.run``, which then
+    raises KeyboardInterrupt, instead of reading as "no worker answered"."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
     """The run's status, within ``WORKER_WAIT_SECONDS``; or why there is none, in one line.
 
@@ -233,14 +253,16 @@ async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
     """
     if stuck := await not_progressing(client, workflow_id):
         raise StatusUnavailableError(stuck)
-    query = client.get_workflow_handle(workflow_id).query(
-        STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
-    )
+    handle = client.get_workflow_handle(workflow_id)
     try:
-        answer = await asyncio.wait_for(query, WORKER_WAIT_SECONDS)
+        async with asyncio.timeout(WORKER_WAIT_SECONDS):
+            answer = await handle.query(
+                STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
+            )
     except TimeoutError:
         raise StatusUnavailableError(no_worker_message()) from None
     except RPCError as err:
+        reraise_if_cancelled()
         if not means_no_worker(err):
             raise
         raise StatusUnavailableError(no_worker_message()) from None
@@ -271,6 +293,17 @@ def _stage_workflow_message(workflow_id: str, outcome: StageOutcome | None) -> s
         f"stage is decided with `uv run temporal workflow signal --workflow-id "
         f"{shlex.quote(workflow_id)} --name {APPROVE_SIGNAL} --input true|false`."
     )
+
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: what shells report for Ctrl-C
+
+
+def interrupted(what_it_leaves: str) -> int:
+    """Ctrl-C: one line on stderr saying what state the script leaves behind, no traceback;
+    returns the exit code. ``asyncio.run`` turns Ctrl-C into a KeyboardInterrupt once the
+    running coroutine has been cancelled, so each script catches that around its run."""
+    print(f"\nInterrupted: {what_it_leaves}", file=sys.stderr)
+    return INTERRUPTED_EXIT_CODE
 
 
 def exit_process(code: int) -> NoReturn:

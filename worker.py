@@ -16,15 +16,22 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
-from activities.webhook_notifier import WebhookNotifier
+from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from constants import METRICS_ADDRESS_ENV, task_queue
-from temporal_client import TemporalUnavailableError, connect, exit_process
+from temporal_client import (
+    INTERRUPTED_EXIT_CODE,
+    TemporalUnavailableError,
+    connect,
+    exit_process,
+    interrupted,
+)
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 from workflows.metrics import TIME_TO_DECISION
@@ -65,6 +72,10 @@ def build_worker(
     from history when their next event (a decision, the deadline) arrives.
     """
     notifier = notifier or WebhookNotifier.from_env()
+    try:  # registered for workflows/notifications.py to call (see the README, e-mail)
+        emailer = EmailNotifier.from_env()
+    except SmtpSettingsError as err:
+        raise WorkerStartError(str(err)) from None
     return Worker(
         client,
         task_queue=queue,
@@ -73,6 +84,7 @@ def build_worker(
             analysis.analyze_request,
             notify_approval_needed,
             notifier.send_webhook_notice,
+            emailer.send_email_notice,
             execute_action,
         ],
         max_cached_workflows=max_cached_workflows,
@@ -155,8 +167,10 @@ def metrics_runtime() -> Runtime | None:
     return runtime
 
 
-async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> None:
-    """Serve the task queue; a stop signal drains in-flight tasks before exiting."""
+async def run_worker(
+    args: argparse.Namespace, analysis: AnalysisActivities, notifier: WebhookNotifier
+) -> signal.Signals:
+    """Serve the task queue until a stop signal (returned); in-flight tasks are drained."""
     client = await connect(metrics_runtime())
     await check_namespace(client)
     worker = build_worker(
@@ -165,34 +179,49 @@ async def run_worker(args: argparse.Namespace, analysis: AnalysisActivities) -> 
         analysis,
         max_cached_workflows=args.max_cached_workflows,
         max_concurrent_activities=args.max_concurrent_activities,
+        notifier=notifier,
     )
-    await serve_until_stopped(worker)
+    return await serve_until_stopped(worker)
 
 
-async def serve_until_stopped(worker: Worker) -> None:
-    """Serve until SIGINT or SIGTERM; leaving ``async with`` drains in-flight tasks."""
-    stop = asyncio.Event()
+async def serve_until_stopped(worker: Worker) -> signal.Signals:
+    """Serve until SIGINT or SIGTERM, and return which; leaving ``async with`` drains
+    in-flight tasks."""
     loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop_signal, stop.set)
+        loop.add_signal_handler(
+            stop_signal, lambda s=stop_signal: received.done() or received.set_result(s)
+        )
     try:
         async with worker:
             logging.info("Worker started on task queue %r; Ctrl-C to stop.", worker.task_queue)
-            await stop.wait()
+            await received
     except RuntimeError as err:  # the SDK's own start-up check, e.g. of the namespace
         if not str(err).startswith("Worker validation failed"):
             raise
         raise WorkerStartError(namespace_problem(worker.client, err)) from err
-    logging.info("Worker stopped.")
+    logging.info("Worker stopped; waiting runs stay in Temporal until a worker serves them.")
+    return received.result()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return serve(args)
+    except KeyboardInterrupt:  # before the worker served: its own handler stops it after
+        return interrupted("the worker stopped before serving; nothing ran.")
+
+
+def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # One line per model call is noise; the webhook's URL never reaches this logger anyway
+    # (activities/webhook_notifier.py drops those records at the source).
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
+        notifier = WebhookNotifier.from_env()
         settings = usable_settings(offline=args.offline)
-    except LLMSettingsError as err:
+    except (WebhookSettingsError, LLMSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
     if args.offline:
@@ -200,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         logging.info("Model: %s", settings.describe())
     try:
-        asyncio.run(run_worker(args, analysis_activities(settings, offline=args.offline)))
+        analysis = analysis_activities(settings, offline=args.offline)
+        stopped_by = asyncio.run(run_worker(args, analysis, notifier))
     except (TemporalUnavailableError, WorkerStartError) as err:
         print(err, file=sys.stderr)
         return 1
-    return 0
+    return INTERRUPTED_EXIT_CODE if stopped_by == signal.SIGINT else 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,24 @@
-"""The instructions given to the LLM. Kept apart so they can be tuned without touching code."""
+"""The instructions given to the LLM. Kept apart so they can be tuned without touching code.
+
+The answer's shape is also enforced by the schema sent with each request
+(``proposal_parser.PROPOSAL_SCHEMA``); the words here are for models and servers without it.
+"""
 
 ANALYSIS_INSTRUCTIONS = """\
 You are an operations agent. Read the user's request and propose exactly one action.
 
 Answer with a single JSON object and nothing else, with exactly these fields:
-  "action_type":  a short snake_case name for the action, e.g. "delete_records"
+  "action_type":  a short snake_case name for the action, e.g. "summarise_report" or
+                  "delete_records"
   "description":  one sentence saying precisely what will be done, to what
-  "reasoning":    why this action fulfils the request
+  "reasoning":    one sentence: why this action fulfils the request
   "risky_action": true if the action is destructive, irreversible, touches production,
                   money, credentials, personal data or permissions, or reaches many people;
                   otherwise false
+  "parameters":   up to 3 details the action needs, taken from the request (a table, a
+                  recipient, an amount; never the fields above), as a list of
+                  {"key": ..., "value": ...} objects, each key once; [] if there are none
 
+Write single quotes, never double quotes, inside the text.
 Be conservative: when in doubt, set "risky_action" to true. A human approves risky actions.
 """

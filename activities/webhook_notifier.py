@@ -6,26 +6,73 @@ secrets: they are read once when the worker starts and never logged; only the ho
 port) is, never the path or any ``user:password@`` in the URL.
 A failed delivery raises, so Temporal's retry policy retries it; the terminal notice is a
 separate activity and is not repeated.
+
+httpx2 logs every request with its full URL (``HTTP Request: POST <url>``) at INFO, on its
+own ``httpx2`` logger. Whatever level or handlers a program sets, that record is dropped at
+the logger while a notice is being sent (a filter keyed on a context variable), so the
+secret path cannot reach any log; other uses of httpx2 in the process are untouched.
 """
 
+import ipaddress
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify_approval_needed import format_approval_notice
+from activities.notify_approval_needed import format_approval_notice, inbox_link
 from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from models.models import ApprovalRequest, WebhookDelivery
 
 RETRYABLE_STATUSES = {408, 429}
+HTTP_LOGGER = "httpx2"  # the logger httpx2's clients write ``HTTP Request: ...`` to
+
+_sending_notice: ContextVar[bool] = ContextVar("sending_webhook_notice", default=False)
+
+
+class _DropWhileSendingNotice(logging.Filter):
+    """Drops the HTTP client's records emitted while this task sends a notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _sending_notice.get()
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger(HTTP_LOGGER)
+    if not any(isinstance(f, _DropWhileSendingNotice) for f in logger.filters):
+        logger.addFilter(_DropWhileSendingNotice())
+
+
+@contextmanager
+def _unlogged() -> Iterator[None]:
+    """HTTP client records are dropped inside this block (this task only)."""
+    token = _sending_notice.set(True)
+    try:
+        yield
+    finally:
+        _sending_notice.reset(token)
+
+
+_install_log_filter()
+
+
+def chat_safe(text: str) -> str:
+    """Text a chat receiver shows as written: Slack-style receivers read ``<...>`` as links
+    and mentions (``<!channel>``) and ``&`` as an entity, so those three are escaped as
+    Slack documents. (The notice is already ``terminal_safe``: no control characters.)"""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def webhook_body(request: ApprovalRequest) -> dict[str, object]:
     return {
-        "text": format_approval_notice(request).strip(),
+        "text": chat_safe(format_approval_notice(request).strip()),
         "approval_request": request.model_dump(mode="json"),
+        "inbox_url": inbox_link(request.workflow_id),
     }
 
 
@@ -43,6 +90,61 @@ def public_host(url: str) -> str:
     return host if port is None else f"{host}:{port}"
 
 
+class WebhookSettingsError(ValueError):
+    """The webhook settings cannot work; the message names the setting, never the secret."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_webhook(url: str | None, token: str | None) -> str | None:
+    """The URL unchanged if the notifier can use it safely; WebhookSettingsError otherwise.
+
+    Checked when the worker starts, so a typo is one message instead of a failed delivery
+    retried on every notice; a token is never sent in clear to another host. Messages show
+    the scheme and host only: the path of a webhook URL is usually its secret.
+    """
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{public_host(url)}" if parts.scheme else "a value without a scheme"
+    example = "e.g. https://hooks.slack.com/services/..."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookSettingsError(
+            f"{WEBHOOK_URL_ENV} ({shown}) is not a URL the notifier can use: it needs "
+            f"http:// or https:// and a host, {example}."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise WebhookSettingsError(
+            f"{WEBHOOK_URL_ENV} ({parts.scheme}://{parts.hostname}) has no valid port: after "
+            "the host's ':' comes a number from 1 to 65535."
+        )
+    if token and parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise WebhookSettingsError(
+            f"{WEBHOOK_TOKEN_ENV} is set but {WEBHOOK_URL_ENV} ({shown}) is plain http: the "
+            "token would cross the network in clear; use https:// (http is accepted only "
+            "for a loopback host)."
+        )
+    return url
+
+
+def webhook_settings() -> tuple[str | None, str | None]:
+    """The webhook's (URL, token) from the environment, checked; WebhookSettingsError if
+    they cannot work. Programs call it before they start anything, as the worker does."""
+    token = os.environ.get(WEBHOOK_TOKEN_ENV) or None
+    return checked_webhook(os.environ.get(WEBHOOK_URL_ENV) or None, token), token
+
+
 class WebhookNotifier:
     """Holds the webhook settings and one HTTP client for the worker's lifetime."""
 
@@ -53,11 +155,9 @@ class WebhookNotifier:
 
     @classmethod
     def from_env(cls) -> "WebhookNotifier":
-        return cls(
-            os.environ.get(WEBHOOK_URL_ENV) or None,
-            os.environ.get(WEBHOOK_TOKEN_ENV) or None,
-            httpx2.AsyncClient(timeout=10),
-        )
+        """The notifier for the environment's settings; WebhookSettingsError if unusable."""
+        url, token = webhook_settings()
+        return cls(url, token, httpx2.AsyncClient(timeout=10))
 
     @activity.defn
     async def send_webhook_notice(self, request: ApprovalRequest) -> WebhookDelivery:
@@ -67,9 +167,10 @@ class WebhookNotifier:
         host = public_host(self._url)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
-            response = await self._client.post(
-                self._url, json=webhook_body(request), headers=headers
-            )
+            with _unlogged():
+                response = await self._client.post(
+                    self._url, json=webhook_body(request), headers=headers
+                )
         except httpx2.TransportError as err:
             raise ApplicationError(f"webhook at {host} unreachable: {type(err).__name__}") from None
         if response.is_success:

@@ -1,9 +1,13 @@
 """The plain baseline: the least a human-in-the-loop workflow can do, to compare against.
 
-One analysis activity call, one wait on one signal, one execute call, with the product's own
-activities and no audit trail, notices, timers, rules or status query. The only extra is
-marking itself ``ApprovalStatus=Pending`` while it waits, so that the benchmark counts the
-parked runs of both workflows with the same visibility query.
+One analysis activity call, one wait for one decision, one execute call, with the product's
+own activities and no audit trail, notices, timers, rules or status query. The only extra
+is marking itself ``ApprovalStatus=Pending`` while it waits, so that the benchmark counts
+the parked runs of both workflows with the same visibility query.
+
+The decision arrives the way the product's does, so that the two compare like for like: an
+update (the path ``send_approval`` uses, which answers once the workflow applied it), or a
+signal (the Temporal CLI's path, fire and forget), each measured for both subjects.
 """
 
 from datetime import timedelta
@@ -19,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
 BASELINE_WORKFLOW_TYPE = "BaselineApprovalWorkflow"
 BASELINE_DECIDE_SIGNAL = "decide"  # payload: true approves, false rejects
+BASELINE_DECIDE_UPDATE = "submit_decision"  # the same payload; answers with it once applied
 AUTO_APPROVED = "auto_approved"
 APPROVED = "approved"
 REJECTED = "rejected"
@@ -59,3 +64,8 @@ class BaselineApprovalWorkflow:
     @workflow.signal(name=BASELINE_DECIDE_SIGNAL)
     def decide(self, approved: bool) -> None:
         self._approved = approved
+
+    @workflow.update(name=BASELINE_DECIDE_UPDATE)
+    def submit_decision(self, approved: bool) -> bool:
+        self._approved = approved
+        return approved

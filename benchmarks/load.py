@@ -3,6 +3,10 @@
 uv run python -m benchmarks.load [--safe-runs N] [--waiting-runs M] [--latency-samples K]
     [--json PATH] [--sample-seconds S] [--burst-concurrency C] [--park-timeout S]
     [--max-cached-workflows N] [--max-concurrent-activities N]
+    [--max-load L] [--quiet-timeout S]
+
+It first waits for a quiet machine (1-minute load average below --max-load) and refuses,
+with the load it saw, if none comes; the JSON records the load before each subject.
 
 Starts everything it needs and stops it all when done: the local OpenAI-compatible server
 (offline rule-based answers), and for each of the product and the baseline its own
@@ -42,12 +46,15 @@ from benchmarks.processes import (
     worker_env,
 )
 from benchmarks.report import judge, ratios, table
+from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
 from dev_server import free_port
 from temporal_client import exit_process
 from worker import DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_ACTIVITIES
 
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
+# Quiet: the 1-minute load average at most a quarter of the CPUs (0.5 on 2 cores).
+DEFAULT_MAX_LOAD = (os.cpu_count() or 1) / 4
 WORKER_READY = "Worker started on task queue"
 SERVER_READY_SECONDS = 60.0
 SUBJECTS = (BASELINE, PRODUCT)
@@ -126,6 +133,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="passed to both workers (default %(default)s)",
     )
     add(
+        "--max-load",
+        type=positive(float),
+        default=DEFAULT_MAX_LOAD,
+        metavar="L",
+        help="start only once the 1-minute load average is below L (default %(default)g)",
+    )
+    add(
+        "--quiet-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="refuse if the machine is not quiet within S seconds (default %(default)g)",
+    )
+    add(
         "--encryption",
         action="store_true",
         help="also measure the product with payload encryption on, and report its cost",
@@ -137,8 +158,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where to write the figures (default benchmarks/results/load-<time>.json)",
     )
     args = parser.parse_args(argv)
-    if args.latency_samples >= args.waiting_runs:
-        parser.error("--latency-samples must be smaller than --waiting-runs (the rest burst)")
+    if 2 * args.latency_samples >= args.waiting_runs:
+        parser.error(
+            "--waiting-runs must exceed twice --latency-samples (samples by update, as many "
+            "by signal, and the rest burst)"
+        )
     if args.max_cached_workflows < 0:
         parser.error("--max-cached-workflows must be >= 0")
     if args.json is None:
@@ -152,6 +176,8 @@ class Benchmark:
         self._args = args
         self._processes = processes
         self._began = time.monotonic()
+        self.decision_paths: dict[str, dict[str, str]] = {}
+        self.load_at_start: dict[str, tuple[float, float, float]] = {}
         self._settings = Settings(
             safe_runs=args.safe_runs,
             waiting_runs=args.waiting_runs,
@@ -172,6 +198,7 @@ class Benchmark:
         return {subject.name: await self._measure(subject, llm) for subject in subjects}
 
     async def _measure(self, subject: Subject, llm: Started) -> dict[str, float]:
+        self.load_at_start[subject.name] = os.getloadavg()
         port = free_port()
         server = self._processes.start(
             f"{subject.name}-server", dev_server_argv(port, free_port()), dict(os.environ)
@@ -214,7 +241,9 @@ class Benchmark:
                 self._settings,
                 lambda message: self.say(f"{subject.name}: {message}"),
             )
-            return await run.measure_all()
+            figures = await run.measure_all()
+            self.decision_paths[subject.name] = run.decision_paths
+            return figures
         finally:
             self._processes.stop(worker)
             self._processes.terminate(server)
@@ -241,13 +270,21 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def say_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     json_path: Path = args.json
     log_dir = json_path.parent / f"{json_path.stem}-logs"
     started_at = datetime.now(UTC)
-    load_before = os.getloadavg()
+    try:
+        load_before = wait_for_quiet_machine(args.max_load, args.quiet_timeout, say_to_stderr)
+    except MachineBusyError as err:
+        print(f"Benchmark refused: {err}", file=sys.stderr)
+        return 1
     with ProcessSet(log_dir) as processes:
         benchmark = Benchmark(args, processes)
         try:
@@ -265,11 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": {
             "cpus": os.cpu_count(),
+            "max_load": args.max_load,
             "load_average_before": load_before,
+            "load_average_at_subject_start": benchmark.load_at_start,
             "load_average_after": os.getloadavg(),
         },
         "product": product,
         "baseline": baseline,
+        "decision_paths": benchmark.decision_paths,
         "ratios": ratios(product, baseline),
         "targets": judge(product, baseline),
         "processes": processes.records(),

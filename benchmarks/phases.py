@@ -3,7 +3,9 @@
 1. throughput: safe runs started at once, first start to last result;
 2. the cost of waiting: the worker's CPU and RSS while runs wait, against the idle worker,
    and the time until every started run is parked (counted through visibility);
-3. approvals: latency one at a time (decision sent -> result), then a burst.
+3. approvals: latency one at a time (decision sent -> result) by update, the path both
+   subjects' approvers use, then as many by signal, the second figure; then a burst, by
+   update. Which path decided each phase is read back from a decided run's history.
 """
 
 import asyncio
@@ -16,7 +18,7 @@ import psutil
 from temporalio.client import Client, WorkflowHandle
 
 from benchmarks.resources import CpuMeter, measure, wait_until_quiet
-from benchmarks.subjects import Decide, Subject
+from benchmarks.subjects import Decide, Decisions, Subject
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from models.models import ApprovalStatus
 
@@ -81,6 +83,8 @@ class SubjectRun:
         self._processes = processes
         self._settings = settings
         self._ids = 0
+        self.decision_paths: dict[str, str] = {}
+        """Per approval phase, how the server saw the decision arrive (from history)."""
 
     async def measure_all(self) -> dict[str, float]:
         figures: dict[str, float] = {}
@@ -108,11 +112,12 @@ class SubjectRun:
         """Imports, sandbox and connections warmed before anything is timed."""
         safe = [await self._start(SAFE_REQUEST, "warm") for _ in range(WARM_UP_RUNS)]
         await asyncio.gather(*(self._check(h, self._subject.auto_approved) for h in safe))
-        risky = await self._start(RISKY_REQUEST, "warm")
-        await self._wait_parked(1, time.perf_counter())
-        decide = await self._subject.prepare_decision(risky)
-        await decide()
-        await self._check(risky, self._subject.approved)
+        risky = [await self._start(RISKY_REQUEST, "warm") for _ in range(2)]
+        await self._wait_parked(2, time.perf_counter())
+        by_update, by_signal = [await self._subject.prepare_decision(h) for h in risky]
+        await by_update.by_update()
+        await by_signal.by_signal()
+        await asyncio.gather(*(self._check(h, self._subject.approved) for h in risky))
 
     async def _safe_throughput(self) -> dict[str, float]:
         batch_start = time.perf_counter()
@@ -188,25 +193,20 @@ class SubjectRun:
             handles, settings.burst_concurrency, self._subject.prepare_decision
         )
         figures = {"prepare_seconds": time.perf_counter() - prepare_start}
-        self._say(f"approving {settings.latency_samples} one at a time, then the rest at once")
+        k = settings.latency_samples
+        self._say(f"approving {k} one at a time by update, {k} by signal, then the rest at once")
         pairs = list(zip(handles, decisions, strict=True))
-        sample, burst = pairs[: settings.latency_samples], pairs[settings.latency_samples :]
+        by_update, by_signal, burst = pairs[:k], pairs[k : 2 * k], pairs[2 * k :]
 
-        accepted: list[float] = []
-        latencies: list[float] = []
-        for handle, decide in sample:
-            sent = time.perf_counter()
-            await decide()
-            accepted.append(time.perf_counter() - sent)
-            await self._check(handle, self._subject.approved)
-            latencies.append(time.perf_counter() - sent)
-        figures["approval_latency_p50_ms"] = 1000 * percentile(latencies, 50)
-        figures["approval_latency_p99_ms"] = 1000 * percentile(latencies, 99)
-        figures["approval_accepted_p50_ms"] = 1000 * percentile(accepted, 50)
+        figures |= await self._one_at_a_time("approval", by_update, "update")
+        figures |= await self._one_at_a_time("approval_signal", by_signal, "signal")
+        self._say(
+            f"{len(burst)} approvals at once by update, {settings.burst_concurrency} in flight"
+        )
 
-        async def approve(pair: tuple[WorkflowHandle[Any, Any], Decide]) -> None:
-            handle, decide = pair
-            await decide()
+        async def approve(pair: tuple[WorkflowHandle[Any, Any], Decisions]) -> None:
+            handle, decisions = pair
+            await decisions.by_update()
             await self._check(handle, self._subject.approved)
 
         meter = CpuMeter(self._processes).start()
@@ -217,4 +217,40 @@ class SubjectRun:
         figures["burst_approvals"] = len(burst)
         figures["burst_seconds"] = elapsed
         figures["burst_approvals_per_s"] = len(burst) / elapsed
+        self.decision_paths["burst_by_update"] = await decided_by(burst[-1][0])
         return figures
+
+    async def _one_at_a_time(
+        self,
+        label: str,
+        pairs: Sequence[tuple[WorkflowHandle[Any, Any], Decisions]],
+        path: str,
+    ) -> dict[str, float]:
+        """Latency of approvals sent one after another (decision sent -> result in hand)."""
+        accepted: list[float] = []
+        latencies: list[float] = []
+        for handle, decisions in pairs:
+            decide: Decide = decisions.by_update if path == "update" else decisions.by_signal
+            sent = time.perf_counter()
+            await decide()
+            accepted.append(time.perf_counter() - sent)
+            await self._check(handle, self._subject.approved)
+            latencies.append(time.perf_counter() - sent)
+        self.decision_paths[f"one_at_a_time_by_{path}"] = await decided_by(pairs[-1][0])
+        return {
+            f"{label}_latency_p50_ms": 1000 * percentile(latencies, 50),
+            f"{label}_latency_p99_ms": 1000 * percentile(latencies, 99),
+            f"{label}_accepted_p50_ms": 1000 * percentile(accepted, 50),
+        }
+
+
+async def decided_by(handle: WorkflowHandle[Any, Any]) -> str:
+    """How the decision reached the run, as its history records it: "update" (an accepted
+    update), "signal", or "none". The search attribute upsert is neither."""
+    paths = set()
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            paths.add("update")
+        elif event.HasField("workflow_execution_signaled_event_attributes"):
+            paths.add("signal")
+    return "+".join(sorted(paths)) or "none"

@@ -5,7 +5,9 @@ process on a 2-core machine can show up to 200%).
 """
 
 import asyncio
+import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,6 +15,41 @@ import psutil
 
 MIB = 1024 * 1024
 SAMPLE_INTERVAL_SECONDS = 0.25
+LOAD_POLL_SECONDS = 5.0
+
+LoadAverage = tuple[float, float, float]
+
+
+class MachineBusyError(RuntimeError):
+    """The machine did not become quiet in time; the message gives the load seen."""
+
+
+def wait_for_quiet_machine(
+    max_load: float,
+    timeout: float,
+    say: Callable[[str], None],
+    load_average: Callable[[], LoadAverage] = os.getloadavg,
+    poll_seconds: float = LOAD_POLL_SECONDS,
+) -> LoadAverage:
+    """Wait until the 1-minute load average is below ``max_load`` and return it; after
+    ``timeout`` seconds, MachineBusyError. Other work on the machine takes CPU from the
+    subjects, and figures measured beside it compare neither with each other nor with
+    the README's."""
+    deadline = time.monotonic() + timeout
+    load = load_average()
+    if load[0] >= max_load:
+        say(f"waiting for a quiet machine: load average {load[0]:.2f}, below {max_load:g} needed")
+    while load[0] >= max_load:
+        if time.monotonic() >= deadline:
+            raise MachineBusyError(
+                f"the machine is busy: 1-minute load average {load[0]:.2f} "
+                f"(5-minute {load[1]:.2f}), not below --max-load {max_load:g} within "
+                f"{timeout:g}s. Figures measured beside other work are not comparable; stop "
+                "that work, or raise --max-load and publish the load with the figures."
+            )
+        time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+        load = load_average()
+    return load
 
 
 @dataclass(frozen=True)

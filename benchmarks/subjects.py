@@ -2,7 +2,8 @@
 
 Each says which worker module serves it, how a run is started, how an approver decides a
 waiting run, and which results count as correct (figures from wrong results are worthless,
-so the benchmark checks every one).
+so the benchmark checks every one). Both decide by the same two paths: an update (what
+``send_approval`` sends) and a signal (what the Temporal CLI sends).
 """
 
 from collections.abc import Awaitable, Callable
@@ -15,9 +16,10 @@ from benchmarks.baseline_workflow import (
     APPROVED,
     AUTO_APPROVED,
     BASELINE_DECIDE_SIGNAL,
+    BASELINE_DECIDE_UPDATE,
     BASELINE_WORKFLOW_TYPE,
 )
-from constants import STATUS_QUERY, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
+from constants import APPROVAL_DECISION_SIGNAL, STATUS_QUERY, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import (
     ApprovalDecision,
     Outcome,
@@ -36,13 +38,21 @@ Decide = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
+class Decisions:
+    """The approval of one waiting run, ready to send by either path."""
+
+    by_update: Decide
+    by_signal: Decide
+
+
+@dataclass(frozen=True)
 class Subject:
     name: str
     worker_module: str
     start: Callable[[Client, str, str, str], Awaitable[WorkflowHandle[Any, Any]]]
     """(client, task queue, user request, workflow ID) -> handle of the started run."""
-    prepare_decision: Callable[[WorkflowHandle[Any, Any]], Awaitable[Decide]]
-    """What an approver looks up before deciding; returns the call that sends the approval."""
+    prepare_decision: Callable[[WorkflowHandle[Any, Any]], Awaitable[Decisions]]
+    """What an approver looks up before deciding; returns the calls that send the approval."""
     auto_approved: Callable[[Any], bool]
     approved: Callable[[Any], bool]
 
@@ -61,8 +71,9 @@ async def _start_product(
     )
 
 
-async def _prepare_product(handle: WorkflowHandle[Any, Any]) -> Decide:
-    """Like send_approval: read the pending request's ID, then decide with the update."""
+async def _prepare_product(handle: WorkflowHandle[Any, Any]) -> Decisions:
+    """Like send_approval: read the pending request's ID, then decide with the update (or
+    the full-decision signal, as the README's CLI recipe sends it)."""
     status = await handle.query(STATUS_QUERY, result_type=WorkflowStatus)
     if status.state != WorkflowState.AWAITING_APPROVAL or status.approval_request is None:
         raise RuntimeError(f"{handle.id} is not awaiting approval: {status.state}")
@@ -70,10 +81,13 @@ async def _prepare_product(handle: WorkflowHandle[Any, Any]) -> Decide:
         request_id=status.approval_request.request_id, approved=True, reviewer=REVIEWER
     )
 
-    def decide() -> Awaitable[ApprovalDecision]:
+    def by_update() -> Awaitable[ApprovalDecision]:
         return handle.execute_update(SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision)
 
-    return decide
+    def by_signal() -> Awaitable[None]:
+        return handle.signal(APPROVAL_DECISION_SIGNAL, decision)
+
+    return Decisions(by_update, by_signal)
 
 
 async def _start_baseline(
@@ -89,11 +103,14 @@ async def _start_baseline(
     )
 
 
-async def _prepare_baseline(handle: WorkflowHandle[Any, Any]) -> Decide:
-    def decide() -> Awaitable[None]:
+async def _prepare_baseline(handle: WorkflowHandle[Any, Any]) -> Decisions:
+    def by_update() -> Awaitable[bool]:
+        return handle.execute_update(BASELINE_DECIDE_UPDATE, True, result_type=bool)
+
+    def by_signal() -> Awaitable[None]:
         return handle.signal(BASELINE_DECIDE_SIGNAL, True)
 
-    return decide
+    return Decisions(by_update, by_signal)
 
 
 PRODUCT = Subject(

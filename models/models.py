@@ -213,6 +213,13 @@ class WebhookDelivery(BaseModel):
     detail: str
 
 
+class EmailDelivery(BaseModel):
+    """What the e-mail notifier did: recipients and server, never credentials."""
+
+    delivered: bool
+    detail: str
+
+
 class ExecuteActionInput(BaseModel):
     """Input of the execute activity. ``idempotency_key`` is stable across retries."""
 

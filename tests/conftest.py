@@ -7,6 +7,9 @@ OpenAI-compatible server in ``fake_openai.py``. No test reaches the developer's 
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
@@ -18,14 +21,23 @@ from activities.openai_responses import AnalysisActivities
 from constants import (
     ENCRYPTION_KEY_FILE_ENV,
     ENCRYPTION_KEYS_ENV,
+    INBOX_URL_ENV,
     METRICS_ADDRESS_ENV,
+    SMTP_HOST_ENV,
     STATE_DIR_ENV,
     WEBHOOK_TOKEN_ENV,
     WEBHOOK_URL_ENV,
 )
-from tests.e2e import WorkerProcess, running_worker
+from inbox.accounts import new_token, set_password
+from inbox.app import create_app
+from inbox.service import TemporalService
+from inbox.settings import InboxSettings
+from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
     TEMPORAL_CLI,
     TEMPORAL_TEST_SERVER,
     TEST_MODEL,
@@ -34,7 +46,13 @@ from tests.helpers import (
 )
 
 # Features a developer may have switched on in their shell; tests opt in themselves.
-OPT_IN_SETTINGS = (ENCRYPTION_KEYS_ENV, ENCRYPTION_KEY_FILE_ENV, METRICS_ADDRESS_ENV)
+OPT_IN_SETTINGS = (
+    ENCRYPTION_KEYS_ENV,
+    ENCRYPTION_KEY_FILE_ENV,
+    METRICS_ADDRESS_ENV,
+    SMTP_HOST_ENV,
+    INBOX_URL_ENV,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -151,3 +169,52 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("measured")
         for nodeid, text in measured:
             terminalreporter.write_line(f"{nodeid}\n{text}")
+
+
+@dataclass(frozen=True)
+class InboxAccounts:
+    """The inbox's accounts in tests: name -> password, and alice's API token."""
+
+    passwords: dict[str, str]
+    token: str
+
+
+@pytest.fixture(scope="session")
+def inbox_accounts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, InboxAccounts]:
+    users_file = tmp_path_factory.mktemp("inbox") / "users.json"
+    passwords = {name: f"{name}-password-{uuid.uuid4().hex[:6]}" for name in ("alice", "bob")}
+    for name, password in passwords.items():
+        set_password(users_file, name, password)
+    return users_file, InboxAccounts(passwords, new_token(users_file, "alice"))
+
+
+@pytest.fixture(scope="session")
+def inbox(
+    dev_server: WorkflowEnvironment, inbox_accounts: tuple[Path, InboxAccounts]
+) -> Iterator[InboxServer]:
+    """One inbox for the session, on the dev server; tests tell their runs apart by ID."""
+    users_file, _ = inbox_accounts
+    address = address_of(dev_server)
+
+    async def connect() -> Client:
+        return await Client.connect(address, data_converter=pydantic_data_converter)
+
+    app = create_app(InboxSettings(users_file=users_file), TemporalService(connect))
+    server = serve_inbox(app, users_file)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session, Debian's, driven through its ChromeDriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -227,3 +228,64 @@ async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> Approval
 
 def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
     return worker.output().count(f"Workflow ID: {workflow_id}\n")
+
+
+# ---- the web inbox ----------------------------------------------------------------------
+
+
+@dataclass
+class InboxServer:
+    """``inbox.app`` served by uvicorn on a free loopback port, in a thread of the test
+    process (as the demo serves it), talking to the dev server."""
+
+    url: str
+    users_file: Path
+    background: Any
+
+    @property
+    def server(self) -> Any:
+        return self.background.server
+
+    def stop(self) -> None:
+        self.background.stop()
+
+
+def serve_inbox(app: Any, users_file: Path) -> InboxServer:
+    from inbox.background import serve_in_background
+
+    background = serve_in_background(app)
+    return InboxServer(background.url, users_file, background)
+
+
+@contextlib.asynccontextmanager
+async def inbox_run(
+    worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    request: str,
+    proposal: dict[str, Any] | None = None,
+    wait: bool = True,
+    **fields: Any,
+) -> AsyncIterator[Any]:
+    """A run started as ``start_workflow`` starts one (tagged ``ApprovalStatus``, so the
+    inbox lists it) on the worker's queue, whose LLM proposes a risky action; yielded once
+    it waits for a decision (``wait``), terminated on exit if still open."""
+    from models.models import WorkflowInput, WorkflowState
+    from start_workflow import INITIAL_SEARCH_ATTRIBUTES
+    from tests.helpers import script_risky_proposal, start_run, wait_for_state
+
+    script_risky_proposal(llm_server, request, **(proposal or {}))
+    handle = await start_run(
+        dev_server.client,
+        worker.task_queue,
+        f"inbox-{uuid.uuid4().hex[:12]}",
+        WorkflowInput(user_request=request, **fields),
+        search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+    )
+    try:
+        if wait:
+            await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL, PROCESS_TIMEOUT_SECONDS)
+        yield handle
+    finally:
+        with contextlib.suppress(RPCError):
+            await handle.terminate("end of test")

@@ -3,6 +3,10 @@
 It answers ``POST /v1/responses`` (and ``/v1/chat/completions``). By default each request
 is answered by the offline rule-based analyser; a test scripts other answers for its own
 request text with ``on(...)``, so tests sharing one server never see each other's script.
+
+Like OpenAI, it refuses (HTTP 400) a structured-output request whose schema strict mode
+cannot take, and records the schema each request carried (``schemas(...)``); a request
+without one is answered as before, as by a server that ignores schemas.
 """
 
 import contextlib
@@ -41,6 +45,7 @@ class FakeOpenAIServer:
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._paths: dict[str, list[str]] = defaultdict(list)
+        self._schemas: dict[str, list[dict | None]] = defaultdict(list)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -72,13 +77,30 @@ class FakeOpenAIServer:
         with self._lock:
             return list(self._paths[user_request])
 
-    def answer(self, user_request: str, path: str) -> Reply:
+    def schemas(self, user_request: str) -> list[dict | None]:
+        """The structured-output schema each request about ``user_request`` carried, in
+        order: None for a request without one, ``{"refused": reason}`` for one refused."""
+        with self._lock:
+            return list(self._schemas[user_request])
+
+    def refused(self, user_request: str, path: str, reason: str) -> None:
+        """Record a request refused for its schema; it takes no scripted reply."""
         with self._lock:
             self._paths[user_request].append(path)
+            self._schemas[user_request].append({"refused": reason})
+
+    def answer(self, user_request: str, path: str, schema: dict | None = None) -> Reply:
+        with self._lock:
+            self._paths[user_request].append(path)
+            self._schemas[user_request].append(schema)
             script = self._scripts[user_request]
             if script:
                 return script.popleft()
-        return ok(propose_offline(user_request).model_dump())
+        proposal = propose_offline(user_request).model_dump()
+        if schema is not None:  # answer in the schema's shape: parameters as pairs
+            pairs = [{"key": k, "value": v} for k, v in proposal["parameters"].items()]
+            proposal["parameters"] = pairs
+        return ok(proposal)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -87,7 +109,14 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 chat = self.path.endswith("/chat/completions")
-                reply = server.answer(_user_text(body, chat), self.path)
+                try:
+                    schema = _structured_output_schema(body, chat)
+                except ValueError as err:
+                    server.refused(_user_text(body, chat), self.path, str(err))
+                    error = {"error": {"message": str(err), "type": "invalid_request_error"}}
+                    send_json(self, 400, json.dumps(error).encode())
+                    return
+                reply = server.answer(_user_text(body, chat), self.path, schema)
                 time.sleep(reply.delay_seconds)
                 if reply.body is not None:
                     payload = reply.body
@@ -121,6 +150,50 @@ def _user_text(body: dict, chat: bool) -> str:
         return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     request_input = body["input"]
     return request_input if isinstance(request_input, str) else request_input[-1]["content"]
+
+
+def _structured_output_schema(body: dict, chat: bool) -> dict | None:
+    """The JSON schema the request asks the answer to follow, or None if it asks for none;
+    ValueError, with OpenAI's reason, if strict structured outputs would refuse it."""
+    if chat:
+        response_format = body.get("response_format")
+        if response_format is None:
+            return None
+        if response_format.get("type") != "json_schema":
+            raise ValueError("response_format.type must be 'json_schema'")
+        settings = response_format.get("json_schema") or {}
+    else:
+        settings = (body.get("text") or {}).get("format")
+        if settings is None:
+            return None
+        if settings.get("type") != "json_schema":
+            raise ValueError("text.format.type must be 'json_schema'")
+    if not settings.get("name") or settings.get("strict") is not True:
+        raise ValueError("a json_schema format needs a name and strict: true")
+    schema = settings.get("schema")
+    if not isinstance(schema, dict):
+        raise ValueError("a json_schema format needs a schema object")
+    check_strict(schema, "schema")
+    return schema
+
+
+def check_strict(node: object, where: str) -> None:
+    """OpenAI's strict mode: every object lists all its properties as required and forbids
+    others; ``$defs`` and array items follow the same rules."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            check_strict(item, f"{where}[{index}]")
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "object":
+        properties = node.get("properties", {})
+        if node.get("additionalProperties") is not False:
+            raise ValueError(f"{where}: additionalProperties must be false")
+        if sorted(node.get("required", [])) != sorted(properties):
+            raise ValueError(f"{where}: every property must be required")
+    for key, value in node.items():
+        check_strict(value, f"{where}.{key}")
 
 
 def _responses_body(body: dict, text: str) -> dict:

@@ -26,6 +26,7 @@ from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
+    SMTP_HOST_ENV,
     STATUS_QUERY,
     TASK_QUEUE_ENV,
     WEBHOOK_TOKEN_ENV,
@@ -41,6 +42,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_TEST_SERVER = TEMPORAL_CLI.parent / "temporal-test-server"
 TEST_MODEL = "test-model"
 DEFAULT_WAIT_SECONDS = 30.0
+# The browser tests' Chromium: Debian's packages (chromium, chromium-driver), never a download.
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+)
 
 T = TypeVar("T")
 Run = WorkflowHandle[Any, WorkflowResult]
@@ -191,7 +206,7 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TEMPORAL_", "OPENAI_"))
-        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV)
+        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV)
     }
     env.update(
         {

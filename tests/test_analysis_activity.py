@@ -17,6 +17,7 @@ from activities.openai_responses import (
     MAX_MALFORMED_ATTEMPTS,
     AnalysisActivities,
 )
+from activities.proposal_parser import PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput
 from tests.fake_openai import FakeOpenAIServer, Reply, http_error, ok
@@ -281,6 +282,72 @@ async def test_request_uses_the_responses_api_with_model_and_instructions(
     assert body["model"] == TEST_MODEL
     assert body["input"] == request
     assert body["instructions"] == ANALYSIS_INSTRUCTIONS
+    assert body["text"]["format"] == {
+        "type": "json_schema",
+        "name": PROPOSAL_SCHEMA_NAME,
+        "strict": True,
+        "schema": PROPOSAL_SCHEMA,
+    }
+    assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize("chat_completions", [False, True], ids=["responses", "chat"])
+async def test_the_request_carries_the_strict_schema_and_pairs_become_parameters(
+    llm_server: FakeOpenAIServer, chat_completions: bool
+) -> None:
+    """Structured outputs on both APIs: the server receives the strict schema (the stand-in
+    refuses a schema strict mode would not take), and the answer's key/value pairs reach the
+    workflow as the parameters dict."""
+    client = openai.AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    request = _unique_request("Schema check")
+    pairs = [{"key": "table", "value": "test_rows"}]
+    llm_server.on(request, ok({**PROPOSAL, "parameters": pairs}))
+    try:
+        activities = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
+        action = await _analyse(activities, request)
+    finally:
+        await client.close()
+
+    assert llm_server.schemas(request) == [PROPOSAL_SCHEMA]
+    assert action.parameters == {"table": "test_rows"}
+    assert action.action_type == PROPOSAL["action_type"]
+
+
+@pytest.mark.parametrize("chat_completions", [False, True], ids=["responses", "chat"])
+async def test_the_stand_in_refuses_a_schema_strict_mode_would_not_take(
+    llm_server: FakeOpenAIServer, chat_completions: bool
+) -> None:
+    """The check above is only worth something if the stand-in can say no, as OpenAI does."""
+    loose = {"type": "object", "properties": {"a": {"type": "string"}}, "required": []}
+    client = openai.AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    request = _unique_request("Loose schema")
+    try:
+        with pytest.raises(openai.BadRequestError, match="additionalProperties"):
+            if chat_completions:
+                await client.chat.completions.create(
+                    model=TEST_MODEL,
+                    messages=[{"role": "user", "content": request}],
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "loose", "strict": True, "schema": loose},
+                    },
+                )
+            else:
+                await client.responses.create(
+                    model=TEST_MODEL,
+                    input=request,
+                    text={
+                        "format": {
+                            "type": "json_schema",
+                            "name": "loose",
+                            "strict": True,
+                            "schema": loose,
+                        }
+                    },
+                )
+    finally:
+        await client.close()
+
     assert llm_server.calls(request) == 1
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
 from tests.helpers import PROJECT_ROOT
 
 BENCH_TIMEOUT_SECONDS = 90
@@ -52,6 +53,9 @@ FIGURES = (
     "approval_latency_p50_ms",
     "approval_latency_p99_ms",
     "approval_accepted_p50_ms",
+    "approval_signal_latency_p50_ms",
+    "approval_signal_latency_p99_ms",
+    "approval_signal_accepted_p50_ms",
     "burst_approvals",
     "burst_seconds",
     "burst_approvals_per_s",
@@ -118,6 +122,9 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkRun:
         "--waiting-runs=10",
         "--latency-samples=3",
         "--sample-seconds=0.5",
+        # The shared test machine is never quiet; the load is recorded, not waited for.
+        "--max-load=1000",
+        "--quiet-timeout=0",
         f"--json={report_path}",
     ]
     stdout_path, stderr_path = bench_dir / "stdout.txt", bench_dir / "stderr.txt"
@@ -186,8 +193,39 @@ def test_report_has_every_figure_for_product_and_baseline(benchmark_run: Benchma
         assert not missing, f"{subject} lacks {missing}"
         assert figures["safe_runs"] == 5
         assert figures["waiting_runs"] == 10
-        assert figures["burst_approvals"] == 7
+        assert figures["burst_approvals"] == 4  # 10 waiting, 3 by update, 3 by signal
     assert set(FIGURES) <= set(report["ratios"])
+
+
+def test_both_subjects_decided_by_the_same_paths(benchmark_run: BenchmarkRun) -> None:
+    """Like for like: each approval phase reached product and baseline the same way, as
+    the decided runs' histories record it (an accepted update, or a signal)."""
+    paths = benchmark_run.report()["decision_paths"]
+    expected = {
+        "one_at_a_time_by_update": "update",
+        "one_at_a_time_by_signal": "signal",
+        "burst_by_update": "update",
+    }
+    assert paths == {"product": expected, "baseline": expected}
+
+
+def test_report_records_the_load_it_ran_under(benchmark_run: BenchmarkRun) -> None:
+    machine = benchmark_run.report()["machine"]
+    assert machine["max_load"] == 1000
+    assert len(machine["load_average_before"]) == 3
+    assert set(machine["load_average_at_subject_start"]) == set(SUBJECTS)
+
+
+def test_a_busy_machine_is_waited_for_then_refused_with_the_load_seen() -> None:
+    loads = iter([(5.5, 4.0, 3.0), (0.2, 3.9, 3.0)])
+    seen: list[str] = []
+    quiet = wait_for_quiet_machine(1.0, 60, seen.append, lambda: next(loads), poll_seconds=0)
+    assert quiet[0] == 0.2
+    assert seen and "5.50" in seen[0]
+
+    with pytest.raises(MachineBusyError) as busy:
+        wait_for_quiet_machine(1.0, 0, seen.append, lambda: (5.5, 4.0, 3.0))
+    assert "load average 5.50" in str(busy.value) and "--max-load 1" in str(busy.value)
 
 
 def test_report_judges_every_target(benchmark_run: BenchmarkRun) -> None:

@@ -233,6 +233,18 @@ async def test_approval_status_for_an_unknown_workflow_fails(worker: WorkerProce
     assert_one_line_error(ran, 1, r"^No workflow with ID 'no-such-workflow'")
 
 
+async def test_an_unknown_workflow_whose_id_mentions_a_namespace_is_still_no_such_workflow(
+    worker: WorkerProcess,
+) -> None:
+    """The server's error details say what was not found, whatever the ID's words."""
+    status, decision = await asyncio.gather(
+        script("approval_status", "namespace-cleanup", env=worker.env),
+        script("send_approval", "namespace-cleanup", "some-request", "approve", env=worker.env),
+    )
+    assert_one_line_error(status, 1, r"^No workflow with ID 'namespace-cleanup'")
+    assert_one_line_error(decision, 1, r"^Workflow namespace-cleanup is not running")
+
+
 async def test_a_namespace_that_does_not_exist_is_named_not_taken_for_a_missing_workflow(
     worker: WorkerProcess,
 ) -> None:

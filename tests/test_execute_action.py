@@ -10,6 +10,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import activities.execute_action as execute_module
 from activities.execute_action import (
     DEFAULT_STATE_DIR,
     LEDGER_FILE,
+    PROJECT_DIR,
     execute_action,
     ledger_path,
 )
@@ -190,6 +193,109 @@ def test_the_ledger_lives_where_the_environment_says(
 
     monkeypatch.delenv(STATE_DIR_ENV)
     assert ledger_path() == DEFAULT_STATE_DIR / LEDGER_FILE
+
+
+def test_a_relative_state_folder_is_the_projects_not_the_current_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker started from another folder (a service manager, a container) must find the
+    same ledger, or it would act again on keys executed before."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(STATE_DIR_ENV, "state/ledger")
+    assert ledger_path() == PROJECT_DIR / "state" / "ledger" / LEDGER_FILE
+
+
+async def test_the_ledger_is_readable_by_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It holds every action's parameters."""
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    await execute()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / LEDGER_FILE).stat().st_mode) == 0o600
+
+
+async def test_a_slow_action_does_not_hold_up_other_executions(
+    ledger_dir: Path, acts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ledger lock is held while acting: another key executes while one action runs."""
+    acting, release = threading.Event(), threading.Event()
+    counting_act = execute_module._act
+
+    def held_act(request: ExecuteActionInput) -> ExecutionResult:
+        if request.idempotency_key == KEY:
+            acting.set()
+            assert release.wait(timeout=60), "never released"
+        return counting_act(request)
+
+    monkeypatch.setattr(execute_module, "_act", held_act)
+    slow = asyncio.ensure_future(execute())
+    try:
+        assert await asyncio.to_thread(acting.wait, 60)
+        # Bounded only so that a regression fails instead of hanging: it takes milliseconds.
+        other = await asyncio.wait_for(execute("other-key"), timeout=20)
+        assert other.idempotency_key == "other-key"
+        assert not slow.done()
+    finally:
+        release.set()
+    await slow
+    assert acts == ["other-key", KEY]
+
+
+def _act_then_die(ledger: str, acts_file: str) -> None:
+    """A worker that acts and dies before recording the result (SIGKILL, power loss)."""
+    os.environ[STATE_DIR_ENV] = ledger
+
+    def act_and_crash(request: ExecuteActionInput) -> ExecutionResult:
+        with open(acts_file, "a") as acted:
+            acted.write("acted\n")
+        os._exit(9)
+
+    execute_module._act = act_and_crash
+    asyncio.run(execute())
+
+
+async def test_a_crash_between_acting_and_recording_is_not_acted_on_again(
+    ledger_dir: Path, acts: list[str]
+) -> None:
+    """Once-only over guessing: the retry cannot know whether the action happened, so it
+    says so and does not act; the workflow then fails with that message."""
+    acts_file = ledger_dir / "acts.txt"
+    crashed = multiprocessing.get_context("spawn").Process(
+        target=_act_then_die, args=(str(ledger_dir), str(acts_file))
+    )
+    crashed.start()
+    await asyncio.to_thread(crashed.join, 90)
+    assert crashed.exitcode == 9
+    assert acts_file.read_text() == "acted\n"
+
+    with pytest.raises(ApplicationError) as unknown:
+        await execute()
+
+    assert unknown.value.type == "ExecutionOutcomeUnknown"
+    assert unknown.value.non_retryable is True
+    assert "may or may not have happened" in str(unknown.value)
+    assert acts == []
+    assert (await execute("other-key")).idempotency_key == "other-key"  # the rest goes on
+
+
+async def test_an_action_that_fails_can_be_retried(
+    ledger_dir: Path, acts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure raised by the action means it did not happen: its claim is dropped."""
+    counting_act = execute_module._act
+    failures = [RuntimeError("target system unavailable")]
+
+    def failing_once(request: ExecuteActionInput) -> ExecutionResult:
+        if failures:
+            raise failures.pop()
+        return counting_act(request)
+
+    monkeypatch.setattr(execute_module, "_act", failing_once)
+    with pytest.raises(RuntimeError):
+        await execute()
+    assert (await execute()).idempotency_key == KEY
+    assert acts == [KEY]
 
 
 def test_the_default_state_folder_is_not_committed() -> None:

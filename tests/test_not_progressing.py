@@ -163,7 +163,8 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
     ):
         try:
             with pytest.raises(start_workflow.ResultUnavailableError) as stopped:
-                await asyncio.wait_for(start_workflow.start_and_wait(args), timeout=60)
+                progress = start_workflow.Progress(workflow_id)
+                await asyncio.wait_for(start_workflow.start_and_wait(args, progress), timeout=60)
         finally:
             await dev_client.get_workflow_handle(workflow_id).terminate("end of test")
     assert str(stopped.value).startswith(f"Workflow {workflow_id} is not progressing")

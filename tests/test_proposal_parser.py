@@ -2,10 +2,17 @@
 about why an answer was refused (the message ends up in logs and the audit trail)."""
 
 import json
+import re
 
 import pytest
 
-from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+from activities.proposal_parser import (
+    PROPOSAL_SCHEMA,
+    MalformedProposalError,
+    ProposalAnswer,
+    parse_proposed_action,
+)
+from tests.fake_openai import check_strict
 
 VALID = {
     "action_type": "delete_records",
@@ -52,6 +59,82 @@ def test_string_parameters_are_kept() -> None:
     assert action.parameters == {"table": "test_data"}
 
 
+def test_parameters_as_key_value_pairs_become_the_dict() -> None:
+    """A strict schema cannot say dict[str, str]; the model answers pairs, the workflow
+    still gets its dict."""
+    pairs = [{"key": "table", "value": "test_data"}, {"key": "env", "value": "prod"}]
+
+    action = parse_proposed_action(_with(parameters=pairs))
+
+    assert action.parameters == {"table": "test_data", "env": "prod"}
+
+
+def test_a_pair_said_twice_counts_once() -> None:
+    pairs = [{"key": "table", "value": "users"}, {"key": "table", "value": "users"}]
+
+    assert parse_proposed_action(_with(parameters=pairs)).parameters == {"table": "users"}
+
+
+def test_the_schema_is_one_strict_mode_accepts() -> None:
+    """OpenAI refuses a strict schema with an optional or an extra property."""
+    check_strict(PROPOSAL_SCHEMA, "schema")
+    assert set(PROPOSAL_SCHEMA["required"]) == set(VALID) | {"parameters"}
+
+
+def test_an_answer_under_the_schema_parses() -> None:
+    """What the schema allows, the parser accepts: the two never disagree."""
+    answer = ProposalAnswer.model_validate(
+        {**VALID, "parameters": [{"key": "table", "value": "test_data"}]}
+    )
+
+    action = parse_proposed_action(answer.model_dump_json())
+
+    assert action.parameters == {"table": "test_data"}
+    assert action.description == VALID["description"]
+
+
+def _longest(field: dict, letter: str) -> str:
+    """The longest string of ``letter`` the field's pattern allows."""
+    pattern = field["pattern"]
+    most = int(re.findall(r",(\d+)\}", pattern)[0]) + pattern.startswith("^[a-z][")
+    assert re.fullmatch(pattern, letter * most) and not re.fullmatch(pattern, letter * (most + 1))
+    return letter * most
+
+
+def test_the_largest_answer_the_schema_allows_is_within_the_input_limits() -> None:
+    """The schema must never let the model write what the parser then refuses as too long
+    (models/limits.py): the answer would be malformed on every attempt."""
+    fields = PROPOSAL_SCHEMA["properties"]
+    pair = PROPOSAL_SCHEMA["$defs"]["ParameterPair"]["properties"]
+    pairs = [
+        {"key": f"{index}" + _longest(pair["key"], "k")[1:], "value": _longest(pair["value"], "v")}
+        for index in range(fields["parameters"]["maxItems"])
+    ]
+    answer = {
+        "action_type": _longest(fields["action_type"], "a"),
+        "description": _longest(fields["description"], "d"),
+        "reasoning": _longest(fields["reasoning"], "r"),
+        "risky_action": True,
+        "parameters": pairs,
+    }
+
+    action = parse_proposed_action(ProposalAnswer.model_validate(answer).model_dump_json())
+
+    assert len(action.parameters) == len(pairs)
+
+
+def test_length_limits_guide_the_model_but_do_not_refuse_other_servers() -> None:
+    """A server that ignores the schema may write more; today's rules still decide."""
+    long = "x" * 500
+
+    pairs = [{"key": "k", "value": long}]
+
+    action = parse_proposed_action(_with(description=long, parameters=pairs))
+
+    assert action.description == long
+    assert action.parameters == {"k": long}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -72,6 +155,16 @@ def test_string_parameters_are_kept() -> None:
         pytest.param(_with(action_type=""), "action_type", id="empty-action-type"),
         pytest.param(_with(action_type="   "), "action_type", id="blank-action-type"),
         pytest.param(_with(description=" \t"), "description", id="blank-description"),
+        pytest.param(
+            _with(parameters=[{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]),
+            "'a' is given twice",
+            id="repeated-parameter-key",
+        ),
+        pytest.param(_with(parameters=[{"key": "a"}]), "key, value", id="pair-without-value"),
+        pytest.param(_with(parameters=[["a", "1"]]), "key, value", id="pair-as-list"),
+        pytest.param(
+            _with(parameters=[{"key": "n", "value": 3}]), "key, value", id="non-string-value"
+        ),
     ],
 )
 def test_malformed_answers_are_refused_with_a_useful_message(text: str, expected: str) -> None:

@@ -16,15 +16,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx2
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.webhook_notifier import WebhookNotifier
-from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_URL_ENV
+from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError, checked_webhook
+from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
+from dev_server import free_port
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -35,11 +37,14 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from tests.e2e import address_of, script, worker_process
 from tests.fake_openai import FakeOpenAIServer, send_json
 from tests.helpers import (
     Run,
     TimeSkippingRuns,
+    script_env,
     script_risky_proposal,
+    start_run,
     status_of,
     wait_for_state,
     wait_until,
@@ -255,10 +260,83 @@ async def test_credentials_in_the_url_reach_neither_the_detail_the_errors_nor_th
     assert_no_secrets(worker_logs.text)
 
 
+async def test_the_http_client_logs_nothing_secret_even_at_debug(
+    receiver: Receiver, worker_logs: pytest.LogCaptureFixture
+) -> None:
+    """httpx2 logs ``HTTP Request: POST <full URL>`` at INFO; a program that logs at INFO or
+    DEBUG without turning httpx2 down must still never see the secret path."""
+    delivery = await send(receiver.url_with_credentials, TOKEN)
+    assert delivery.delivered is True
+    assert receiver.requests[0].path == SECRET_PATH  # the secret was used, just not logged
+    assert_no_secrets(worker_logs.text)
+
+
 async def test_without_a_url_nothing_is_sent_and_delivery_is_false() -> None:
     delivery = await send(None, TOKEN)
     assert delivery.delivered is False
     assert WEBHOOK_URL_ENV in delivery.detail
+
+
+# --- the settings, checked when the worker starts -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/services/T0SECRET",
+        "http://127.0.0.1:8080/services/T0SECRET",
+        "http://localhost/services/T0SECRET",
+        "http://[::1]:9000/services/T0SECRET",
+    ],
+)
+def test_usable_webhook_urls_pass_unchanged_even_with_a_token(url: str) -> None:
+    assert checked_webhook(url, TOKEN) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "expected"),
+    [
+        ("hooks.example.com/services/T0SECRET", None, "needs http:// or https:// and a host"),
+        ("ftp://hooks.example.com/services/T0SECRET", None, "needs http:// or https://"),
+        ("https:///services/T0SECRET", None, "needs http:// or https:// and a host"),
+        ("https://hooks.example.com:99999/services/T0SECRET", None, "no valid port"),
+        ("https://hooks.example.com:web/services/T0SECRET", None, "no valid port"),
+        ("http://hooks.example.com/services/T0SECRET", TOKEN, "in clear; use https://"),
+    ],
+)
+def test_unusable_webhook_settings_are_named_without_the_secret(
+    url: str, token: str | None, expected: str
+) -> None:
+    with pytest.raises(WebhookSettingsError) as refused:
+        checked_webhook(url, token)
+    message = str(refused.value)
+    assert WEBHOOK_URL_ENV in message and expected in message
+    assert "\n" not in message
+    assert_no_secrets(message)
+
+
+@pytest.mark.parametrize("program", ["worker", "demo"])
+async def test_a_bad_webhook_url_is_refused_in_one_line_before_anything_starts(
+    program: str, tmp_path: Path
+) -> None:
+    """Like a bad model URL: one line naming the setting, exit 1, nothing tried (the demo
+    starts no embedded server, the worker connects to nothing)."""
+    port = free_port()  # nothing listens: the check must come before any connection
+    env = script_env(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1", "unused-queue")
+    env.update(
+        {WEBHOOK_URL_ENV: f"http://hooks.example.com{SECRET_PATH}", WEBHOOK_TOKEN_ENV: TOKEN}
+    )
+    args = ["--offline"]
+    if program == "demo":
+        args += ["--approve", "ok", "--data-dir", str(tmp_path), "Delete the old backups"]
+    ran = await script(program, *args, env=env)
+    assert not (tmp_path / "demo.db").exists()
+    assert ran.returncode == 1, ran.output
+    assert "Traceback" not in ran.output
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith(f"{WEBHOOK_TOKEN_ENV} is set but {WEBHOOK_URL_ENV}"), ran.stderr
+    assert_no_secrets(ran.output)
 
 
 # --- in the workflow ------------------------------------------------------------------------
@@ -306,9 +384,10 @@ def only(trail: list[AuditEvent], name: str) -> AuditEvent:
 
 @pytest.fixture
 def worker_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Capture at INFO as the worker logs, with httpx2 at WARNING as ``worker.main`` sets it."""
-    caplog.set_level(logging.INFO)
-    caplog.set_level(logging.WARNING, logger="httpx2")
+    """Capture every record, down to DEBUG, from every logger (the HTTP client's too): a
+    program embedding the worker may log anything, and no setting may let a secret out."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     return caplog
 
 
@@ -401,3 +480,35 @@ async def test_url_credentials_stay_out_of_the_audit_trail_and_the_worker_logs(
     assert "answered HTTP 403" in worker_logs.text
     assert_no_secrets(worker_logs.text)
     assert_no_secrets(json.dumps(result.model_dump(mode="json")))
+
+
+# --- the real worker process ----------------------------------------------------------------
+
+
+async def test_the_worker_process_logs_no_webhook_secret(
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    risky_request: str,
+    receiver: Receiver,
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+) -> None:
+    """``python -m worker`` as users run it (INFO logging), with a webhook whose URL carries
+    a secret path, and a bearer token: the notice is delivered, and nothing the worker
+    prints contains either."""
+    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    env.update({WEBHOOK_URL_ENV: receiver.url, WEBHOOK_TOKEN_ENV: TOKEN})
+    async with worker_process(env, tmp_path / "worker.log") as worker:
+        handle = await start_run(
+            dev_server.client, task_queue, workflow_id, WorkflowInput(user_request=risky_request)
+        )
+        try:
+            await wait_until(lambda: status_of(handle), has_event("webhook_delivered"))
+        finally:
+            await handle.terminate("end of test")
+        output = worker.output()
+    assert receiver.requests[0].path == SECRET_PATH
+    assert receiver.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert f"Workflow ID: {workflow_id}" in output  # INFO logging and the notice were on
+    assert_no_secrets(output)

@@ -1,0 +1,461 @@
+"""The inbox's web application: pages for people, a JSON API for programs.
+
+Routes stay thin: they find out who is asking (``auth.py``), call one ``TemporalService``
+method, and render a template (Jinja2, autoescaped: untrusted text is only ever rendered
+as text) or JSON. Every state change is a POST that carries a CSRF token and comes from our
+own origin; nothing changes on GET.
+"""
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.templating import Jinja2Templates
+
+from inbox.accounts import Accounts
+from inbox.auth import (
+    SESSION_COOKIE,
+    Session,
+    Sessions,
+    SignInLimiter,
+    bearer_token,
+    proxy_user,
+    same_origin,
+    tokens_match,
+)
+from inbox.service import (
+    NotFoundError,
+    RefusedError,
+    StageOf,
+    TemporalService,
+    UnavailableError,
+)
+from inbox.settings import InboxSettings
+from inbox.views import decided_item, pending_item, status_json
+from models.models import ProposedAction, WorkflowState, WorkflowStatus
+
+HERE = Path(__file__).parent
+log = logging.getLogger("inbox")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+VERDICTS = {"approve": True, "reject": False, "approve_edited": True}
+
+
+class SignInRequired(Exception):
+    """A page needs a signed-in person; they are sent to the sign-in page."""
+
+
+class CsrfRefused(Exception):
+    """A POST that did not come from our own page (or whose page is too old)."""
+
+
+class FormError(Exception):
+    """A form field is missing or malformed; the message names it."""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class DecisionBody(BaseModel):
+    """``POST /api/requests/{id}/decision``. There is no reviewer field: the reviewer is
+    whoever the bearer token belongs to (a body naming one is refused, 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: StrictBool
+    notes: str = ""
+    request_id: str | None = None
+    amended_action: ProposedAction | None = None
+
+
+def create_app(settings: InboxSettings, service: TemporalService | None = None) -> FastAPI:
+    app = FastAPI(title="Approval inbox", docs_url=None, redoc_url=None, openapi_url=None)
+    temporal = service or TemporalService()
+    accounts = Accounts(settings.users_file)
+    sessions = Sessions(settings.secret, settings.session_seconds)
+    limiter = SignInLimiter()
+    templates = Jinja2Templates(env=_template_environment())
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.state.sessions = sessions
+
+    # ---- who is asking ------------------------------------------------------------------
+
+    def session_of(request: Request) -> Session:
+        """The request's session; a fresh one where the middleware did not run (an error
+        raised outside it)."""
+        if not hasattr(request.state, "session"):
+            request.state.session, request.state.new_session = sessions.new(None), True
+        return request.state.session
+
+    def identity(request: Request) -> str | None:
+        return proxy_user(request, settings.trusted_proxies) or session_of(request).user
+
+    def signed_in(request: Request) -> str:
+        user = identity(request)
+        if user is None:
+            raise SignInRequired()
+        return user
+
+    def api_user(request: Request) -> str:
+        token = bearer_token(request)
+        if token is None:
+            if identity(request) is not None:
+                raise ApiError(403, "the API takes a bearer token (python -m inbox add-token)")
+            raise ApiError(401, "missing credentials: send Authorization: Bearer <token>")
+        user = accounts.user_for_token(token)
+        if user is None:
+            raise ApiError(401, "invalid token")
+        return user
+
+    async def checked_form(request: Request) -> dict[str, str]:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        session = session_of(request)
+        if not same_origin(request, settings.public_origin) or not tokens_match(
+            fields.get("csrf_token"), session.csrf
+        ):
+            raise CsrfRefused()
+        return fields
+
+    def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        context |= {
+            "user": identity(request),
+            "csrf_token": session_of(request).csrf,
+            "via_proxy": proxy_user(request, settings.trusted_proxies) is not None,
+        }
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    # ---- every response -----------------------------------------------------------------
+
+    @app.middleware("http")
+    async def sessions_and_headers(request: Request, call_next: Any) -> Response:
+        session = sessions.read(request)
+        request.state.session = session or sessions.new(None)
+        request.state.new_session = session is None
+        response: Response = await call_next(request)
+        if request.state.new_session:
+            response.set_cookie(
+                SESSION_COOKIE,
+                sessions.encode(request.state.session),
+                max_age=settings.session_seconds,
+                httponly=True,
+                samesite="lax",
+                secure=settings.https or request.url.scheme == "https",
+            )
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    def start_session(request: Request, user: str | None) -> None:
+        request.state.session = sessions.new(user)
+        request.state.new_session = True
+
+    # ---- errors: never a traceback ------------------------------------------------------
+
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    def error(request: Request, status: int, message: str) -> Response:
+        if is_api(request):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"error": message}, status_code=status, headers=headers)
+        return page(request, "error.html", status, message=message, retry=status == 503)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, _: Exception) -> Response:
+        return error(
+            request,
+            403,
+            "This form did not come from this inbox's page, or the page is too old. "
+            "Nothing was changed; reload the page and try again.",
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error(request, exc.status, exc.message)
+
+    @app.exception_handler(FormError)
+    async def _form(request: Request, exc: Exception) -> Response:
+        return error(request, 422, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: Exception) -> Response:
+        return error(request, 404, str(exc))
+
+    @app.exception_handler(StageOf)
+    async def _stage(request: Request, exc: Exception) -> Response:
+        """A stage's child ID: its request is decided on the parent's page."""
+        assert isinstance(exc, StageOf)
+        if is_api(request) or request.method != "GET":
+            return error(request, 404, f"That is a stage of {exc.parent_id}; use that ID.")
+        return RedirectResponse(f"/requests/{quote(exc.parent_id, safe='')}", status_code=303)
+
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        return error(request, 503, f"{exc} This page retries by itself.")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error(request, 422, _describe_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("Unexpected error on %s %s", request.method, request.url.path)
+        return error(request, 500, "Something went wrong in the inbox; it was logged.")
+
+    # ---- sign-in --------------------------------------------------------------------------
+
+    @app.get("/signin")
+    async def signin_page(request: Request, next: str = "/") -> Response:
+        if identity(request) is not None:
+            return RedirectResponse(_local(next), status_code=303)
+        return page(request, "signin.html", next=_local(next), has_accounts=accounts.exist())
+
+    @app.post("/signin")
+    async def signin(request: Request) -> Response:
+        form = await checked_form(request)
+        name, password = form.get("username", ""), form.get("password", "")
+        next_page = _local(form.get("next", "/"))
+        keys = (f"user:{name}", f"ip:{request.client.host if request.client else '?'}")
+        if wait := limiter.retry_after(*keys):
+            message = f"Too many failed sign-ins. Try again in {wait} seconds."
+            return page(request, "signin.html", 429, next=next_page, message=message)
+        if not accounts.check_password(name, password):
+            limiter.failed(*keys)
+            message = "Wrong user name or password."
+            return page(request, "signin.html", 401, next=next_page, message=message)
+        start_session(request, name)
+        return RedirectResponse(next_page, status_code=303)
+
+    @app.post("/signout")
+    async def signout(request: Request) -> Response:
+        await checked_form(request)
+        start_session(request, None)
+        return RedirectResponse("/signin", status_code=303)
+
+    # ---- pages ------------------------------------------------------------------------------
+
+    @app.get("/")
+    async def pending_page(request: Request, mine: bool = False) -> Response:
+        user = signed_in(request)
+        items = [pending_item(p) for p in await temporal.pending()]
+        if mine:
+            items = [item for item in items if _waits_for(item, user)]
+        return page(request, "pending.html", items=items, mine=mine, version=_version(items))
+
+    @app.get("/decided")
+    async def decided_page(request: Request) -> Response:
+        signed_in(request)
+        items = [decided_item(d) for d in await temporal.decided()]
+        return page(request, "decided.html", items=items, version=_version(items))
+
+    @app.get("/requests/{workflow_id:path}")
+    async def request_page(request: Request, workflow_id: str, sent: str | None = None) -> Response:
+        signed_in(request)
+        status = await temporal.status(workflow_id)
+        return render_request(request, workflow_id, status, sent=sent)
+
+    def render_request(
+        request: Request,
+        workflow_id: str,
+        status: WorkflowStatus,
+        status_code: int = 200,
+        **context: Any,
+    ) -> Response:
+        data = status_json(workflow_id, status)
+        return page(
+            request,
+            "request.html",
+            status_code,
+            workflow_id=workflow_id,
+            s=status,
+            version=_version(data),
+            form_key=_form_key(status),
+            **context,
+        )
+
+    @app.post("/requests/{workflow_id:path}/decision")
+    async def decide_from_page(request: Request, workflow_id: str) -> Response:
+        user = signed_in(request)
+        form = await checked_form(request)
+        verdict = form.get("verdict", "")
+        if verdict not in VERDICTS:
+            raise FormError("verdict: must be approve, reject or approve_edited")
+        edits = _edits(form) if verdict == "approve_edited" else None
+        try:
+            await temporal.decide(
+                workflow_id,
+                user,
+                VERDICTS[verdict],
+                form.get("notes", ""),
+                request_id=form.get("request_id") or None,
+                edits=edits,
+            )
+        except RefusedError as refused:
+            status = await temporal.status(workflow_id)
+            return render_request(request, workflow_id, status, 409, refused=str(refused))
+        sent = "approved" if VERDICTS[verdict] else "rejected"
+        return RedirectResponse(
+            f"/requests/{quote(workflow_id, safe='')}?sent={sent}", status_code=303
+        )
+
+    # ---- JSON API ---------------------------------------------------------------------------
+
+    @app.get("/api/requests")
+    async def api_list(request: Request, status: str = "pending") -> Response:
+        api_user(request)
+        if status == "pending":
+            items = [pending_item(p) for p in await temporal.pending()]
+        elif status == "decided":
+            items = [decided_item(d) for d in await temporal.decided()]
+        else:
+            raise ApiError(422, "status: must be pending or decided")
+        return JSONResponse(items)
+
+    @app.get("/api/requests/{workflow_id:path}")
+    async def api_status(request: Request, workflow_id: str) -> Response:
+        api_user(request)
+        status = await temporal.status(workflow_id)
+        return JSONResponse(status_json(workflow_id, status))
+
+    @app.post("/api/requests/{workflow_id:path}/decision")
+    async def api_decide(request: Request, workflow_id: str) -> Response:
+        user = api_user(request)
+        try:
+            body = DecisionBody.model_validate_json(await request.body())
+        except ValidationError as err:
+            raise ApiError(422, _describe_errors(err.errors())) from None
+        amended = body.amended_action
+        try:
+            decision = await temporal.decide(
+                workflow_id,
+                user,
+                body.approved,
+                body.notes,
+                request_id=body.request_id,
+                edits=amended.model_dump() if amended is not None else None,
+            )
+        except RefusedError as refused:
+            raise ApiError(409, str(refused)) from None
+        return JSONResponse(decision.model_dump(mode="json"))
+
+    return app
+
+
+def _template_environment() -> Environment:
+    """Autoescaping on for every template, whatever its name; unknown names fail loudly."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
+    )
+    env.filters["urlid"] = lambda value: quote(str(value), safe="")
+    env.filters["when"] = _when
+    env.filters["left"] = _time_left
+    return env
+
+
+def _when(value: datetime | str | None) -> str:
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.isoformat(timespec="seconds")
+
+
+def _time_left(deadline: datetime | str) -> str:
+    """What the countdown shows before the script takes over (or without it)."""
+    if isinstance(deadline, str):
+        deadline = datetime.fromisoformat(deadline)
+    seconds = int((deadline - datetime.now(UTC)).total_seconds())
+    if seconds <= 0:
+        return "deadline passed"
+    return f"{seconds // 60}:{seconds % 60:02d} left"
+
+
+def _local(target: str) -> str:
+    """Only paths on this site: never an open redirect to another one."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _version(data: object) -> str:
+    """Changes whenever what a live region shows changes (the script then swaps it)."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _form_key(status: WorkflowStatus) -> str:
+    """The decision form is replaced only when what it decides changes, never while someone
+    types into it because another approver voted."""
+    request = status.approval_request
+    parts: list[object] = [status.state.value]
+    if request is not None and status.state == WorkflowState.AWAITING_APPROVAL:
+        stage = status.current_stage
+        parts += [request.request_id, stage.stage if stage else "", request.proposed_action]
+    return _version(parts)
+
+
+def _waits_for(item: dict[str, Any], user: str) -> bool:
+    """Waiting for me: I may decide (anyone may, or I am named) and have not voted yet."""
+    approvers = item.get("approvers") or []
+    voted = {vote["reviewer"] for vote in item.get("votes") or []}
+    return (not approvers or user in approvers) and user not in voted
+
+
+def _edits(form: dict[str, str]) -> dict[str, Any]:
+    description = form.get("description", "").strip()
+    if not description:
+        raise FormError("description: the amended action needs a description")
+    parameters: dict[str, str] = {}
+    for number, line in enumerate(form.get("parameters", "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise FormError(f"parameters: line {number} is not key=value")
+        parameters[key.strip()] = value.strip()
+    return {"description": description, "parameters": parameters}
+
+
+def _describe_errors(errors: Any) -> str:
+    """'field: what is wrong' for each error, as one line."""
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"

@@ -1,0 +1,63 @@
+"""What the pages and the API show of a run: plain dicts built from the workflow's models,
+so a page and its JSON twin always say the same thing."""
+
+from typing import Any
+
+from inbox.service import Decided, Pending
+from models.models import WorkflowStatus
+
+
+def status_json(workflow_id: str, status: WorkflowStatus) -> dict[str, Any]:
+    """The status query's answer, as it returns it, with the workflow ID."""
+    return {"workflow_id": workflow_id, **status.model_dump(mode="json")}
+
+
+def pending_item(pending: Pending) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "workflow_id": pending.workflow_id,
+        "started": pending.started.isoformat(),
+        "request_id": None,
+        "user_request": None,
+        "proposed_action": None,
+        "deadline": None,
+    }
+    status = pending.status
+    if status is None:  # listed as pending, but no worker answered the status query
+        return item | {"state": None}
+    request = status.approval_request
+    stage = status.current_stage
+    if request is not None:
+        item |= {
+            "request_id": request.request_id,
+            "user_request": request.user_request,
+            "proposed_action": request.proposed_action.model_dump(mode="json"),
+            "deadline": request.deadline.isoformat(),
+            "risk_reasons": request.risk_reasons,
+            "approvers": request.approvers,
+            "escalated": request.escalated,
+        }
+    return item | {
+        "state": status.state.value,
+        "votes": [vote.model_dump(mode="json") for vote in status.votes],
+        "required_approvals": status.required_approvals,
+        "current_stage": stage.model_dump(mode="json") if stage is not None else None,
+    }
+
+
+def decided_item(decided: Decided) -> dict[str, Any]:
+    result = decided.result
+    decision = result.decision
+    action = result.proposed_action
+    decided_at = decision.decided_at if decision is not None else None
+    return {
+        "workflow_id": decided.workflow_id,
+        "request_id": result.request_id,
+        "user_request": decided.user_request,
+        "proposed_action": action.model_dump(mode="json") if action is not None else None,
+        "deadline": None,  # not kept in the result; the status query has it
+        "outcome": result.outcome.value,
+        "message": result.message,
+        "decided_by": decision.reviewer if decision is not None else None,
+        "decided_at": decided_at.isoformat() if decided_at is not None else None,
+        "closed": decided.closed.isoformat() if decided.closed is not None else None,
+    }

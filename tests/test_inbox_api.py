@@ -1,0 +1,456 @@
+"""The inbox over HTTP, against the dev server and a real ``python -m worker``: the JSON API,
+sign-in, CSRF, the trusted proxy header, and Temporal going away. Every refusal is checked
+to have changed nothing."""
+
+import asyncio
+import contextlib
+import io
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import itsdangerous
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from constants import INBOX_PORT_ENV, INBOX_USERS_ENV
+from inbox.__main__ import main as inbox_main
+from inbox.accounts import Accounts
+from inbox.app import create_app
+from inbox.auth import SESSION_COOKIE, Sessions
+from inbox.service import TemporalService
+from inbox.settings import InboxSettings
+from models.models import WorkflowState
+from temporal_client import TemporalUnavailableError
+from tests.conftest import InboxAccounts
+from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import status_of, wait_until
+
+
+@pytest.fixture
+async def api(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts]
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """An API client with alice's bearer token."""
+    _, accounts = inbox_accounts
+    headers = {"Authorization": f"Bearer {accounts.token}"}
+    async with httpx2.AsyncClient(base_url=inbox.url, headers=headers, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def run_for(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer
+) -> Any:
+    def start(text: str, **fields: Any) -> Any:
+        return inbox_run(worker, dev_server, llm_server, unique(text), **fields)
+
+    return start
+
+
+@contextlib.asynccontextmanager
+async def signed_in_client(
+    url: str, name: str, password: str
+) -> AsyncIterator[tuple[httpx2.AsyncClient, httpx2.Response]]:
+    """A browser-like client that signed in through the form; and the sign-in answer."""
+    async with httpx2.AsyncClient(base_url=url, timeout=60, headers={"Origin": url}) as client:
+        token = csrf_token((await client.get("/signin")).text)
+        answer = await client.post(
+            "/signin", data={"username": name, "password": password, "csrf_token": token}
+        )
+        yield client, answer
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no CSRF token in the page:\n{html[:500]}"
+    return match[1]
+
+
+@pytest.fixture
+def own_inbox(dev_server: WorkflowEnvironment, inbox_accounts: tuple[Path, InboxAccounts]) -> Any:
+    """A separate inbox (its own sign-in limits, proxies, Temporal connection) for a test
+    that must not disturb the session's one; stopped at the end of the test."""
+    users_file, _ = inbox_accounts
+    started: list[InboxServer] = []
+
+    def start(connect: Any = None, **settings: Any) -> InboxServer:
+        async def dev_connect() -> Client:
+            address = address_of(dev_server)
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+
+        app = create_app(
+            InboxSettings(users_file=users_file, **settings),
+            TemporalService(connect or dev_connect),
+        )
+        started.append(serve_inbox(app, users_file))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def test_the_api_lists_a_pending_run_and_returns_its_status(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Drop the archive table") as handle:
+
+        async def pending_ids() -> list[str]:
+            answer = await api.get("/api/requests", params={"status": "pending"})
+            assert answer.status_code == 200
+            return [item["workflow_id"] for item in answer.json()]
+
+        await wait_until(pending_ids, lambda ids: handle.id in ids)
+        items = (await api.get("/api/requests?status=pending")).json()
+        item = next(i for i in items if i["workflow_id"] == handle.id)
+        status = (await api.get(f"/api/requests/{handle.id}")).json()
+
+    for field in ("workflow_id", "request_id", "user_request", "proposed_action", "deadline"):
+        assert item[field], field
+    assert status["state"] == "awaiting_approval"
+    assert status["approval_request"]["request_id"] == item["request_id"]
+
+
+async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Rotate the production keys") as handle:
+        claimed = await api.post(
+            f"/api/requests/{handle.id}/decision",
+            json={"approved": True, "reviewer": "mallory"},
+        )
+        answer = await api.post(
+            f"/api/requests/{handle.id}/decision", json={"approved": True, "notes": "checked"}
+        )
+        result = await handle.result()
+
+    assert claimed.status_code == 422
+    assert "reviewer" in claimed.json()["error"]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["reviewer"] == "alice"
+    assert answer.json()["reviewer_notes"] == "checked"
+    assert result.outcome.value == "approved"
+    assert result.decision is not None and result.decision.reviewer == "alice"
+
+
+async def test_a_refused_decision_is_409_with_the_workflows_reason(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    async with run_for("Wire the payroll", approvers=["bob"]) as handle:
+        answer = await api.post(f"/api/requests/{handle.id}/decision", json={"approved": True})
+        status = await status_of(handle)
+
+    assert answer.status_code == 409
+    assert "alice" in answer.json()["error"] and "approver" in answer.json()["error"]
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
+
+
+async def test_unknown_workflow_is_404_and_malformed_bodies_are_422_naming_the_field(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    unknown = await api.get(f"/api/requests/no-such-{uuid.uuid4().hex}")
+    bad_status = await api.get("/api/requests?status=everything")
+    async with run_for("Purge the caches") as handle:
+        not_bool = await api.post(f"/api/requests/{handle.id}/decision", json={"approved": "yes"})
+        not_json = await api.post(f"/api/requests/{handle.id}/decision", content=b"{approve")
+        status = await status_of(handle)
+
+    assert unknown.status_code == 404 and "No workflow" in unknown.json()["error"]
+    assert bad_status.status_code == 422 and "status" in bad_status.json()["error"]
+    assert not_bool.status_code == 422 and "approved" in not_bool.json()["error"]
+    assert not_json.status_code == 422
+    assert status.votes == []
+
+
+async def test_the_api_refuses_missing_wrong_and_session_credentials_and_applies_nothing(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], run_for: Any
+) -> None:
+    _, accounts = inbox_accounts
+    async with run_for("Close the customer account") as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as anonymous:
+            missing = await anonymous.post(path, json={"approved": True})
+            wrong = await anonymous.post(
+                path, json={"approved": True}, headers={"Authorization": "Bearer hitl_wrong"}
+            )
+        async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+            session = await b.post(path, json={"approved": True})
+        status = await status_of(handle)
+
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert session.status_code == 403
+    assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
+
+
+async def test_cross_origin_and_tokenless_form_posts_are_refused_and_apply_nothing(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], run_for: Any
+) -> None:
+    _, accounts = inbox_accounts
+    async with (
+        signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (browser, _),
+        run_for("Delete the old backups") as handle,
+    ):
+        page = await browser.get(f"/requests/{handle.id}")
+        form = {"verdict": "approve", "notes": "", "csrf_token": csrf_token(page.text)}
+        path = f"/requests/{handle.id}/decision"
+        cross_origin = await browser.post(
+            path, data=form, headers={"Origin": "https://evil.example"}
+        )
+        cross_site = await browser.post(path, data=form, headers={"Sec-Fetch-Site": "cross-site"})
+        no_token = await browser.post(path, data={**form, "csrf_token": ""})
+        bad_verdict = await browser.post(path, data={**form, "verdict": "maybe"})
+        bad_edit = await browser.post(
+            path, data={**form, "verdict": "approve_edited", "description": "x", "parameters": "y"}
+        )
+        get_does_nothing = await browser.get(path)
+        status = await status_of(handle)
+
+    assert page.status_code == 200
+    assert [cross_origin.status_code, cross_site.status_code, no_token.status_code] == [403] * 3
+    assert "Nothing was changed" in no_token.text
+    assert bad_verdict.status_code == 422 and "verdict" in bad_verdict.text
+    assert bad_edit.status_code == 422 and "parameters: line 1" in bad_edit.text
+    assert get_does_nothing.status_code == 404
+    assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
+
+
+async def test_sign_in_failures_say_the_same_thing_and_are_rate_limited(
+    own_inbox: Any, inbox_accounts: tuple[Path, InboxAccounts]
+) -> None:
+    _, accounts = inbox_accounts
+    server = own_inbox()
+    async with signed_in_client(server.url, "alice", "not-her-password") as (_, a1):
+        pass
+    async with signed_in_client(server.url, "zed", "whatever-password") as (_, a2):
+        pass
+    for _ in range(4):
+        async with signed_in_client(server.url, "alice", "still-wrong") as (_, limited):
+            pass
+    right = accounts.passwords["alice"]
+    async with signed_in_client(server.url, "alice", right) as (right_but_limited, a3):
+        page = await right_but_limited.get("/", follow_redirects=False)
+
+    assert a1.status_code == a2.status_code == 401
+    assert "Wrong user name or password." in a1.text and "Wrong user name or password." in a2.text
+    assert limited.status_code == 429 and a3.status_code == 429
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+
+
+async def test_a_signed_in_session_reaches_the_pages_and_an_expired_one_does_not(
+    inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, accounts = inbox_accounts
+    async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (
+        browser,
+        answer,
+    ):
+        fresh = await browser.get("/", follow_redirects=False)
+        cookie = browser.cookies[SESSION_COOKIE]
+    sessions: Sessions = inbox.server.config.app.state.sessions
+    session = sessions.decode(cookie)
+    assert session is not None and session.user == "alice"
+    day_ago = int(time.time()) - 24 * 3600
+    with monkeypatch.context() as patch:
+        patch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda _: day_ago)
+        expired_cookie = sessions.encode(session)
+    async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as expired:
+        expired.cookies.set(SESSION_COOKIE, expired_cookie)
+        stale = await expired.get("/", follow_redirects=False)
+
+    assert answer.status_code == 303 and fresh.status_code == 200
+    assert "Signed in as" in fresh.text and "alice" in fresh.text
+    set_cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=lax" in set_cookie
+    assert "script-src 'self'" in fresh.headers["content-security-policy"]
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/signin")
+
+
+async def test_the_proxy_header_counts_only_from_a_trusted_proxy(
+    own_inbox: Any, inbox: InboxServer
+) -> None:
+    from inbox.auth import parse_networks
+
+    header = {"X-Forwarded-User": "mallory", "X-Forwarded-For": "192.0.2.1"}
+    untrusted = own_inbox(trusted_proxies=parse_networks("192.0.2.1"))
+    trusted = own_inbox(trusted_proxies=parse_networks("127.0.0.0/8"))
+    async with httpx2.AsyncClient(timeout=60) as client:
+        spoofed = await client.get(f"{untrusted.url}/", headers=header, follow_redirects=False)
+        nothing_trusted = await client.get(f"{inbox.url}/", headers=header, follow_redirects=False)
+        api = await client.get(f"{untrusted.url}/api/requests", headers=header)
+        vouched = await client.get(
+            f"{trusted.url}/", headers={"X-Auth-Request-User": "carol"}, follow_redirects=False
+        )
+
+    assert spoofed.status_code == nothing_trusted.status_code == 303
+    assert api.status_code == 401
+    assert vouched.status_code == 200 and "carol" in vouched.text
+
+
+async def test_temporal_unreachable_is_a_503_page_that_recovers(
+    own_inbox: Any, dev_server: WorkflowEnvironment, inbox_accounts: tuple[Path, InboxAccounts]
+) -> None:
+    _, accounts = inbox_accounts
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    target = {"address": f"127.0.0.1:{closed_port}"}
+
+    async def connect() -> Client:
+        try:
+            return await Client.connect(target["address"], data_converter=pydantic_data_converter)
+        except RuntimeError as err:
+            message = f"Cannot reach Temporal at {target['address']}."
+            raise TemporalUnavailableError(message) from err
+
+    server = own_inbox(connect)
+    async with signed_in_client(server.url, "alice", accounts.passwords["alice"]) as (
+        browser,
+        _,
+    ):
+        down = await browser.get("/")
+        api_down = await browser.get(
+            "/api/requests", headers={"Authorization": f"Bearer {accounts.token}"}
+        )
+        target["address"] = address_of(dev_server)
+        back = await browser.get("/")
+
+    assert down.status_code == 503
+    assert "Cannot reach Temporal" in down.text and "Traceback" not in down.text
+    assert 'data-retry="1"' in down.text  # the page's script reloads once the server answers
+    assert api_down.status_code == 503 and "Cannot reach Temporal" in api_down.json()["error"]
+    assert back.status_code == 200
+
+
+async def test_a_repeated_decision_is_applied_once_and_a_changed_one_is_judged(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """A retry (timeout, double click) is the same update; a different decision is not."""
+    voting = {"approvers": ["alice", "bob"], "voting": {"required_approvals": 2}}
+    async with run_for("Raise the spending limit", **voting) as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        first = await api.post(path, json={"approved": True, "notes": "fine"})
+        again = await api.post(path, json={"approved": True, "notes": "fine"})
+        changed = await api.post(path, json={"approved": False, "notes": "second thoughts"})
+        status = await status_of(handle)
+
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert changed.status_code == 409 and "alice" in changed.json()["error"]
+    assert [vote.reviewer for vote in status.votes] == ["alice"]
+
+
+def test_accounts_are_created_from_the_command_line_and_kept_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(INBOX_USERS_ENV, str(tmp_path / "users.json"))
+
+    def inbox_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """``python -m inbox args`` in-process, its password piped to standard input."""
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = inbox_main(list(args))
+        except SystemExit as exit_:  # argparse refusing the arguments
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    no_user = inbox_cli("add-token", "dave")
+    short = inbox_cli("add-user", "dave", stdin="short\n")
+    created = inbox_cli("add-user", "dave", stdin="a long enough password\n")
+    token = inbox_cli("add-token", "dave")
+    bad_name = inbox_cli("add-user", "da\nve", stdin="a long enough password\n")
+
+    assert no_user.returncode == 1 and "add-user dave" in no_user.stderr
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    assert created.returncode == 0 and token.returncode == 0
+    assert bad_name.returncode == 2 and "printable" in bad_name.stderr
+    stored = (tmp_path / "users.json").read_text()
+    secret = token.stdout.strip()
+    assert secret.startswith("hitl_") and secret not in stored
+    assert "a long enough password" not in stored and "$argon2id$" in stored
+    assert (tmp_path / "users.json").stat().st_mode & 0o777 == 0o600
+    accounts = Accounts(tmp_path / "users.json")
+    assert accounts.check_password("dave", "a long enough password")
+    assert not accounts.check_password("dave", "wrong") and not accounts.check_password("x", "y")
+    assert accounts.user_for_token(secret) == "dave" and accounts.user_for_token("hitl_x") is None
+
+
+async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path: Path) -> None:
+    """``demo --inbox`` with no terminal: it prints the inbox's URL and a demo account, and
+    a decision made there (signed in as that account) ends the demo like any other."""
+    from dev_server import free_port
+    from tests.helpers import background_script, script_env, wait_for_output
+
+    env = script_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
+    env[INBOX_PORT_ENV] = str(free_port())
+    log_path = tmp_path / "demo.log"
+    with (
+        log_path.open("w") as log,
+        background_script(
+            "demo",
+            "--offline",
+            "--inbox",
+            "--data-dir",
+            str(tmp_path),
+            "Drop the cache tables",
+            env=env,
+            log=log,
+        ) as process,
+    ):
+        output = await wait_for_output(log_path, "No terminal to ask in", timeout=60)
+        account = re.search(r"Approval inbox: (\S+)/ \(user demo, password (\S+)\)", output)
+        workflow = re.search(r"send_approval (\S+) approve\|reject", output)
+        assert account and workflow, output
+        async with signed_in_client(account[1], "demo", account[2]) as (browser, signed_in):
+            page = await browser.get(f"/requests/{workflow[1]}")
+            decided = await browser.post(
+                f"/requests/{workflow[1]}/decision",
+                data={
+                    "verdict": "approve",
+                    "notes": "from the browser",
+                    "csrf_token": csrf_token(page.text),
+                },
+            )
+        assert await asyncio.to_thread(process.wait, 60) == 0
+    output = log_path.read_text()
+    assert signed_in.status_code == decided.status_code == 303, decided.text
+    assert "Result: approved - Approved by demo" in output
+    assert f"Decide in the browser: {account[1]}/requests/" in output
+
+
+async def test_a_stages_id_leads_to_its_runs_page(
+    api: httpx2.AsyncClient, run_for: Any, inbox: InboxServer, inbox_accounts: Any
+) -> None:
+    """The stage's notice names the child workflow; its page is the parent's request."""
+    async with run_for("Pay the supplier", approval_stages=["manager"]) as handle:
+        status = await status_of(handle)
+        assert status.current_stage is not None
+        child = status.current_stage.child_workflow_id
+        async with signed_in_client(inbox.url, "alice", inbox_accounts[1].passwords["alice"]) as (
+            browser,
+            _,
+        ):
+            # The status names the child a moment before the child has started.
+            page = await wait_until(
+                lambda: browser.get(f"/requests/{child}", follow_redirects=False),
+                lambda answer: answer.status_code != 404,
+            )
+            as_api = await api.get(f"/api/requests/{child}")
+            listed = await api.get("/api/requests?status=pending")
+
+    assert page.status_code == 303 and page.headers["location"] == f"/requests/{handle.id}"
+    assert as_api.status_code == 404 and handle.id in as_api.json()["error"]
+    item = next(i for i in listed.json() if i["workflow_id"] == handle.id)
+    assert item["current_stage"]["stage"] == "manager"

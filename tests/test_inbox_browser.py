@@ -1,0 +1,257 @@
+"""The inbox in a real browser (Debian's Chromium through Selenium), against the dev server
+and a real ``python -m worker``: what an approver sees and does, live updates included.
+
+One browser and one inbox serve the whole session; each test has its own runs. Waits are
+conditions (WebDriverWait polls the page), never fixed sleeps.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+from temporalio.testing import WorkflowEnvironment
+
+from models.models import Outcome
+from tests.conftest import InboxAccounts
+from tests.e2e import InboxServer, WorkerProcess, inbox_run, script, unique
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import PROJECT_ROOT, is_running
+
+WAIT_SECONDS = 45
+# Set to a folder to save the README's screenshots there (e.g. _assets).
+SCREENSHOTS_ENV = "INBOX_SCREENSHOTS"
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def wait_for(driver: WebDriver, condition: Any, timeout: float = WAIT_SECONDS) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    found = driver.find_elements(By.ID, element_id)
+    return found[0].text if found else ""
+
+
+def shows(element_id: str, text: str) -> Any:
+    """Condition: the element exists and contains ``text``."""
+    return lambda driver: text in text_of(driver, element_id)
+
+
+def sign_in(driver: WebDriver, inbox: InboxServer, name: str, password: str) -> None:
+    """Fill in the sign-in form, on the sign-in page the browser is on (or a new one)."""
+    if not driver.find_elements(By.ID, "username"):
+        driver.get(f"{inbox.url}/signin")
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "signin").click()
+
+
+@pytest.fixture
+def alice(
+    browser: WebDriver, inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts]
+) -> WebDriver:
+    """The session's browser, signed in as alice."""
+    browser.get(f"{inbox.url}/")
+    if not browser.find_elements(By.ID, "signed-in-user"):
+        sign_in(browser, inbox, "alice", inbox_accounts[1].passwords["alice"])
+        wait_for(browser, shows("signed-in-user", "alice"))
+    return browser
+
+
+@pytest.fixture
+def run_for(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer
+) -> Any:
+    def start(text: str, proposal: dict[str, Any] | None = None, **fields: Any) -> Any:
+        return inbox_run(worker, dev_server, llm_server, unique(text), proposal, **fields)
+
+    return start
+
+
+def open_request(driver: WebDriver, inbox: InboxServer, workflow_id: str) -> None:
+    driver.get(f"{inbox.url}/requests/{workflow_id}")
+    wait_for(driver, shows("state", "awaiting_approval"))
+
+
+def mark_page(driver: WebDriver) -> None:
+    """Leave a mark that a reload would wipe: what then changes came without one."""
+    driver.execute_script("window.__sameLoad = true;")
+
+
+def same_load(driver: WebDriver) -> bool:
+    return driver.execute_script("return window.__sameLoad === true;")
+
+
+def decide(driver: WebDriver, button: str, notes: str = "") -> None:
+    if notes:
+        driver.find_element(By.ID, "notes").send_keys(notes)
+    driver.find_element(By.ID, button).click()
+
+
+def screenshot(driver: WebDriver, name: str) -> None:
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if folder:
+        driver.save_screenshot(str(PROJECT_ROOT / folder / name))
+
+
+def test_signed_out_the_inbox_asks_to_sign_in_and_then_shows_the_pending_list(
+    browser: WebDriver, inbox: InboxServer, inbox_accounts: tuple[Path, InboxAccounts]
+) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{inbox.url}/decided")
+    assert "/signin" in browser.current_url
+    sign_in(browser, inbox, "alice", "wrong-password")
+    wait_for(browser, shows("signin-error", "Wrong user name or password."))
+
+    sign_in(browser, inbox, "alice", inbox_accounts[1].passwords["alice"])
+
+    wait_for(browser, shows("signed-in-user", "alice"))
+    assert browser.current_url.endswith("/decided")
+
+
+async def test_a_new_run_appears_live_and_is_approved_with_notes(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    alice.get(f"{inbox.url}/")
+    mark_page(alice)
+    async with run_for("Delete the staging database", wait=False) as handle:
+        row = f'tr[data-workflow-id="{handle.id}"]'
+        wait_for(alice, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        assert same_load(alice)
+        assert "left" in alice.find_element(By.CSS_SELECTOR, f"{row} .countdown").text
+        screenshot(alice, "inbox_pending.png")
+        alice.find_element(By.CSS_SELECTOR, f"{row} a").click()
+        wait_for(alice, shows("state", "awaiting_approval"))
+        screenshot(alice, "inbox_request.png")
+
+        decide(alice, "approve", "Checked the backup first")
+
+        wait_for(alice, shows("sent", "approved"))
+        wait_for(alice, shows("outcome", "approved"))
+        assert "decision_approved by alice: Checked the backup first" in text_of(alice, "audit")
+        assert (await handle.result()).decision.reviewer == "alice"
+
+
+async def test_a_rejection_shows_as_the_outcome(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    async with run_for("Email every customer") as handle:
+        open_request(alice, inbox, handle.id)
+        decide(alice, "reject", "Not without legal")
+
+        wait_for(alice, shows("outcome", "rejected"))
+        assert "Rejected by alice: Not without legal" in text_of(alice, "result-message")
+        alice.get(f"{inbox.url}/decided")
+        row = f'tr[data-workflow-id="{handle.id}"]'
+        wait_for(alice, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        assert "rejected" in alice.find_element(By.CSS_SELECTOR, row).text
+        assert "alice" in alice.find_element(By.CSS_SELECTOR, row).text
+
+
+async def test_approve_with_edits_executes_the_edited_action(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    async with run_for("Refund the order", {"parameters": {"amount": "900"}}) as handle:
+        open_request(alice, inbox, handle.id)
+        alice.find_element(By.CSS_SELECTOR, "details summary").click()
+        description = alice.find_element(By.ID, "edit-description")
+        description.clear()
+        description.send_keys("Refund half of the order")
+        parameters = alice.find_element(By.ID, "edit-parameters")
+        parameters.clear()
+        parameters.send_keys("amount=450")
+        alice.find_element(By.ID, "approve-edited").click()
+
+        wait_for(alice, shows("outcome", "approved"))
+        result = await handle.result()
+    assert result.proposed_action is not None
+    assert result.proposed_action.description == "Refund half of the order"
+    assert result.proposed_action.parameters == {"amount": "450"}
+    assert "action_amended by alice" in text_of(alice, "audit")
+
+
+async def test_a_non_approver_is_refused_with_the_reason_shown(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    async with run_for("Pay the invoice", approvers=["bob"]) as handle:
+        open_request(alice, inbox, handle.id)
+        decide(alice, "approve")
+
+        wait_for(alice, shows("refused", "alice"))
+        assert "approver" in text_of(alice, "refused")
+        assert text_of(alice, "state") == "awaiting_approval"
+
+
+async def test_a_decision_from_the_cli_shows_up_live(
+    alice: WebDriver, inbox: InboxServer, run_for: Any, worker: WorkerProcess
+) -> None:
+    async with run_for("Restart the payment service") as handle:
+        open_request(alice, inbox, handle.id)
+        mark_page(alice)
+        alice.find_element(By.ID, "notes").send_keys("typing, not sent")
+
+        sent = await script(
+            "send_approval",
+            handle.id,
+            "approve",
+            "from the CLI",
+            "--reviewer",
+            "carol",
+            env=worker.env,
+        )
+
+        assert sent.returncode == 0, sent.output
+        wait_for(alice, shows("closed", "approved by carol"))
+        wait_for(alice, shows("outcome", "approved"))
+        assert same_load(alice)
+
+
+async def test_a_deadline_passing_shows_the_run_timed_out(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    async with run_for("Shut down the old cluster", approval_timeout_seconds=3) as handle:
+        alice.get(f"{inbox.url}/requests/{handle.id}")
+        wait_for(alice, shows("outcome", "timed_out"))
+        assert (await handle.result()).outcome == Outcome.TIMED_OUT
+
+
+async def test_hostile_requests_and_model_output_never_run_or_render_as_markup(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    proposal = {"description": HOSTILE, "reasoning": HOSTILE, "parameters": {"x": HOSTILE}}
+    async with run_for(f"Pay {HOSTILE}", proposal) as handle:
+        alice.get(f"{inbox.url}/")
+        row = f'tr[data-workflow-id="{handle.id}"]'
+        wait_for(alice, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        listed = alice.find_element(By.CSS_SELECTOR, row).text
+        open_request(alice, inbox, handle.id)
+        decide(alice, "approve", HOSTILE)
+        wait_for(alice, shows("outcome", "approved"))
+
+        assert alice.execute_script("return window.__pwned;") is None
+        assert alice.find_elements(By.CSS_SELECTOR, "main img") == []
+        assert alice.find_elements(By.CSS_SELECTOR, "main script") == []
+        assert "<script>window.__pwned = 1</script>" in listed
+        assert HOSTILE in text_of(alice, "action") and HOSTILE in text_of(alice, "audit")
+
+
+async def test_a_staged_run_is_decided_stage_by_stage(
+    alice: WebDriver, inbox: InboxServer, run_for: Any, dev_server: WorkflowEnvironment
+) -> None:
+    from workflows.approval_workflow import ApprovalWorkflow
+
+    if not hasattr(ApprovalWorkflow, "submit_decision"):
+        pytest.skip("ApprovalWorkflow has no submit_decision update yet (issue 11, contract)")
+    async with run_for("Move funds", approval_stages=["manager", "director"]) as handle:
+        open_request(alice, inbox, handle.id)
+        wait_for(alice, shows("stage", "manager"))
+        decide(alice, "approve", "manager ok")
+        wait_for(alice, shows("stage", "director"))
+        decide(alice, "approve", "director ok")
+
+        wait_for(alice, shows("outcome", "approved"))
+        assert not await is_running(handle)
