@@ -20,6 +20,7 @@ from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long
 from models.models import ProposedAction
 from models.validation import summarise
 from tools.registry import InvalidToolCall, validated_arguments
+from tools.schema import with_tool_call
 
 _CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 
@@ -61,7 +62,9 @@ class ProposalAnswer(BaseModel):
 
 
 PROPOSAL_SCHEMA_NAME = "proposed_action"
-PROPOSAL_SCHEMA: dict = ProposalAnswer.model_json_schema()
+# The tool call is added to the schema, not to ``ProposalAnswer``: each tool's own argument
+# model validates it in ``parse_proposed_action``.
+PROPOSAL_SCHEMA: dict = with_tool_call(ProposalAnswer.model_json_schema())
 
 
 class MalformedProposalError(ValueError):

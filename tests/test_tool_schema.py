@@ -54,3 +54,35 @@ def test_the_calls_the_tests_use_have_every_property_the_schema_requires(tool_ca
     )
     assert set(tool_call.arguments) == set(branch["properties"]["arguments"]["required"])
     validated_arguments(tool_call)
+
+
+@pytest.mark.parametrize("chat_completions", [False, True], ids=["responses", "chat"])
+async def test_the_model_is_asked_for_a_tool_call_by_name_and_it_reaches_the_action(
+    llm_server: Any, chat_completions: bool
+) -> None:
+    """Both APIs carry the strict schema with the tool names as enums; the stand-in answers
+    with the offline analyser's tool call, validated against the tool's model."""
+    import uuid
+
+    import openai
+
+    from activities.openai_responses import AnalysisActivities
+    from tests.helpers import TEST_MODEL
+    from tests.test_analysis_activity import _analyse
+
+    client = openai.AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    request = f"Show me five customers in Germany {uuid.uuid4().hex[:8]}"
+    try:
+        activities = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
+        action = await _analyse(activities, request)
+    finally:
+        await client.close()
+
+    (schema,) = llm_server.schemas(request)
+    branches = schema["properties"]["tool_call"]["anyOf"]
+    names = [b["properties"]["tool"]["enum"][0] for b in branches if b.get("type") == "object"]
+    assert names == list(TOOLS)
+    assert {"type": "null"} in branches
+    assert "tool_call" in schema["required"]
+    assert action.tool_call is not None and action.tool_call.tool == "find_records"
+    assert action.tool_call.arguments["limit"] == 5

@@ -28,6 +28,27 @@ def tool_names() -> list[str]:
     return list(TOOLS)
 
 
+def with_tool_call(proposal_schema: dict[str, Any]) -> dict[str, Any]:
+    """A proposal's strict schema with a required ``tool_call``: one of the tools, or null
+    for a proposal that needs none (default-deny then asks a person)."""
+    schema = {**proposal_schema, "properties": {**proposal_schema["properties"]}}
+    schema["properties"]["tool_call"] = {
+        "description": "the tool that carries the action out, or null if none fits",
+        "anyOf": [*tool_call_schema()["anyOf"], {"type": "null"}],
+    }
+    schema["required"] = [*proposal_schema["required"], "tool_call"]
+    return schema
+
+
+def tools_for_the_prompt() -> str:
+    """One line per tool, for models and servers that do not take the schema."""
+    return "\n".join(
+        f"  {tool.name}: {tool.description}"
+        f" Arguments: {', '.join(tool.arguments.model_fields) or 'none'}."
+        for tool in TOOLS.values()
+    )
+
+
 def _branch(name: str) -> dict[str, Any]:
     tool = TOOLS[name]
     arguments = tool.arguments.model_json_schema()
