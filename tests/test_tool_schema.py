@@ -1,12 +1,13 @@
 """The tool-call schema is one OpenAI's strict mode accepts, and it describes every tool."""
 
+import re
 from typing import Any
 
 import pytest
 
 from tests.test_tools import WRITE_CALLS, call
 from tools.registry import TOOLS, validated_arguments
-from tools.schema import tool_call_schema
+from tools.schema import MAX_SCHEMA_ITEMS, MAX_SCHEMA_TEXT, tool_call_schema
 
 READ_CALLS = [
     call("find_records", table="customers", filters=[], limit=5),
@@ -34,8 +35,42 @@ def test_every_object_is_closed_with_every_property_required() -> None:
 
 def test_no_reference_or_keyword_strict_mode_may_refuse() -> None:
     text = str(tool_call_schema())
-    for keyword in ("$ref", "$defs", "'pattern'", "'minLength'", "'default'", "'minimum'"):
+    for keyword in ("$ref", "$defs", "'maxLength'", "'minLength'", "'default'", "'minimum'"):
         assert keyword not in text
+
+
+def strings_and_lists(schema: Any) -> list[dict[str, Any]]:
+    if isinstance(schema, list):
+        return [found for item in schema for found in strings_and_lists(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema] if schema.get("type") in ("string", "array") else []
+    return own + [found for value in schema.values() for found in strings_and_lists(value)]
+
+
+def test_every_string_and_list_is_bounded() -> None:
+    """An unbounded string lets a small model repeat itself until max_tokens cuts the JSON
+    (the real model then never finishes an answer): every free string is a one-line pattern
+    with an upper bound, every list has maxItems."""
+    found = strings_and_lists(tool_call_schema())
+    assert found
+    for schema in found:
+        if schema["type"] == "array":
+            assert 1 <= schema["maxItems"] <= MAX_SCHEMA_ITEMS
+        elif "enum" not in schema:
+            bound = re.search(r"\{\d+,(\d+)\}\$$", schema["pattern"])
+            assert bound is not None and int(bound[1]) <= MAX_SCHEMA_TEXT, schema
+            assert "+" not in schema["pattern"] and "*" not in schema["pattern"]
+
+
+def test_a_field_keeps_its_own_bounded_pattern_and_free_text_gets_one_line() -> None:
+    branches = {b["properties"]["tool"]["enum"][0]: b for b in tool_call_schema()["anyOf"]}
+    grant = branches["grant_role"]["properties"]["arguments"]["properties"]
+    sql = branches["run_sql"]["properties"]["arguments"]["properties"]
+    assert grant["username"]["pattern"] == "^[a-z0-9_.-]{1,64}$"
+    assert re.fullmatch(sql["statement"]["pattern"], "SELECT 1")
+    assert not re.fullmatch(sql["statement"]["pattern"], "SELECT 1;\nDROP TABLE users")
+    assert not re.fullmatch(sql["statement"]["pattern"], "x" * (MAX_SCHEMA_TEXT + 1))
 
 
 def test_each_tool_is_one_branch_naming_only_itself() -> None:

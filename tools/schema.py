@@ -5,11 +5,19 @@ required, and no ``$ref`` to definitions outside the schema it is embedded in; i
 honour every validation keyword. So the pydantic schemas of the argument models are
 inlined and closed, and the keywords strict mode may not accept (lengths, patterns, bounds)
 are dropped: the schema shapes the answer, and the argument model inside the analysis
-activity still validates every value. Each tool is one branch of an ``anyOf`` whose
+activity still validates every value.
+
+Every string and every list stays bounded, though: a small model at temperature 0 can
+repeat a phrase until ``max_tokens`` cuts its JSON in half, and under a grammar (llama.cpp)
+each extra token costs. So free text becomes a one-line pattern of at most
+``MAX_SCHEMA_TEXT`` characters (strict schemas take ``pattern``, not ``maxLength``), and
+lists hold at most ``MAX_SCHEMA_ITEMS``. The schema may ask for less than a tool takes,
+never for more. Each tool is one branch of an ``anyOf`` whose
 ``tool`` is an enum of that one name, so a model cannot pair one tool with another's
 arguments.
 """
 
+import re
 from typing import Any
 
 from tools.registry import TOOLS
@@ -17,6 +25,12 @@ from tools.registry import TOOLS
 # Keywords strict mode may refuse; the argument models enforce them after parsing.
 _DROPPED = {"title", "default", "minLength", "maxLength", "pattern", "format", "minimum",
             "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems"}  # fmt: skip
+# What a model may write into one argument under the schema: enough for a filter value, a
+# subject or a short statement; the argument models accept longer from other clients.
+MAX_SCHEMA_TEXT = 120
+MAX_SCHEMA_ITEMS = 3
+# A whole-string pattern of one repeated class with an upper bound, e.g. ^[a-z0-9_.-]{1,64}$.
+_BOUNDED_PATTERN = re.compile(r"\^.*\{\d+,(\d+)\}\$")
 
 
 def tool_call_schema() -> dict[str, Any]:
@@ -81,4 +95,23 @@ def strict(schema: Any, definitions: dict[str, Any]) -> Any:
         properties = result.setdefault("properties", {})
         result["required"] = list(properties)
         result["additionalProperties"] = False
+    if result.get("type") == "string" and "enum" not in result:
+        result["pattern"] = bounded_text(schema)
+    if result.get("type") == "array":
+        result["maxItems"] = min(schema.get("maxItems", MAX_SCHEMA_ITEMS), MAX_SCHEMA_ITEMS)
+        if schema.get("minItems"):
+            result["minItems"] = schema["minItems"]
     return result
+
+
+def bounded_text(schema: dict[str, Any]) -> str:
+    """The field's own pattern if it is already bounded (a username, a vendor name), else
+    one line of at most ``MAX_SCHEMA_TEXT`` characters (and at most the field's own
+    ``maxLength``). Quotes and backslashes are left out because llama.cpp's pattern grammar
+    writes pattern characters unescaped, which would break the JSON."""
+    own = schema.get("pattern", "")
+    if _BOUNDED_PATTERN.fullmatch(own) and not any(c in own for c in '+*"\\'):
+        return own
+    longest = min(schema.get("maxLength", MAX_SCHEMA_TEXT), MAX_SCHEMA_TEXT)
+    shortest = min(schema.get("minLength", 1), longest)
+    return rf'^[^"\\\n]{{{shortest},{longest}}}$'
