@@ -241,6 +241,12 @@ class AssessRiskInput(BaseModel):
     require_approval: bool = False
     approvers: list[str] = []
     approval_stages: list[str] = []
+    default_deny: bool = Field(
+        default=False, description="only a read-only tool call may run unasked (new runs)"
+    )
+    preview: EffectPreview | None = Field(
+        default=None, description="the tool call's effect, once worked out: large amounts stage"
+    )
 
 
 class SignalArrivalsInput(BaseModel):

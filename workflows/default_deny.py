@@ -15,13 +15,42 @@ Plain, deterministic functions: unit tests call them directly, and the risk asse
 
 from typing import Any
 
+from models.models import AssessRiskInput, RiskAssessment
 from tools.models import EffectPreview, ToolCall
 from tools.registry import InvalidToolCall, validated_arguments
-from workflows.risk_policy import LARGE_AMOUNT, LARGE_AMOUNT_STAGES, matching_rules
+from workflows.risk_policy import LARGE_AMOUNT, LARGE_AMOUNT_STAGES, assess_request, matching_rules
 
 NO_TOOL_REASON = "no tool call was proposed (default-deny)"
 CHANGES_DATA_REASON = "{tool} changes data: only read-only tools run without a person"
 ALWAYS_ASKS_REASON = "{tool} always asks a person"
+
+
+def assess_with_default_deny(request: AssessRiskInput) -> RiskAssessment:
+    """The policy's assessment, and for runs under default-deny its reasons and stages too.
+
+    Runs started before default-deny keep the assessment they were started under. A proposal
+    with no tool call cannot act on anything (its execution is only simulated), so "no tool
+    call" is added only when nothing else already asks a person.
+    """
+    risk = assess_request(request)
+    if not request.default_deny:
+        return risk
+    reasons = [*risk.reasons]
+    call = request.action.tool_call
+    if call is not None or not reasons:
+        reasons += [reason for reason in tool_call_reasons(call) if reason not in reasons]
+    stages = risk.stages or tool_call_stages(request.preview)
+    return RiskAssessment(requires_approval=bool(reasons), reasons=reasons, stages=stages)
+
+
+def still_asks(before: RiskAssessment, fresh: RiskAssessment) -> RiskAssessment:
+    """After the data drifted under an approval: a person is asked again whatever the fresh
+    assessment says, for every reason found before or now, in stages if either staged."""
+    return RiskAssessment(
+        requires_approval=True,
+        reasons=[*before.reasons, *(r for r in fresh.reasons if r not in before.reasons)],
+        stages=before.stages or fresh.stages,
+    )
 
 
 def tool_call_reasons(call: ToolCall | None) -> list[str]:

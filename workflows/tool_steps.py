@@ -1,10 +1,12 @@
 """The workflow's steps for a tool call: preview the effect before asking, execute it once
-approved. Workflow code (it runs in the sandbox): it only schedules activities.
+approved. Workflow code (it runs in the sandbox): it only schedules activities and keeps
+what the run knows about its call (``ToolCallState``).
 
 Kept out of the workflow module so the story there stays "analyse, assess, ask, act", and
 so the timeouts a tool call runs under are read in one place.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
@@ -20,6 +22,49 @@ PREVIEW_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_atte
 # How often a run asks again after the data changed under an approved preview, before it
 # ends without acting: data that keeps changing needs a person to look, not a loop.
 MAX_PREVIEWS = 3
+
+
+@dataclass
+class ToolCallState:
+    """What a run knows about its tool call.
+
+    ``enabled``: the run was started under the ``tool-calls`` patch (default-deny, preview,
+    execution through the tool); runs from before keep the simulated execution. ``preview``
+    is the effect people are asked about, worked out for ``previewed_call``; an amendment
+    that changes the call needs a fresh one. ``previews`` counts them, so data that keeps
+    changing under an approval ends the run instead of asking forever.
+    """
+
+    enabled: bool = False
+    preview: EffectPreview | None = None
+    previewed_call: ToolCall | None = None
+    previews: int = 0
+
+    def runs_through_tool(self, call: ToolCall | None) -> bool:
+        return self.enabled and call is not None
+
+    def needs_preview(self, call: ToolCall | None) -> bool:
+        """A call nobody has seen the effect of (an amendment may remove the call: then the
+        old effect is stale too)."""
+        return self.enabled and call != self.previewed_call
+
+    async def preview_effect(self, call: ToolCall | None) -> tuple[str, str]:
+        """Work the call's effect out (none for no call) and return the audit entry.
+        Raises ActivityError when the tool cannot work it out; the old effect is dropped."""
+        self.preview, self.previewed_call = None, call
+        if call is None:
+            return "effect_previewed", "no tool call: nothing to preview"
+        self.preview = await preview_effect(call)
+        self.previews += 1
+        return "effect_previewed", self.preview.summary
+
+    def may_ask_again(self) -> bool:
+        return self.previews < MAX_PREVIEWS
+
+    def drifted(self, outcome: ToolOutcome) -> None:
+        """The tool found another effect at execution: that one is what people see next."""
+        self.preview = outcome.preview
+        self.previews += 1
 
 
 async def preview_effect(call: ToolCall) -> EffectPreview:
