@@ -49,6 +49,7 @@ from models.models import (
 )
 from tools.database import database_path, ensure_database
 from worker import build_worker
+from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
 NO_TOOL_REQUEST = "Delete the test records of batch {n} from the production database"
@@ -69,9 +70,9 @@ def open_invoices(count: int) -> list[int]:
     """Open invoices below the staging amount, so each approval is one decision."""
     with closing(sqlite3.connect(database_path())) as db:
         rows = db.execute(
-            "SELECT id FROM invoices WHERE status = 'open' AND amount_cents < 100000"
+            "SELECT id FROM invoices WHERE status = 'open' AND amount_cents < ?"
             " ORDER BY id LIMIT ?",
-            (count,),
+            (LARGE_AMOUNT * 100, count),
         ).fetchall()
     if len(rows) < count:
         raise SystemExit(f"only {len(rows)} small open invoices; ask for fewer --runs")
