@@ -68,6 +68,9 @@ def test_a_field_keeps_its_own_bounded_pattern_and_free_text_gets_one_line() -> 
     grant = branches["grant_role"]["properties"]["arguments"]["properties"]
     sql = branches["run_sql"]["properties"]["arguments"]["properties"]
     assert grant["username"]["pattern"] == "^[a-z0-9_.-]{1,64}$"
+    delete = branches["delete_records"]["properties"]["arguments"]["properties"]
+    column = delete["filters"]["items"]["properties"]["column"]
+    assert "country" in column["enum"] and "pattern" not in column  # no column is invented
     assert re.fullmatch(sql["statement"]["pattern"], "SELECT 1")
     assert not re.fullmatch(sql["statement"]["pattern"], "SELECT 1;\nDROP TABLE users")
     assert not re.fullmatch(sql["statement"]["pattern"], "x" * (MAX_SCHEMA_TEXT + 1))

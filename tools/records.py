@@ -26,10 +26,15 @@ MAX_LOOKUP_ROWS = 50
 MAX_FILTERS = 10
 
 
+# Every column a tool may name, as the schema's enum: a model writing under it cannot invent
+# one. Which table has which column is checked by the argument models (``_column_type``).
+ANY_COLUMN = {"enum": sorted({column for table in TABLES.values() for column in table.columns})}
+
+
 class Filter(ToolArguments):
     """``column op value``; ``like`` takes SQL wildcards (``%``). All filters must hold."""
 
-    column: str = Field(max_length=64)
+    column: str = Field(max_length=64, json_schema_extra=ANY_COLUMN)
     op: Operator
     value: str = Field(max_length=200)
 
@@ -37,7 +42,7 @@ class Filter(ToolArguments):
 class Change(ToolArguments):
     """Set ``column`` to ``value``."""
 
-    column: str = Field(max_length=64)
+    column: str = Field(max_length=64, json_schema_extra=ANY_COLUMN)
     value: str = Field(max_length=200)
 
 
