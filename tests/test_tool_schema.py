@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from tests.test_tools import WRITE_CALLS, call
+from tools.database import TABLES
 from tools.registry import TOOLS, validated_arguments
 from tools.schema import MAX_SCHEMA_ITEMS, MAX_SCHEMA_TEXT, tool_call_schema
 
@@ -65,20 +66,36 @@ def test_every_string_and_list_is_bounded() -> None:
 
 def test_a_field_keeps_its_own_bounded_pattern_and_free_text_gets_one_line() -> None:
     branches = {b["properties"]["tool"]["enum"][0]: b for b in tool_call_schema()["anyOf"]}
+    users = next(
+        b["properties"]["arguments"]["properties"]
+        for b in tool_call_schema()["anyOf"]
+        if b["properties"]["tool"]["enum"] == ["delete_records"]
+        and b["properties"]["arguments"]["properties"]["table"]["enum"] == ["users"]
+    )
     grant = branches["grant_role"]["properties"]["arguments"]["properties"]
     sql = branches["run_sql"]["properties"]["arguments"]["properties"]
     assert grant["username"]["pattern"] == "^[a-z0-9_.-]{1,64}$"
-    delete = branches["delete_records"]["properties"]["arguments"]["properties"]
-    column = delete["filters"]["items"]["properties"]["column"]
-    assert "country" in column["enum"] and "pattern" not in column  # no column is invented
+    column = users["filters"]["items"]["properties"]["column"]
+    assert column["enum"] == ["active", "email", "id", "username"] and "pattern" not in column
     assert re.fullmatch(sql["statement"]["pattern"], "SELECT 1")
     assert not re.fullmatch(sql["statement"]["pattern"], "SELECT 1;\nDROP TABLE users")
     assert not re.fullmatch(sql["statement"]["pattern"], "x" * (MAX_SCHEMA_TEXT + 1))
 
 
-def test_each_tool_is_one_branch_naming_only_itself() -> None:
+def test_each_branch_names_one_tool_and_a_table_tool_one_table_with_its_own_columns() -> None:
+    """A model cannot pair one tool with another's arguments, nor a table with a column it
+    does not have (its argument model would refuse that on every retry)."""
     branches = tool_call_schema()["anyOf"]
-    assert [b["properties"]["tool"]["enum"] for b in branches] == [[name] for name in TOOLS]
+    names = [b["properties"]["tool"]["enum"] for b in branches]
+    assert all(len(name) == 1 for name in names)
+    assert list(dict.fromkeys(name[0] for name in names)) == list(TOOLS)
+    for branch in branches:
+        arguments = branch["properties"]["arguments"]["properties"]
+        if "table" not in arguments:
+            continue
+        (table,) = arguments["table"]["enum"]
+        filter_columns = arguments["filters"]["items"]["properties"]["column"]["enum"]
+        assert filter_columns == sorted(TABLES[table].columns)
 
 
 @pytest.mark.parametrize("tool_call", [*WRITE_CALLS.values(), *READ_CALLS], ids=str)
@@ -119,7 +136,7 @@ async def test_the_model_is_asked_for_a_tool_call_by_name_and_it_reaches_the_act
     (schema,) = llm_server.schemas(request)
     branches = schema["properties"]["tool_call"]["anyOf"]
     names = [b["properties"]["tool"]["enum"][0] for b in branches if b.get("type") == "object"]
-    assert names == list(TOOLS)
+    assert list(dict.fromkeys(names)) == list(TOOLS)
     assert {"type": "null"} in branches
     assert "tool_call" in schema["required"]
     assert action.tool_call is not None and action.tool_call.tool == "find_records"

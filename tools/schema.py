@@ -17,9 +17,11 @@ never for more. Each tool is one branch of an ``anyOf`` whose
 arguments.
 """
 
+import copy
 import re
 from typing import Any
 
+from tools.database import TABLES
 from tools.registry import TOOLS
 
 # Keywords strict mode may refuse; the argument models enforce them after parsing.
@@ -34,8 +36,9 @@ _BOUNDED_PATTERN = re.compile(r"\^.*\{\d+,(\d+)\}\$")
 
 
 def tool_call_schema() -> dict[str, Any]:
-    """``{"tool": <name>, "arguments": {...}}`` for each registered tool, as an ``anyOf``."""
-    return {"anyOf": [_branch(name) for name in TOOLS]}
+    """``{"tool": <name>, "arguments": {...}}`` for each registered tool, as an ``anyOf``;
+    a tool that takes a table has one branch per table, naming only that table's columns."""
+    return {"anyOf": [branch for name in TOOLS for branch in _per_table(_branch(name))]}
 
 
 def tool_names() -> list[str]:
@@ -61,6 +64,40 @@ def tools_for_the_prompt() -> str:
         f" Arguments: {', '.join(tool.arguments.model_fields) or 'none'}."
         for tool in TOOLS.values()
     )
+
+
+def _per_table(branch: dict[str, Any]) -> list[dict[str, Any]]:
+    """One branch per table the tool may name, each with that table's columns as the enum
+    of every ``column`` (and ``group_by``): a small model cannot pair a table with another
+    table's column, which its argument model would refuse as malformed on every retry."""
+    arguments = branch["properties"]["arguments"]
+    tables = arguments["properties"].get("table", {}).get("enum")
+    if not tables:
+        return [branch]
+    branches = []
+    for table in tables:
+        narrowed = copy.deepcopy(branch)
+        narrowed_arguments = narrowed["properties"]["arguments"]
+        narrowed_arguments["properties"]["table"] = {"type": "string", "enum": [table]}
+        _name_columns(narrowed_arguments, sorted(TABLES[table].columns))
+        branches.append(narrowed)
+    return branches
+
+
+def _name_columns(schema: Any, columns: list[str]) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _name_columns(item, columns)
+        return
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.get("properties", {}).items():
+        if key == "column":
+            value["enum"] = columns
+        elif key == "group_by":
+            value["anyOf"] = [{"type": "string", "enum": columns}, {"type": "null"}]
+    for value in schema.values():
+        _name_columns(value, columns)
 
 
 def _branch(name: str) -> dict[str, Any]:
