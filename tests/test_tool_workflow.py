@@ -77,6 +77,15 @@ def change(path: Path, sql: str) -> None:
 GERMAN_INACTIVE = "SELECT COUNT(*) FROM customers WHERE country = 'DE' AND status = 'inactive'"
 
 
+async def end_by_cancelling(handle: Run) -> None:
+    """End a waiting run the way a person can, recorded: a terminated run can stall the
+    shared time-skipping server for the tests that follow."""
+    await handle.cancel()
+    result = await finish(handle)
+    assert result.outcome == Outcome.CANCELLED
+    assert result.execution is None
+
+
 async def approve(handle: Run, reviewer: str = "alice") -> None:
     request = await pending_request(handle)
     await handle.execute_update(
@@ -131,7 +140,7 @@ async def test_no_tool_that_changes_data_runs_without_a_decision(
     assert CHANGES_DATA_REASON.format(tool=tool_call.tool) in request.risk_reasons
     assert request.preview is not None and request.preview.tool == tool_call.tool
     assert dump(db_path) == before
-    await handle.terminate("test over")
+    await end_by_cancelling(handle)
 
 
 async def test_a_read_only_look_up_runs_without_asking(runs: TimeSkippingRuns) -> None:
@@ -231,7 +240,7 @@ async def test_a_large_amount_in_the_preview_is_staged(runs: TimeSkippingRuns) -
     assert status.current_stage is not None
     assert status.current_stage.stage == LARGE_AMOUNT_STAGES[0]
     assert status.approval_request is not None and status.approval_request.preview is not None
-    await handle.terminate("test over")
+    await end_by_cancelling(handle)
 
 
 async def test_an_amended_tool_call_is_previewed_and_asked_again(
