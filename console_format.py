@@ -9,6 +9,7 @@ would look like part of the notice (a forged "Approve or reject:" command).
 import unicodedata
 
 from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
+from tools.models import EffectPreview
 
 # The escapes written for the three control characters people know by name.
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -55,6 +56,15 @@ def format_result(result: WorkflowResult) -> str:
     return "\n".join(lines)
 
 
+def format_preview(preview: EffectPreview, width: int = 12) -> list[str]:
+    """The effect an approver approves: what changes, then the first rows it touches."""
+    indent = " " * width
+    lines = [f"{'Effect:':<{width}}{terminal_safe(preview.summary)}"]
+    lines += [f"{indent}{terminal_safe(line)}" for line in preview.details]
+    lines += [f"{indent}{terminal_safe(repr(row))}" for row in preview.sample_rows]
+    return lines
+
+
 def format_status(workflow_id: str, status: WorkflowStatus) -> str:
     lines = [f"Workflow {terminal_safe(workflow_id)}: {status.state.value}"]
     request = status.approval_request
@@ -63,6 +73,7 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
         lines += [
             f"Request ID: {terminal_safe(request.request_id)}",
             f"Action:     {terminal_safe(action.action_type)}: {terminal_safe(action.description)}",
+            *(format_preview(request.preview) if request.preview is not None else []),
             f"Risk:       {terminal_safe('; '.join(request.risk_reasons))}",
             f"Deadline:   {request.deadline.isoformat(timespec='seconds')}",
         ]

@@ -39,7 +39,7 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
-from console_format import format_result, terminal_safe
+from console_format import format_preview, format_result, terminal_safe
 from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
@@ -307,12 +307,18 @@ def describe_wait(status: WorkflowStatus) -> str:
     text = (
         f"\nThe agent proposes: {safe(action.action_type)}: {safe(action.description)}\n"
         f"Its reasoning: {safe(action.reasoning)}\n"
-        f"A human must decide because:\n{reasons}\n"
+        + "".join(f"{line}\n" for line in effect_lines(request))
+        + f"A human must decide because:\n{reasons}\n"
     )
     if stage is not None:
         text += f"It is approved in {stage.of} stages, each by its own approver.\n"
         text += f"{stage_line(stage)}\n"
     return text + f"Deadline: {deadline_line(request)}"
+
+
+def effect_lines(request: ApprovalRequest) -> list[str]:
+    """What the tool call would change, worked out before asking (none without a tool)."""
+    return format_preview(request.preview, width=15) if request.preview is not None else []
 
 
 def stage_line(stage: StageProgress) -> str:

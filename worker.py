@@ -25,6 +25,7 @@ from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
+from activities.tool_activities import execute_tool_call, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from constants import METRICS_ADDRESS_ENV, task_queue
 from temporal_client import (
@@ -90,6 +91,8 @@ def build_worker(
             execute_action,
             assess_risk,
             signal_arrivals,
+            preview_tool_call,
+            execute_tool_call,
         ],
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,

@@ -4,7 +4,10 @@ The answer's shape is also enforced by the schema sent with each request
 (``proposal_parser.PROPOSAL_SCHEMA``); the words here are for models and servers without it.
 """
 
-ANALYSIS_INSTRUCTIONS = """\
+from tools.schema import tools_for_the_prompt
+
+ANALYSIS_INSTRUCTIONS = (
+    """\
 You are an operations agent. Read the user's request and propose exactly one action.
 
 Answer with a single JSON object and nothing else, with exactly these fields:
@@ -18,7 +21,14 @@ Answer with a single JSON object and nothing else, with exactly these fields:
   "parameters":   up to 3 details the action needs, taken from the request (a table, a
                   recipient, an amount; never the fields above), as a list of
                   {"key": ..., "value": ...} objects, each key once; [] if there are none
+  "tool_call":    the tool that carries the action out, as {"tool": name, "arguments":
+                  {...every argument of that tool...}}, or null if no tool fits
 
 Write single quotes, never double quotes, inside the text.
 Be conservative: when in doubt, set "risky_action" to true. A human approves risky actions.
+
+The tools (only a read-only look-up runs without a person's approval):
 """
+    + tools_for_the_prompt()
+    + "\n"
+)

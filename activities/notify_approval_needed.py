@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from temporalio import activity
 
-from console_format import terminal_safe
+from console_format import format_preview, terminal_safe
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, INBOX_URL_ENV
 from models.models import ApprovalRequest
 
@@ -65,6 +65,7 @@ def format_approval_notice(request: ApprovalRequest) -> str:
         f"Request:     {safe(request.user_request)}",
         f"Action:      {safe(action.action_type)}: {safe(action.description)}",
         f"Reasoning:   {safe(action.reasoning)}",
+        *(format_preview(request.preview, width=13) if request.preview is not None else []),
         "Why a human must decide:",
         *(f"    - {safe(reason)}" for reason in request.risk_reasons),
     ]

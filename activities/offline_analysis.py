@@ -1,11 +1,14 @@
 """A deterministic, rule-based stand-in for the LLM. It is not an LLM and says so.
 
 It lets the whole flow run with no model at all (tests, benchmarks, a first look), and
-flags as risky exactly what the risk policy would.
+flags as risky exactly what the risk policy would. It proposes a tool call for the few
+phrasings ``offline_tool_calls`` knows ("Pay $25,000 to ACME", "Show me five customers in
+Germany"), and none otherwise.
 """
 
 import re
 
+from activities.offline_tool_calls import propose_tool_call
 from models.limits import MAX_ACTION_TYPE_CHARS, MAX_DESCRIPTION_CHARS, cut
 from models.models import ProposedAction
 from workflows.risk_policy import matching_rules
@@ -24,4 +27,5 @@ def propose_offline(user_request: str) -> ProposedAction:
         reasoning=f"{OFFLINE_LABEL}: "
         + ("; ".join(reasons) if reasons else "no risk rule matched"),
         risky_action=bool(reasons),
+        tool_call=propose_tool_call(user_request),
     )

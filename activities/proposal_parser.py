@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long
 from models.models import ProposedAction
 from models.validation import summarise
+from tools.registry import InvalidToolCall, validated_arguments
+from tools.schema import with_tool_call
 
 _CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 
@@ -60,7 +62,9 @@ class ProposalAnswer(BaseModel):
 
 
 PROPOSAL_SCHEMA_NAME = "proposed_action"
-PROPOSAL_SCHEMA: dict = ProposalAnswer.model_json_schema()
+# The tool call is added to the schema, not to ``ProposalAnswer``: each tool's own argument
+# model validates it in ``parse_proposed_action``.
+PROPOSAL_SCHEMA: dict = with_tool_call(ProposalAnswer.model_json_schema())
 
 
 class MalformedProposalError(ValueError):
@@ -98,7 +102,20 @@ def parse_proposed_action(text: str) -> ProposedAction:
         raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err
     if problem := action_problem(action):
         raise MalformedProposalError(f"the proposed action is over a limit: {problem}")
-    return action
+    return _with_valid_tool_call(action)
+
+
+def _with_valid_tool_call(action: ProposedAction) -> ProposedAction:
+    """A tool call must name a known tool with arguments its model accepts; they are stored
+    as that model dumps them, so the workflow only ever carries validated arguments."""
+    if action.tool_call is None:
+        return action
+    try:
+        _, arguments = validated_arguments(action.tool_call)
+    except InvalidToolCall as err:
+        raise MalformedProposalError(f"the tool call is not valid: {err}") from err
+    call = action.tool_call.model_copy(update={"arguments": arguments.model_dump(mode="json")})
+    return action.model_copy(update={"tool_call": call})
 
 
 def parameters_from_pairs(pairs: list) -> dict[str, str]:

@@ -19,6 +19,7 @@ def pending_item(pending: Pending) -> dict[str, Any]:
         "request_id": None,
         "user_request": None,
         "proposed_action": None,
+        "preview": None,
         "deadline": None,
     }
     status = pending.status
@@ -35,6 +36,7 @@ def pending_item(pending: Pending) -> dict[str, Any]:
             "risk_reasons": request.risk_reasons,
             "approvers": request.approvers,
             "escalated": request.escalated,
+            "preview": request.preview.model_dump(mode="json") if request.preview else None,
         }
     return item | {
         "state": status.state.value,

@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from tools.models import EffectPreview, ToolCall, ToolOutcome
+
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
 # The longest a run may wait for a person. Far beyond it, the deadline (now + timeout)
 # overflows inside the workflow and fails every workflow task of the run.
@@ -169,6 +171,9 @@ class ProposedAction(BaseModel):
     reasoning: str
     risky_action: bool
     parameters: dict[str, str] = Field(default_factory=dict)
+    tool_call: ToolCall | None = Field(
+        default=None, description="the tool to run (tools/registry.py); None: no tool"
+    )
 
 
 class AnalysisRequest(BaseModel):
@@ -200,6 +205,9 @@ class ApprovalRequest(BaseModel):
     approvers: list[str] = Field(default_factory=list, description="empty means anyone")
     escalated: bool = False
     stage: str | None = Field(default=None, description="set for a staged (child) approval")
+    preview: EffectPreview | None = Field(
+        default=None, description="what the tool call would change, worked out before asking"
+    )
 
 
 UNKNOWN_REVIEWER = "unknown"
@@ -233,6 +241,12 @@ class AssessRiskInput(BaseModel):
     require_approval: bool = False
     approvers: list[str] = []
     approval_stages: list[str] = []
+    default_deny: bool = Field(
+        default=False, description="only a read-only tool call may run unasked (new runs)"
+    )
+    preview: EffectPreview | None = Field(
+        default=None, description="the tool call's effect, once worked out: large amounts stage"
+    )
 
 
 class SignalArrivalsInput(BaseModel):
@@ -308,11 +322,12 @@ class ExecuteActionInput(BaseModel):
 
 
 class ExecutionResult(BaseModel):
-    """What the (simulated) execution did."""
+    """What the execution did: a tool's outcome, or (with no tool call) a simulation."""
 
     idempotency_key: str
     summary: str
     simulated: bool = True
+    tool_outcome: ToolOutcome | None = None
 
 
 class Outcome(StrEnum):

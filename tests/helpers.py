@@ -120,6 +120,7 @@ def script_risky_proposal(
     description: str | None = None,
     reasoning: str = "requested",
     parameters: dict[str, Any] | None = None,
+    tool_call: dict[str, Any] | None = None,
 ) -> str:
     """Make the LLM answer ``text`` with a risky proposal, so the run must wait for a human,
     and return ``text``. Give every test its own text: scripts are kept per request text."""
@@ -129,6 +130,7 @@ def script_risky_proposal(
         "reasoning": reasoning,
         "risky_action": True,
         "parameters": parameters or {},
+        **({"tool_call": tool_call} if tool_call is not None else {}),
     }
     llm_server.on(text, ok(proposal))
     return text

@@ -13,8 +13,12 @@ break running workflows fails the build. The path-running code is shared with th
 
 import asyncio
 import logging
+import os
+import sqlite3
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from activities.webhook_notifier import WebhookNotifier
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
+    STATE_DIR_ENV,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
 )
@@ -58,6 +63,7 @@ from tests.helpers import (
     status_of,
     wait_until,
 )
+from tools.database import database_path
 from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
@@ -354,6 +360,23 @@ async def _bob_approves(run: PathRun) -> None:
     await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
+async def _drift_then_approve(run: PathRun) -> None:
+    """The rows change after the preview: the approved effect is not run; the run asks
+    again with the fresh preview, and that one is approved."""
+    request = await pending_request(run.handle)
+    with closing(sqlite3.connect(database_path())) as db, db:
+        db.execute(
+            "INSERT INTO customers (name, email, country, status, created_at) VALUES "
+            "('Late Arrival', 'late@example.com', 'ES', 'inactive', '2026-11-30')"
+        )
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(request, approved=True))
+    fresh = await wait_until(
+        lambda: pending_request(run.handle), lambda again: again.request_id != request.request_id
+    )
+    decision = decision_for(fresh, approved=True, reviewer="bob")
+    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+
+
 @dataclass(frozen=True)
 class MainPath:
     """One way a run can go: the request, how a person decides (if at all), the outcome."""
@@ -483,6 +506,22 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         decide=_bob_approves,
         approvers=("bob",),
     ),
+    # Tool calls (the offline analyser proposes them): a read-only look-up runs unasked; a
+    # tool that changes data asks with its effect previewed; data changed after approval
+    # is not acted on, and the run asks again.
+    MainPath("tool_read_only", "Show me five customers in Japan", Outcome.AUTO_APPROVED),
+    MainPath(
+        "tool_approved",
+        "Delete inactive customers in France",
+        Outcome.APPROVED,
+        decide=_approve_by_update,
+    ),
+    MainPath(
+        "tool_drift_then_approved",
+        "Delete inactive customers in Spain",
+        Outcome.APPROVED,
+        decide=_drift_then_approve,
+    ),
 )
 
 
@@ -598,6 +637,8 @@ async def record(directory: Path = HISTORIES_DIR, names: list[str] | None = None
 def main() -> int:
     # The analysis_failed path fails on purpose; its warnings and tracebacks are expected.
     logging.basicConfig(level=logging.ERROR)
+    # The tools act on a fresh operations database in a temporary folder, not the project's.
+    os.environ[STATE_DIR_ENV] = tempfile.mkdtemp(prefix="record-histories-")
     for path in asyncio.run(record(names=sys.argv[1:])):
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -30,11 +30,13 @@ PROPOSAL = {
     "reasoning": "The user asked for the cleanup",
     "risky_action": True,
 }
+# Only a read-only tool runs without a person (default-deny): the safe proposal reads.
 SAFE_PROPOSAL = {
     "action_type": "summarise_report",
     "description": "Summarise the weekly report",
     "reasoning": "read-only",
     "risky_action": False,
+    "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 
 

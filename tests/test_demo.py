@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import demo
 from activities.openai_responses import OfflineAnalysisActivities
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV
+from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATE_DIR_ENV
 from dev_server import UI_PORT_OFFSET, free_port, start_dev_server
 from models.models import (
     Outcome,
@@ -75,6 +75,24 @@ def test_offline_demo_approves_from_flags_and_stops_its_server(tmp_path: Path) -
     assert "decision_approved" in result.stdout and "fine on a copy" in result.stdout
     assert (tmp_path / "demo.db").exists()
     assert not port_is_open(port)
+
+
+def test_the_demo_shows_the_effect_before_asking_and_the_tool_acts_once(tmp_path: Path) -> None:
+    """A request the offline analyser turns into a tool call: the demo shows what it would
+    change before the decision, then the tool changes exactly that (its own database)."""
+    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
+    env[STATE_DIR_ENV] = str(tmp_path)
+    request = "Delete inactive customers in Brazil"
+    result = run_script(
+        "demo", "--offline", "--approve", "checked", "--data-dir", str(tmp_path), request, env=env
+    )
+
+    assert result.returncode == 0, result.stderr
+    effect = re.search(r"Effect:\s+deletes (\d+) of 2,000 rows in customers where", result.stdout)
+    assert effect, result.stdout
+    assert "delete_records changes data" in result.stdout
+    assert f"executed: deleted {effect[1]} rows from customers" in result.stdout
+    assert result.stdout.index("Effect:") < result.stdout.index("Result: approved")
 
 
 def test_demo_uses_the_configured_llm_and_rejects(

@@ -64,9 +64,10 @@ async def test_safe_request_is_auto_approved_and_prints_the_audit_trail(
     assert "Result: auto_approved - Auto-approved (no risk found)" in done.output
     assert "Audit trail:" in done.output
     assert "risk_classified: no risk found" in done.output
-    assert f"executed: Simulated summarise_the_weekly: Carry out the request: {request}" in (
-        done.output
-    )
+    # The offline analyser reads with a read-only tool: the only kind that runs unasked,
+    # with no preview step (nobody is asked to look at one).
+    assert "effect_previewed" not in done.output
+    assert "executed: summarises customers (every row) by status; changes nothing" in done.output
     assert notices_for(worker, run.workflow_id) == 0, "nobody should have been asked"
     assert done.returncode == 0, done.output
 

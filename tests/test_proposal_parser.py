@@ -78,7 +78,7 @@ def test_a_pair_said_twice_counts_once() -> None:
 def test_the_schema_is_one_strict_mode_accepts() -> None:
     """OpenAI refuses a strict schema with an optional or an extra property."""
     check_strict(PROPOSAL_SCHEMA, "schema")
-    assert set(PROPOSAL_SCHEMA["required"]) == set(VALID) | {"parameters"}
+    assert set(PROPOSAL_SCHEMA["required"]) == set(VALID) | {"parameters", "tool_call"}
 
 
 def test_an_answer_under_the_schema_parses() -> None:

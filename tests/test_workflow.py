@@ -55,7 +55,12 @@ def proposal(action_type: str, description: str, *, risky: bool) -> dict[str, An
     }
 
 
+# Only a read-only tool runs without a person (default-deny): the safe proposal reads.
 SAFE = proposal("summarise_document", "Summarise the onboarding guide in five bullets", risky=False)
+SAFE["tool_call"] = {
+    "tool": "summarize_records",
+    "arguments": {"table": "customers", "filters": [], "group_by": "status"},
+}
 RISKY = proposal("delete_records", "Delete the stale rows of the staging orders table", risky=True)
 
 
@@ -115,7 +120,9 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
     assert result.execution is not None
     run_id = handle.first_execution_run_id
     assert result.execution.idempotency_key == f"{runs.workflow_id}/auto/{run_id}"
-    assert "Summarise the onboarding guide in five bullets" in result.execution.summary
+    assert result.execution.summary == "summarises customers (every row) by status; changes nothing"
+    assert result.execution.tool_outcome is not None
+    assert sum(row["count"] for row in result.execution.tool_outcome.rows) == 2_000  # type: ignore[misc]
     assert "notify_approval_needed" not in await scheduled_activities(handle)
     await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
 
@@ -402,7 +409,7 @@ async def test_llm_outage_is_retried_then_the_run_proceeds_and_executes_once(
     result = await finish(handle)
     assert result.outcome == Outcome.AUTO_APPROVED
     assert runs.llm_server.calls(request) == 3
-    assert (await scheduled_activities(handle)).count("execute_action") == 1
+    assert (await scheduled_activities(handle)).count("execute_tool_call") == 1
     assert [entry.event for entry in result.audit_trail].count("executed") == 1
 
 

@@ -103,14 +103,17 @@ with workflow.unsafe.imports_passed_through():
         WorkflowStatus,
     )
     from models.validation import PayloadRefused, single_payload
+    from tools.models import ToolOutcome, ToolStatus
     from workflows.approval_workflow import ApprovalWorkflow
     from workflows.audit_trail import AuditBounds
     from workflows.decision_rules import refusal_reason, settled
+    from workflows.default_deny import still_asks
     from workflows.late_decisions import LateSignals, late_update_reason
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message, send_notices
     from workflows.risk_policy import adds_requirements, approval_stages, assess_risk
     from workflows.stage_ids import stage_child_id
+    from workflows.tool_steps import ToolCallState, acted, execute_tool, execution_result
 
 Decoded = TypeVar("Decoded")
 
@@ -140,6 +143,9 @@ AMENDMENT_REASSESSED_PATCH = "amendment-reassessed"
 STATUS_ON_DECISION_PATCH = "status-set-on-decision"
 ENDINGS_RECORDED_PATCH = "failure-and-cancellation-recorded"
 STAGE_IDS_PATCH = "stage-ids-with-run-id"
+# Tool calls: default-deny in the recorded assessment, the effect previewed before asking,
+# execution through the tool (once per key, only the approved effect), drift asks again.
+TOOL_CALLS_PATCH = "tool-calls"
 
 # Runs started before the input limits (models/limits.py) replay as they ran: a request or a
 # decision over a limit that such a run accepted is still accepted on replay.
@@ -183,6 +189,7 @@ class HumanInTheLoopWorkflow:
         self._judges_late = False  # set when a request opens, by LATE_BY_ARRIVAL_PATCH
         self._amenders: list[str] = []  # who wrote the action now awaiting approval
         self._unassessed_amendment = False
+        self._tool_call = ToolCallState()  # enabled after analysis, by TOOL_CALLS_PATCH
 
     @workflow.run
     async def run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
@@ -203,11 +210,20 @@ class HumanInTheLoopWorkflow:
         self._action = await self._analyse(run_input.user_request)
         if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
+        self._tool_call.enabled = workflow.patched(TOOL_CALLS_PATCH)
         self._risk = await self._assess(self._action)
         self._record("risk_classified", "; ".join(self._risk.reasons) or "no risk found")
         if not self._risk.requires_approval:
             return await self._execute(Outcome.AUTO_APPROVED)
+        if not await self._preview_before_asking():
+            return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
         decision = await self._decide(self._risk.stages)
+        return await self._conclude(decision)
+
+    async def _conclude(self, decision: ApprovalDecision | None) -> WorkflowResult:
+        """From a decision (or none) to the run's end: re-open for an amendment that adds
+        risk, then end as decided, executing an approved action."""
+        run_input = self._input
         # An approval covers the action it was given for: an amendment that adds risk
         # re-opens the request with the stricter requirement.
         while decision is not None and decision.approved and (added := await self._reassess()):
@@ -305,6 +321,8 @@ class HumanInTheLoopWorkflow:
             require_approval=run_input.require_approval,
             approvers=run_input.approvers,
             approval_stages=run_input.approval_stages,
+            default_deny=self._tool_call.enabled,
+            preview=self._tool_call.preview,
         )
         if workflow.patched(RISK_ACTIVITY_PATCH):
             return await workflow.execute_activity(
@@ -332,8 +350,9 @@ class HumanInTheLoopWorkflow:
             return []
         assert self._action is not None and self._risk is not None
         self._unassessed_amendment = False
+        new_effect = await self._preview_amendment()
         reassessed = await self._assess(self._action)
-        added = adds_requirements(self._risk, reassessed)
+        added = [*adds_requirements(self._risk, reassessed), *new_effect]
         if added:
             self._risk = RiskAssessment(
                 requires_approval=True,
@@ -369,6 +388,7 @@ class HumanInTheLoopWorkflow:
             requested_at=now,
             deadline=now + timedelta(seconds=self._input.approval_timeout_seconds),
             approvers=approvers,
+            preview=self._tool_call.preview,
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
@@ -692,6 +712,8 @@ class HumanInTheLoopWorkflow:
             if self._approval_request
             else f"auto/{info.first_execution_run_id}"
         )
+        if self._tool_call.runs_through_tool(self._action.tool_call):
+            return await self._execute_tool(outcome, f"{info.workflow_id}/{request_id}")
         try:
             # WAIT_CANCELLATION_COMPLETED: cancelling the run while the action commits waits
             # for it to finish or stop, so "cancelled" is never reported for a committed action.
@@ -720,6 +742,94 @@ class HumanInTheLoopWorkflow:
         else:
             verdict = "Auto-approved (no risk found)"
         return await self._finish(outcome, f"{verdict}; executed: {self._execution.summary}")
+
+    async def _preview_before_asking(self) -> bool:
+        """The effect people will be asked about; a large amount it moves stages the
+        request (assessed again with it, so the answer is recorded)."""
+        assert self._action is not None and self._risk is not None
+        if not await self._preview_tool_call():
+            return False
+        preview = self._tool_call.preview
+        if preview is not None and preview.amount_cents and not self._risk.stages:
+            self._risk = await self._assess(self._action)
+            if self._risk.stages:
+                self._record("risk_classified", f"in stages: {' -> '.join(self._risk.stages)}")
+        return True
+
+    async def _preview_tool_call(self) -> bool:
+        """Work out the tool call's effect; False, recorded, when it cannot be worked out."""
+        assert self._action is not None
+        if not self._tool_call.needs_preview(self._action.tool_call):
+            return True
+        try:
+            self._record(*await self._tool_call.preview_effect(self._action.tool_call))
+        except ActivityError as err:
+            _raise_if_cancelled(err)
+            self._record("preview_failed", f"Preview failed: {root_message(err)}")
+            return False
+        return True
+
+    async def _preview_amendment(self) -> list[str]:
+        """An amendment that changes the tool call changes the effect: nobody has seen it,
+        so it is previewed and the request asked again."""
+        assert self._action is not None
+        if not self._tool_call.needs_preview(self._action.tool_call):
+            return []
+        if not await self._preview_tool_call():
+            return ["the amended tool call's effect could not be worked out"]
+        preview = self._tool_call.preview
+        return [f"a new effect: {preview.summary if preview else 'no tool call'}"]
+
+    async def _execute_tool(self, outcome: Outcome, key: str) -> WorkflowResult:
+        """Run the call through its tool: once per key, and only the effect approved (a
+        read-only call that ran unasked has none to match)."""
+        assert self._action is not None and self._action.tool_call is not None
+        approved = self._approval_request.preview if self._approval_request else None
+        try:
+            done = await execute_tool(
+                key,
+                self._action.tool_call,
+                approved,
+                retry_policy=EXECUTE_RETRY,
+                schedule_to_close_timeout=EXECUTE_PERSISTENCE,
+            )
+        except ActivityError as err:
+            _raise_if_cancelled(err)  # it stopped before doing anything
+            message = f"Execution failed: {root_message(err)}"
+            self._record("execution_failed", message)
+            return await self._finish(Outcome.EXECUTION_FAILED, message)
+        if not acted(done):
+            return await self._not_executed(done)
+        self._execution = execution_result(done)
+        self._record("executed", self._execution.summary)
+        verdict = (
+            f"Approved by {self._decision.reviewer}"
+            if outcome == Outcome.APPROVED and self._decision is not None
+            else "Auto-approved (no risk found)"
+        )
+        return await self._finish(outcome, f"{verdict}; executed: {self._execution.summary}")
+
+    async def _not_executed(self, done: ToolOutcome) -> WorkflowResult:
+        """The tool did not act. The data changed since the approved preview: ask again with
+        the effect as it is now (a few times at most). Or the action can no longer be
+        carried out: end, recorded. An approval never applies to an effect nobody saw."""
+        assert self._action is not None and self._risk is not None
+        if done.status is not ToolStatus.DRIFTED or not self._tool_call.may_ask_again():
+            message = f"Not executed: {done.summary}"
+            self._record("not_executed", message)
+            return await self._finish(Outcome.EXECUTION_FAILED, message)
+        self._record("preview_drifted", done.summary)
+        self._tool_call.drifted(done)
+        fresh = await self._assess(self._action)  # a new amount may call for stages
+        self._risk = still_asks(self._risk, fresh)
+        assert self._approval_request is not None
+        self._record(
+            "approval_reopened",
+            f"the approval of request {self._approval_request.request_id} was for another "
+            f"effect; asking again: {done.preview.summary}",
+        )
+        self._decision, self._votes, self._stage_outcomes = None, [], []
+        return await self._conclude(await self._decide(self._risk.stages))
 
     async def _finish(self, outcome: Outcome, message: str) -> WorkflowResult:
         self._result = WorkflowResult(

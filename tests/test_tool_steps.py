@@ -1,0 +1,53 @@
+"""The plain rules of a run's tool call: when an effect must be previewed (again), how often
+a run asks again after drift, and what a re-ask after drift requires."""
+
+from models.models import RiskAssessment
+from tools.models import EffectPreview, ToolCall, ToolOutcome, ToolStatus
+from workflows.default_deny import still_asks
+from workflows.tool_steps import MAX_PREVIEWS, ToolCallState
+
+CALL = ToolCall(tool="delete_records", arguments={"table": "users", "filters": []})
+
+
+def preview(affected: int) -> EffectPreview:
+    return EffectPreview(
+        tool=CALL.tool, summary=f"deletes {affected}", affected=affected, fingerprint=f"f{affected}"
+    )
+
+
+def test_runs_from_before_tools_never_preview_nor_run_a_tool() -> None:
+    state = ToolCallState()
+    assert not state.needs_preview(CALL)
+    assert not state.runs_through_tool(CALL)
+
+
+def test_a_call_needs_a_preview_until_its_own_was_worked_out_and_again_once_amended() -> None:
+    state = ToolCallState(enabled=True)
+    assert state.needs_preview(CALL) and not state.needs_preview(None)
+    state.preview, state.previewed_call = preview(3), CALL
+    assert not state.needs_preview(CALL)
+    amended = CALL.model_copy(update={"arguments": {"table": "customers", "filters": []}})
+    assert state.needs_preview(amended)
+    assert state.needs_preview(None)  # the amendment dropped the call: the effect is stale
+
+
+def test_drift_shows_the_fresh_effect_and_asks_again_only_a_few_times() -> None:
+    state = ToolCallState(enabled=True, preview=preview(3), previewed_call=CALL, previews=1)
+    fresh = preview(4)
+    drift = ToolOutcome(
+        idempotency_key="k", tool=CALL.tool, status=ToolStatus.DRIFTED, summary="", preview=fresh
+    )
+    for _ in range(MAX_PREVIEWS - 1):
+        assert state.may_ask_again()
+        state.drifted(drift)
+    assert state.preview == fresh
+    assert not state.may_ask_again()
+
+
+def test_after_drift_a_person_is_asked_for_every_reason_old_and_new() -> None:
+    before = RiskAssessment(requires_approval=True, reasons=["a"], stages=[])
+    fresh = RiskAssessment(requires_approval=False, reasons=["b"], stages=["manager"])
+    again = still_asks(before, fresh)
+    assert again.requires_approval
+    assert again.reasons == ["a", "b"]
+    assert again.stages == ["manager"]

@@ -1,0 +1,65 @@
+"""What crosses a Temporal boundary about tools: the proposed call, its effect preview, the
+execution request and its outcome. Argument models of each tool live with the tool."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+Row = dict[str, str | int | float | None]
+
+
+class ToolCall(BaseModel):
+    """A tool and its arguments, as proposed (and validated against the tool's model)."""
+
+    tool: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class EffectPreview(BaseModel):
+    """What a tool call would change, worked out without changing anything.
+
+    Text the model wrote reaches the summary only through patterns that admit no control
+    characters (names, addresses) or quoted with ``repr`` (filter values, subjects, SQL).
+
+    ``fingerprint`` hashes the rows the call would touch (and the call itself): execution
+    acts only if it still matches the fingerprint of the preview that was approved.
+    """
+
+    tool: str
+    summary: str = Field(description="one line: what changes, how much, where")
+    affected: int = Field(description="rows changed, or recipients, or matches for a look-up")
+    details: list[str] = Field(default_factory=list, description="e.g. balances before -> after")
+    sample_rows: list[Row] = Field(default_factory=list, description="the first rows touched")
+    amount_cents: int = Field(default=0, description="money the call moves, for staging")
+    feasible: bool = True
+    fingerprint: str
+
+
+class ExecuteToolInput(BaseModel):
+    """Input of the tool execution activity. ``idempotency_key`` is stable across retries;
+    ``approved_fingerprint`` is the fingerprint of the preview people approved (None only
+    for a read-only tool that ran without asking)."""
+
+    idempotency_key: str = Field(min_length=1)
+    call: ToolCall
+    approved_fingerprint: str | None = None
+
+
+class ToolStatus(StrEnum):
+    EXECUTED = "executed"
+    DRIFTED = "drifted"  # the data changed since the preview: nothing was done
+    INFEASIBLE = "infeasible"  # e.g. the invoice is no longer open: nothing was done
+
+
+class ToolOutcome(BaseModel):
+    """What an execution did. A retry with the same key gets the first outcome back."""
+
+    idempotency_key: str
+    tool: str
+    status: ToolStatus
+    summary: str
+    preview: EffectPreview = Field(description="the effect found at execution time")
+    rows: list[Row] = Field(default_factory=list, description="a read-only tool's answer")
+    executed_at: datetime | None = None

@@ -1,0 +1,123 @@
+"""The workflow's steps for a tool call: preview the effect before asking, execute it once
+approved. Workflow code (it runs in the sandbox): it only schedules activities and keeps
+what the run knows about its call (``ToolCallState``).
+
+Kept out of the workflow module so the story there stays "analyse, assess, ask, act", and
+so the timeouts a tool call runs under are read in one place.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tool_activities import execute_tool_call, preview_tool_call
+    from models.models import ExecutionResult
+    from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
+
+PREVIEW_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+# How often a run asks again after the data changed under an approved preview, before it
+# ends without acting: data that keeps changing needs a person to look, not a loop.
+MAX_PREVIEWS = 3
+
+
+@dataclass
+class ToolCallState:
+    """What a run knows about its tool call.
+
+    ``enabled``: the run was started under the ``tool-calls`` patch (default-deny, preview,
+    execution through the tool); runs from before keep the simulated execution. ``preview``
+    is the effect people are asked about, worked out for ``previewed_call``; an amendment
+    that changes the call needs a fresh one. ``previews`` counts them, so data that keeps
+    changing under an approval ends the run instead of asking forever.
+    """
+
+    enabled: bool = False
+    preview: EffectPreview | None = None
+    previewed_call: ToolCall | None = None
+    previews: int = 0
+
+    def runs_through_tool(self, call: ToolCall | None) -> bool:
+        return self.enabled and call is not None
+
+    def needs_preview(self, call: ToolCall | None) -> bool:
+        """A call nobody has seen the effect of (an amendment may remove the call: then the
+        old effect is stale too)."""
+        return self.enabled and call != self.previewed_call
+
+    async def preview_effect(self, call: ToolCall | None) -> tuple[str, str]:
+        """Work the call's effect out (none for no call) and return the audit entry.
+        Raises ActivityError when the tool cannot work it out; the old effect is dropped."""
+        self.preview, self.previewed_call = None, call
+        if call is None:
+            return "effect_previewed", "no tool call: nothing to preview"
+        self.preview = await preview_effect(call)
+        self.previews += 1
+        return "effect_previewed", self.preview.summary
+
+    def may_ask_again(self) -> bool:
+        return self.previews < MAX_PREVIEWS
+
+    def drifted(self, outcome: ToolOutcome) -> None:
+        """The tool found another effect at execution: that one is what people see next."""
+        self.preview = outcome.preview
+        self.previews += 1
+
+
+async def preview_effect(call: ToolCall) -> EffectPreview:
+    """What the call would change; computed by the tool, changing nothing."""
+    return await workflow.execute_activity(
+        preview_tool_call,
+        call,
+        start_to_close_timeout=timedelta(seconds=60),
+        heartbeat_timeout=timedelta(seconds=10),
+        retry_policy=PREVIEW_RETRY,
+        summary=f"preview {call.tool}",
+    )
+
+
+async def execute_tool(
+    idempotency_key: str,
+    call: ToolCall,
+    approved: EffectPreview | None,
+    *,
+    retry_policy: RetryPolicy,
+    schedule_to_close_timeout: timedelta,
+) -> ToolOutcome:
+    """Run the call once per key, only if the data still matches the approved preview.
+
+    ``approved`` is None only for a read-only tool that ran without asking. Cancelling the
+    run while the tool commits waits for it (WAIT_CANCELLATION_COMPLETED), so "cancelled"
+    is never reported for a committed effect.
+    """
+    return await workflow.execute_activity(
+        execute_tool_call,
+        ExecuteToolInput(
+            idempotency_key=idempotency_key,
+            call=call,
+            approved_fingerprint=approved.fingerprint if approved is not None else None,
+        ),
+        start_to_close_timeout=timedelta(seconds=120),
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        heartbeat_timeout=timedelta(seconds=10),
+        retry_policy=retry_policy,
+        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        summary=f"execute {call.tool}",
+    )
+
+
+def execution_result(outcome: ToolOutcome) -> ExecutionResult:
+    """The run's ``ExecutionResult``, in the format results always had, with the outcome."""
+    return ExecutionResult(
+        idempotency_key=outcome.idempotency_key,
+        summary=outcome.summary,
+        simulated=False,
+        tool_outcome=outcome,
+    )
+
+
+def acted(outcome: ToolOutcome) -> bool:
+    return outcome.status is ToolStatus.EXECUTED
