@@ -4,9 +4,9 @@ uv run python -m benchmarks.inbox [--waiting-runs N] [--samples K] [--json PATH]
 
 Starts its own in-memory dev server, a worker in this process (offline analysis, notices
 to /dev/null) and the inbox in a thread; parks N runs waiting for a decision; then times
-the pending page and ``GET /api/requests?status=pending`` (K each), decisions through the
-API, and the same decisions through ``send_approval``'s ``submit`` (K each). Targets: the
-list p50 < 300 ms, an API decision p50 < 100 ms.
+the pending page and ``GET /api/requests?status=pending`` (K each, a page of 25 runs),
+decisions through the API, and the same decisions through ``send_approval``'s ``submit``
+(K each). Targets: the list p50 < 300 ms, an API decision p50 < 100 ms.
 """
 
 import argparse
@@ -35,11 +35,12 @@ from dev_server import TEMPORAL_CLI
 from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.background import serve_in_background
-from inbox.service import LIST_LIMIT, PENDING_QUERY, TemporalService
+from inbox.service import MAX_PAGE_SIZE, PAGE_SIZE, PENDING_QUERY, TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, WorkflowInput, WorkflowResult
 from send_approval import submit
 from start_workflow import INITIAL_SEARCH_ATTRIBUTES
+from temporal_client import query_status
 from worker import build_worker
 
 LIST_TARGET_MS = 300.0
@@ -87,9 +88,20 @@ async def park_runs(client: Client, queue: str, count: int) -> list[WorkflowHand
     return handles
 
 
-async def list_pending(client: Client) -> int:
-    """What every pending list costs at least: the visibility query itself."""
-    return len([e async for e in client.list_workflows(PENDING_QUERY, limit=LIST_LIMIT)])
+async def visibility_page(client: Client) -> int:
+    """What every pending list costs at least: one page of the visibility query."""
+    executions = client.list_workflows(PENDING_QUERY, page_size=PAGE_SIZE)
+    await executions.fetch_next_page()
+    return len(executions.current_page or [])
+
+
+async def visibility_all(client: Client) -> int:
+    """Every waiting run in one visibility list: what a list without pages reads."""
+    return len([e async for e in client.list_workflows(PENDING_QUERY)])
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -124,13 +136,22 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             httpx2.AsyncClient(base_url=inbox.url, headers=headers, timeout=120) as http,
         ):
             handles = await park_runs(env.client, queue, args.waiting_runs)
-            listing = await timed(lambda: list_pending(env.client), args.samples)
+            loads = {"parked": load_average()}
+            listing = await timed(lambda: visibility_page(env.client), args.samples)
+            listing_all = await timed(lambda: visibility_all(env.client), min(args.samples, 5))
+            one_status = await timed(lambda: query_status(env.client, handles[0].id), args.samples)
+            loads["lists"] = load_average()
             api_list = await timed(lambda: http.get("/api/requests?status=pending"), args.samples)
+            api_list_max = await timed(
+                lambda: http.get(f"/api/requests?status=pending&page_size={MAX_PAGE_SIZE}"),
+                args.samples,
+            )
             page = await page_client(inbox.url)
             try:
                 page_list = await timed(lambda: page.get("/"), args.samples)
             finally:
                 await page.aclose()
+            loads["decisions"] = load_average()
             to_decide = iter(handles)
 
             async def api_decision() -> None:
@@ -152,14 +173,25 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
             api_decisions = await timed(api_decision, args.samples)
             cli_decisions = await timed(cli_decision, args.samples)
+            loads["end"] = load_average()
     finally:
         inbox.stop()
         await env.shutdown()
     return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "waiting_runs": args.waiting_runs,
-        "visibility_list_p50_ms": statistics.median(listing),
+        "samples": args.samples,
+        "page_size": PAGE_SIZE,
+        "cpus": os.cpu_count(),
+        "load_average": loads,
+        "visibility_page_p50_ms": statistics.median(listing),
+        "visibility_all_p50_ms": statistics.median(listing_all),
+        "status_query_p50_ms": statistics.median(one_status),
         "pending_page_p50_ms": statistics.median(page_list),
         "pending_api_p50_ms": statistics.median(api_list),
+        # The very first list: no status known yet, so one status query per row.
+        "pending_api_first_load_ms": api_list[0],
+        "pending_api_max_page_p50_ms": statistics.median(api_list_max),
         "api_decision_p50_ms": statistics.median(api_decisions),
         "send_approval_submit_p50_ms": statistics.median(cli_decisions),
     }
@@ -184,14 +216,22 @@ def report(figures: dict[str, Any]) -> str:
     def verdict(value: float, target: float) -> str:
         return f"target < {target:g} ms: {'met' if value < target else 'MISSED'}"
 
+    size = figures["page_size"]
     return "\n".join(
         [
-            f"approval inbox with {figures['waiting_runs']} runs waiting (p50)",
-            f"  the visibility query alone            {figures['visibility_list_p50_ms']:8.1f} ms",
+            f"approval inbox with {figures['waiting_runs']} runs waiting, pages of {size} (p50)",
+            f"  load average (1 min) at the lists     {figures['load_average']['lists'][0]:8.2f}",
+            f"  one visibility page                   {figures['visibility_page_p50_ms']:8.1f} ms",
+            f"  every waiting run in one list         {figures['visibility_all_p50_ms']:8.1f} ms",
+            f"  one status query                      {figures['status_query_p50_ms']:8.1f} ms",
             f"  pending page (GET /)                  {figures['pending_page_p50_ms']:8.1f} ms"
             f"  ({verdict(figures['pending_page_p50_ms'], LIST_TARGET_MS)})",
             f"  GET /api/requests?status=pending      {figures['pending_api_p50_ms']:8.1f} ms"
             f"  ({verdict(figures['pending_api_p50_ms'], LIST_TARGET_MS)})",
+            "  the same, first load (a query per row)"
+            f"{figures['pending_api_first_load_ms']:8.1f} ms",
+            f"  the same, pages of {MAX_PAGE_SIZE}                 "
+            f"{figures['pending_api_max_page_p50_ms']:8.1f} ms",
             f"  decision through the API              {figures['api_decision_p50_ms']:8.1f} ms"
             f"  ({verdict(figures['api_decision_p50_ms'], DECISION_TARGET_MS)})",
             "  decision through send_approval.submit "

@@ -12,9 +12,9 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +34,10 @@ from inbox.auth import (
     same_origin,
     tokens_match,
 )
+from inbox.page_tokens import BadPageTokenError, PageTokens
 from inbox.service import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
     NotFoundError,
     RefusedError,
     StageOf,
@@ -61,6 +64,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 VERDICTS = {"approve": True, "reject": False, "approve_edited": True}
+PAGE_SIZE_PARAMETER = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
 
 class SignInRequired(Exception):
@@ -99,6 +103,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     accounts = Accounts(settings.users_file)
     sessions = Sessions(settings.secret, settings.session_seconds)
     limiter = SignInLimiter()
+    page_tokens = PageTokens(settings.secret)
     templates = Jinja2Templates(env=_template_environment())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.state.sessions = sessions
@@ -209,6 +214,10 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     async def _form(request: Request, exc: Exception) -> Response:
         return error(request, 422, str(exc))
 
+    @app.exception_handler(BadPageTokenError)
+    async def _bad_page(request: Request, exc: Exception) -> Response:
+        return error(request, 422, str(exc))
+
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: Exception) -> Response:
         return error(request, 404, str(exc))
@@ -273,18 +282,43 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     # ---- pages ------------------------------------------------------------------------------
 
     @app.get("/")
-    async def pending_page(request: Request, mine: bool = False) -> Response:
+    async def pending_page(
+        request: Request,
+        mine: bool = False,
+        page_token: str | None = None,
+        page_size: int = PAGE_SIZE_PARAMETER,
+    ) -> Response:
         user = signed_in(request)
-        items = [pending_item(p) for p in await temporal.pending()]
-        if mine:
-            items = [item for item in items if _waits_for(item, user)]
-        return page(request, "pending.html", items=items, mine=mine, version=_version(items))
+        found = await temporal.pending(
+            page_tokens.read("pending", page_token), page_size, for_user=user if mine else None
+        )
+        items = [pending_item(p) for p in found.items]
+        token = page_tokens.make("pending", found.next_page_token)
+        return list_page(request, "pending.html", items, token, mine=mine)
 
     @app.get("/decided")
-    async def decided_page(request: Request) -> Response:
+    async def decided_page(
+        request: Request, page_token: str | None = None, page_size: int = PAGE_SIZE_PARAMETER
+    ) -> Response:
         signed_in(request)
-        items = [decided_item(d) for d in await temporal.decided()]
-        return page(request, "decided.html", items=items, version=_version(items))
+        found = await temporal.decided(page_tokens.read("decided", page_token), page_size)
+        items = [decided_item(d) for d in found.items]
+        return list_page(
+            request, "decided.html", items, page_tokens.make("decided", found.next_page_token)
+        )
+
+    def list_page(
+        request: Request, name: str, items: list[dict[str, Any]], token: str | None, **context: Any
+    ) -> Response:
+        """A list's page: its rows, a link to the next (older) page, and one back to the
+        newest when this is not the first."""
+        next_url = _next_url(request, token)
+        first_url = (
+            _with_page_token(request, None) if "page_token" in request.query_params else None
+        )
+        links = {"next_url": next_url, "first_url": first_url}
+        version = _version([items, links])
+        return page(request, name, items=items, version=version, **links, **context)
 
     @app.get("/requests/{workflow_id:path}")
     async def request_page(request: Request, workflow_id: str, sent: str | None = None) -> Response:
@@ -339,15 +373,26 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     # ---- JSON API ---------------------------------------------------------------------------
 
     @app.get("/api/requests")
-    async def api_list(request: Request, status: str = "pending") -> Response:
+    async def api_list(
+        request: Request,
+        status: str = "pending",
+        page_token: str | None = None,
+        page_size: int = PAGE_SIZE_PARAMETER,
+    ) -> Response:
+        """One page of the list, newest first, as a JSON list; the next page's URL (with its
+        ``page_token``) in a ``Link: <...>; rel="next"`` header, absent on the last page."""
         api_user(request)
         if status == "pending":
-            items = [pending_item(p) for p in await temporal.pending()]
+            pending = await temporal.pending(page_tokens.read(status, page_token), page_size)
+            items, token = [pending_item(p) for p in pending.items], pending.next_page_token
         elif status == "decided":
-            items = [decided_item(d) for d in await temporal.decided()]
+            decided = await temporal.decided(page_tokens.read(status, page_token), page_size)
+            items, token = [decided_item(d) for d in decided.items], decided.next_page_token
         else:
             raise ApiError(422, "status: must be pending or decided")
-        return JSONResponse(items)
+        next_url = _next_url(request, page_tokens.make(status, token))
+        headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+        return JSONResponse(items, headers=headers)
 
     @app.get("/api/requests/{workflow_id:path}")
     async def api_status(request: Request, workflow_id: str) -> Response:
@@ -431,11 +476,18 @@ def _form_key(status: WorkflowStatus) -> str:
     return _version(parts)
 
 
-def _waits_for(item: dict[str, Any], user: str) -> bool:
-    """Waiting for me: I may decide (anyone may, or I am named) and have not voted yet."""
-    approvers = item.get("approvers") or []
-    voted = {vote["reviewer"] for vote in item.get("votes") or []}
-    return (not approvers or user in approvers) and user not in voted
+def _with_page_token(request: Request, token: str | None) -> str:
+    """This list's URL (same path and filters) at the page ``token`` names, or (None) at its
+    first page."""
+    params = {k: v for k, v in request.query_params.items() if k != "page_token"}
+    if token is not None:
+        params["page_token"] = token
+    return request.url.path + (f"?{urlencode(params)}" if params else "")
+
+
+def _next_url(request: Request, token: str | None) -> str | None:
+    """The next (older) page's URL; None after the last page."""
+    return _with_page_token(request, token) if token is not None else None
 
 
 def _edits(form: dict[str, str]) -> dict[str, Any]:

@@ -7,10 +7,11 @@ Errors come out as one of three exceptions the routes turn into HTTP answers.
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from temporalio.client import (
     Client,
@@ -18,11 +19,11 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from inbox.status_cache import StatusCache
 from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
@@ -43,6 +44,7 @@ from temporal_client import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PENDING_QUERY = (
     f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
@@ -55,11 +57,20 @@ DECIDED_QUERY = (
     f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
     'AND ExecutionStatus != "Running"'
 )
-# The pending list shows up to LIST_LIMIT runs, the decided list the DECIDED_LIMIT latest.
-LIST_LIMIT = 1000
-DECIDED_LIMIT = 50
-CONCURRENT_QUERIES = 32
+APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
+# A list is read one page at a time, newest first (visibility's own order): one visibility
+# call of PAGE_SIZE runs, then per run its history length and, if it grew, its status query
+# (_current_status). A thousand waiting runs cost a page what twenty-five do.
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+# "Waiting for me" reads further pages until it has a page of matches, up to this many runs.
+FILTER_SCAN_RUNS = 100
+# Status queries (answered by a worker) and history reads in flight at once, for the whole
+# inbox however many people load pages: the workers see a bounded stream.
+CONCURRENT_READS = 16
 LIST_QUERY_SECONDS = 3
+# Statuses remembered for the lists, each with the history length it was read at.
+KNOWN_STATUSES = 2000
 
 
 class NotFoundError(Exception):
@@ -93,8 +104,19 @@ class Pending:
 class Decided:
     workflow_id: str
     closed: datetime | None
-    result: WorkflowResult
-    user_request: str
+    approval_status: str  # the search attribute: readable even when the payloads are not
+    result: WorkflowResult | None  # None: encrypted with a key this inbox does not hold
+    user_request: str | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: bytes | None  # Temporal's, opaque; None: this was the last page
+
+
+class UnreadableError(Exception):
+    """The run's payloads are encrypted with a key this inbox does not hold."""
 
 
 class TemporalService:
@@ -105,7 +127,9 @@ class TemporalService:
         self._connect = connect
         self._client: Client | None = None
         self._lock = asyncio.Lock()
-        self._statuses: StatusCache | None = None
+        self._reads = asyncio.Semaphore(CONCURRENT_READS)
+        # workflow ID -> (run ID, history length, status): see _current_status.
+        self._known: dict[str, tuple[str | None, int, WorkflowStatus]] = {}
 
     async def client(self) -> Client:
         async with self._lock:
@@ -116,32 +140,53 @@ class TemporalService:
                     raise UnavailableError(str(err)) from None
             return self._client
 
-    async def pending(self) -> list[Pending]:
-        """Runs waiting for a decision, newest first, each with its (recent) status."""
+    async def pending(
+        self,
+        page_token: bytes | None = None,
+        page_size: int = PAGE_SIZE,
+        for_user: str | None = None,
+    ) -> Page[Pending]:
+        """One page of the runs waiting for a decision, newest first, each with its status
+        asked now. ``for_user``: only those that user may decide and has not voted on."""
         client = await self.client()
-        executions = await self._list(client, PENDING_QUERY, LIST_LIMIT)
-        if self._statuses is None:
-            self._statuses = StatusCache(lambda wid: self._status_or_none(client, wid))
-        statuses = await self._statuses.statuses([e.id for e in executions])
-        found = [Pending(e.id, e.start_time, statuses.get(e.id)) for e in executions]
-        return [p for p in found if p.status is None or _still_waiting(p.status)]
+        token, scanned = page_token, 0
+        found: list[Pending] = []
+        while True:
+            executions, token = await self._page(client, PENDING_QUERY, page_size, token)
+            statuses = await asyncio.gather(*(self._current_status(client, e) for e in executions))
+            for execution, status in zip(executions, statuses, strict=True):
+                row = Pending(execution.id, execution.start_time, status)
+                if _still_waiting(row) and (for_user is None or waits_for(row, for_user)):
+                    found.append(row)
+            scanned += len(executions)
+            if for_user is None or len(found) >= page_size or scanned >= FILTER_SCAN_RUNS:
+                return Page(found, token)
+            if token is None:
+                return Page(found, None)
 
-    async def decided(self) -> list[Decided]:
-        """Recent outcomes, newest first, read from history: closed runs need no worker."""
+    async def decided(
+        self, page_token: bytes | None = None, page_size: int = PAGE_SIZE
+    ) -> Page[Decided]:
+        """One page of outcomes, most recently closed first, read from history: closed runs
+        need no worker."""
         client = await self.client()
-        executions = await self._list(client, DECIDED_QUERY, DECIDED_LIMIT)
-        gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+        executions, token = await self._page(client, DECIDED_QUERY, page_size, page_token)
 
         async def outcome(execution: WorkflowExecution) -> Decided | None:
-            async with gate:
+            status = execution.typed_search_attributes.get(APPROVAL_STATUS) or ""
+            try:
                 found = await self._from_history(client, execution.id, execution.run_id)
+            except UnreadableError:
+                return Decided(execution.id, execution.close_time, status, None, None)
             if found is None:
                 return None
             run_input, result = found
-            return Decided(execution.id, execution.close_time, result, run_input.user_request)
+            return Decided(
+                execution.id, execution.close_time, status, result, run_input.user_request
+            )
 
         found = await asyncio.gather(*(outcome(e) for e in executions))
-        return [d for d in found if d is not None]
+        return Page([d for d in found if d is not None], token)
 
     async def status(self, workflow_id: str) -> WorkflowStatus:
         """The status query's answer; for a closed run no worker answers, the same facts
@@ -167,7 +212,10 @@ class TemporalService:
             raise StageOf(description.parent_id)
         if description.status == WorkflowExecutionStatus.RUNNING:
             return None
-        found = await self._from_history(client, workflow_id, description.run_id)
+        try:
+            found = await self._from_history(client, workflow_id, description.run_id)
+        except UnreadableError as err:
+            raise UnavailableError(str(err)) from None
         if found is None:
             return None
         _, result = found
@@ -182,20 +230,22 @@ class TemporalService:
     async def _from_history(
         self, client: Client, workflow_id: str, run_id: str | None
     ) -> tuple[WorkflowInput, WorkflowResult] | None:
-        """The run's input (first event) and result (last); None if it did not complete."""
+        """The run's input (first event) and result (last); None if it did not complete.
+        UnreadableError: encrypted with keys this inbox does not hold (or an unknown
+        encoding); the list shows such a run as such instead of failing or hiding it."""
         handle = client.get_workflow_handle(workflow_id, run_id=run_id, result_type=WorkflowResult)
         try:
-            result = await handle.result(follow_runs=False)
-            async for event in handle.fetch_history_events(page_size=1):
-                payloads = event.workflow_execution_started_event_attributes.input.payloads
-                [run_input] = await client.data_converter.decode(payloads, [WorkflowInput])
-                return run_input, result
+            async with self._reads:
+                result = await handle.result(follow_runs=False)
+                async for event in handle.fetch_history_events(page_size=1):
+                    payloads = event.workflow_execution_started_event_attributes.input.payloads
+                    [run_input] = await client.data_converter.decode(payloads, [WorkflowInput])
+                    return run_input, result
         except (WorkflowFailureError, RPCError, ValueError):
             pass  # failed or terminated: not an outcome of the agent
         except (KeyError, UndecryptablePayloadError) as err:
-            # Encrypted with keys this inbox does not hold (or an unknown encoding): one such
-            # run must not take the whole list down.
             logger.warning("Run %s cannot be read here: %s", workflow_id, err)
+            raise UnreadableError("payload encrypted, not readable here") from None
         return None
 
     async def decide(
@@ -238,8 +288,6 @@ class TemporalService:
         if problem := decision_problem(decision):  # the form's notes and edits too
             raise RefusedError(f"Not sent: {problem}.")
         client = await self.client()
-        if self._statuses is not None:
-            self._statuses.forget(workflow_id)
         try:
             return await submit(client, target, decision)
         except DecisionRefusedError as err:
@@ -251,24 +299,76 @@ class TemporalService:
         except RPCError as err:
             raise _translated(err, target) from None
 
-    async def _list(self, client: Client, query: str, limit: int) -> list[WorkflowExecution]:
+    async def _page(
+        self, client: Client, query: str, page_size: int, token: bytes | None
+    ) -> tuple[list[WorkflowExecution], bytes | None]:
+        """One visibility call: a page of runs (in visibility's order, newest first) and the
+        token of the next page, None after the last."""
+        executions = client.list_workflows(query, page_size=page_size, next_page_token=token)
         try:
-            executions = [e async for e in client.list_workflows(query, limit=limit)]
+            await executions.fetch_next_page()
         except RPCError as err:
             raise _translated(err, "") from None
-        return sorted(executions, key=lambda e: e.start_time, reverse=True)
+        return list(executions.current_page or []), executions.next_page_token
+
+    async def _current_status(
+        self, client: Client, execution: WorkflowExecution
+    ) -> WorkflowStatus | None:
+        """A listed run's status as it is now, without asking a worker when nothing moved.
+
+        A run's status is a function of its history: the workflow changes state only in a
+        workflow task, whose completion adds events. So a status read at history length N is
+        still the status while the history has N events, and asking the server for that
+        length (describe: the server's own record, no worker involved) tells whether to ask
+        the run again. Every load checks every row; nothing shown is older than that check.
+        """
+        try:
+            async with self._reads:
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+                length = (await handle.describe()).history_length
+        except RPCError:
+            return await self._status_or_none(client, execution.id)
+        known = self._known.get(execution.id)
+        if known is not None and known[:2] == (execution.run_id, length):
+            return known[2]
+        status = await self._status_or_none(client, execution.id)
+        if status is not None:
+            self._known.pop(execution.id, None)
+            self._known[execution.id] = (execution.run_id, length, status)
+            while len(self._known) > KNOWN_STATUSES:  # the longest unchanged go first
+                del self._known[next(iter(self._known))]
+        return status
 
     async def _status_or_none(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
         """For a list: a run no worker answers for is shown as such after a few seconds,
         instead of holding the whole page for the scripts' full wait."""
         try:
-            return await asyncio.wait_for(query_status(client, workflow_id), LIST_QUERY_SECONDS)
+            async with self._reads:
+                return await asyncio.wait_for(query_status(client, workflow_id), LIST_QUERY_SECONDS)
         except (StatusUnavailableError, RPCError, TimeoutError):
             return None
 
 
-def _still_waiting(status: WorkflowStatus) -> bool:
-    return status.state == WorkflowState.AWAITING_APPROVAL
+def _still_waiting(row: Pending) -> bool:
+    """Visibility lags a decision by a moment; the status query does not. A run no worker
+    answered for stays listed (as such)."""
+    return row.status is None or row.status.state == WorkflowState.AWAITING_APPROVAL
+
+
+def waits_for(row: Pending, user: str) -> bool:
+    """Waiting for me: I may decide (anyone may, or I am named) and have not voted yet. A
+    run whose status is unknown (no worker answered) is kept: it may be."""
+    if row.status is None:
+        return True
+    request = row.status.approval_request
+    approvers = request.approvers if request is not None else []
+    voted = {vote.reviewer for vote in row.status.votes}
+    return (not approvers or user in approvers) and user not in voted
+
+
+def outcome_name(approval_status: str) -> str:
+    """``TimedOut`` -> ``timed_out``: the search attribute's value, in the outcomes' style."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", approval_status).lower()
 
 
 def _translated(err: RPCError, workflow_id: str) -> Exception:

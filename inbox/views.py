@@ -3,7 +3,7 @@ so a page and its JSON twin always say the same thing."""
 
 from typing import Any
 
-from inbox.service import Decided, Pending
+from inbox.service import Decided, Pending, outcome_name
 from models.models import WorkflowStatus
 
 
@@ -44,8 +44,26 @@ def pending_item(pending: Pending) -> dict[str, Any]:
     }
 
 
+UNREADABLE = "payload encrypted, not readable here"
+
+
 def decided_item(decided: Decided) -> dict[str, Any]:
     result = decided.result
+    closed = decided.closed.isoformat() if decided.closed is not None else None
+    if result is None:  # encrypted with a key this inbox lacks: listed, not hidden
+        return {
+            "workflow_id": decided.workflow_id,
+            "request_id": None,
+            "user_request": None,
+            "proposed_action": None,
+            "deadline": None,
+            "outcome": outcome_name(decided.approval_status),
+            "message": UNREADABLE,
+            "decided_by": None,
+            "decided_at": None,
+            "closed": closed,
+            "readable": False,
+        }
     decision = result.decision
     action = result.proposed_action
     decided_at = decision.decided_at if decision is not None else None
@@ -59,5 +77,6 @@ def decided_item(decided: Decided) -> dict[str, Any]:
         "message": result.message,
         "decided_by": decision.reviewer if decision is not None else None,
         "decided_at": decided_at.isoformat() if decided_at is not None else None,
-        "closed": decided.closed.isoformat() if decided.closed is not None else None,
+        "closed": closed,
+        "readable": True,
     }

@@ -3,8 +3,11 @@ sign-in, CSRF, the trusted proxy header, and Temporal going away. Every refusal 
 to have changed nothing."""
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import io
+import os
 import re
 import socket
 import subprocess
@@ -18,11 +21,16 @@ from typing import Any
 import httpx2
 import itsdangerous
 import pytest
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from constants import INBOX_PORT_ENV, INBOX_USERS_ENV
+from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, INBOX_PORT_ENV, INBOX_USERS_ENV
+from encryption.codec import EncryptionCodec
+from encryption.keys import parse_keys
 from inbox.__main__ import main as inbox_main
 from inbox.accounts import Accounts
 from inbox.app import create_app
@@ -30,7 +38,7 @@ from inbox.auth import SESSION_COOKIE, Sessions
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.limits import MAX_NOTES_CHARS
-from models.models import WorkflowState
+from models.models import ApprovalStatus, WorkflowState
 from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
@@ -121,6 +129,184 @@ async def test_the_api_lists_a_pending_run_and_returns_its_status(
         assert item[field], field
     assert status["state"] == "awaiting_approval"
     assert status["approval_request"]["request_id"] == item["request_id"]
+
+
+async def test_the_lists_come_in_pages_newest_first_each_linking_the_next(
+    api: httpx2.AsyncClient,
+    inbox: InboxServer,
+    inbox_accounts: tuple[Path, InboxAccounts],
+    run_for: Any,
+) -> None:
+    """Pages of ``page_size`` runs, newest first; the API's ``Link: rel="next"`` and the
+    page's "Older" link carry the ``page_token``; a token or size of our own making is 422."""
+
+    async def walk(url: str | None) -> list[list[str]]:
+        pages = []
+        while url:
+            answer = await api.get(url)
+            assert answer.status_code == 200, answer.text
+            pages.append([item["workflow_id"] for item in answer.json()])
+            url = answer.links.get("next", {}).get("url")
+        return pages
+
+    async with (
+        run_for("Archive the 2019 ledgers") as oldest,
+        run_for("Archive the 2020 ledgers") as middle,
+        run_for("Archive the 2021 ledgers") as newest,
+    ):
+        ours = [newest.id, middle.id, oldest.id]
+        pages = await wait_until(
+            lambda: walk("/api/requests?status=pending&page_size=2"),
+            lambda pages: set(ours) <= {wid for page in pages for wid in page},
+        )
+        _, accounts = inbox_accounts
+        async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+            first = (await b.get("/?page_size=1")).text
+            older = re.search(r'href="([^"]+)" id="next-page"', first)
+            assert older, first
+            second = (await b.get(older[1].replace("&amp;", "&"))).text
+            whole = (await b.get("/?page_size=100")).text
+        bad_token = await api.get("/api/requests", params={"page_token": "bm90IGEgdG9rZW4"})
+        garbled = await api.get("/api/requests", params={"page_token": "%%%"})
+        too_big = await api.get("/api/requests", params={"page_size": 101})
+
+    assert all(1 <= len(page) <= 2 for page in pages)
+    listed = [wid for page in pages for wid in page if wid in ours]
+    assert listed == ours  # newest first, each once, across pages
+    assert f'data-workflow-id="{newest.id}"' in first and middle.id not in first
+    assert f'data-workflow-id="{middle.id}"' in second and 'id="first-page"' in second
+    assert f'data-workflow-id="{oldest.id}"' in whole and 'id="next-page"' not in whole
+    for refused in (bad_token, garbled):
+        assert refused.status_code == 422 and "page_token" in refused.json()["error"]
+    assert too_big.status_code == 422 and "page_size" in too_big.json()["error"]
+
+
+async def test_waiting_for_me_follows_the_approvers_and_each_vote_at_once(
+    api: httpx2.AsyncClient,
+    inbox: InboxServer,
+    inbox_accounts: tuple[Path, InboxAccounts],
+    run_for: Any,
+) -> None:
+    """A vote shows in the very next list (no cache serves the row from before it), and
+    "waiting for me" drops a run once I voted; a run for someone else never shows there."""
+    _, accounts = inbox_accounts
+    quorum = {"approvers": ["alice", "bob"], "voting": {"required_approvals": 2}}
+    async with (
+        run_for("Pay the vendor", approvers=["bob"]) as for_bob,
+        run_for("Pay the contractor", **quorum) as for_both,
+        signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (alice, _),
+    ):
+
+        async def listed(path: str) -> set[str]:
+            return set(re.findall(r'data-workflow-id="([^"]+)"', (await alice.get(path)).text))
+
+        everyone = await wait_until(lambda: listed("/"), lambda ids: for_both.id in ids)
+        mine_before = await listed("/?mine=1")
+        vote = await api.post(f"/api/requests/{for_both.id}/decision", json={"approved": True})
+        items = (await api.get("/api/requests?status=pending")).json()
+        mine_after = await listed("/?mine=1")
+
+    assert for_bob.id in everyone and for_bob.id not in mine_before
+    assert for_both.id in mine_before
+    assert vote.status_code == 200, vote.text
+    row = next(item for item in items if item["workflow_id"] == for_both.id)
+    assert [v["reviewer"] for v in row["votes"]] == ["alice"]
+    assert for_both.id not in mine_after
+
+
+async def test_an_escalation_reaches_the_list_by_itself(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """Nothing decides here: the escalation timer fires in the workflow, and the next list
+    shows the widened approvers (a row is re-read once its history grew)."""
+    escalation = {"after_seconds": 3, "approvers": ["alice"]}
+    async with run_for(
+        "Reboot the primary database", approvers=["carol"], escalation=escalation
+    ) as handle:
+
+        async def row() -> dict[str, Any] | None:
+            items = (await api.get("/api/requests?status=pending")).json()
+            return next((i for i in items if i["workflow_id"] == handle.id), None)
+
+        escalated = await wait_until(row, lambda item: item is not None and item["escalated"])
+
+    assert escalated["approvers"] == ["carol", "alice"]
+
+
+async def test_the_session_cookie_is_secure_when_the_inbox_is_served_over_https(
+    inbox: InboxServer, own_inbox: Any
+) -> None:
+    behind_tls = own_inbox(public_url="https://inbox.example.test")
+    async with httpx2.AsyncClient(base_url=behind_tls.url, timeout=60) as client:
+        secure = (await client.get("/signin")).headers["set-cookie"].lower()
+    async with httpx2.AsyncClient(base_url=inbox.url, timeout=60) as client:
+        plain = (await client.get("/signin")).headers["set-cookie"].lower()
+
+    assert "; secure" in secure and "httponly" in secure
+    assert "secure" not in plain
+
+
+@workflow.defn(name="InboxSealedOutcome", sandboxed=False)
+class SealedOutcome:
+    """A closed run whose payloads are encrypted, as a worker with keys leaves it."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return text
+
+
+async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
+    api: httpx2.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    inbox: InboxServer,
+    inbox_accounts: tuple[Path, InboxAccounts],
+) -> None:
+    """Encrypted with a key the inbox lacks: shown (outcome from the search attribute),
+    neither hidden nor taking the list down."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    codec = EncryptionCodec(parse_keys([f"inbox-lacks:{key}"], source="test"))
+    sealed = await Client.connect(
+        address_of(dev_server),
+        data_converter=dataclasses.replace(pydantic_data_converter, payload_codec=codec),
+    )
+    queue = f"sealed-{uuid.uuid4().hex[:8]}"
+    rejected = TypedSearchAttributes(
+        [
+            SearchAttributePair(
+                SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
+                ApprovalStatus.REJECTED.value,
+            )
+        ]
+    )
+    async with Worker(
+        sealed,
+        task_queue=queue,
+        workflows=[SealedOutcome],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await sealed.start_workflow(
+            SealedOutcome.run,
+            "the secret request",
+            id=f"sealed-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            search_attributes=rejected,
+        )
+        await handle.result()
+
+    async def decided() -> list[dict[str, Any]]:
+        return (await api.get("/api/requests?status=decided")).json()
+
+    items = await wait_until(decided, lambda items: handle.id in {i["workflow_id"] for i in items})
+    row = next(item for item in items if item["workflow_id"] == handle.id)
+    _, accounts = inbox_accounts
+    async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+        page = (await b.get("/decided")).text
+    listed = page[page.index(f'data-workflow-id="{handle.id}"') :].split("</tr>")[0]
+
+    assert "payload encrypted, not readable here" in listed and "rejected" in listed
+    assert row["readable"] is False
+    assert row["message"] == "payload encrypted, not readable here"
+    assert row["outcome"] == "rejected" and row["user_request"] is None
 
 
 async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,7 +29,11 @@ HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned
 
 
 def wait_for(driver: WebDriver, condition: Any, timeout: float = WAIT_SECONDS) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    """Poll ``condition``; an element the page's live refresh replaced between finding and
+    reading it (stale) is looked for again on the next poll."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    ).until(condition)
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:
@@ -242,10 +247,8 @@ async def test_hostile_requests_and_model_output_never_run_or_render_as_markup(
 async def test_a_staged_run_is_decided_stage_by_stage(
     alice: WebDriver, inbox: InboxServer, run_for: Any, dev_server: WorkflowEnvironment
 ) -> None:
-    from workflows.approval_workflow import ApprovalWorkflow
-
-    if not hasattr(ApprovalWorkflow, "submit_decision"):
-        pytest.skip("ApprovalWorkflow has no submit_decision update yet (issue 11, contract)")
+    """Each stage is decided through its ``submit_decision`` update, recorded as the
+    signed-in person (the CLI's ``approve`` signal could only say ``temporal-cli``)."""
     async with run_for("Move funds", approval_stages=["manager", "director"]) as handle:
         open_request(alice, inbox, handle.id)
         wait_for(alice, shows("stage", "manager"))
@@ -255,3 +258,9 @@ async def test_a_staged_run_is_decided_stage_by_stage(
 
         wait_for(alice, shows("outcome", "approved"))
         assert not await is_running(handle)
+        result = await handle.result()
+
+    assert [(s.stage, s.approved, s.reviewer) for s in result.stages] == [
+        ("manager", True, "alice"),
+        ("director", True, "alice"),
+    ]
