@@ -3,14 +3,16 @@
 uv run python -m benchmarks.load [--safe-runs N] [--waiting-runs M] [--latency-samples K]
     [--json PATH] [--sample-seconds S] [--burst-concurrency C] [--park-timeout S]
     [--max-cached-workflows N] [--max-concurrent-activities N]
-    [--max-load L] [--quiet-timeout S]
+    [--max-load L] [--quiet-timeout S] [--persisted]
 
 It first waits for a quiet machine (1-minute load average below --max-load) and refuses,
 with the load it saw, if none comes; the JSON records the load before each subject.
 
 Starts everything it needs and stops it all when done: the local OpenAI-compatible server
-(offline rule-based answers), and for each of the product and the baseline its own
-in-memory dev server (so neither inherits the other's history) and its own worker process.
+(offline rule-based answers), and for each of the product and the baseline its own dev
+server (so neither inherits the other's history) and its own worker process. The dev servers
+keep their data in memory, or with --persisted in a SQLite file each (in the logs folder), as
+users run ``temporal server start-dev --db-filename``.
 Prints a table with the targets and writes the figures as JSON.
 """
 
@@ -147,6 +149,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="refuse if the machine is not quiet within S seconds (default %(default)g)",
     )
     add(
+        "--persisted",
+        action="store_true",
+        help="dev servers keep their data in a SQLite file, as with --db-filename "
+        "(default: in memory)",
+    )
+    add(
         "--encryption",
         action="store_true",
         help="also measure the product with payload encryption on, and report its cost",
@@ -200,8 +208,9 @@ class Benchmark:
     async def _measure(self, subject: Subject, llm: Started) -> dict[str, float]:
         self.load_at_start[subject.name] = os.getloadavg()
         port = free_port()
+        db_file = self._processes.log_dir / f"{subject.name}.db" if self._args.persisted else None
         server = self._processes.start(
-            f"{subject.name}-server", dev_server_argv(port, free_port()), dict(os.environ)
+            f"{subject.name}-server", dev_server_argv(port, free_port(), db_file), dict(os.environ)
         )
         llm_url = (await wait_for_log(llm, READY_PREFIX)).split(READY_PREFIX, 1)[1].split()[0]
         address = f"127.0.0.1:{port}"
@@ -321,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.safe_runs} safe runs, {args.waiting_runs} waiting runs "
         f"({args.latency_samples} approved one at a time); "
+        f"dev servers {'on SQLite files' if args.persisted else 'in memory'}; "
         f"load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     print(table(product, baseline))

@@ -127,8 +127,10 @@ class ProcessSet:
         ]
 
 
-def dev_server_argv(port: int, ui_port: int) -> list[str]:
-    """An in-memory dev server on loopback with the ApprovalStatus search attribute."""
+def dev_server_argv(port: int, ui_port: int, db_file: Path | None = None) -> list[str]:
+    """A dev server on loopback with the ApprovalStatus search attribute: in memory, or
+    keeping its data in the SQLite file ``db_file``, as users run it with --db-filename."""
+    persisted = ["--db-filename", str(db_file)] if db_file is not None else []
     return [
         str(TEMPORAL_CLI),
         "server",
@@ -144,6 +146,7 @@ def dev_server_argv(port: int, ui_port: int) -> list[str]:
         f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE}=Keyword",
         "--log-level",
         "error",
+        *persisted,
     ]
 
 

@@ -135,7 +135,8 @@ async def pending_request(handle: Run) -> ApprovalRequest:
             s.state == WorkflowState.AWAITING_APPROVAL and recorded(s, "approval_requested") > 0
         ),
     )
-    await wait_until(lambda: notices_settled(handle), bool)
+    if status.current_stage is None:  # a staged run's notices are its stages' own
+        await wait_until(lambda: notices_settled(handle), bool)
     assert status.approval_request is not None, status
     return status.approval_request
 

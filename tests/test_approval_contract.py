@@ -59,7 +59,8 @@ from tests.record_histories import (
 )
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
-from workflows.human_in_the_loop_workflow import EXECUTE_PERSISTENCE, HumanInTheLoopWorkflow
+from workflows.human_in_the_loop_run import EXECUTE_PERSISTENCE
+from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 RISKY = {
     "action_type": "pay_vendor",

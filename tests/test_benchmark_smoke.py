@@ -5,6 +5,7 @@ The numbers are not judged here (the machine is shared and the sizes are tiny); 
 benchmark's own table judges them against the targets at full size.
 """
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,7 +20,10 @@ from typing import Any
 import psutil
 import pytest
 
+from benchmarks.load import connect_when_ready
+from benchmarks.processes import ProcessSet, dev_server_argv
 from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
+from dev_server import free_port
 from tests.helpers import PROJECT_ROOT
 
 BENCH_TIMEOUT_SECONDS = 90
@@ -248,3 +252,20 @@ def test_benchmark_stopped_every_process_it_started(benchmark_run: BenchmarkRun)
     # The survivor check below is blind to a process the marker did not reach.
     assert {process["pid"] for process in processes} <= benchmark_run.marked_pids
     assert marked_processes(benchmark_run.marker) == []
+
+
+def test_persisted_dev_server_keeps_its_data_in_the_sqlite_file(tmp_path: Path) -> None:
+    """--persisted: each subject's dev server runs on a SQLite file, as users run it."""
+    db_file = tmp_path / "product.db"
+    port = free_port()
+
+    async def connect() -> None:
+        await connect_when_ready(f"127.0.0.1:{port}", server)
+
+    with ProcessSet(tmp_path / "logs") as processes:
+        server = processes.start(
+            "server", dev_server_argv(port, free_port(), db_file), dict(os.environ)
+        )
+        asyncio.run(connect())
+        assert db_file.stat().st_size > 0
+    assert server.popen.poll() is not None
