@@ -7,6 +7,7 @@ skipped by the test server, so a 300-second timeout takes well under a second.
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ from tests.record_histories import (
     status_of,
     wait_for_refusals,
 )
+from tools.database import connect, database_path
 from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
@@ -122,7 +124,11 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
     assert result.execution.idempotency_key == f"{runs.workflow_id}/auto/{run_id}"
     assert result.execution.summary == "summarises customers (every row) by status; changes nothing"
     assert result.execution.tool_outcome is not None
-    assert sum(row["count"] for row in result.execution.tool_outcome.rows) == 2_000  # type: ignore[misc]
+    # Every customer counted: as many as the operations database holds now (tests that share
+    # it in this process may have deleted some of the 2,000 it was seeded with).
+    with closing(connect(database_path())) as db:
+        customers = db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+    assert sum(row["count"] for row in result.execution.tool_outcome.rows) == customers  # type: ignore[misc]
     assert "notify_approval_needed" not in await scheduled_activities(handle)
     await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
 
