@@ -52,6 +52,12 @@ APPROVE_SIGNAL = "approve"  # shorthand: true or false decides the pending reque
 SUBMIT_DECISION_UPDATE = "submit_decision"  # like the signal, but answers accepted/refused
 STATUS_QUERY = "get_status"
 
+# The one patch marker a run started by this code records (workflows/patches.py): it stands
+# for every workflow.patched change made before it, in the main workflow and in each stage.
+# Changes after it get a workflow.patched(...) of their own. Runs that recorded it are listed by
+#   temporal workflow list --query 'TemporalChangeVersion="hitl-version-2026-11-30"'
+WORKFLOW_VERSION_PATCH = "hitl-version-2026-11-30"
+
 # Custom search attribute (Keyword) for listing runs that await a decision. Register it:
 #   temporal server start-dev --search-attribute ApprovalStatus=Keyword
 APPROVAL_STATUS_SEARCH_ATTRIBUTE = "ApprovalStatus"

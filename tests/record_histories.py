@@ -4,8 +4,11 @@
 
 runs every main path (or only those named) on a time-skipping test server with the local
 LLM, through the real worker wiring, and writes each history to
-``tests/histories/<path>.json``; a staged path's stages (``ApprovalWorkflow`` children) go
-to ``tests/histories/children/<path>/<stage>.json``.
+``tests/histories/version_marker/<path>.json``; a staged path's stages (``ApprovalWorkflow``
+children) go to ``tests/histories/version_marker/children/<path>/<stage>.json``. Runs of
+today's code record one version marker for all earlier patches (``workflows/patches.py``);
+``tests/histories/<path>.json`` and ``children/`` beside them were recorded before it, one
+marker per patch, and are kept as they are: runs started then must still replay.
 Re-record (and commit) after a deliberate, versioned change to the workflow;
 ``tests/test_replay.py`` replays the committed files so that an accidental change that would
 break running workflows fails the build. The path-running code is shared with the tests.
@@ -68,6 +71,8 @@ from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"
+# Recorded since the version marker (one patch marker per run); the files above, before it.
+VERSION_MARKER_HISTORIES_DIR = HISTORIES_DIR / "version_marker"
 RECORDING_TAG = "recorded"
 APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
@@ -604,7 +609,9 @@ def write_history(history: WorkflowHistory, target: Path) -> Path:
     return target
 
 
-async def record(directory: Path = HISTORIES_DIR, names: list[str] | None = None) -> list[Path]:
+async def record(
+    directory: Path = VERSION_MARKER_HISTORIES_DIR, names: list[str] | None = None
+) -> list[Path]:
     """Start a local LLM and a time-skipping server, run every path (or those ``names``d),
     write the histories."""
     paths = tuple(path for path in MAIN_PATHS if not names or path.name in names)

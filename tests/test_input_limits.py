@@ -40,6 +40,7 @@ from tests.record_histories import decision_for, pending_request, status_of, wai
 from tests.test_replay import replayer
 from tests.test_workflow_refusals import RISKY, refusals, refused_update
 from workflows.audit_trail import NOT_ITEMISED
+from workflows.human_in_the_loop_run import INPUT_LIMITS_PATCH
 
 FLOOD = 3_000
 FLOOD_CONCURRENCY = 200
@@ -269,7 +270,11 @@ async def test_a_run_that_accepted_inputs_over_the_limits_replays_as_it_ran() ->
 
 
 async def test_without_the_patch_such_a_run_would_break(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guard bites: applied to that run, the limits would change its commands."""
-    monkeypatch.setattr(workflow, "patched", lambda _: True)
+    """The guard bites: applied to that run, the limits would change its commands. (Only
+    the limits' patch is forced: every other patch answers as recorded.)"""
+    recorded = workflow.patched
+    monkeypatch.setattr(
+        workflow, "patched", lambda patch_id: patch_id == INPUT_LIMITS_PATCH or recorded(patch_id)
+    )
     with pytest.raises(workflow.NondeterminismError):
         await replayer().replay_workflow(before_limits_history())

@@ -7,9 +7,16 @@ one fail, that change would break every run in flight on that path. Version it
 (``workflow.patched``) instead, or re-record only when no old run can still exist.
 A staged path's stages are ``ApprovalWorkflow`` children with histories of their own, in
 ``tests/histories/children/<path>/<stage>.json``: they are guarded the same way.
+
+Runs of today's code record one version marker for every earlier patch
+(``workflows/patches.py``): ``tests/histories/version_marker/`` holds their histories;
+the files beside it were recorded before, with one marker per patch, and still replay
+through every patch check.
 """
 
+import json
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +29,7 @@ from temporalio.worker import Replayer
 
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
-from constants import STAGE_APPROVAL_WORKFLOW_TYPE, WORKFLOW_TYPE
+from constants import STAGE_APPROVAL_WORKFLOW_TYPE, WORKFLOW_TYPE, WORKFLOW_VERSION_PATCH
 from models.models import (
     ExecuteActionInput,
     ExecutionResult,
@@ -37,6 +44,7 @@ from tests.record_histories import (
     HISTORIES_DIR,
     MAIN_PATHS,
     RECORDING_TAG,
+    VERSION_MARKER_HISTORIES_DIR,
     main_workflow_id,
     run_main_paths,
     stage_workflow_id,
@@ -46,6 +54,10 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
+VERSION_MARKER_FILES = sorted(VERSION_MARKER_HISTORIES_DIR.glob("*.json"))
+VERSION_MARKER_CHILD_FILES = sorted(VERSION_MARKER_HISTORIES_DIR.glob("children/*/*.json"))
+# The marker name SDK core gives ``workflow.patched``; its details hold the patch ID.
+PATCH_MARKER_NAME = "core_patch"
 # Histories recorded by earlier code, kept as they were: runs started by a released version
 # must replay on every later one. ``released-<commit>`` also holds inputs that later
 # versions refuse or treat differently (a safe request naming approvers, a stage name with
@@ -107,6 +119,76 @@ async def test_committed_history_replays_on_current_code(history_file: Path) -> 
 async def test_committed_stage_history_replays_on_current_code(history_file: Path) -> None:
     """Fails when a code change would make a stage in flight nondeterministic."""
     await replayer().replay_workflow(committed_child_history(history_file))
+
+
+def test_every_main_path_has_a_history_since_the_version_marker() -> None:
+    staged = {path.name for path in MAIN_PATHS if path.approval_stages}
+    assert {path.stem for path in VERSION_MARKER_FILES} == {path.name for path in MAIN_PATHS}
+    assert {path.parent.name for path in VERSION_MARKER_CHILD_FILES} == staged
+
+
+def patch_markers(history: WorkflowHistory) -> list[str]:
+    """The patch IDs the run recorded, in order."""
+    return [
+        json.loads(details.payloads[0].data)["id"]
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == PATCH_MARKER_NAME
+        for details in event.marker_recorded_event_attributes.details.values()
+    ]
+
+
+@pytest.fixture
+def patch_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every ``workflow.patched`` call the workflows make, in order (answered as before)."""
+    asked: list[str] = []
+    patched = workflow.patched
+
+    def spy(patch_id: str) -> bool:
+        asked.append(patch_id)
+        return patched(patch_id)
+
+    monkeypatch.setattr(workflow, "patched", spy)
+    yield asked
+
+
+@pytest.mark.parametrize(
+    "history_file",
+    VERSION_MARKER_FILES + VERSION_MARKER_CHILD_FILES,
+    ids=lambda p: p.stem if p.parent == VERSION_MARKER_HISTORIES_DIR else child_file_id(p),
+)
+async def test_a_run_since_the_version_marker_records_it_alone_and_replays(
+    history_file: Path, patch_checks: list[str]
+) -> None:
+    """One patch marker per run, the version; on replay no other patch is even asked."""
+    if history_file.parent == VERSION_MARKER_HISTORIES_DIR:
+        history = committed_history(history_file)
+    else:
+        history = committed_child_history(history_file)
+    assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+    await replayer().replay_workflow(history)
+    assert patch_checks == [WORKFLOW_VERSION_PATCH]
+
+
+@pytest.mark.parametrize(
+    "history_file",
+    HISTORY_FILES + CHILD_HISTORY_FILES,
+    ids=lambda p: p.stem if p.parent == HISTORIES_DIR else child_file_id(p),
+)
+async def test_a_run_from_before_the_version_marker_takes_every_patch_check(
+    history_file: Path, patch_checks: list[str]
+) -> None:
+    """Such a run has no version marker, so it replays through each patch check, as it
+    ran: the version is asked first, answered no, and then every patch it recorded."""
+    if history_file.parent == HISTORIES_DIR:
+        history = committed_history(history_file)
+    else:
+        history = committed_child_history(history_file)
+    recorded = patch_markers(history)
+    assert WORKFLOW_VERSION_PATCH not in recorded
+    await replayer().replay_workflow(history)
+    assert patch_checks[0] == WORKFLOW_VERSION_PATCH
+    assert set(recorded) <= set(patch_checks[1:])
 
 
 def archived_id(path: Path) -> str:
@@ -195,6 +277,9 @@ async def test_fresh_run_of_every_main_path_replays(
     for run in runs:
         assert run.result.outcome == run.path.outcome
         assert list(run.stage_histories) == [stage.stage for stage in run.result.stages]
+        # A new run, and each of its stages, records one patch marker: the version.
+        assert patch_markers(run.history) == [WORKFLOW_VERSION_PATCH], run.path.name
         await replayer().replay_workflow(run.history)
         for history in run.stage_histories.values():
+            assert patch_markers(history) == [WORKFLOW_VERSION_PATCH], run.path.name
             await replayer().replay_workflow(history)

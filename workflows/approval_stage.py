@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.notify_approval_needed import notify_approval_needed
-from constants import APPROVE_SIGNAL, SHORTHAND_REVIEWER
+from constants import APPROVE_SIGNAL, SHORTHAND_REVIEWER, WORKFLOW_VERSION_PATCH
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -30,6 +30,7 @@ from models.models import (
 from models.validation import PayloadRefused, single_payload
 from workflows.late_decisions import LateSignals, late_update_reason
 from workflows.notifications import root_message, send_notices
+from workflows.patches import Patches
 
 # Stages started before this patch sent only the terminal notice; later ones send every
 # notice the parent does (terminal and webhook).
@@ -43,6 +44,8 @@ class ApprovalStage:
     """One stage's state, and what the workflow's run and handlers do with it."""
 
     def __init__(self, stage_input: StageApprovalInput) -> None:
+        # First, before any handler can ask for a patch: the stage's own version marker.
+        self._patches = Patches(WORKFLOW_VERSION_PATCH)
         self._input = stage_input
         self._stage = stage_input.stage
         self._outcome: StageOutcome | None = None
@@ -56,7 +59,7 @@ class ApprovalStage:
         # A failed notice does not stop the stage: it can still be decided, and the parent
         # records the failure from the outcome.
         deadline = stage_input.approval_request.deadline
-        if workflow.patched(STAGE_DEADLINE_PATCH):
+        if self._patches.applied(STAGE_DEADLINE_PATCH):
             self._judges_late = True
             notices = asyncio.create_task(self._notify(stage_input.approval_request))
             await self._wait(deadline)
@@ -151,8 +154,8 @@ class ApprovalStage:
 
     async def _notify(self, request: ApprovalRequest) -> None:
         """Send the stage's notices; keep the failures, for the parent's audit trail."""
-        if workflow.patched(NOTICES_EVERYWHERE_PATCH):
-            events = await send_notices(request)
+        if self._patches.applied(NOTICES_EVERYWHERE_PATCH):
+            events = await send_notices(request, self._patches)
             self._notice_failures += [d for event, d in events if event == "notification_failed"]
             return
         try:  # a stage started before the patch, replaying: the terminal notice only

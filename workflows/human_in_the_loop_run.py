@@ -52,6 +52,7 @@ from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     APPROVE_SIGNAL,
+    WORKFLOW_VERSION_PATCH,
 )
 from models.limits import (
     MAX_AUDIT_DETAIL_CHARS,
@@ -90,6 +91,7 @@ from workflows.default_deny import still_asks
 from workflows.late_decisions import LateSignals
 from workflows.metrics import record_approval_requested, record_outcome
 from workflows.notifications import root_message, send_notices
+from workflows.patches import Patches
 from workflows.risk_policy import adds_requirements, approval_stages, assess_risk
 from workflows.stage_ids import stage_child_id
 from workflows.tool_steps import ToolCallState, acted, execute_tool, execution_result
@@ -144,6 +146,8 @@ class HumanInTheLoopRun:
     """One run's state, and every step the workflow's run and handlers take with it."""
 
     def __init__(self, run_input: RecordedWorkflowInput) -> None:
+        # First, before any handler can ask for a patch: the run's one version marker.
+        self._patches = Patches(WORKFLOW_VERSION_PATCH)
         # Initialised from the input so that handlers running before ``run`` can use it.
         self._input = run_input
         self._state = WorkflowState.ANALYSING
@@ -169,13 +173,13 @@ class HumanInTheLoopRun:
 
     async def _run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
         # start_workflow and the inbox check first; this catches starts that bypass them.
-        if (problem := run_input_problem(run_input)) and workflow.patched(INPUT_LIMITS_PATCH):
+        if (problem := run_input_problem(run_input)) and self._patches.applied(INPUT_LIMITS_PATCH):
             self._record("input_refused", problem)
             return await self._finish(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
         self._action = await self._analyse(run_input.user_request)
         if self._action is None:
             return await self._finish(Outcome.ANALYSIS_FAILED, self._audit[-1].detail)
-        self._tool_call.enabled = workflow.patched(TOOL_CALLS_PATCH)
+        self._tool_call.enabled = self._patches.applied(TOOL_CALLS_PATCH)
         self._risk = await self._assess(self._action)
         self._record("risk_classified", "; ".join(self._risk.reasons) or "no risk found")
         if not self._risk.requires_approval:
@@ -193,7 +197,7 @@ class HumanInTheLoopRun:
         # re-opens the request with the stricter requirement.
         while decision is not None and decision.approved and (added := await self._reassess()):
             decision = await self._reopen(added)
-        if decision is not None and workflow.patched(STATUS_ON_DECISION_PATCH):
+        if decision is not None and self._patches.applied(STATUS_ON_DECISION_PATCH):
             self._set_approval_status(
                 ApprovalStatus.APPROVED if decision.approved else ApprovalStatus.REJECTED
             )
@@ -220,7 +224,7 @@ class HumanInTheLoopRun:
                 retry_policy=ANALYSIS_RETRY,
             )
         except ActivityError as err:
-            _raise_if_cancelled(err)
+            _raise_if_cancelled(err, self._patches)
             self._record("analysis_failed", f"Analysis failed: {root_message(err)}")
             return None
         self._record("action_proposed", _describe(action))
@@ -240,13 +244,13 @@ class HumanInTheLoopRun:
             default_deny=self._tool_call.enabled,
             preview=self._tool_call.preview,
         )
-        if workflow.patched(RISK_ACTIVITY_PATCH):
+        if self._patches.applied(RISK_ACTIVITY_PATCH):
             return await workflow.execute_activity(
                 assess_risk_activity,
                 assess_input,
                 start_to_close_timeout=timedelta(seconds=10),
             )
-        if workflow.patched(RISK_RECORDED_PATCH):  # runs that recorded it as a local activity
+        if self._patches.applied(RISK_RECORDED_PATCH):  # runs that recorded it as a local activity
             return await workflow.execute_local_activity(
                 assess_risk_activity, assess_input, start_to_close_timeout=timedelta(seconds=10)
             )
@@ -262,7 +266,7 @@ class HumanInTheLoopRun:
     async def _reassess(self) -> list[str]:
         """What an approved amendment requires beyond what the request was assessed for;
         empty when the approval covers it (or when nothing was amended)."""
-        if not self._unassessed_amendment or not workflow.patched(AMENDMENT_REASSESSED_PATCH):
+        if not self._unassessed_amendment or not self._patches.applied(AMENDMENT_REASSESSED_PATCH):
             return []
         assert self._action is not None and self._risk is not None
         self._unassessed_amendment = False
@@ -308,7 +312,7 @@ class HumanInTheLoopRun:
         )
         self._state = WorkflowState.AWAITING_APPROVAL
         self._set_approval_status(ApprovalStatus.PENDING)
-        self._judges_late = workflow.patched(LATE_BY_ARRIVAL_PATCH)
+        self._judges_late = self._patches.applied(LATE_BY_ARRIVAL_PATCH)
         record_approval_requested()
         return self._approval_request
 
@@ -342,7 +346,7 @@ class HumanInTheLoopRun:
 
     async def _start_notices(self, request: ApprovalRequest) -> "asyncio.Task[None] | None":
         """Send the notices alongside the wait; runs from before that sent them first."""
-        if not workflow.patched(NOTICES_ALONGSIDE_PATCH):
+        if not self._patches.applied(NOTICES_ALONGSIDE_PATCH):
             await self._notify(request)
             return None
         return asyncio.create_task(self._notify(request))
@@ -432,7 +436,7 @@ class HumanInTheLoopRun:
         """The stage's child ID (None: the name cannot fit in one); runs from before the
         patch keep ``<workflow-id>-<stage>``."""
         info = workflow.info()
-        if workflow.patched(STAGE_IDS_PATCH):
+        if self._patches.applied(STAGE_IDS_PATCH):
             return stage_child_id(info.workflow_id, info.run_id, position, stage)
         return f"{info.workflow_id}-{stage}"
 
@@ -475,12 +479,12 @@ class HumanInTheLoopRun:
                 parent_close_policy=ParentClosePolicy.TERMINATE,
             )
         except WorkflowAlreadyStartedError:
-            if not workflow.patched(STAGE_IDS_PATCH):
+            if not self._patches.applied(STAGE_IDS_PATCH):
                 raise
             self._stage = None
             return self._stage_not_run(stage, f"child workflow ID {child_id} is already in use")
         except ChildWorkflowError as err:
-            _raise_if_cancelled(err)  # the stage was cancelled with the run
+            _raise_if_cancelled(err, self._patches)  # the stage was cancelled with the run
             raise
         for failure in outcome.notice_failures:  # the stage could still be decided
             self._record("notification_failed", f"stage {stage}: {failure}")
@@ -492,7 +496,7 @@ class HumanInTheLoopRun:
         return outcome
 
     async def _notify(self, request: ApprovalRequest) -> None:
-        for event, detail in await send_notices(request):
+        for event, detail in await send_notices(request, self._patches):
             self._record(event, detail)
 
     def _decode(
@@ -570,7 +574,7 @@ class HumanInTheLoopRun:
         # Earlier votes were cast on another action: only the amending vote still stands.
         # Patched, so a run that was amended under an older worker replays as it ran.
         earlier = self._votes[:-1]
-        if earlier and workflow.patched("amendment-resets-earlier-votes"):
+        if earlier and self._patches.applied("amendment-resets-earlier-votes"):
             self._votes = self._votes[-1:]
             voters = ", ".join(vote.reviewer for vote in earlier)
             self._record("votes_reset", f"votes by {voters} were for the earlier action")
@@ -581,7 +585,7 @@ class HumanInTheLoopRun:
         problem = decision_problem(decision)
         if problem is None and self._decision is None and self._stage is None:
             problem = votes_problem(len(self._votes))
-        return problem if problem and workflow.patched(INPUT_LIMITS_PATCH) else None
+        return problem if problem and self._patches.applied(INPUT_LIMITS_PATCH) else None
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
@@ -645,8 +649,8 @@ class HumanInTheLoopRun:
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as err:
-            _raise_if_cancelled(err)  # it stopped before doing anything
-            if not workflow.patched(ENDINGS_RECORDED_PATCH):
+            _raise_if_cancelled(err, self._patches)  # it stopped before doing anything
+            if not self._patches.applied(ENDINGS_RECORDED_PATCH):
                 raise
             message = f"Execution failed: {root_message(err)}"
             self._record("execution_failed", message)
@@ -680,7 +684,7 @@ class HumanInTheLoopRun:
         try:
             self._record(*await self._tool_call.preview_effect(self._action.tool_call))
         except ActivityError as err:
-            _raise_if_cancelled(err)
+            _raise_if_cancelled(err, self._patches)
             self._record("preview_failed", f"Preview failed: {root_message(err)}")
             return False
         return True
@@ -710,7 +714,7 @@ class HumanInTheLoopRun:
                 schedule_to_close_timeout=EXECUTE_PERSISTENCE,
             )
         except ActivityError as err:
-            _raise_if_cancelled(err)  # it stopped before doing anything
+            _raise_if_cancelled(err, self._patches)  # it stopped before doing anything
             message = f"Execution failed: {root_message(err)}"
             self._record("execution_failed", message)
             return await self._finish(Outcome.EXECUTION_FAILED, message)
@@ -767,9 +771,14 @@ class HumanInTheLoopRun:
         return self._result
 
     def _set_approval_status(self, status: ApprovalStatus) -> None:
-        """Only when the starter set the attribute: an unregistered one would fail the task."""
-        if workflow.info().typed_search_attributes.get(APPROVAL_STATUS) is not None:
-            workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
+        """Only when the starter set the attribute: an unregistered one would fail the task.
+        A run of today's version skips an upsert that changes nothing (the final ``Approved``
+        repeats the decision's): each is a command, an event and a visibility write. The
+        value read is the run's own, as its upserts left it, so replay decides the same."""
+        current = workflow.info().typed_search_attributes.get(APPROVAL_STATUS)
+        if current is None or (self._patches.current and current == status.value):
+            return
+        workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
 
     def _record(self, event: str, detail: str) -> None:
         entry = AuditEvent(at=workflow.now(), event=event, detail=detail)
@@ -777,10 +786,10 @@ class HumanInTheLoopRun:
         workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
 
 
-def _raise_if_cancelled(err: ActivityError | ChildWorkflowError) -> None:
+def _raise_if_cancelled(err: ActivityError | ChildWorkflowError, patches: Patches) -> None:
     """An activity or stage that ended because the run was cancelled: the run's own
     cancellation, recorded as such (runs from before the patch went on as they did)."""
-    if isinstance(err.cause, CancelledError) and workflow.patched(ENDINGS_RECORDED_PATCH):
+    if isinstance(err.cause, CancelledError) and patches.applied(ENDINGS_RECORDED_PATCH):
         raise asyncio.CancelledError() from err
 
 

@@ -58,7 +58,7 @@ class HumanInTheLoopWorkflow(HumanInTheLoopRun):
         try:
             return await self._run(run_input)
         except asyncio.CancelledError:
-            if not workflow.patched(ENDINGS_RECORDED_PATCH):
+            if not self._patches.applied(ENDINGS_RECORDED_PATCH):
                 raise
             message = "Cancelled; nothing was executed."
             self._record("cancelled", message)

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify_approval_needed import notify_approval_needed
     from activities.webhook_notifier import WebhookNotifier
     from models.models import ApprovalRequest, EmailDelivery, WebhookDelivery
+    from workflows.patches import Patches
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
 # Runs that opened a request before this patch sent no e-mail; later ones do.
@@ -28,8 +29,9 @@ NOTICE_RETRY = RetryPolicy(
 )
 
 
-async def send_notices(request: ApprovalRequest) -> list[tuple[str, str]]:
+async def send_notices(request: ApprovalRequest, patches: Patches) -> list[tuple[str, str]]:
     """Notify everywhere configured, all at once; return audit events (event, detail).
+    ``patches`` are the calling run's (the main workflow's, or the stage's own).
 
     Running the activities concurrently saves the run a workflow task before it parks. An
     unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering nothing.
@@ -48,7 +50,7 @@ async def send_notices(request: ApprovalRequest) -> list[tuple[str, str]]:
             retry_policy=NOTICE_RETRY,
         ),
     ]
-    if workflow.patched(EMAIL_NOTICES_PATCH):
+    if patches.applied(EMAIL_NOTICES_PATCH):
         notices.append(
             workflow.execute_activity_method(
                 EmailNotifier.send_email_notice,
