@@ -22,33 +22,46 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
-from constants import STAGE_APPROVAL_WORKFLOW_TYPE, WORKFLOW_TYPE, WORKFLOW_VERSION_PATCH
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    STAGE_APPROVAL_WORKFLOW_TYPE,
+    SUBMIT_DECISION_UPDATE,
+    WORKFLOW_TYPE,
+    WORKFLOW_VERSION_PATCH,
+)
 from models.models import (
+    ApprovalStatus,
     ExecuteActionInput,
     ExecutionResult,
+    Outcome,
     ProposedAction,
     StageApprovalInput,
     StageOutcome,
     WorkflowInput,
 )
-from tests.fake_openai import FakeOpenAIServer
+from start_workflow import INITIAL_SEARCH_ATTRIBUTES
+from tests.fake_openai import FakeOpenAIServer, ok
+from tests.helpers import start_run
 from tests.record_histories import (
     CHILD_HISTORIES_DIR,
     HISTORIES_DIR,
     MAIN_PATHS,
     RECORDING_TAG,
     VERSION_MARKER_HISTORIES_DIR,
+    decision_for,
     main_workflow_id,
+    pending_request,
     run_main_paths,
     stage_workflow_id,
 )
+from worker import build_worker
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
@@ -189,6 +202,80 @@ async def test_a_run_from_before_the_version_marker_takes_every_patch_check(
     await replayer().replay_workflow(history)
     assert patch_checks[0] == WORKFLOW_VERSION_PATCH
     assert set(recorded) <= set(patch_checks[1:])
+
+
+def approval_statuses(history: WorkflowHistory) -> list[str]:
+    """Each ``ApprovalStatus`` value the run upserted, in order."""
+    return [
+        json.loads(field.data)
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+        for name, field in (
+            event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        ).indexed_fields.items()
+        if name == APPROVAL_STATUS_SEARCH_ATTRIBUTE
+    ]
+
+
+def proposal(tool: str, **arguments: object) -> dict[str, object]:
+    """The model's answer: this tool call (a model that calls everything safe)."""
+    return {
+        "action_type": tool,
+        "description": f"Use {tool}",
+        "reasoning": "requested",
+        "risky_action": False,
+        "tool_call": {"tool": tool, "arguments": arguments},
+    }
+
+
+@pytest.mark.timeout(240)  # a real server, on a loaded machine
+async def test_a_new_run_upserts_its_status_only_when_it_changes_and_replays(
+    dev_client: Client,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """On a server with ``ApprovalStatus`` registered (the recordings above have none): a
+    safe run sets its final status once; an approved one sets Pending, then Approved at the
+    decision, and does not repeat it at the end. Each records one patch marker."""
+    look_up = f"Count the customers ({workflow_id})"
+    llm_server.on(look_up, ok(proposal("summarize_records", table="customers", filters=[])))
+    write = f"E-mail Ada the agenda ({workflow_id})"
+    email = proposal(
+        "send_email", to="ada@example.com", mailing_list=None, subject="Agenda", body="Attached."
+    )
+    llm_server.on(write, ok(email))
+    async with build_worker(dev_client, task_queue, analysis_activities):
+        safe = await start_run(
+            dev_client,
+            task_queue,
+            f"{workflow_id}-safe",
+            WorkflowInput(user_request=look_up),
+            search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+        )
+        assert (await safe.result()).outcome == Outcome.AUTO_APPROVED
+        approved = await start_run(
+            dev_client,
+            task_queue,
+            workflow_id,
+            WorkflowInput(user_request=write),
+            search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+        )
+        request = await pending_request(approved)
+        await approved.execute_update(
+            SUBMIT_DECISION_UPDATE, decision_for(request, approved=True, reviewer="alice")
+        )
+        assert (await approved.result()).outcome == Outcome.APPROVED
+    expected = {
+        safe: [ApprovalStatus.AUTO_APPROVED],
+        approved: [ApprovalStatus.PENDING, ApprovalStatus.APPROVED],
+    }
+    for handle, statuses in expected.items():
+        history = await handle.fetch_history()
+        assert approval_statuses(history) == statuses
+        assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+        await replayer().replay_workflow(history)
 
 
 def archived_id(path: Path) -> str:
