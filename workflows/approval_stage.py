@@ -32,6 +32,7 @@ from workflows.late_decisions import LateSignals, late_update_reason
 from workflows.notifications import root_message, send_notices
 from workflows.patches import Patches
 
+# Asked only by stages started before WORKFLOW_VERSION_PATCH (``workflows/patches.py``).
 # Stages started before this patch sent only the terminal notice; later ones send every
 # notice the parent does (terminal and webhook).
 NOTICES_EVERYWHERE_PATCH = "stage-notices-everywhere"

@@ -13,7 +13,8 @@ worker received it; ``workflows/late_decisions.py``); notices are sent while the
 runs; an amended action is assessed again, and a request whose amendment adds risk
 re-opens with a new request ID; every ending, cancellation and a failed execution
 included, is a recorded outcome. Changes to what runs in flight do are behind
-``workflow.patched``, so recorded histories replay as they ran.
+``workflow.patched`` (folded into one version marker for new runs, ``self._patches``), so
+recorded histories replay as they ran.
 
 A decision is applied at most once per reviewer. One for another request, one that arrives
 when nothing waits, one from someone who may not decide, or a signal without exactly one
@@ -108,7 +109,9 @@ ANALYSIS_RETRY = RetryPolicy(
 EXECUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
 EXECUTE_PERSISTENCE = timedelta(minutes=30)
 # Behaviour added after runs were already in flight: each is patched, so a history
-# recorded before it replays as it ran.
+# recorded before it replays as it ran. A run started since WORKFLOW_VERSION_PATCH records
+# only that marker and has all of these applied (``workflows/patches.py``); a change made
+# from now on calls ``workflow.patched`` itself.
 RISK_RECORDED_PATCH = "risk-assessed-in-local-activity"  # also: explicit settings count
 # The assessment as a regular activity. A local activity's result marker can land in an
 # earlier workflow task than the commands the code issues right after it (seen under load):
