@@ -240,7 +240,9 @@ async def test_a_new_run_upserts_its_status_only_when_it_changes_and_replays(
     safe run sets its final status once; an approved one sets Pending, then Approved at the
     decision, and does not repeat it at the end. Each records one patch marker."""
     look_up = f"Count the customers ({workflow_id})"
-    llm_server.on(look_up, ok(proposal("summarize_records", table="customers", filters=[])))
+    llm_server.on(
+        look_up, ok(proposal("summarize_records", table="customers", filters=[], group_by=None))
+    )
     write = f"E-mail Ada the agenda ({workflow_id})"
     email = proposal(
         "send_email", to="ada@example.com", mailing_list=None, subject="Agenda", body="Attached."
