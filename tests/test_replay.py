@@ -30,13 +30,16 @@ from temporalio.worker import Replayer
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
 from constants import (
+    APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     STAGE_APPROVAL_WORKFLOW_TYPE,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_TYPE,
     WORKFLOW_VERSION_PATCH,
 )
+from models.limits import MAX_NOTES_CHARS
 from models.models import (
+    ApprovalDecision,
     ApprovalStatus,
     ExecuteActionInput,
     ExecutionResult,
@@ -45,6 +48,7 @@ from models.models import (
     StageApprovalInput,
     StageOutcome,
     WorkflowInput,
+    WorkflowResult,
 )
 from start_workflow import INITIAL_SEARCH_ATTRIBUTES
 from tests.fake_openai import FakeOpenAIServer, ok
@@ -372,3 +376,41 @@ async def test_fresh_run_of_every_main_path_replays(
         for history in run.stage_histories.values():
             assert patch_markers(history) == [WORKFLOW_VERSION_PATCH], run.path.name
             await replayer().replay_workflow(history)
+
+
+async def test_a_decision_sent_with_the_start_comes_after_the_version_marker(
+    time_skipping_env: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """Signal-with-start delivers the signal in the run's first workflow task, and a
+    decision over a limit makes its handler check the limits' patch. The version is asked
+    before (in ``__init__``), so it is the run's first command and the handler's check
+    records nothing; the history replays."""
+    too_long = "n" * (MAX_NOTES_CHARS + 1)
+    decision = ApprovalDecision(
+        request_id="not-yet", approved=True, reviewer="alice", reviewer_notes=too_long
+    )
+    async with build_worker(time_skipping_env.client, task_queue, analysis_activities):
+        handle = await time_skipping_env.client.start_workflow(
+            WORKFLOW_TYPE,
+            WorkflowInput(user_request=f"Summarise last week's tickets ({workflow_id})"),
+            id=workflow_id,
+            task_queue=task_queue,
+            start_signal=APPROVAL_DECISION_SIGNAL,
+            start_signal_args=[decision],
+            result_type=WorkflowResult,
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.AUTO_APPROVED
+    assert "decision_refused" in [entry.event for entry in result.audit_trail]
+    history = await handle.fetch_history()
+    first_task_done = next(
+        index
+        for index, event in enumerate(history.events)
+        if event.HasField("workflow_task_completed_event_attributes")
+    )
+    assert history.events[first_task_done + 1].HasField("marker_recorded_event_attributes")
+    assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+    await replayer().replay_workflow(history)
