@@ -301,12 +301,19 @@ async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
     _, accounts = inbox_accounts
     async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
         page = (await b.get("/decided")).text
+        opened = await b.get(f"/requests/{handle.id}")
     listed = page[page.index(f'data-workflow-id="{handle.id}"') :].split("</tr>")[0]
+    asked = await api.get(f"/api/requests/{handle.id}")
 
     assert "payload encrypted, not readable here" in listed and "rejected" in listed
     assert row["readable"] is False
     assert row["message"] == "payload encrypted, not readable here"
     assert row["outcome"] == "rejected" and row["user_request"] is None
+    # Its own page says why and does not retry: waiting will not give the inbox the key.
+    assert opened.status_code == asked.status_code == 403
+    assert "key this inbox does not hold" in asked.json()["error"]
+    assert "outcome is 'rejected'" in asked.json()["error"]
+    assert 'data-retry="1"' not in opened.text and "key this inbox does not hold" in opened.text
 
 
 async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
