@@ -1,8 +1,10 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, so tests use the real ``openai`` client.
 
 It answers ``POST /v1/responses`` (and ``/v1/chat/completions``). By default each request
-is answered by the offline rule-based analyser; a test scripts other answers for its own
-request text with ``on(...)``, so tests sharing one server never see each other's script.
+is answered by the offline rule-based analyser's proposal; for a request its rules map to
+no tool, that proposal has ``tool_call: null``, as a model that finds no tool would write,
+which the analysis refuses as malformed. A test scripts other answers for its own request
+text with ``on(...)``, so tests sharing one server never see each other's script.
 
 Like OpenAI, it refuses (HTTP 400) a structured-output request whose schema strict mode
 cannot take, and records the schema each request carried (``schemas(...)``); a request
@@ -17,7 +19,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from activities.offline_analysis import propose_offline
+from activities.offline_analysis import offline_proposal
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class FakeOpenAIServer:
             script = self._scripts[user_request]
             if script:
                 return script.popleft()
-        proposal = propose_offline(user_request).model_dump()
+        proposal = offline_proposal(user_request).model_dump()
         if schema is not None:  # answer in the schema's shape: parameters as pairs
             pairs = [{"key": k, "value": v} for k, v in proposal["parameters"].items()]
             proposal["parameters"] = pairs

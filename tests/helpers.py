@@ -123,17 +123,31 @@ def script_risky_proposal(
     tool_call: dict[str, Any] | None = None,
 ) -> str:
     """Make the LLM answer ``text`` with a risky proposal, so the run must wait for a human,
-    and return ``text``. Give every test its own text: scripts are kept per request text."""
+    and return ``text``. Give every test its own text: scripts are kept per request text.
+
+    The default tool call e-mails one address (``SCRIPTED_EMAIL``): it changes data, so
+    default-deny asks, and its preview reads nothing other tests change, so runs sharing
+    the operations database never drift each other's approvals."""
     proposal = {
         "action_type": action_type,
         "description": description if description is not None else f"Carry out: {text}",
         "reasoning": reasoning,
         "risky_action": True,
         "parameters": parameters or {},
-        **({"tool_call": tool_call} if tool_call is not None else {}),
+        "tool_call": tool_call if tool_call is not None else scripted_email(text),
     }
     llm_server.on(text, ok(proposal))
     return text
+
+
+SCRIPTED_EMAIL = "ops@example.com"
+
+
+def scripted_email(text: str) -> dict[str, Any]:
+    """A call of ``send_email`` to one address: recorded in the outbox, never sent."""
+    arguments = {"to": SCRIPTED_EMAIL, "mailing_list": None, "subject": text[:200]}
+    arguments["body"] = text[:5_000]
+    return {"tool": "send_email", "arguments": arguments}
 
 
 async def start_run(

@@ -50,6 +50,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from tools.models import ToolCall
 from workflows.audit_trail import NOT_ITEMISED, AuditBounds
 
 # JSON's costliest character: a control character is written \u0001, 6 bytes.
@@ -231,8 +232,9 @@ def test_votes_are_counted_up_to_the_limit() -> None:
 
 
 def test_a_model_answer_over_a_limit_is_malformed() -> None:
-    at_limit = largest_action().model_dump_json()
-    assert parse_proposed_action(at_limit) == largest_action()
+    largest = largest_action().model_copy(update={"tool_call": ToolCall(tool="account_balances")})
+    at_limit = largest.model_dump_json()
+    assert parse_proposed_action(at_limit) == largest
     too_long_description = json.loads(at_limit) | {"description": text(MAX_DESCRIPTION_CHARS + 1)}
     with pytest.raises(
         MalformedProposalError, match=f"description is {over(MAX_DESCRIPTION_CHARS)}"
@@ -245,7 +247,7 @@ def test_a_model_answer_over_a_limit_is_malformed() -> None:
 
 
 def test_the_offline_analyser_proposes_within_the_limits_for_the_longest_request() -> None:
-    action = propose_offline("Delete " + text(MAX_REQUEST_CHARS - 7))
+    action = propose_offline("Delete all test data " + text(MAX_REQUEST_CHARS - 21))
     assert action_problem(action) is None
     assert action.description.endswith(f"[cut: {MAX_REQUEST_CHARS + 23:,} characters]")
 
