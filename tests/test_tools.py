@@ -151,7 +151,8 @@ def test_a_database_seeded_by_the_first_version_gets_the_test_customers_once(
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("DELETE FROM customers WHERE status = 'test'")
         db.execute(
-            "INSERT INTO customers VALUES (2001, 'Late', 'l@example.com', 'DE', 'active', '2026-11-30')"
+            "INSERT INTO customers VALUES"
+            " (2001, 'Late', 'l@example.com', 'DE', 'active', '2026-11-30')"
         )
         db.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
 
