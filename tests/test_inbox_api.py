@@ -28,7 +28,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, INBOX_PORT_ENV, INBOX_USERS_ENV
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    INBOX_PORT_ENV,
+    INBOX_USERS_ENV,
+    STATE_DIR_ENV,
+)
 from encryption.codec import EncryptionCodec
 from encryption.keys import parse_keys
 from inbox.__main__ import main as inbox_main
@@ -605,6 +610,7 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
 
     env = script_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
     env[INBOX_PORT_ENV] = str(free_port())
+    env[STATE_DIR_ENV] = str(tmp_path)  # its own operations database: the demo deletes rows
     log_path = tmp_path / "demo.log"
     with (
         log_path.open("w") as log,
@@ -614,7 +620,7 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
             "--inbox",
             "--data-dir",
             str(tmp_path),
-            "Drop the cache tables",
+            "Delete all test data from the production database",
             env=env,
             log=log,
         ) as process,
