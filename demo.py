@@ -1,7 +1,7 @@
 """The whole human-in-the-loop flow in one terminal.
 
     uv run python -m demo "Delete all test data from the production database"
-    uv run python -m demo --offline --approve "fine for staging" "Delete the staging cache"
+    uv run python -m demo --offline --approve "checked" "Delete inactive customers in France"
     uv run python -m demo --local-model "Summarise the weekly sales report"
 
 Uses the Temporal server configured by env config; if none answers at a loopback address,

@@ -22,8 +22,10 @@ Answer with a single JSON object and nothing else, with exactly these fields:
                   recipient, an amount; never the fields above), as a list of
                   {"key": ..., "value": ...} objects, each key once; [] if there are none
   "tool_call":    the tool that carries the action out, as {"tool": name, "arguments":
-                  {...every argument of that tool...}}, or null if no tool fits
+                  {...every argument of that tool...}}; never null
 
+Only the tools below can act. An answer without a tool call is refused, and the request
+then fails: if no tool fits the request, it cannot be carried out.
 Write single quotes, never double quotes, inside the text.
 Be conservative: when in doubt, set "risky_action" to true. A human approves risky actions.
 

@@ -1,5 +1,10 @@
 """The execute activity. The action is simulated: it is logged, and nothing is changed.
 
+New runs act only through tools (``tool_activities``): the analysis refuses a proposal
+that names none. This activity serves the runs whose analysis was recorded before that
+(their proposal carries no tool call, so default-deny asked a person), and the histories
+recorded before tools, which replay through it.
+
 What is real is the idempotency: the simulation honours ``idempotency_key`` the way a real
 target system must. A small SQLite ledger (``HITL_STATE_DIR``, default ``.hitl/`` in the
 project; a relative value is taken from the project folder, not the worker's current one;

@@ -3,21 +3,40 @@
 It lets the whole flow run with no model at all (tests, benchmarks, a first look), and
 flags as risky exactly what the risk policy would. It proposes a tool call for the few
 phrasings ``offline_tool_calls`` knows ("Pay $25,000 to ACME", "Show me five customers in
-Germany"), and none otherwise.
+Germany", "Delete all test data"). For any other request no tool fits, and only a tool can
+act, so it refuses with ``NoToolFits``: its rules are deterministic, so asking again could
+never give another answer.
 """
 
 import re
 
-from activities.offline_tool_calls import propose_tool_call
+from activities.offline_tool_calls import UNDERSTOOD, propose_tool_call
 from models.limits import MAX_ACTION_TYPE_CHARS, MAX_DESCRIPTION_CHARS, cut
 from models.models import ProposedAction
 from workflows.risk_policy import matching_rules
 
 OFFLINE_LABEL = "offline rule-based analyser (not an LLM)"
+NO_TOOL_FITS = (
+    f"No tool fits this request, so the {OFFLINE_LABEL} cannot act on it. It understands: "
+    f"{UNDERSTOOD}. Rephrase the request, or use a real model."
+)
+
+
+class NoToolFits(ValueError):
+    """None of the offline rules maps the request to a tool."""
 
 
 def propose_offline(user_request: str) -> ProposedAction:
-    """Propose to do literally what was asked, risky when any policy rule matches."""
+    """Propose the tool call the rules find for the request; ``NoToolFits`` if none."""
+    action = offline_proposal(user_request)
+    if action.tool_call is None:
+        raise NoToolFits(NO_TOOL_FITS)
+    return action
+
+
+def offline_proposal(user_request: str) -> ProposedAction:
+    """Propose to do literally what was asked, risky when any policy rule matches, with the
+    rules' tool call, or none (the proposal a model that finds no tool would write)."""
     words = re.findall(r"[a-z]+", user_request.lower())
     reasons = matching_rules(user_request)
     return ProposedAction(

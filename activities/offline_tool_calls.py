@@ -1,8 +1,8 @@
 """Which tool the offline analyser proposes for a request: a few regular expressions.
 
 Deterministic on purpose (tests, benchmarks, a first look with no model). It knows a
-handful of phrasings; anything else gets no tool call, which default-deny always sends to
-a person.
+handful of phrasings (``UNDERSTOOD``); anything else gets no tool call, which the offline
+analyser refuses: only a tool can act.
 """
 
 import re
@@ -18,6 +18,14 @@ COUNTRIES = {
     "uk": "GB", "britain": "GB", "us": "US", "usa": "US",
 }  # fmt: skip
 ROLES = ("viewer", "support", "billing", "admin")
+# What the rules below understand, for the message that refuses any other request.
+UNDERSTOOD = (
+    "look-ups and counts of customers, invoices, users or subscribers ('Show me five "
+    "customers in Germany', 'How many invoices are open'); account balances; deleting "
+    "inactive customers, inactive users or test data; deactivating users; paying an invoice, "
+    "a vendor or moving money ('Pay $25,000 to ACME'); e-mails ('E-mail ops@example.com: "
+    "subject'); granting or revoking a role ('Grant the admin role to user lnovak1')"
+)
 _TABLES = {"customer": "customers", "invoice": "invoices", "user": "users",
            "subscriber": "mailing_list"}  # fmt: skip
 
@@ -25,7 +33,8 @@ _TABLES = {"customer": "customers", "invoice": "invoices", "user": "users",
 def propose_tool_call(user_request: str) -> ToolCall | None:
     """The tool call for the request, or None when no rule knows it."""
     text = user_request.lower()
-    for rule in (_pay_invoice, _move_money, _role, _email, _delete, _deactivate, _read):
+    rules = (_pay_invoice, _move_money, _role, _email, _test_data, _delete, _deactivate, _read)
+    for rule in rules:
         if (found := rule(user_request, text)) is not None:
             return found
     return None
@@ -102,6 +111,16 @@ def _filters(text: str) -> list[dict[str, str]]:
 def _table(text: str) -> str | None:
     return next((table for word, table in _TABLES.items() if re.search(rf"\b{word}s?\b", text)),
                 None)  # fmt: skip
+
+
+def _test_data(_: str, text: str) -> ToolCall | None:
+    """Test data is the customers seeded with status 'test' (tools/seed_data.py)."""
+    if not re.search(r"\b(delete|remove|purge|wipe)\b", text) or not re.search(
+        r"\btest (data|records?|rows?|customers?|entries)\b", text
+    ):
+        return None
+    return _call("delete_records", table="customers",
+                 filters=[{"column": "status", "op": "=", "value": "test"}])  # fmt: skip
 
 
 def _delete(_: str, text: str) -> ToolCall | None:

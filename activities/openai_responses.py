@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.model_metrics import measured_model_call
-from activities.offline_analysis import propose_offline
+from activities.offline_analysis import NoToolFits, propose_offline
 from activities.proposal_parser import (
     PROPOSAL_SCHEMA,
     PROPOSAL_SCHEMA_NAME,
@@ -161,4 +161,9 @@ class OfflineAnalysisActivities(AnalysisActivities):
         pass
 
     async def _ask_llm(self, user_request: str) -> str:
-        return propose_offline(user_request).model_dump_json()
+        """The rules' proposal. A request they map to no tool fails at once, not after the
+        malformed-output retries: deterministic rules give the same answer every time."""
+        try:
+            return propose_offline(user_request).model_dump_json()
+        except NoToolFits as err:
+            raise ApplicationError(str(err), type="NoToolFits", non_retryable=True) from err

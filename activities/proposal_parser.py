@@ -71,6 +71,9 @@ class MalformedProposalError(ValueError):
     """The LLM's answer is not a usable proposed action."""
 
 
+NO_TOOL_CALL = "the proposal names no tool (tool_call is missing or null); only a tool can act"
+
+
 def strip_code_fence(text: str) -> str:
     """Models often wrap JSON in a Markdown fence even when told not to."""
     stripped = text.strip()
@@ -106,10 +109,12 @@ def parse_proposed_action(text: str) -> ProposedAction:
 
 
 def _with_valid_tool_call(action: ProposedAction) -> ProposedAction:
-    """A tool call must name a known tool with arguments its model accepts; they are stored
-    as that model dumps them, so the workflow only ever carries validated arguments."""
+    """A proposal must name a known tool with arguments its model accepts; they are stored
+    as that model dumps them, so the workflow only ever carries validated arguments. Only a
+    tool can act, so a proposal with none (missing or null) is malformed, like an unknown
+    tool: retried, then ``analysis_failed``, never sent to a person to approve."""
     if action.tool_call is None:
-        return action
+        raise MalformedProposalError(NO_TOOL_CALL)
     try:
         _, arguments = validated_arguments(action.tool_call)
     except InvalidToolCall as err:

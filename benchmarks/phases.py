@@ -23,7 +23,10 @@ from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from models.models import ApprovalStatus
 
 SAFE_REQUEST = "Summarise the report number {n}"
-RISKY_REQUEST = "Delete the test records of batch {n} from the production database"
+# send_email to one address: the product asks (default-deny) and its preview reads only
+# that address, so concurrent runs never drift one another's approvals; "production" is a
+# risk rule, so the offline analyser flags it risky and the baseline asks too.
+RISKY_REQUEST = "E-mail ops@example.com: production report for batch {n}"
 WARM_UP_RUNS = 3
 COUNT_POLL_SECONDS = 0.25
 

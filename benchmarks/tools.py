@@ -10,7 +10,9 @@ one at a time, so each figure is one step's own cost:
 - ``previewed``: a tool that changes data (``pay_invoice``), approved. Its effect was
   previewed before asking; execute works it out again inside its transaction, compares
   the fingerprints, then acts and records its key.
-- ``no_tool``: no tool call, approved: the simulated execution, no preview.
+
+A proposal with no tool call is malformed output now (it ends ``analysis_failed``), so a
+new run can no longer reach the simulated execution; it is no longer measured here.
 
 ``execute_ms`` is the execute activity's time in the run's history (scheduled ->
 completed); ``decision_to_result_ms`` is an approval sent by update -> the result in hand;
@@ -52,9 +54,8 @@ from worker import build_worker
 from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
-NO_TOOL_REQUEST = "Delete the test records of batch {n} from the production database"
 PAY_REQUEST = "Pay invoice {n} from operating"  # pay_invoice: previewed, then paid
-EXECUTE_ACTIVITIES = ("execute_tool_call", "execute_action")
+EXECUTE_ACTIVITIES = ("execute_tool_call",)
 POLL_SECONDS = 0.05
 
 
@@ -131,8 +132,8 @@ def summary(label: str, values: list[float]) -> dict[str, float]:
 
 async def measure(client: Client, queue: str, args: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, float] = {}
-    execute: dict[str, list[float]] = {"read_only": [], "previewed": [], "no_tool": []}
-    decided: dict[str, list[float]] = {"previewed": [], "no_tool": []}
+    execute: dict[str, list[float]] = {"read_only": [], "previewed": []}
+    decided: dict[str, list[float]] = {"previewed": []}
     previews: list[float] = []
     invoices = open_invoices(args.runs + 1)
     for n, invoice in enumerate(invoices):
@@ -142,13 +143,10 @@ async def measure(client: Client, queue: str, args: argparse.Namespace) -> dict[
             raise SystemExit(f"{safe.id} ended {result.outcome}: {result.message}")
         paid = await start(client, queue, PAY_REQUEST.format(n=invoice))
         paid_ms = await approve(paid)
-        simulated = await start(client, queue, NO_TOOL_REQUEST.format(n=n))
-        simulated_ms = await approve(simulated)
         if n == 0:
             continue  # warm-up: imports, sandbox, connections
         decided["previewed"].append(paid_ms)
-        decided["no_tool"].append(simulated_ms)
-        for kind, handle in (("read_only", safe), ("previewed", paid), ("no_tool", simulated)):
+        for kind, handle in (("read_only", safe), ("previewed", paid)):
             ms = await activity_ms(handle, EXECUTE_ACTIVITIES)
             assert ms is not None, handle.id
             execute[kind].append(ms)

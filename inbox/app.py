@@ -40,6 +40,7 @@ from inbox.service import (
     PAGE_SIZE,
     NotFoundError,
     RefusedError,
+    SealedError,
     StageOf,
     TemporalService,
     UnavailableError,
@@ -229,6 +230,11 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         if is_api(request) or request.method != "GET":
             return error(request, 404, f"That is a stage of {exc.parent_id}; use that ID.")
         return RedirectResponse(f"/requests/{quote(exc.parent_id, safe='')}", status_code=303)
+
+    @app.exception_handler(SealedError)
+    async def _sealed(request: Request, exc: Exception) -> Response:
+        """403, not 503: the inbox lacks a key, and waiting will not give it one."""
+        return error(request, 403, str(exc))
 
     @app.exception_handler(UnavailableError)
     async def _unavailable(request: Request, exc: Exception) -> Response:

@@ -119,6 +119,11 @@ class UnreadableError(Exception):
     """The run's payloads are encrypted with a key this inbox does not hold."""
 
 
+class SealedError(Exception):
+    """A closed run this inbox cannot decrypt: not transient, so no page should retry it.
+    The message names the outcome, which the search attribute keeps readable."""
+
+
 class TemporalService:
     """Holds one client, connected on first use; a failed connection is retried next call,
     so the inbox recovers by itself when the server comes back."""
@@ -214,8 +219,13 @@ class TemporalService:
             return None
         try:
             found = await self._from_history(client, workflow_id, description.run_id)
-        except UnreadableError as err:
-            raise UnavailableError(str(err)) from None
+        except UnreadableError:
+            outcome = outcome_name(description.typed_search_attributes.get(APPROVAL_STATUS) or "")
+            raise SealedError(
+                f"The run's request and result are encrypted with a key this inbox does not"
+                f" hold, so it cannot show them; its outcome is {outcome!r}. Give the inbox"
+                f" that key to read it."
+            ) from None
         if found is None:
             return None
         _, result = found

@@ -172,7 +172,9 @@ class ProposedAction(BaseModel):
     risky_action: bool
     parameters: dict[str, str] = Field(default_factory=dict)
     tool_call: ToolCall | None = Field(
-        default=None, description="the tool to run (tools/registry.py); None: no tool"
+        default=None,
+        description="the tool to run (tools/registry.py); the analysis refuses a proposal "
+        "without one, so None appears only in runs analysed before it did",
     )
 
 

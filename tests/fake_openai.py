@@ -1,8 +1,13 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, so tests use the real ``openai`` client.
 
 It answers ``POST /v1/responses`` (and ``/v1/chat/completions``). By default each request
-is answered by the offline rule-based analyser; a test scripts other answers for its own
-request text with ``on(...)``, so tests sharing one server never see each other's script.
+is answered by the offline rule-based analyser's proposal. For a request its rules map to
+no tool, the answer depends on the schema, as a real model's would: under the strict
+schema a model must name a tool, so it names ``FALLBACK_TOOL_CALL`` (an e-mail to one
+example.com address: it asks a person, and its preview reads nothing another test
+changes); without a schema it answers ``tool_call: null``, which the analysis refuses as
+malformed. A test scripts other answers for its own request text with ``on(...)``, so
+tests sharing one server never see each other's script.
 
 Like OpenAI, it refuses (HTTP 400) a structured-output request whose schema strict mode
 cannot take, and records the schema each request carried (``schemas(...)``); a request
@@ -17,7 +22,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from activities.offline_analysis import propose_offline
+from activities.offline_analysis import offline_proposal
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,16 @@ def ok(payload: dict | str, delay_seconds: float = 0.0) -> Reply:
 
 def http_error(status: int, message: str = "scripted failure") -> Reply:
     return Reply(message, status)
+
+
+FALLBACK_EMAIL = "ops@example.com"
+
+
+def fallback_tool_call(user_request: str) -> dict:
+    """What the stand-in names under the schema when no offline rule fits: ``send_email``
+    to one address, recorded in the outbox, never sent."""
+    arguments = {"to": FALLBACK_EMAIL, "mailing_list": None, "subject": user_request[:200]}
+    return {"tool": "send_email", "arguments": arguments | {"body": user_request[:5_000]}}
 
 
 class FakeOpenAIServer:
@@ -96,10 +111,11 @@ class FakeOpenAIServer:
             script = self._scripts[user_request]
             if script:
                 return script.popleft()
-        proposal = propose_offline(user_request).model_dump()
-        if schema is not None:  # answer in the schema's shape: parameters as pairs
+        proposal = offline_proposal(user_request).model_dump()
+        if schema is not None:  # answer in the schema's shape: parameters as pairs, a tool
             pairs = [{"key": k, "value": v} for k, v in proposal["parameters"].items()]
             proposal["parameters"] = pairs
+            proposal["tool_call"] = proposal["tool_call"] or fallback_tool_call(user_request)
         return ok(proposal)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

@@ -39,7 +39,7 @@ from constants import (
 from dev_server import TEMPORAL_CLI
 from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
 from tests import launcher
-from tests.fake_openai import FakeOpenAIServer, Reply, ok
+from tests.fake_openai import FakeOpenAIServer, Reply, fallback_tool_call, ok
 from worker import build_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -123,14 +123,18 @@ def script_risky_proposal(
     tool_call: dict[str, Any] | None = None,
 ) -> str:
     """Make the LLM answer ``text`` with a risky proposal, so the run must wait for a human,
-    and return ``text``. Give every test its own text: scripts are kept per request text."""
+    and return ``text``. Give every test its own text: scripts are kept per request text.
+
+    The default tool call e-mails one address (``fallback_tool_call``): it changes data,
+    so default-deny asks, and its preview reads nothing other tests change, so runs
+    sharing the operations database never drift each other's approvals."""
     proposal = {
         "action_type": action_type,
         "description": description if description is not None else f"Carry out: {text}",
         "reasoning": reasoning,
         "risky_action": True,
         "parameters": parameters or {},
-        **({"tool_call": tool_call} if tool_call is not None else {}),
+        "tool_call": tool_call if tool_call is not None else fallback_tool_call(text),
     }
     llm_server.on(text, ok(proposal))
     return text

@@ -17,19 +17,25 @@ from activities.openai_responses import (
     MAX_MALFORMED_ATTEMPTS,
     AnalysisActivities,
 )
-from activities.proposal_parser import PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
+from activities.proposal_parser import NO_TOOL_CALL, PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput
 from tests.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from tests.helpers import TEST_MODEL, start_run
 from worker import build_worker
 
+TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
 PROPOSAL = {
     "action_type": "delete_records",
     "description": "Delete the test rows from the production database",
     "reasoning": "The user asked for the cleanup",
     "risky_action": True,
+    "tool_call": {
+        "tool": "delete_records",
+        "arguments": {"table": "customers", "filters": [TEST_ROWS]},
+    },
 }
+TOOL_LESS = {key: value for key, value in PROPOSAL.items() if key != "tool_call"}
 # Only a read-only tool runs without a person (default-deny): the safe proposal reads.
 SAFE_PROPOSAL = {
     "action_type": "summarise_report",
@@ -115,6 +121,59 @@ async def test_answer_missing_fields_is_malformed_and_names_them(
     for field in ("description", "reasoning", "risky_action"):
         assert field in caught.value.message
     assert llm_server.calls(request) == 1
+
+
+@pytest.mark.parametrize(
+    ("chat_completions", "answer"),
+    [(False, {**TOOL_LESS, "tool_call": None}), (True, {**TOOL_LESS, "tool_call": None}),
+     (False, TOOL_LESS)],
+    ids=["responses-null", "chat-null", "schema-ignored-missing"],
+)  # fmt: skip
+async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_failed(
+    llm_server: FakeOpenAIServer,
+    dev_server: WorkflowEnvironment,
+    task_queue: str,
+    chat_completions: bool,
+    answer: dict[str, Any],
+) -> None:
+    """Only a tool can act: a proposal without one (null under the schema, or missing from
+    a server that ignores it) gets the few malformed-output attempts, then the run ends
+    ``analysis_failed``, having scheduled nothing but the analysis: no person is asked and
+    nothing executes."""
+    client = openai.AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
+    request = _unique_request("Delete the test rows")
+    llm_server.on(request, *[ok(answer)] * (MAX_MALFORMED_ATTEMPTS + 2))
+    analysis = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
+    try:
+        async with build_worker(dev_server.client, task_queue, analysis):
+            handle = await start_run(
+                dev_server.client,
+                task_queue,
+                f"no-tool-{uuid.uuid4().hex[:8]}",
+                WorkflowInput(user_request=request),
+            )
+            result = await handle.result()
+    finally:
+        await client.close()
+
+    assert result.outcome == Outcome.ANALYSIS_FAILED
+    assert result.message == (
+        f"Analysis failed: The LLM's answer was not a valid proposed action: {NO_TOOL_CALL}"
+    )
+    assert result.proposed_action is None and result.execution is None
+    assert llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS
+    assert await scheduled_activities(handle) == ["analyze_request"]
+
+
+async def scheduled_activities(handle: Any) -> list[str]:
+    """The distinct activity types the run scheduled, in order."""
+    history = await handle.fetch_history()
+    names = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    return list(dict.fromkeys(names))
 
 
 @pytest.mark.parametrize(

@@ -36,20 +36,19 @@ from activities.assess_risk import assess_risk
 from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
+from activities.tool_activities import preview_tool_call
 from activities.webhook_notifier import WebhookNotifier
 from approval_status import list_pending
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
-    ExecuteActionInput,
-    ExecutionResult,
     Outcome,
     RiskAssessment,
     WorkflowInput,
     WorkflowResult,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
+from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from tests.helpers import Run, TimeSkippingRuns, start_run, status_of, wait_until
 from tests.record_histories import (
     decision_for,
@@ -57,16 +56,20 @@ from tests.record_histories import (
     started_children,
     wait_for_timers,
 )
+from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_run import EXECUTE_PERSISTENCE
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
+# Only a tool acts; an e-mail to one address asks (default-deny), and its preview reads
+# nothing another test changes.
 RISKY = {
     "action_type": "pay_vendor",
     "description": "Pay $500 to ACME",
     "reasoning": "It is what the user asked for.",
     "risky_action": True,
+    "tool_call": fallback_tool_call("Pay $500 to ACME"),
 }
 SAFE = {
     "action_type": "summarise_document",
@@ -294,7 +297,9 @@ async def test_an_amendment_that_adds_risk_reopens_the_request_and_the_amender_c
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert result.decision is not None and result.decision.reviewer == "erin"
-    assert result.execution is not None and "DROP DATABASE" in result.execution.summary
+    assert result.execution is not None  # what was approved: the amendment
+    assert result.proposed_action is not None
+    assert "DROP DATABASE" in result.proposed_action.description
     (reopening,) = details(result, "approval_reopened")
     assert "targets production" in reopening and pending.request_id in reopening
 
@@ -347,7 +352,8 @@ async def test_an_amendment_that_crosses_into_stages_is_decided_stage_by_stage(
         ("cfo", "boss3"),
     ]
     assert "approval_reopened" in events(result)
-    assert result.execution is not None and "offshore" in result.execution.summary
+    assert result.execution is not None  # what the stages approved: the amendment
+    assert result.proposed_action is not None and "offshore" in result.proposed_action.description
 
 
 # --- 3. a rule change under a waiting run -----------------------------------------------------
@@ -479,6 +485,23 @@ async def test_cancelling_a_waiting_run_records_cancelled(runs: TimeSkippingRuns
     assert events(result)[-1] == "cancelled"
 
 
+def committed(request: ExecuteToolInput) -> ToolOutcome:
+    """What the held tool reports once it lets the action commit."""
+    preview = EffectPreview(
+        tool=request.call.tool,
+        summary="committed",
+        affected=1,
+        fingerprint=request.approved_fingerprint or "",
+    )
+    return ToolOutcome(
+        idempotency_key=request.idempotency_key,
+        tool=request.call.tool,
+        status=ToolStatus.EXECUTED,
+        summary="committed",
+        preview=preview,
+    )
+
+
 class HeldExecute:
     """An execute activity the test holds, then lets finish, stop or fail."""
 
@@ -489,12 +512,12 @@ class HeldExecute:
         self.on_cancel = on_cancel
         self.fail = fail
 
-    @activity.defn(name="execute_action")
-    async def execute_action(self, request: ExecuteActionInput) -> ExecutionResult:
+    @activity.defn(name="execute_tool_call")
+    async def execute_action(self, request: ExecuteToolInput) -> ToolOutcome:
         if self.fail:
             raise ApplicationError("the target system refused the action", non_retryable=True)
         self.started.set()
-        result = ExecutionResult(idempotency_key=request.idempotency_key, summary="committed")
+        result = committed(request)
         while not self.release.is_set():
             activity.heartbeat()
             try:
@@ -524,6 +547,7 @@ async def worker_with(
                 runs.analysis.analyze_request,
                 notify_approval_needed,
                 notifier.send_webhook_notice,
+                preview_tool_call,
                 execute.execute_action,
                 assess_risk,
                 signal_arrivals,
@@ -613,8 +637,8 @@ class RefusingTarget:
     def __init__(self) -> None:
         self.tries = 0
 
-    @activity.defn(name="execute_action")
-    async def execute_action(self, request: ExecuteActionInput) -> ExecutionResult:
+    @activity.defn(name="execute_tool_call")
+    async def execute_action(self, request: ExecuteToolInput) -> ToolOutcome:
         self.tries += 1
         raise ApplicationError("the target system is unavailable")
 

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import tools
 from constants import STATE_DIR_ENV
 
-KINDS = ("read_only_execute_ms", "previewed_execute_ms", "no_tool_execute_ms")
+KINDS = ("read_only_execute_ms", "previewed_execute_ms")
 
 
 @pytest.mark.timeout(300)

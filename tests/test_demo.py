@@ -88,7 +88,7 @@ def test_the_demo_shows_the_effect_before_asking_and_the_tool_acts_once(tmp_path
     )
 
     assert result.returncode == 0, result.stderr
-    effect = re.search(r"Effect:\s+deletes (\d+) of 2,000 rows in customers where", result.stdout)
+    effect = re.search(r"Effect:\s+deletes (\d+) of 2,020 rows in customers where", result.stdout)
     assert effect, result.stdout
     assert "delete_records changes data" in result.stdout
     assert f"executed: deleted {effect[1]} rows from customers" in result.stdout

@@ -43,6 +43,8 @@ from tests.e2e import (
 from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import script_env, status_of, wait_until
 
+# What the stand-in's tool call for a request no offline rule maps does: one e-mail.
+EMAILED = "queued 1 e-mail to 1 recipients in the outbox (never sent)"
 # The analysis gives up on a model that keeps answering prose after this many answers.
 PROSE_ANSWERS = 3
 
@@ -88,7 +90,7 @@ async def test_send_approval_with_request_id_approves_and_the_action_runs(
     assert sent.returncode == 0, sent.output
     assert "Result: approved - Approved by ann" in done.output
     assert "decision_approved: by ann: Backups checked" in done.output
-    assert "executed: Simulated delete_the_staging" in done.output
+    assert f"executed: {EMAILED}" in done.output
     assert done.returncode == 0, done.output
 
 
@@ -285,10 +287,11 @@ async def test_temporal_cli_list_finds_the_waiting_run_by_approval_status(
     assert "Running" in line
 
 
-async def test_approve_with_edits_executes_the_amended_description(
+async def test_approve_with_edits_approves_the_amended_description(
     worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """An approver can narrow the action; what runs is their version, not the LLM's."""
+    """An approver can reword the action; what is approved is their version, not the LLM's,
+    and what acts is its tool call (the stand-in's e-mail), unchanged by the wording."""
     amended = unique("Delete only the rows older than 90 days")
     async with started_run(worker, dev_server, tmp_path, unique("Delete the old rows")) as run:
         notice = await approval_notice(worker, run)
@@ -299,8 +302,9 @@ async def test_approve_with_edits_executes_the_amended_description(
     assert sent.returncode == 0, sent.output
     result_line = next(line for line in done.output.splitlines() if line.startswith("Result:"))
     assert result_line.startswith("Result: approved")
-    assert result_line.endswith(f"executed: Simulated delete_the_old: {amended}")
-    assert "action_amended" in done.output
+    assert result_line.endswith(f"executed: {EMAILED}")
+    (amendment,) = [line for line in done.output.splitlines() if "action_amended" in line]
+    assert amended in amendment
     assert done.returncode == 0, done.output
 
 

@@ -28,9 +28,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker as worker_module
-from activities.execute_action import execute_action
 from activities.offline_analysis import propose_offline
 from activities.openai_responses import AnalysisActivities
+from activities.tool_activities import execute_tool_call
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
@@ -40,8 +40,6 @@ from dev_server import free_port
 from models.models import (
     ApprovalDecision,
     AuditEvent,
-    ExecuteActionInput,
-    ExecutionResult,
     Outcome,
     WorkflowInput,
     WorkflowResult,
@@ -62,15 +60,16 @@ from tests.helpers import (
     wait_for_output,
     wait_until,
 )
+from tools.models import ExecuteToolInput, ToolOutcome
 from worker import build_worker
 
 RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
 ANALYSIS_ACTIVITY = "analyze_request"
-EXECUTE_ACTIVITY = "execute_action"
-EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for execute_action
+EXECUTE_ACTIVITY = "execute_tool_call"
+EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for execute_tool_call
 # What the held execute activity of this module's worker logs before holding.
-EXECUTE_HELD = "execute_action held until this worker is killed"
+EXECUTE_HELD = "execute_tool_call held until this worker is killed"
 # Long enough that the worker is surely killed while the model is still "thinking".
 LLM_THINKING_SECONDS = 10.0
 # Long enough to be still open when the server is killed, which happens as soon as the
@@ -255,7 +254,7 @@ async def test_worker_killed_while_executing_leaves_the_action_to_a_new_worker(
 ) -> None:
     """The worker dies inside the execute activity; a new worker executes the action, once.
 
-    The real activity only logs, far too fast to catch, so the first worker is this module
+    The real tool acts in milliseconds, far too fast to catch, so the first worker is this module
     run as a worker (see the end of the file): its execute activity says it started, then
     holds until killed, before acting, and sends no heartbeat, as a dead worker would not:
     the server gives the attempt up at the 10 s heartbeat timeout, not the 120 s
@@ -543,15 +542,15 @@ async def test_execute_retry_reuses_the_idempotency_key(
     key, ``<workflow id>/<request id>``: here the first attempt acts, then loses its reply."""
     seen: list[tuple[int, str]] = []
 
-    @activity.defn(name="execute_action")
-    async def execute_then_lose_first_reply(request: ExecuteActionInput) -> ExecutionResult:
+    @activity.defn(name=EXECUTE_ACTIVITY)
+    async def execute_then_lose_first_reply(request: ExecuteToolInput) -> ToolOutcome:
         seen.append((activity.info().attempt, request.idempotency_key))
-        result = await execute_action(request)
+        outcome = await execute_tool_call(request)
         if activity.info().attempt == 1:
             raise RuntimeError("connection reset after the action was carried out")
-        return result
+        return outcome
 
-    monkeypatch.setattr(worker_module, "execute_action", execute_then_lose_first_reply)
+    monkeypatch.setattr(worker_module, "execute_tool_call", execute_then_lose_first_reply)
     client = dev_server.client
     async with build_worker(client, task_queue, analysis_activities):
         handle = await start_risky_run(
@@ -569,8 +568,8 @@ async def test_execute_retry_reuses_the_idempotency_key(
 
 
 @activity.defn(name=EXECUTE_ACTIVITY)
-async def execute_held_until_killed(request: ExecuteActionInput) -> ExecutionResult:
-    """Stands in for ``execute_action`` in this module's worker: starts, never acts."""
+async def execute_held_until_killed(request: ExecuteToolInput) -> ToolOutcome:
+    """Stands in for ``execute_tool_call`` in this module's worker: starts, never acts."""
     activity.logger.info("%s (key %s)", EXECUTE_HELD, request.idempotency_key)
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
@@ -581,5 +580,5 @@ if __name__ == "__main__":
     # (see test_worker_killed_while_executing_leaves_the_action_to_a_new_worker).
     from temporal_client import exit_process
 
-    worker_module.execute_action = execute_held_until_killed
+    worker_module.execute_tool_call = execute_held_until_killed
     exit_process(worker_module.main())

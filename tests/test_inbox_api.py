@@ -28,7 +28,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, INBOX_PORT_ENV, INBOX_USERS_ENV
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    INBOX_PORT_ENV,
+    INBOX_USERS_ENV,
+    STATE_DIR_ENV,
+)
 from encryption.codec import EncryptionCodec
 from encryption.keys import parse_keys
 from inbox.__main__ import main as inbox_main
@@ -301,12 +306,19 @@ async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
     _, accounts = inbox_accounts
     async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
         page = (await b.get("/decided")).text
+        opened = await b.get(f"/requests/{handle.id}")
     listed = page[page.index(f'data-workflow-id="{handle.id}"') :].split("</tr>")[0]
+    asked = await api.get(f"/api/requests/{handle.id}")
 
     assert "payload encrypted, not readable here" in listed and "rejected" in listed
     assert row["readable"] is False
     assert row["message"] == "payload encrypted, not readable here"
     assert row["outcome"] == "rejected" and row["user_request"] is None
+    # Its own page says why and does not retry: waiting will not give the inbox the key.
+    assert opened.status_code == asked.status_code == 403
+    assert "key this inbox does not hold" in asked.json()["error"]
+    assert "outcome is 'rejected'" in asked.json()["error"]
+    assert 'data-retry="1"' not in opened.text and "key this inbox does not hold" in opened.text
 
 
 async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
@@ -598,6 +610,7 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
 
     env = script_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
     env[INBOX_PORT_ENV] = str(free_port())
+    env[STATE_DIR_ENV] = str(tmp_path)  # its own operations database: the demo deletes rows
     log_path = tmp_path / "demo.log"
     with (
         log_path.open("w") as log,
@@ -607,7 +620,7 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
             "--inbox",
             "--data-dir",
             str(tmp_path),
-            "Drop the cache tables",
+            "Delete all test data from the production database",
             env=env,
             log=log,
         ) as process,

@@ -15,13 +15,14 @@ from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import OfflineAnalysisActivities
 from dev_server import free_port
 from models.models import AnalysisRequest
-from tests.fake_openai import FakeOpenAIServer, ok
+from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 
 PROPOSAL = {
     "action_type": "rotate_keys",
     "description": "Rotate the staging API keys",
     "reasoning": "asked for",
     "risky_action": True,
+    "tool_call": fallback_tool_call("Rotate the staging API keys"),
 }
 
 
@@ -136,7 +137,7 @@ async def test_each_api_setting_reaches_its_endpoint(
 async def test_offline_mode_never_calls_a_model_and_says_so(llm_server: FakeOpenAIServer) -> None:
     activities = analysis_activities(settings(base_url=llm_server.url), offline=True)
     assert isinstance(activities, OfflineAnalysisActivities)
-    request = "Drop the production orders table"
+    request = "Delete all test data from the production database"
     proposal = await ActivityEnvironment().run(
         activities.analyze_request, AnalysisRequest(user_request=request)
     )

@@ -20,7 +20,7 @@ def request_with_preview(tmp_path: Path) -> ApprovalRequest:
     return REQUEST.model_copy(update={"preview": preview})
 
 
-SUMMARY = "deletes 198 of 2,000 rows in customers where country = 'DE'; first 5 shown"
+SUMMARY = "deletes 198 of 2,020 rows in customers where country = 'DE'; first 5 shown"
 
 
 def test_the_notice_shows_the_effect_and_its_first_rows(tmp_path: Path) -> None:

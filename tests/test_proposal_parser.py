@@ -14,13 +14,25 @@ from activities.proposal_parser import (
 )
 from tests.fake_openai import check_strict
 
+TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
+TOOL_CALL = {"tool": "delete_records", "arguments": {"table": "customers", "filters": [TEST_ROWS]}}
 VALID = {
     "action_type": "delete_records",
     "description": "Delete the test rows from the production database",
     "reasoning": "The user asked for the cleanup",
     "risky_action": True,
+    "tool_call": TOOL_CALL,
 }
 VALID_JSON = json.dumps(VALID)
+# The fields ``ProposalAnswer`` holds: the schema adds the tool call beside them.
+ANSWER = {key: value for key, value in VALID.items() if key != "tool_call"}
+
+
+def _under_the_schema(answer: dict) -> str:
+    """``answer`` checked against ``ProposalAnswer``, with the tool call, as JSON."""
+    return json.dumps(
+        {**ProposalAnswer.model_validate(answer).model_dump(), "tool_call": TOOL_CALL}
+    )
 
 
 def _with(**changes: object) -> str:
@@ -50,6 +62,7 @@ def test_valid_answers_parse_to_the_same_action(text: str) -> None:
     assert action.reasoning == VALID["reasoning"]
     assert action.risky_action is True
     assert action.parameters == {}
+    assert action.tool_call is not None and action.tool_call.model_dump() == TOOL_CALL
 
 
 def test_string_parameters_are_kept() -> None:
@@ -81,13 +94,19 @@ def test_the_schema_is_one_strict_mode_accepts() -> None:
     assert set(PROPOSAL_SCHEMA["required"]) == set(VALID) | {"parameters", "tool_call"}
 
 
+def test_the_schema_has_no_room_for_a_proposal_without_a_tool() -> None:
+    """Only a tool can act: under the schema, ``tool_call`` is one of the tools, never null."""
+    branches = PROPOSAL_SCHEMA["properties"]["tool_call"]["anyOf"]
+
+    assert branches and all(branch["type"] == "object" for branch in branches)
+    assert all(branch["required"] == ["tool", "arguments"] for branch in branches)
+
+
 def test_an_answer_under_the_schema_parses() -> None:
     """What the schema allows, the parser accepts: the two never disagree."""
-    answer = ProposalAnswer.model_validate(
-        {**VALID, "parameters": [{"key": "table", "value": "test_data"}]}
-    )
+    answer = {**ANSWER, "parameters": [{"key": "table", "value": "test_data"}]}
 
-    action = parse_proposed_action(answer.model_dump_json())
+    action = parse_proposed_action(_under_the_schema(answer))
 
     assert action.parameters == {"table": "test_data"}
     assert action.description == VALID["description"]
@@ -118,7 +137,7 @@ def test_the_largest_answer_the_schema_allows_is_within_the_input_limits() -> No
         "parameters": pairs,
     }
 
-    action = parse_proposed_action(ProposalAnswer.model_validate(answer).model_dump_json())
+    action = parse_proposed_action(_under_the_schema(answer))
 
     assert len(action.parameters) == len(pairs)
 
@@ -145,6 +164,11 @@ def test_length_limits_guide_the_model_but_do_not_refuse_other_servers() -> None
         pytest.param(_without("risky_action"), "risky_action: Field required", id="no-risky"),
         pytest.param(_without("description"), "description: Field required", id="no-desc"),
         pytest.param(_with(shell="rm -rf /"), "shell: Extra inputs", id="extra-field"),
+        pytest.param(_without("tool_call"), "names no tool", id="no-tool-call"),
+        pytest.param(_with(tool_call=None), "names no tool", id="null-tool-call"),
+        pytest.param(
+            _with(tool_call={"tool": "format_disk", "arguments": {}}), "format_disk", id="unknown"
+        ),
         pytest.param(_with(risky_action="true"), "risky_action", id="risky-as-string"),
         pytest.param(_with(risky_action=0), "risky_action", id="risky-as-int"),
         pytest.param(_with(description=42), "description", id="description-as-int"),

@@ -104,10 +104,10 @@ async def test_a_tool_that_changes_data_asks_whatever_the_model_says(
     assert request.risk_reasons == [CHANGES_DATA_REASON.format(tool="delete_records")]
     assert request.preview is not None
     assert request.preview.summary == (
-        f"deletes {matching} of 2,000 rows in customers where country = 'DE' and "
+        f"deletes {matching} of 2,020 rows in customers where country = 'DE' and "
         "status = 'inactive'; first 5 shown"
     )
-    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_000  # nothing yet
+    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_020  # nothing yet
 
     await approve(handle)
     result = await finish(handle)
@@ -115,7 +115,7 @@ async def test_a_tool_that_changes_data_asks_whatever_the_model_says(
     assert result.outcome == Outcome.APPROVED
     assert result.execution is not None and result.execution.simulated is False
     assert result.execution.summary.startswith(f"deleted {matching} rows from customers")
-    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_000 - matching
+    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_020 - matching
     events = [entry.event for entry in result.audit_trail]
     assert events[:4] == [
         "action_proposed",
@@ -264,7 +264,7 @@ async def test_an_amended_tool_call_is_previewed_and_asked_again(
     )
     assert second.preview is not None and first.preview is not None
     assert second.preview.affected > first.preview.affected  # every inactive customer
-    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_000
+    assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_020
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
     )

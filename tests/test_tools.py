@@ -129,9 +129,40 @@ def test_the_database_is_seeded_deterministically(tmp_path: Path) -> None:
     ensure_database(second)
     ensure_database(second)  # idempotent: seeded once
     assert snapshot(first) == snapshot(second)
-    assert query(first, "SELECT COUNT(*) FROM customers") == [(2_000,)]
+    assert query(first, "SELECT COUNT(*) FROM customers") == [(2_020,)]
     domains = {email.split("@")[1] for (email,) in query(first, "SELECT email FROM customers")}
     assert domains == {"example.com"}  # reserved for examples: nobody's real address
+    assert marked_test_customers(first) == [
+        (n, f"Test Customer {n - 2_000}") for n in range(2_001, 2_021)
+    ]
+
+
+def marked_test_customers(path: Path) -> list[tuple[int, str]]:
+    return query(path, "SELECT id, name FROM customers WHERE status = 'test' ORDER BY id")
+
+
+def test_a_database_seeded_by_the_first_version_gets_the_test_customers_once(
+    tmp_path: Path,
+) -> None:
+    """Version 1 had no test customers; the upgrade adds them after any rows added since,
+    and never again once they are deleted ("Delete all test data" must stay done)."""
+    path = tmp_path / "v1.sqlite3"
+    ensure_database(path)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM customers WHERE status = 'test'")
+        db.execute(
+            "INSERT INTO customers VALUES"
+            " (2001, 'Late', 'l@example.com', 'DE', 'active', '2026-11-30')"
+        )
+        db.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+
+    ensure_database(path)
+    assert [id for id, _ in marked_test_customers(path)] == list(range(2_002, 2_022))
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM customers WHERE status = 'test'")
+    ensure_database(path)
+    assert marked_test_customers(path) == []
+    assert query(path, "SELECT value FROM meta") == [("2",)]
 
 
 def test_every_tool_that_changes_data_is_tested_here() -> None:
@@ -207,7 +238,7 @@ def test_delete_records(db_path: Path) -> None:
     preview = preview_call(db_path, tool_call)
     assert preview.affected == matching > 5
     assert preview.summary == (
-        f"deletes {matching} of 2,000 rows in customers where country = 'DE' and "
+        f"deletes {matching} of 2,020 rows in customers where country = 'DE' and "
         "status = 'inactive'; first 5 shown"
     )
     assert len(preview.sample_rows) == 5
@@ -216,7 +247,7 @@ def test_delete_records(db_path: Path) -> None:
     outcome = run(db_path, tool_call, preview)
 
     assert outcome.summary.startswith(f"deleted {matching} rows from customers")
-    assert query(db_path, "SELECT COUNT(*) FROM customers") == [(2_000 - matching,)]
+    assert query(db_path, "SELECT COUNT(*) FROM customers") == [(2_020 - matching,)]
 
 
 def test_update_records(db_path: Path) -> None:
@@ -397,7 +428,7 @@ def test_read_only_tools_answer_and_change_nothing(db_path: Path) -> None:
         db_path, ExecuteToolInput(idempotency_key="k3", call=call("account_balances"))
     )
     assert [row["country"] for row in found.rows] == ["DE", "DE", "DE"]
-    assert found.summary.startswith("reads 198 of 2,000 rows in customers where country = 'DE'")
+    assert found.summary.startswith("reads 198 of 2,020 rows in customers where country = 'DE'")
     assert sum(row["count"] for row in summary.rows) == 400  # type: ignore[misc]
     assert [row["id"] for row in balances.rows] == ["operating", "payroll", "reserve"]
     assert snapshot(db_path) == before

@@ -301,7 +301,9 @@ async def test_an_approval_with_edits_is_what_later_voters_see_and_what_executes
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
     assert result.proposed_action == amended
-    assert result.execution is not None and amended.description in result.execution.summary
+    # What runs is the amended action's tool call (the rewording kept it): one e-mail.
+    assert result.execution is not None and result.execution.tool_outcome is not None
+    assert result.execution.tool_outcome.tool == "send_email"
     (amendment,) = events(result.audit_trail, "action_amended")
     assert original.description in amendment.detail and amended.description in amendment.detail
 

@@ -31,7 +31,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import http_error, ok
+from tests.fake_openai import fallback_tool_call, http_error, ok
 from tests.helpers import TimeSkippingRuns
 from tests.record_histories import (
     Run,
@@ -41,11 +41,17 @@ from tests.record_histories import (
     wait_for_refusals,
 )
 from tools.database import connect, database_path
+from workflows.default_deny import CHANGES_DATA_REASON
 from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
 PRODUCTION = "targets production"
-REQUESTED = ["action_proposed", "risk_classified", "approval_requested"]
+# A tool that changes data has its effect previewed before anyone is asked.
+REQUESTED = ["action_proposed", "risk_classified", "effect_previewed", "approval_requested"]
+# Only a tool can act. This one changes data, so default-deny asks, and its preview reads
+# nothing another test changes: an e-mail to one address (recorded, never sent).
+EMAIL = fallback_tool_call("Stale staging orders")
+EMAIL_ASKS = CHANGES_DATA_REASON.format(tool="send_email")
 
 
 def proposal(action_type: str, description: str, *, risky: bool) -> dict[str, Any]:
@@ -54,6 +60,7 @@ def proposal(action_type: str, description: str, *, risky: bool) -> dict[str, An
         "description": description,
         "reasoning": "It is what the user asked for.",
         "risky_action": risky,
+        "tool_call": EMAIL,
     }
 
 
@@ -169,7 +176,7 @@ async def test_risky_request_approved_by_update_executes_once_with_idempotency_k
     assert result.execution is not None
     assert result.execution.idempotency_key == f"{runs.workflow_id}/{pending.request_id}"
     assert "alice" in result.message
-    assert (await scheduled_activities(handle)).count("execute_action") == 1
+    assert (await scheduled_activities(handle)).count("execute_tool_call") == 1
     await assert_audit(handle, result, [*REQUESTED, "decision_approved", "executed"])
 
 
@@ -198,7 +205,7 @@ async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
     assert result.outcome == Outcome.REJECTED
     assert "Month-end freeze" in result.message and "carl" in result.message
     assert result.execution is None
-    assert "execute_action" not in await scheduled_activities(handle)
+    assert "execute_tool_call" not in await scheduled_activities(handle)
     await assert_audit(handle, result, [*REQUESTED, "decision_rejected"])
 
 
@@ -213,9 +220,9 @@ async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real
     assert result.outcome == Outcome.TIMED_OUT
     assert "300s" in result.message
     assert result.decision is None and result.execution is None
-    assert "execute_action" not in await scheduled_activities(handle)
+    assert "execute_tool_call" not in await scheduled_activities(handle)
     await assert_audit(handle, result, [*REQUESTED, "timed_out"])
-    asked, gave_up = result.audit_trail[2].at, result.audit_trail[3].at
+    asked, gave_up = result.audit_trail[3].at, result.audit_trail[4].at
     assert gave_up - asked >= timedelta(seconds=300)
 
 
@@ -270,7 +277,7 @@ async def test_decision_for_another_request_is_refused_then_the_right_one_applie
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     )
     starts = task_start_times_after(history, signalled)
-    refused = 3
+    refused = len(REQUESTED)
     # The task that handled it, live: workflow.now() is that task's start time, carried as a
     # float by the SDK, so it may round a microsecond below the history's exact time.
     live = result.audit_trail[refused].at
@@ -327,7 +334,7 @@ async def test_status_query_shows_the_approval_request_then_the_result(
     assert pending is not None
     assert (pending.workflow_id, pending.user_request) == (runs.workflow_id, request)
     assert pending.proposed_action == ProposedAction.model_validate(RISKY)
-    assert pending.risk_reasons == [DESTRUCTIVE, LLM_FLAGGED_REASON]
+    assert pending.risk_reasons == [DESTRUCTIVE, LLM_FLAGGED_REASON, EMAIL_ASKS]
     assert pending.deadline - pending.requested_at == timedelta(seconds=600)
     assert (waiting.decision, waiting.result) == (None, None)
     assert [entry.event for entry in waiting.audit_trail] == REQUESTED
@@ -351,11 +358,11 @@ async def test_policy_requires_approval_when_the_llm_calls_deleting_production_d
     )
     handle = await runs.start(request, ok(claims_safe))
     pending = await pending_request(handle)
-    assert pending.risk_reasons == [DESTRUCTIVE, PRODUCTION]
+    assert pending.risk_reasons == [DESTRUCTIVE, PRODUCTION, EMAIL_ASKS]
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False))
     result = await finish(handle)
     assert result.outcome == Outcome.REJECTED
-    assert "execute_action" not in await scheduled_activities(handle)
+    assert "execute_tool_call" not in await scheduled_activities(handle)
 
 
 async def test_require_approval_sends_even_a_safe_request_to_a_human(
@@ -387,15 +394,17 @@ async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
     assert result.outcome == Outcome.APPROVED
     assert result.proposed_action == amended
     assert result.decision is not None and result.decision.amended_action == amended
-    assert result.execution is not None
-    assert "Archive, do not delete" in result.execution.summary
-    assert original.description not in result.execution.summary
+    # A tool executes its call, not a sentence: the amendment kept the call, so the effect
+    # approved is the one previewed.
+    assert result.execution is not None and result.execution.tool_outcome is not None
+    assert result.execution.tool_outcome.tool == "send_email"
+    assert result.execution.summary == "queued 1 e-mail to 1 recipients in the outbox (never sent)"
     await assert_audit(
         handle,
         result,
         [*REQUESTED, "decision_approved", "action_amended", "amendment_assessed", "executed"],
     )
-    amendment = result.audit_trail[4].detail
+    (amendment,) = [e.detail for e in result.audit_trail if e.event == "action_amended"]
     assert "dana" in amendment
     assert original.description in amendment and amended.description in amendment
 

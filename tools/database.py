@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from constants import STATE_DIR_ENV
-from tools.seed_data import seed
+from tools.seed_data import seed, seed_test_customers
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".hitl"
 DATABASE_FILE = "operations.sqlite3"
 LOCK_WAIT_SECONDS = 30.0  # how long a transaction waits for another one holding the lock
-SCHEMA_VERSION = "1"
+# 2: the seeded test customers (status 'test'); a database seeded at 1 gets them once.
+SCHEMA_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -159,10 +160,21 @@ def ensure_database(path: Path) -> None:
                         db.execute(statement)
                 seed(db)
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            else:
+                _upgrade(db)
             db.execute("COMMIT")
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a database seeded by an earlier version up to ``SCHEMA_VERSION``, once: the
+    version is written in the same transaction, so test rows deleted later stay deleted."""
+    row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    if row is not None and row[0] == "1":
+        seed_test_customers(db)
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
 
 
 def reset_database(path: Path) -> None:

@@ -46,12 +46,13 @@ def tool_names() -> list[str]:
 
 
 def with_tool_call(proposal_schema: dict[str, Any]) -> dict[str, Any]:
-    """A proposal's strict schema with a required ``tool_call``: one of the tools, or null
-    for a proposal that needs none (default-deny then asks a person)."""
+    """A proposal's strict schema with a required ``tool_call``: one of the tools, never
+    null. Only a registered tool can act, so a proposal without one is malformed output
+    (the parser refuses it too, for servers that ignore the schema)."""
     schema = {**proposal_schema, "properties": {**proposal_schema["properties"]}}
     schema["properties"]["tool_call"] = {
-        "description": "the tool that carries the action out, or null if none fits",
-        "anyOf": [*tool_call_schema()["anyOf"], {"type": "null"}],
+        "description": "the tool that carries the action out; only a tool can act",
+        "anyOf": tool_call_schema()["anyOf"],
     }
     schema["required"] = [*proposal_schema["required"], "tool_call"]
     return schema

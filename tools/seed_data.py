@@ -10,6 +10,10 @@ import sqlite3
 
 SEED = 12
 CUSTOMERS = 2_000
+# Clearly marked test rows ("Delete all test data from the production database" deletes
+# them): status 'test', named and addressed as such. They come after the real-looking ones.
+TEST_CUSTOMERS = 20
+TEST_STATUS = "test"
 INVOICES = 400
 USERS = 40
 NEWSLETTER_SUBSCRIBERS = 1_500
@@ -41,6 +45,20 @@ def seed(db: sqlite3.Connection) -> None:
     db.executemany("INSERT INTO user_roles VALUES (?, ?)", _roles(rng, users))
     db.executemany(
         "INSERT INTO mailing_list (list_name, email, name) VALUES (?, ?, ?)", _subscribers(rng)
+    )
+    seed_test_customers(db)
+
+
+def seed_test_customers(db: sqlite3.Connection) -> None:
+    """Add the test customers, numbered after the rows already there; no random draw, so
+    the other tables stay as every earlier version seeded them."""
+    db.executemany(
+        "INSERT INTO customers (name, email, country, status, created_at)"
+        " VALUES (?, ?, 'US', ?, '2026-01-01')",
+        [
+            (f"Test Customer {n}", f"test-customer-{n}@example.com", TEST_STATUS)
+            for n in range(1, TEST_CUSTOMERS + 1)
+        ],
     )
 
 
