@@ -76,6 +76,8 @@ SAFE = {
     "description": "Summarise the onboarding guide in five bullets",
     "reasoning": "It is what the user asked for.",
     "risky_action": False,
+    # Only a read-only tool runs without a person (default-deny).
+    "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
 # Long enough that the worker has surely stopped before the deadline, even on a busy machine.

@@ -24,6 +24,7 @@ from models.limits import (
     MAX_NOTES_CHARS,
     MAX_REFUSAL_DETAIL_CHARS,
     MAX_REQUEST_CHARS,
+    MAX_TOOL_CALL_BYTES,
     MAX_VOTES,
 )
 from models.models import (
@@ -65,6 +66,17 @@ def longest_decision(pending: ApprovalRequest, reviewer: str = "alice") -> Appro
     )
 
 
+def amended_call_one_over(pending: ApprovalRequest) -> ApprovalDecision:
+    """An approval amending the tool call to one character over its limit, as JSON."""
+    call = pending.proposed_action.tool_call
+    assert call is not None
+    empty = call.model_copy(update={"arguments": {**call.arguments, "body": ""}})
+    body = "b" * (MAX_TOOL_CALL_BYTES + 1 - len(empty.model_dump_json().encode()))
+    longer = call.model_copy(update={"arguments": {**call.arguments, "body": body}})
+    amended = pending.proposed_action.model_copy(update={"tool_call": longer})
+    return decision_for(pending, approved=True, amended_action=amended)
+
+
 OVERSIZED: list[tuple[str, Oversize, str]] = [
     (
         "notes",
@@ -86,6 +98,12 @@ OVERSIZED: list[tuple[str, Oversize, str]] = [
             }
         ),
         f"the amended action: description {over(MAX_DESCRIPTION_CHARS)}",
+    ),
+    (
+        "amended tool call",
+        amended_call_one_over,
+        f"the amended action: the tool call is {MAX_TOOL_CALL_BYTES + 1:,} bytes as JSON; "
+        f"the limit is {MAX_TOOL_CALL_BYTES:,}",
     ),
     (
         "request id",
