@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 
 import send_approval
 from activities.assess_risk import assess_risk
+from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
@@ -549,6 +550,7 @@ async def worker_with(
                 runs.analysis.analyze_request,
                 notify_approval_needed,
                 notifier.send_webhook_notice,
+                EmailNotifier(None).send_email_notice,  # registered, as worker.py does
                 preview_tool_call,
                 execute.execute_action,
                 assess_risk,
