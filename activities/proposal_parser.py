@@ -16,7 +16,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long
+from models.limits import MAX_MODEL_ANSWER_CHARS, action_problem, too_long, tool_call_problem
 from models.models import ProposedAction
 from models.validation import summarise
 from tools.registry import InvalidToolCall, validated_arguments
@@ -103,7 +103,7 @@ def parse_proposed_action(text: str) -> ProposedAction:
     except ValidationError as err:
         problems = summarise(err)
         raise MalformedProposalError(f"the JSON is not a proposed action ({problems})") from err
-    if problem := action_problem(action):
+    if problem := action_problem(action) or tool_call_problem(action):
         raise MalformedProposalError(f"the proposed action is over a limit: {problem}")
     return _with_valid_tool_call(action)
 

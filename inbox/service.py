@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from models.limits import decision_problem
+from models.limits import amended_call_problem, decision_problem
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -295,7 +295,8 @@ class TemporalService:
             decided_at=None,  # the workflow records when it received it
             amended_action=amended,
         )
-        if problem := decision_problem(decision):  # the form's notes and edits too
+        # The form's notes and edits too, and an amended tool call from the API.
+        if problem := decision_problem(decision) or amended_call_problem(decision):
             raise RefusedError(f"Not sent: {problem}.")
         client = await self.client()
         try:

@@ -32,6 +32,11 @@ MAX_DESCRIPTION_CHARS = 1_000
 MAX_REASONING_CHARS = 2_000
 MAX_PARAMETERS = 10  # names at most MAX_NAME_CHARS each
 MAX_PARAMETER_VALUE_CHARS = 500
+# A tool call, in bytes of JSON (so no character is costlier than another): the longest
+# any tool's arguments take in plain text (an e-mail: a 5,000-character body, a subject, an
+# address) fits. The tools' own argument models bound each value, but only once a preview
+# validates them: this bounds what a run stores first, a reviewer's amended call included.
+MAX_TOOL_CALL_BYTES = 6_000
 # The model's raw answer, checked before it is parsed: every field at its limit, even with
 # every character escaped in JSON (6 characters each), plus room for a fence and spacing.
 MAX_MODEL_ANSWER_CHARS = 64_000
@@ -111,6 +116,24 @@ def action_problem(action: ProposedAction) -> str | None:
             if len(name) <= MAX_NAME_CHARS
         ),
     )
+
+
+def tool_call_problem(action: ProposedAction) -> str | None:
+    """Why an action's tool call is over ``MAX_TOOL_CALL_BYTES`` as JSON, or None."""
+    if action.tool_call is None:
+        return None
+    size = len(action.tool_call.model_dump_json().encode())
+    if size <= MAX_TOOL_CALL_BYTES:
+        return None
+    return f"the tool call is {size:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}"
+
+
+def amended_call_problem(decision: ApprovalDecision) -> str | None:
+    """Why a decision's amended tool call is over its limit, or None. Apart from
+    ``decision_problem`` because the workflow checks it behind a patch of its own: runs
+    that accepted such an amendment before the limit existed replay as they ran."""
+    amended = decision.amended_action
+    return _prefixed("the amended action: ", tool_call_problem(amended) if amended else None)
 
 
 def decision_problem(decision: ApprovalDecision) -> str | None:

@@ -42,7 +42,12 @@ from constants import (
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
 )
-from models.limits import MAX_ITEMISED_REFUSALS, MAX_NOTES_CHARS, MAX_REQUEST_CHARS
+from models.limits import (
+    MAX_ITEMISED_REFUSALS,
+    MAX_NOTES_CHARS,
+    MAX_REQUEST_CHARS,
+    MAX_TOOL_CALL_BYTES,
+)
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -243,8 +248,20 @@ async def _approve_with_edits(run: PathRun) -> None:
     await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
+def amended_call_over_limit(request: ApprovalRequest) -> ApprovalDecision:
+    """An approval amending the tool call to one byte over its limit, as JSON."""
+    call = request.proposed_action.tool_call
+    assert call is not None
+    empty = call.model_copy(update={"arguments": {**call.arguments, "body": ""}})
+    body = "b" * (MAX_TOOL_CALL_BYTES + 1 - len(empty.model_dump_json().encode()))
+    longer = call.model_copy(update={"arguments": {**call.arguments, "body": body}})
+    amended = request.proposed_action.model_copy(update={"tool_call": longer})
+    return decision_for(request, approved=True, amended_action=amended)
+
+
 async def _refuse_over_limits_then_approve(run: PathRun) -> None:
-    """Notes one character over the limit, by update and by signal, then enough refused
+    """Notes one character over the limit, by update and by signal, an amended tool call
+    over its limit, then enough refused
     decisions that the trail starts counting them, then a valid approval."""
     handle = run.handle
     request = await pending_request(handle)
@@ -256,6 +273,7 @@ async def _refuse_over_limits_then_approve(run: PathRun) -> None:
     else:
         raise RuntimeError("a decision over the notes limit was applied")
     await handle.signal(APPROVAL_DECISION_SIGNAL, too_long)
+    await handle.signal(APPROVAL_DECISION_SIGNAL, amended_call_over_limit(request))
     wrong = decision_for(request, approved=True).model_copy(update={"request_id": "not-it"})
     for _ in range(MAX_ITEMISED_REFUSALS):
         await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 
 import send_approval
 from activities.assess_risk import assess_risk
+from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
@@ -76,6 +77,8 @@ SAFE = {
     "description": "Summarise the onboarding guide in five bullets",
     "reasoning": "It is what the user asked for.",
     "risky_action": False,
+    # Only a read-only tool runs without a person (default-deny).
+    "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
 # Long enough that the worker has surely stopped before the deadline, even on a busy machine.
@@ -547,6 +550,7 @@ async def worker_with(
                 runs.analysis.analyze_request,
                 notify_approval_needed,
                 notifier.send_webhook_notice,
+                EmailNotifier(None).send_email_notice,  # registered, as worker.py does
                 preview_tool_call,
                 execute.execute_action,
                 assess_risk,

@@ -23,7 +23,7 @@ from constants import (
     SMTP_TO_ENV,
 )
 from models.models import ApprovalRequest, ProposedAction
-from tests.fake_openai import ok
+from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, status_of, wait_until
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -50,6 +50,7 @@ RISKY_ANSWER = {
     "reasoning": "asked",
     "risky_action": True,
     "parameters": {},
+    "tool_call": fallback_tool_call("Delete the audit logs"),
 }
 
 

@@ -42,7 +42,7 @@ from inbox.app import create_app
 from inbox.auth import SESSION_COOKIE, Sessions
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
-from models.limits import MAX_NOTES_CHARS
+from models.limits import MAX_NOTES_CHARS, MAX_TOOL_CALL_BYTES
 from models.models import ApprovalStatus, WorkflowState
 from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
@@ -341,6 +341,26 @@ async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
     assert answer.json()["reviewer_notes"] == "checked"
     assert result.outcome.value == "approved"
     assert result.decision is not None and result.decision.reviewer == "alice"
+
+
+async def test_an_amended_tool_call_over_its_limit_is_not_sent(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """The API takes a whole amended action; its tool call is bounded before anything is sent."""
+    oversized = {"tool": "send_email", "arguments": {"body": "b" * MAX_TOOL_CALL_BYTES}}
+    amended = {"action_type": "send_email", "description": "Send it", "reasoning": "edited",
+               "risky_action": True, "tool_call": oversized}  # fmt: skip
+    async with run_for("Rotate the production keys [oversized call]") as handle:
+        answer = await api.post(
+            f"/api/requests/{handle.id}/decision",
+            json={"approved": True, "amended_action": amended},
+        )
+        status = await status_of(handle)
+
+    assert answer.status_code == 409
+    assert answer.json()["error"].startswith("Not sent: the amended action: the tool call is ")
+    assert f"bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}" in answer.json()["error"]
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
 
 
 async def test_a_refused_decision_is_409_with_the_workflows_reason(

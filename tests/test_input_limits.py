@@ -24,6 +24,7 @@ from models.limits import (
     MAX_NOTES_CHARS,
     MAX_REFUSAL_DETAIL_CHARS,
     MAX_REQUEST_CHARS,
+    MAX_TOOL_CALL_BYTES,
     MAX_VOTES,
 )
 from models.models import (
@@ -36,7 +37,13 @@ from models.models import (
 )
 from tests.fake_openai import ok
 from tests.helpers import TimeSkippingRuns, wait_until
-from tests.record_histories import decision_for, pending_request, status_of, wait_for_refusals
+from tests.record_histories import (
+    amended_call_over_limit,
+    decision_for,
+    pending_request,
+    status_of,
+    wait_for_refusals,
+)
 from tests.test_replay import replayer
 from tests.test_workflow_refusals import RISKY, refusals, refused_update
 from workflows.audit_trail import NOT_ITEMISED
@@ -87,6 +94,12 @@ OVERSIZED: list[tuple[str, Oversize, str]] = [
             }
         ),
         f"the amended action: description {over(MAX_DESCRIPTION_CHARS)}",
+    ),
+    (
+        "amended tool call",
+        amended_call_over_limit,
+        f"the amended action: the tool call is {MAX_TOOL_CALL_BYTES + 1:,} bytes as JSON; "
+        f"the limit is {MAX_TOOL_CALL_BYTES:,}",
     ),
     (
         "request id",

@@ -27,10 +27,13 @@ from models.limits import (
     MAX_REFUSAL_DETAIL_CHARS,
     MAX_REQUEST_CHARS,
     MAX_STAGES,
+    MAX_TOOL_CALL_BYTES,
     MAX_VOTES,
     action_problem,
+    amended_call_problem,
     decision_problem,
     run_input_problem,
+    tool_call_problem,
     votes_problem,
 )
 from models.models import (
@@ -67,19 +70,23 @@ def text(length: int, tag: str = "", fill: str = "x") -> str:
     return (tag + fill * length)[:length]
 
 
-# Every proposal names a tool; the largest action names a short e-mail. models/limits.py
-# does not bound a tool call's arguments: with the longest e-mail the tools take (a
-# 200-character subject, a 5,000-character body) in every amended vote, the largest status
-# below is about 1.15 MB, under Temporal's limit but over the half this test keeps.
-EMAIL = ToolCall(
-    tool="send_email",
-    arguments={"to": "ops@example.com", "mailing_list": None, "subject": "Done", "body": "Done"},
-)
+def largest_tool_call(fill: str = "x") -> ToolCall:
+    """An e-mail whose JSON is exactly ``MAX_TOOL_CALL_BYTES``, whatever ``fill`` costs."""
+    arguments = {"to": "ops@example.com", "mailing_list": None, "subject": "Done", "body": ""}
+
+    def size(body: str) -> int:
+        call = ToolCall(tool="send_email", arguments=arguments | {"body": body})
+        return len(call.model_dump_json().encode())
+
+    per_char = size(fill) - size("")
+    room = MAX_TOOL_CALL_BYTES - size("")
+    body = text(room // per_char, fill=fill) + "x" * (room % per_char)
+    return ToolCall(tool="send_email", arguments=arguments | {"body": body})
 
 
 def largest_action(fill: str = "x") -> ProposedAction:
     return ProposedAction(
-        tool_call=EMAIL,
+        tool_call=largest_tool_call(fill),
         action_type=text(MAX_ACTION_TYPE_CHARS, fill=fill),
         description=text(MAX_DESCRIPTION_CHARS, fill=fill),
         reasoning=text(MAX_REASONING_CHARS, fill=fill),
@@ -187,6 +194,24 @@ def test_an_action_field_one_character_over_is_refused(field: str, limit: int) -
     assert action_problem(action) == f"{field} is {over(limit)}"
 
 
+def test_a_tool_call_at_its_limit_passes_and_one_character_more_is_refused() -> None:
+    action = largest_action(COSTLY)
+    assert action.tool_call is not None
+    assert len(action.tool_call.model_dump_json().encode()) == MAX_TOOL_CALL_BYTES
+    assert tool_call_problem(action) is None
+    body = action.tool_call.arguments["body"] + "x"
+    longer = action.tool_call.model_copy(
+        update={"arguments": {**action.tool_call.arguments, "body": body}}
+    )
+    over_limit = action.model_copy(update={"tool_call": longer})
+    reason = f"the tool call is {MAX_TOOL_CALL_BYTES + 1:,} bytes as JSON; the limit is 6,000"
+    assert tool_call_problem(over_limit) == reason
+    decision = ApprovalDecision(
+        request_id="r", approved=True, reviewer="ann", amended_action=over_limit
+    )
+    assert amended_call_problem(decision) == f"the amended action: {reason}"
+
+
 def test_parameters_over_a_limit_are_refused() -> None:
     action = largest_action()
     one_more = {**action.parameters, "extra": "1"}
@@ -243,13 +268,21 @@ def test_votes_are_counted_up_to_the_limit() -> None:
 
 
 def test_a_model_answer_over_a_limit_is_malformed() -> None:
-    at_limit = largest_action().model_dump_json()
-    assert parse_proposed_action(at_limit) == largest_action()
+    # The largest e-mail the tool takes (its own limit, 5,000 characters, is the tighter).
+    email = largest_tool_call()
+    email.arguments["body"] = text(5_000)
+    largest = largest_action().model_copy(update={"tool_call": email})
+    at_limit = largest.model_dump_json()
+    assert parse_proposed_action(at_limit) == largest
     too_long_description = json.loads(at_limit) | {"description": text(MAX_DESCRIPTION_CHARS + 1)}
     with pytest.raises(
         MalformedProposalError, match=f"description is {over(MAX_DESCRIPTION_CHARS)}"
     ):
         parse_proposed_action(json.dumps(too_long_description))
+    call = largest_tool_call().model_dump()
+    call["arguments"]["body"] += "x"
+    with pytest.raises(MalformedProposalError, match="the tool call is 6,001 bytes as JSON"):
+        parse_proposed_action(json.dumps(json.loads(at_limit) | {"tool_call": call}))
     with pytest.raises(
         MalformedProposalError, match=f"the answer is {over(MAX_MODEL_ANSWER_CHARS)}"
     ):

@@ -23,7 +23,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import ok
+from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, wait_for_state, wait_until
 from tests.record_histories import (
     Run,
@@ -40,6 +40,7 @@ RISKY = {
     "description": "Delete the stale rows of the staging orders table",
     "reasoning": "It is what the user asked for.",
     "risky_action": True,
+    "tool_call": fallback_tool_call("Delete the stale rows of the staging orders table"),
 }
 LLM_THINKING_SECONDS = 2.0
 

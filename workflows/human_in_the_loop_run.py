@@ -58,6 +58,7 @@ from constants import (
 from models.limits import (
     MAX_AUDIT_DETAIL_CHARS,
     MAX_NAME_CHARS,
+    amended_call_problem,
     cut,
     decision_problem,
     run_input_problem,
@@ -131,6 +132,9 @@ TOOL_CALLS_PATCH = "tool-calls"
 # Runs started before the input limits (models/limits.py) replay as they ran: a request or a
 # decision over a limit that such a run accepted is still accepted on replay.
 INPUT_LIMITS_PATCH = "input-limits"
+# A reviewer's amended tool call over MAX_TOOL_CALL_BYTES is refused; runs that accepted
+# one before replay as they ran (released with the version marker, so folded into it).
+TOOL_CALL_LIMIT_PATCH = "tool-call-limit"
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 FINAL_APPROVAL_STATUS = {
     Outcome.AUTO_APPROVED: ApprovalStatus.AUTO_APPROVED,
@@ -588,7 +592,10 @@ class HumanInTheLoopRun:
         problem = decision_problem(decision)
         if problem is None and self._decision is None and self._stage is None:
             problem = votes_problem(len(self._votes))
-        return problem if problem and self._patches.applied(INPUT_LIMITS_PATCH) else None
+        if problem and self._patches.applied(INPUT_LIMITS_PATCH):
+            return problem
+        problem = amended_call_problem(decision)
+        return problem if problem and self._patches.applied(TOOL_CALL_LIMIT_PATCH) else None
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._stage is not None:
