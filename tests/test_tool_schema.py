@@ -141,3 +141,17 @@ async def test_the_model_is_asked_for_a_tool_call_by_name_and_it_reaches_the_act
     assert "tool_call" in schema["required"]
     assert action.tool_call is not None and action.tool_call.tool == "find_records"
     assert action.tool_call.arguments["limit"] == 5
+
+
+def test_the_schema_asks_for_an_address_the_tool_takes() -> None:
+    """A grammar-constrained model can only write a plain address, which the tool accepts;
+    SmolLM2 wrote free text into ``to`` under the generic one-line pattern."""
+    (branch,) = [
+        b for b in tool_call_schema()["anyOf"] if b["properties"]["tool"]["enum"] == ["send_email"]
+    ]
+    string, _ = branch["properties"]["arguments"]["properties"]["to"]["anyOf"]
+    pattern = string["pattern"]
+    assert re.fullmatch(pattern, "ops@example.com")
+    assert not re.fullmatch(pattern, "all subscribers") and "\\" not in pattern
+    arguments = {"to": "ops@example.com", "mailing_list": None, "subject": "s", "body": "b"}
+    validated_arguments(call("send_email", **arguments))

@@ -4,16 +4,26 @@ is recorded in the ``outbox`` table, where a real system would hand it to a mail
 import json
 import sqlite3
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from tools.base import Effect, Tool, ToolArguments, ToolRefused
 
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
+# What the schema asks a model for: a plain address with bounded parts, in the pattern form
+# tools/schema.py keeps (no unbounded repeat, no backslash), so a grammar-constrained model
+# cannot write a non-address. The argument model still takes any address EMAIL_PATTERN does.
+SCHEMA_EMAIL_PATTERN = "^[a-z0-9._-]{1,40}@[a-z0-9-]{1,40}[.][a-z]{2,10}$"
 
 
 class SendEmailArgs(ToolArguments):
-    to: str | None = Field(pattern=EMAIL_PATTERN, description="one address, or null")
+    to: (
+        Annotated[
+            str, Field(pattern=EMAIL_PATTERN, json_schema_extra={"pattern": SCHEMA_EMAIL_PATTERN})
+        ]
+        | None
+    ) = Field(description="one address, or null")
     mailing_list: str | None = Field(
         pattern=r"^[a-z0-9_-]{1,40}$", description="a list name (e.g. newsletter), or null"
     )
