@@ -19,7 +19,7 @@ from activities.openai_responses import (
 )
 from activities.proposal_parser import NO_TOOL_CALL, PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
-from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput
+from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput, WorkflowResult
 from tests.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from tests.helpers import TEST_MODEL, start_run
 from worker import build_worker
@@ -144,17 +144,7 @@ async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_fail
     request = _unique_request("Delete the test rows")
     llm_server.on(request, *[ok(answer)] * (MAX_MALFORMED_ATTEMPTS + 2))
     analysis = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
-    try:
-        async with build_worker(dev_server.client, task_queue, analysis):
-            handle = await start_run(
-                dev_server.client,
-                task_queue,
-                f"no-tool-{uuid.uuid4().hex[:8]}",
-                WorkflowInput(user_request=request),
-            )
-            result = await handle.result()
-    finally:
-        await client.close()
+    handle, result = await run_to_the_end(dev_server, task_queue, client, analysis, request)
 
     assert result.outcome == Outcome.ANALYSIS_FAILED
     assert result.message == (
@@ -163,6 +153,27 @@ async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_fail
     assert result.proposed_action is None and result.execution is None
     assert llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS
     assert await scheduled_activities(handle) == ["analyze_request"]
+
+
+async def run_to_the_end(
+    dev_server: WorkflowEnvironment,
+    task_queue: str,
+    client: openai.AsyncOpenAI,
+    analysis: AnalysisActivities,
+    request: str,
+) -> tuple[Any, WorkflowResult]:
+    """Run ``request`` on a worker with ``analysis`` until it ends, then close ``client``."""
+    try:
+        async with build_worker(dev_server.client, task_queue, analysis):
+            handle = await start_run(
+                dev_server.client,
+                task_queue,
+                f"analysed-{uuid.uuid4().hex[:8]}",
+                WorkflowInput(user_request=request),
+            )
+            return handle, await handle.result()
+    finally:
+        await client.close()
 
 
 async def scheduled_activities(handle: Any) -> list[str]:
@@ -216,17 +227,7 @@ async def test_a_request_timeout_is_retried_and_the_retry_succeeds(
     request = _unique_request("Summarise the weekly report")
     llm_server.on(request, ok(SAFE_PROPOSAL, delay_seconds=3), ok(SAFE_PROPOSAL))
     analysis = AnalysisActivities(client, TEST_MODEL)
-    try:
-        async with build_worker(dev_server.client, task_queue, analysis):
-            handle = await start_run(
-                dev_server.client,
-                task_queue,
-                f"timeout-{uuid.uuid4().hex[:8]}",
-                WorkflowInput(user_request=request),
-            )
-            result = await handle.result()
-    finally:
-        await client.close()
+    handle, result = await run_to_the_end(dev_server, task_queue, client, analysis, request)
 
     assert result.outcome == Outcome.AUTO_APPROVED
     assert result.proposed_action == ProposedAction.model_validate(SAFE_PROPOSAL)
