@@ -146,12 +146,32 @@ async def test_the_model_is_asked_for_a_tool_call_by_name_and_it_reaches_the_act
 def test_the_schema_asks_for_an_address_the_tool_takes() -> None:
     """A grammar-constrained model can only write a plain address, which the tool accepts;
     SmolLM2 wrote free text into ``to`` under the generic one-line pattern."""
-    (branch,) = [
-        b for b in tool_call_schema()["anyOf"] if b["properties"]["tool"]["enum"] == ["send_email"]
-    ]
-    string, _ = branch["properties"]["arguments"]["properties"]["to"]["anyOf"]
+    (to,) = [branch["to"] for branch in email_branches() if branch["to"] != [{"type": "null"}]]
+    (string,) = to
     pattern = string["pattern"]
     assert re.fullmatch(pattern, "ops@example.com")
     assert not re.fullmatch(pattern, "all subscribers") and "\\" not in pattern
     arguments = {"to": "ops@example.com", "mailing_list": None, "subject": "s", "body": "b"}
     validated_arguments(call("send_email", **arguments))
+
+
+def test_an_e_mail_branch_names_exactly_one_audience() -> None:
+    """One branch per choice: a model cannot give both an address and a list (SmolLM2
+    did, under one branch), which the argument model refuses on every retry."""
+    audiences = [
+        {name for name in ("to", "mailing_list") if branch[name] != [{"type": "null"}]}
+        for branch in email_branches()
+    ]
+    assert audiences == [{"to"}, {"mailing_list"}]
+
+
+def email_branches() -> list[dict[str, Any]]:
+    """The options of ``to`` and ``mailing_list`` in each ``send_email`` branch."""
+    return [
+        {
+            name: branch["properties"]["arguments"]["properties"][name]["anyOf"]
+            for name in ("to", "mailing_list")
+        }
+        for branch in tool_call_schema()["anyOf"]
+        if branch["properties"]["tool"]["enum"] == ["send_email"]
+    ]

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +23,9 @@ class ToolArguments(BaseModel):
     """Base of every argument model: unknown fields refused, no coercion of types."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    # Optional fields of which a call gives exactly one (its validator enforces it); the
+    # strict schema then has one branch per choice, the others null (tools/schema.py).
+    exactly_one_of: ClassVar[tuple[str, ...]] = ()
 
 
 class ToolRefused(ValueError):

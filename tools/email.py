@@ -29,6 +29,7 @@ class SendEmailArgs(ToolArguments):
     )
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=5_000)
+    exactly_one_of = ("to", "mailing_list")
 
     @model_validator(mode="after")
     def _one_audience(self) -> "SendEmailArgs":

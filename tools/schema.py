@@ -38,7 +38,14 @@ _BOUNDED_PATTERN = re.compile(r"\^.*\{\d+,(\d+)\}\$")
 def tool_call_schema() -> dict[str, Any]:
     """``{"tool": <name>, "arguments": {...}}`` for each registered tool, as an ``anyOf``;
     a tool that takes a table has one branch per table, naming only that table's columns."""
-    return {"anyOf": [branch for name in TOOLS for branch in _per_table(_branch(name))]}
+    return {
+        "anyOf": [
+            branch
+            for name in TOOLS
+            for choice in _per_choice(_branch(name), TOOLS[name].arguments.exactly_one_of)
+            for branch in _per_table(choice)
+        ]
+    }
 
 
 def tool_names() -> list[str]:
@@ -65,6 +72,24 @@ def tools_for_the_prompt() -> str:
         f" Arguments: {', '.join(tool.arguments.model_fields) or 'none'}."
         for tool in TOOLS.values()
     )
+
+
+def _per_choice(branch: dict[str, Any], exactly_one_of: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One branch per field of an "exactly one of" group: that field without its null
+    option, the others null only. SmolLM2 gave ``send_email`` both an address and a list
+    under the one branch, which the argument model refuses on every retry."""
+    if not exactly_one_of:
+        return [branch]
+    branches = []
+    for chosen in exactly_one_of:
+        narrowed = copy.deepcopy(branch)
+        properties = narrowed["properties"]["arguments"]["properties"]
+        for name in exactly_one_of:
+            options = properties[name]["anyOf"]
+            kept = [o for o in options if (o.get("type") == "null") != (name == chosen)]
+            properties[name] = {**properties[name], "anyOf": kept}
+        branches.append(narrowed)
+    return branches
 
 
 def _per_table(branch: dict[str, Any]) -> list[dict[str, Any]]:
