@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 import openai
 from openai import AsyncOpenAI
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.model_metrics import measured_model_call
@@ -162,8 +162,15 @@ class OfflineAnalysisActivities(AnalysisActivities):
 
     async def _ask_llm(self, user_request: str) -> str:
         """The rules' proposal. A request they map to no tool fails at once, not after the
-        malformed-output retries: deterministic rules give the same answer every time."""
+        malformed-output retries: deterministic rules give the same answer every time. It
+        is an outcome of the request, not a fault of the worker: benign, so the SDK logs it
+        at DEBUG, without a traceback in the worker's (or the demo's) terminal."""
         try:
             return propose_offline(user_request).model_dump_json()
         except NoToolFits as err:
-            raise ApplicationError(str(err), type="NoToolFits", non_retryable=True) from err
+            raise ApplicationError(
+                str(err),
+                type="NoToolFits",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            ) from err

@@ -128,6 +128,7 @@ async def test_a_request_no_offline_rule_maps_to_a_tool_ends_analysis_failed_at_
 
     assert done.returncode == 1, done.output
     assert "Traceback" not in done.output
+    assert "Traceback" not in worker.output()  # an outcome of the request, not a fault
     assert f"Result: analysis_failed - Analysis failed: {NO_TOOL_FITS}\n" in done.output
     assert "executed:" not in done.output
     assert notices_for(worker, run.workflow_id) == 0
