@@ -45,6 +45,7 @@ from tests.helpers import (
     TimeSkippingRuns,
     close_left_open,
     dev_server_search_attributes,
+    time_skipping_is_free,
 )
 
 # Features a developer may have switched on in their shell; tests opt in themselves.
@@ -155,6 +156,10 @@ async def runs(
     )
     yield runs
     await close_left_open(runs)
+    assert await time_skipping_is_free(time_skipping_env), (
+        "the time-skipping server's clock is held after this test: something it started "
+        "is still counted in progress"
+    )
 
 
 @pytest.fixture(scope="module")

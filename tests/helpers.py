@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -276,6 +277,22 @@ async def close_left_open(runs: "TimeSkippingRuns") -> int:
             for handle in left_open:
                 await close_run(handle, "left open by the test")
     return len(left_open)
+
+
+# A free clock skips this in an instant (the server only fires the timers due on the way);
+# a held one counts it out on the wall clock.
+PROBE_SKIP = timedelta(seconds=10)
+
+
+async def time_skipping_is_free(env: WorkflowEnvironment) -> bool:
+    """Whether the shared time-skipping server can still skip time, once a test's runs are
+    closed. The server holds its clock while it counts anything in progress (a workflow
+    task, an activity attempt, a child's report to its parent), and a count it never
+    releases makes every later test's timers wait in real time: skipping ``PROBE_SKIP``
+    then takes ``PROBE_SKIP`` of wall-clock time, not an instant."""
+    started = time.monotonic()
+    await env.sleep(PROBE_SKIP)
+    return time.monotonic() - started < PROBE_SKIP.total_seconds() / 2
 
 
 def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str, str]:
