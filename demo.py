@@ -484,8 +484,11 @@ async def submit_until_taken(
                 raise
             why = f"Temporal answered: {err.message}"
         if datetime.now(UTC) >= request.deadline:
+            # A send still in flight may yet reach the run, which judges it by when it
+            # arrived: only the outcome can say whether it counted.
             raise DecisionNotAppliedError(
-                f"Your decision was not taken before the deadline ({why})."
+                f"Your decision was not confirmed by the deadline ({why}); "
+                "the result below says whether it counted."
             )
         say(
             terminal_safe(

@@ -447,3 +447,29 @@ async def test_a_decision_the_server_forgot_is_sent_again_until_the_run_takes_it
     assert [entry.event for entry in decisions] == ["decision_rejected"], result.audit_trail
     assert "not today" in decisions[0].detail and len(result.votes) == 1
     assert "sending it again, as the same update" in await printed()
+
+
+async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_applied(
+    dev_server: WorkflowEnvironment,
+    task_queue: str,
+    workflow_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sending again stops at the deadline: with no worker at all, the demo says the
+    decision was not confirmed, and leaves it to the run's outcome, which follows."""
+    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    client = dev_server.client
+    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
+    async with build_worker(client, task_queue, OfflineAnalysisActivities()):
+        handle = await start_run(client, task_queue, workflow_id, run_input)
+        waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+    try:
+        async with asyncio.timeout(DEFAULT_WAIT_SECONDS):
+            await demo.send_verdict(client, handle, waiting, approved=True, notes="too late")
+    finally:
+        await handle.terminate("end of test")  # it waits for a worker to time it out
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "sending it again, as the same update" in lines[-2]
+    assert lines[-1].startswith("Your decision was not confirmed by the deadline (no answer")
