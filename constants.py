@@ -52,11 +52,17 @@ APPROVE_SIGNAL = "approve"  # shorthand: true or false decides the pending reque
 SUBMIT_DECISION_UPDATE = "submit_decision"  # like the signal, but answers accepted/refused
 STATUS_QUERY = "get_status"
 
-# The one patch marker a run started by this code records (workflows/patches.py): it stands
-# for every workflow.patched change made before it, in the main workflow and in each stage.
-# Changes after it get a workflow.patched(...) of their own. Runs that recorded it are listed by
-#   temporal workflow list --query 'TemporalChangeVersion="hitl-version-2026-11-30"'
-WORKFLOW_VERSION_PATCH = "hitl-version-2026-11-30"
+# Version markers (workflows/patches.py): a run started by this code records one, the newest,
+# which stands for every workflow.patched change made before it, in the main workflow and in
+# each stage. A change to what runs do comes with a new version, added first. Runs that
+# recorded one are listed by
+#   temporal workflow list --query 'TemporalChangeVersion="hitl-version-2026-11-30-notices"'
+# One marker for every patch before it.
+FIRST_VERSION_PATCH = "hitl-version-2026-11-30"
+# One notice activity for every channel (activities/approval_notices.py).
+ONE_NOTICE_VERSION_PATCH = "hitl-version-2026-11-30-notices"
+WORKFLOW_VERSIONS = (ONE_NOTICE_VERSION_PATCH, FIRST_VERSION_PATCH)  # newest first
+WORKFLOW_VERSION_PATCH = WORKFLOW_VERSIONS[0]  # what a new run records
 
 # Custom search attribute (Keyword) for listing runs that await a decision. Register it:
 #   temporal server start-dev --search-attribute ApprovalStatus=Keyword

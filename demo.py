@@ -57,11 +57,18 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import DecisionNotAppliedError, explain_rpc_error, os_user, submit
+from send_approval import (
+    DecisionNotAppliedError,
+    NoWorkerError,
+    explain_rpc_error,
+    os_user,
+    submit,
+)
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
     INTERRUPTED_EXIT_CODE,
+    WORKER_WAIT_SECONDS,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
@@ -90,6 +97,15 @@ RUN_CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
 }
+# Temporal's ways of saying "not now" to an update (down, restarting, busy, the run's
+# workflow task retrying): the same update is sent again after a pause.
+RESEND_STATUSES = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+}
+RESEND_PAUSE_SECONDS = 1.0
 LOCAL_MODEL_COMMAND = "uv run python -m local_llm  # and export the settings it prints"
 
 T = TypeVar("T")
@@ -435,12 +451,52 @@ async def send_verdict(
             reviewer_notes=notes,
             decided_at=datetime.now(UTC),
         )
-        await submit(client, handle.id, decision)
+        await submit_until_taken(client, handle, request, decision)
     except DecisionNotAppliedError as err:
         say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
         say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
+
+
+async def submit_until_taken(
+    client: Client, handle: Run, request: ApprovalRequest, decision: ApprovalDecision
+) -> None:
+    """Send the decision until the run answers it (applied or refused), or its deadline.
+
+    Until a worker accepts an update, Temporal holds it in the server's memory only: a
+    server restart, or the server reloading the run (after an error, or to make room in its
+    cache), drops it, and the sender is meant to send it again until it is accepted (the
+    SDK does so itself while nobody cuts the call short). Giving up after one unanswered
+    send could lose the verdict while the run waits out its deadline; the demo's worker
+    runs in this process, so no answer in time means a busy machine, not a missing worker.
+    Every send is the same update (its ID comes from the decision), so the run applies it
+    once, whichever send gets through, and answers a repeat with the first outcome.
+    """
+    while True:
+        try:
+            await submit(client, handle.id, decision)
+            return
+        except NoWorkerError:
+            why = f"no answer within {WORKER_WAIT_SECONDS}s"
+        except RPCError as err:
+            if err.status not in RESEND_STATUSES:
+                raise
+            why = f"Temporal answered: {err.message}"
+        if datetime.now(UTC) >= request.deadline:
+            # A send still in flight may yet reach the run, which judges it by when it
+            # arrived: only the outcome can say whether it counted.
+            raise DecisionNotAppliedError(
+                f"Your decision was not confirmed by the deadline ({why}); "
+                "the result below says whether it counted."
+            )
+        say(
+            terminal_safe(
+                f"  ... your decision is not taken yet ({why}); sending it again, as the "
+                f"same update, so it counts once ({time_left(request)} left)"
+            )
+        )
+        await asyncio.sleep(RESEND_PAUSE_SECONDS)
 
 
 async def signal_stage(

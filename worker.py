@@ -16,6 +16,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.approval_notices import ApprovalNotices
 from activities.assess_risk import assess_risk
 from activities.email_notifier import EmailNotifier, SmtpSettingsError
 from activities.execute_action import execute_action
@@ -85,6 +86,7 @@ def build_worker(
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
         activities=[
             analysis.analyze_request,
+            ApprovalNotices(notifier, emailer).send_approval_notices,
             notify_approval_needed,
             notifier.send_webhook_notice,
             emailer.send_email_notice,

@@ -4,7 +4,9 @@ Configured by ``HITL_SMTP_*`` (see ``constants.py``); without ``HITL_SMTP_HOST``
 nothing and says so. The message is plain text only: the same ``terminal_safe`` notice the
 worker prints, with the inbox link when ``HITL_INBOX_URL`` is set, so nothing a requester
 or the model wrote can become markup, a link text or an extra header. The password is read
-once and never logged. A failed delivery raises, so Temporal's retry policy retries it.
+once and never logged. A failed delivery raises: ``send_approval_notices`` (which calls this
+first, beside the other channels) then retries it alone, as this activity, by Temporal's
+retry policy, unless the error says another attempt cannot succeed.
 """
 
 import asyncio

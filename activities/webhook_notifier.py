@@ -4,8 +4,9 @@ The body is Slack-incoming-webhook compatible (a ``text`` field) and also carrie
 request itself, so any receiver can act on it. The URL and the optional bearer token are
 secrets: they are read once when the worker starts and never logged; only the host (and
 port) is, never the path or any ``user:password@`` in the URL.
-A failed delivery raises, so Temporal's retry policy retries it; the terminal notice is a
-separate activity and is not repeated.
+A failed delivery raises: ``send_approval_notices`` (which calls this first, beside the
+other channels) then retries it alone, as this activity, by Temporal's retry policy, so the
+terminal notice and the e-mail are not repeated; a 4xx other than 408 and 429 is not retried.
 
 httpx2 logs every request with its full URL (``HTTP Request: POST <url>``) at INFO, on its
 own ``httpx2`` logger. Whatever level or handlers a program sets, that record is dropped at

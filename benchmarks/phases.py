@@ -5,7 +5,9 @@
    and the time until every started run is parked (counted through visibility);
 3. approvals: latency one at a time (decision sent -> result) by update, the path both
    subjects' approvers use, then as many by signal, the second figure; then a burst, by
-   update. Which path decided each phase is read back from a decided run's history.
+   update. Which path decided each phase is read back from a decided run's history;
+4. what a parked run's history holds, and where its time went until it parked
+   (``benchmarks/histories.py``), read back from the runs approved one at a time.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 import psutil
 from temporalio.client import Client, WorkflowHandle
 
+from benchmarks.histories import parking_profile
 from benchmarks.resources import CpuMeter, measure, wait_until_quiet
 from benchmarks.subjects import Decide, Decisions, Subject
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
@@ -221,6 +224,7 @@ class SubjectRun:
         figures["burst_seconds"] = elapsed
         figures["burst_approvals_per_s"] = len(burst) / elapsed
         self.decision_paths["burst_by_update"] = await decided_by(burst[-1][0])
+        figures |= await parking_profile([handle for handle, _ in by_update])
         return figures
 
     async def _one_at_a_time(

@@ -73,6 +73,14 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("burst_worker_cpu_ms_per_run", "worker CPU per burst approval, ms"),
     ("burst_server_cpu_ms_per_run", "dev server CPU per burst approval, ms"),
     ("burst_machine_busy_percent", "machine busy during the burst, %"),
+    ("parked_events", "a parked run: history events until parked"),
+    ("parked_workflow_tasks", "a parked run: workflow tasks"),
+    ("parked_activities", "a parked run: activities"),
+    ("parked_start_to_parked_ms", "a parked run: start to parked, ms"),
+    ("parked_workflow_task_queue_ms", "a parked run: workflow tasks queued, ms"),
+    ("parked_workflow_task_run_ms", "a parked run: workflow tasks running, ms"),
+    ("parked_activity_queue_ms", "a parked run: activities queued, ms"),
+    ("parked_activity_run_ms", "a parked run: activities running, ms"),
 )
 
 

@@ -316,6 +316,31 @@ class EmailDelivery(BaseModel):
     detail: str
 
 
+class NoticeChannel(StrEnum):
+    """Where an approval notice goes; the names are those the audit trail uses."""
+
+    TERMINAL = "terminal notice"
+    WEBHOOK = "webhook"
+    EMAIL = "e-mail"
+
+
+class ChannelNotice(BaseModel):
+    """One channel's part of ``send_approval_notices``: delivered, not configured (neither
+    delivered nor failed), or failed, and then whether another attempt may succeed."""
+
+    channel: NoticeChannel
+    delivered: bool = False
+    failed: bool = False
+    retryable: bool = False
+    detail: str = ""
+
+
+class NoticeReport(BaseModel):
+    """What ``send_approval_notices`` did on each channel, in ``NoticeChannel`` order."""
+
+    channels: list[ChannelNotice]
+
+
 class ExecuteActionInput(BaseModel):
     """Input of the execute activity. ``idempotency_key`` is stable across retries."""
 

@@ -4,11 +4,12 @@
 
 runs every main path (or only those named) on a time-skipping test server with the local
 LLM, through the real worker wiring, and writes each history to
-``tests/histories/version_marker/<path>.json``; a staged path's stages (``ApprovalWorkflow``
-children) go to ``tests/histories/version_marker/children/<path>/<stage>.json``. Runs of
-today's code record one version marker for all earlier patches (``workflows/patches.py``);
-``tests/histories/<path>.json`` and ``children/`` beside them were recorded before it, one
-marker per patch, and are kept as they are: runs started then must still replay.
+``tests/histories/versions/<version>/<path>.json``; a staged path's stages
+(``ApprovalWorkflow`` children) go to ``.../<version>/children/<path>/<stage>.json``. Runs
+of today's code record one version marker, the newest of ``WORKFLOW_VERSIONS``
+(``workflows/patches.py``); the folders of earlier versions, and ``tests/histories/<path>.json``
+and ``children/`` (recorded before the first, one marker per patch), are kept as they are:
+runs started then must still replay.
 Re-record (and commit) after a deliberate, versioned change to the workflow;
 ``tests/test_replay.py`` replays the committed files so that an accidental change that would
 break running workflows fails the build. The path-running code is shared with the tests.
@@ -41,6 +42,7 @@ from constants import (
     STATE_DIR_ENV,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
+    WORKFLOW_VERSION_PATCH,
 )
 from models.limits import (
     MAX_ITEMISED_REFUSALS,
@@ -76,8 +78,9 @@ from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"
-# Recorded since the version marker (one patch marker per run); the files above, before it.
-VERSION_MARKER_HISTORIES_DIR = HISTORIES_DIR / "version_marker"
+# Recorded since the first version marker, a folder per version (one patch marker per run);
+# the files above, before it.
+VERSIONS_DIR = HISTORIES_DIR / "versions"
 RECORDING_TAG = "recorded"
 APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
@@ -151,7 +154,12 @@ async def pending_request(handle: Run) -> ApprovalRequest:
     return status.approval_request
 
 
-NOTICE_ACTIVITIES = {"notify_approval_needed", "send_webhook_notice", "send_email_notice"}
+NOTICE_ACTIVITIES = {
+    "send_approval_notices",
+    "notify_approval_needed",
+    "send_webhook_notice",
+    "send_email_notice",
+}
 ACTIVITY_CLOSED = (
     "activity_task_completed_event_attributes",
     "activity_task_failed_event_attributes",
@@ -628,7 +636,7 @@ def write_history(history: WorkflowHistory, target: Path) -> Path:
 
 
 async def record(
-    directory: Path = VERSION_MARKER_HISTORIES_DIR, names: list[str] | None = None
+    directory: Path = VERSIONS_DIR / WORKFLOW_VERSION_PATCH, names: list[str] | None = None
 ) -> list[Path]:
     """Start a local LLM and a time-skipping server, run every path (or those ``names``d),
     write the histories."""

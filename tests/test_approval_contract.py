@@ -37,6 +37,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import send_approval
+from activities.approval_notices import ApprovalNotices
 from activities.assess_risk import assess_risk
 from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
@@ -553,15 +554,17 @@ async def worker_with(
 ) -> AsyncIterator[Worker]:
     async with httpx2.AsyncClient() as http:
         notifier = WebhookNotifier(None, None, http)
+        emailer = EmailNotifier(None)  # registered, as worker.py does
         async with Worker(
             runs.client,
             task_queue=runs.task_queue,
             workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
             activities=[
                 runs.analysis.analyze_request,
+                ApprovalNotices(notifier, emailer).send_approval_notices,
                 notify_approval_needed,
                 notifier.send_webhook_notice,
-                EmailNotifier(None).send_email_notice,  # registered, as worker.py does
+                emailer.send_email_notice,
                 preview_tool_call,
                 execute.execute_action,
                 assess_risk,

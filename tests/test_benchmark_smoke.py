@@ -78,6 +78,17 @@ FIGURES = (
     "burst_llm_cpu_ms_per_run",
     "burst_bench_cpu_ms_per_run",
     "burst_machine_busy_percent",
+    "parked_events",
+    "parked_workflow_tasks",
+    "parked_activities",
+    "parked_upserts",
+    "parked_markers",
+    "parked_timers",
+    "parked_start_to_parked_ms",
+    "parked_workflow_task_queue_ms",
+    "parked_workflow_task_run_ms",
+    "parked_activity_queue_ms",
+    "parked_activity_run_ms",
 )
 TARGET_FIGURES = {
     "safe_runs_per_s",
@@ -211,6 +222,16 @@ def test_both_subjects_decided_by_the_same_paths(benchmark_run: BenchmarkRun) ->
         "burst_by_update": "update",
     }
     assert paths == {"product": expected, "baseline": expected}
+
+
+def test_a_parked_runs_history_is_read_back_for_each_subject(benchmark_run: BenchmarkRun) -> None:
+    """The baseline parks after its analysis; the product also records its assessment,
+    previews the e-mail and sends its notices, in one activity for every channel."""
+    report = benchmark_run.report()
+    assert report["baseline"]["parked_activities"] == 1
+    assert report["product"]["parked_activities"] == 4
+    assert report["product"]["parked_timers"] == 1
+    assert report["product"]["parked_events"] > report["baseline"]["parked_events"]
 
 
 def test_report_records_the_load_it_ran_under(benchmark_run: BenchmarkRun) -> None:

@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import demo
+import send_approval
 from activities.openai_responses import OfflineAnalysisActivities
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATE_DIR_ENV
 from dev_server import UI_PORT_OFFSET, free_port, start_dev_server
@@ -31,14 +32,18 @@ from models.models import (
 from temporal_client import DEV_SERVER_COMMAND
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
+    DEFAULT_WAIT_SECONDS,
     PROJECT_ROOT,
+    TEMPORAL_CLI,
     background_script,
+    dev_server_search_attributes,
     port_is_open,
     run_script,
     script_env,
     start_run,
     wait_for_output,
     wait_for_state,
+    wait_until,
 )
 from tests.launcher import popen
 from worker import build_worker
@@ -376,3 +381,95 @@ def test_demo_flags_need_notes(missing: str) -> None:
     result = run_script("demo", RISKY, missing, env=dict(os.environ))
     assert result.returncode == 2
     assert "usage: demo" in result.stderr
+
+
+async def server_on_file(port: int, db_file: Path) -> WorkflowEnvironment:
+    """A dev server on ``port`` that keeps its runs in ``db_file``, so it can be restarted
+    (no Web UI: its port could still be held by the server just stopped)."""
+    return await WorkflowEnvironment.start_local(
+        port=port,
+        ui=False,
+        data_converter=pydantic_data_converter,
+        search_attributes=dev_server_search_attributes(),
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        dev_server_extra_args=["--db-filename", str(db_file)],
+        dev_server_log_level="error",
+    )
+
+
+async def test_a_decision_the_server_forgot_is_sent_again_until_the_run_takes_it_once(
+    task_queue: str,
+    workflow_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The flags' decision is sent while no worker serves the run, so nobody accepts it in
+    time; then the server restarts, which forgets an update no worker has accepted (it is
+    held in memory only). The demo keeps sending it, as the same update, until the run
+    takes it: the run ends rejected, with one decision, instead of waiting out its deadline."""
+    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
+    port, db_file = free_port(), tmp_path / "temporal.db"
+    output = ""
+
+    async def printed() -> str:
+        nonlocal output
+        output += capsys.readouterr().out
+        return output
+
+    server = await server_on_file(port, db_file)
+    sending: asyncio.Future[None] | None = None
+    try:
+        client = server.client
+        async with build_worker(client, task_queue, OfflineAnalysisActivities()):
+            run_input = WorkflowInput(user_request=RISKY)
+            handle = await start_run(client, task_queue, workflow_id, run_input)
+            waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        sending = asyncio.ensure_future(
+            demo.send_verdict(client, handle, waiting, approved=False, notes="not today")
+        )
+        # The first send went unanswered: the demo gave up on it, or sends it again.
+        await wait_until(printed, lambda out: sending.done() or "again" in out)
+        await server.shutdown()
+        server = await server_on_file(port, db_file)
+        async with build_worker(server.client, task_queue, OfflineAnalysisActivities()):
+            async with asyncio.timeout(DEFAULT_WAIT_SECONDS):
+                result, _ = await asyncio.gather(handle.result(), sending)
+    except TimeoutError:
+        pytest.fail(f"the run never took the decision; the demo said:\n{await printed()}")
+    finally:
+        if sending is not None:
+            sending.cancel()
+        await server.shutdown()
+
+    assert result.outcome == Outcome.REJECTED
+    decisions = [entry for entry in result.audit_trail if entry.event.startswith("decision_")]
+    assert [entry.event for entry in decisions] == ["decision_rejected"], result.audit_trail
+    assert "not today" in decisions[0].detail and len(result.votes) == 1
+    assert "sending it again, as the same update" in await printed()
+
+
+async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_applied(
+    dev_server: WorkflowEnvironment,
+    task_queue: str,
+    workflow_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sending again stops at the deadline: with no worker at all, the demo says the
+    decision was not confirmed, and leaves it to the run's outcome, which follows."""
+    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    client = dev_server.client
+    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
+    async with build_worker(client, task_queue, OfflineAnalysisActivities()):
+        handle = await start_run(client, task_queue, workflow_id, run_input)
+        waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+    try:
+        async with asyncio.timeout(DEFAULT_WAIT_SECONDS):
+            await demo.send_verdict(client, handle, waiting, approved=True, notes="too late")
+    finally:
+        await handle.terminate("end of test")  # it waits for a worker to time it out
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "sending it again, as the same update" in lines[-2]
+    assert lines[-1].startswith("Your decision was not confirmed by the deadline (no answer")

@@ -267,5 +267,5 @@ async def test_demo_with_the_local_model_shows_its_answer_and_timings(
     assert f"Analysing the request with {model[1]} at {model[2]}" in done.stdout
     assert re.search(rf"{re.escape(model[1])} answered in \d+\.\d s\.", done.stdout)
     assert "A human must decide because:" in done.stdout
-    assert "Result: rejected" in done.stdout
+    assert "Result: rejected" in done.stdout, done.stdout  # in full: what became of the decision
     assert not port_is_open(int(model[3])), "the demo's model server outlived it"

@@ -9,9 +9,9 @@ A staged path's stages are ``ApprovalWorkflow`` children with histories of their
 ``tests/histories/children/<path>/<stage>.json``: they are guarded the same way.
 
 Runs of today's code record one version marker for every earlier patch
-(``workflows/patches.py``): ``tests/histories/version_marker/`` holds their histories;
-the files beside it were recorded before, with one marker per patch, and still replay
-through every patch check.
+(``workflows/patches.py``): ``tests/histories/versions/<version>/`` holds the histories of
+each version's runs; the files beside ``versions/`` were recorded before the first, with
+one marker per patch, and still replay through every patch check.
 """
 
 import json
@@ -36,6 +36,7 @@ from constants import (
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_TYPE,
     WORKFLOW_VERSION_PATCH,
+    WORKFLOW_VERSIONS,
 )
 from models.limits import MAX_NOTES_CHARS
 from models.models import (
@@ -58,7 +59,7 @@ from tests.record_histories import (
     HISTORIES_DIR,
     MAIN_PATHS,
     RECORDING_TAG,
-    VERSION_MARKER_HISTORIES_DIR,
+    VERSIONS_DIR,
     decision_for,
     main_workflow_id,
     pending_request,
@@ -71,8 +72,8 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
-VERSION_MARKER_FILES = sorted(VERSION_MARKER_HISTORIES_DIR.glob("*.json"))
-VERSION_MARKER_CHILD_FILES = sorted(VERSION_MARKER_HISTORIES_DIR.glob("children/*/*.json"))
+VERSIONED_FILES = sorted(VERSIONS_DIR.glob("*/*.json"))
+VERSIONED_CHILD_FILES = sorted(VERSIONS_DIR.glob("*/children/*/*.json"))
 # The marker name SDK core gives ``workflow.patched``; its details hold the patch ID.
 PATCH_MARKER_NAME = "core_patch"
 # Histories recorded by earlier code, kept as they were: runs started by a released version
@@ -138,10 +139,25 @@ async def test_committed_stage_history_replays_on_current_code(history_file: Pat
     await replayer().replay_workflow(committed_child_history(history_file))
 
 
-def test_every_main_path_has_a_history_since_the_version_marker() -> None:
+@pytest.mark.parametrize("version", WORKFLOW_VERSIONS)
+def test_every_main_path_has_a_history_of_every_version(version: str) -> None:
     staged = {path.name for path in MAIN_PATHS if path.approval_stages}
-    assert {path.stem for path in VERSION_MARKER_FILES} == {path.name for path in MAIN_PATHS}
-    assert {path.parent.name for path in VERSION_MARKER_CHILD_FILES} == staged
+    folder = VERSIONS_DIR / version
+    assert {path.stem for path in folder.glob("*.json")} == {path.name for path in MAIN_PATHS}
+    assert {path.parent.name for path in folder.glob("children/*/*.json")} == staged
+
+
+def test_every_versions_folder_is_a_version() -> None:
+    assert {path.name for path in VERSIONS_DIR.iterdir()} == set(WORKFLOW_VERSIONS)
+
+
+def recorded_version(path: Path) -> str:
+    """The version whose folder holds ``path``: ``versions/<version>/[children/<p>/]x.json``."""
+    return path.relative_to(VERSIONS_DIR).parts[0]
+
+
+def versioned_file_id(path: Path) -> str:
+    return str(path.relative_to(VERSIONS_DIR).with_suffix(""))
 
 
 def patch_markers(history: WorkflowHistory) -> list[str]:
@@ -170,21 +186,21 @@ def patch_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 @pytest.mark.parametrize(
-    "history_file",
-    VERSION_MARKER_FILES + VERSION_MARKER_CHILD_FILES,
-    ids=lambda p: p.stem if p.parent == VERSION_MARKER_HISTORIES_DIR else child_file_id(p),
+    "history_file", VERSIONED_FILES + VERSIONED_CHILD_FILES, ids=versioned_file_id
 )
-async def test_a_run_since_the_version_marker_records_it_alone_and_replays(
+async def test_a_versioned_run_records_its_version_alone_and_replays(
     history_file: Path, patch_checks: list[str]
 ) -> None:
-    """One patch marker per run, the version; on replay no other patch is even asked."""
-    if history_file.parent == VERSION_MARKER_HISTORIES_DIR:
+    """One patch marker per run, its version; on replay only the versions from the newest
+    down to its own are asked, and no other patch."""
+    if history_file.parent.parent == VERSIONS_DIR:
         history = committed_history(history_file)
     else:
         history = committed_child_history(history_file)
-    assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+    version = recorded_version(history_file)
+    assert patch_markers(history) == [version]
     await replayer().replay_workflow(history)
-    assert patch_checks == [WORKFLOW_VERSION_PATCH]
+    assert patch_checks == list(WORKFLOW_VERSIONS[: WORKFLOW_VERSIONS.index(version) + 1])
 
 
 @pytest.mark.parametrize(
@@ -196,16 +212,17 @@ async def test_a_run_from_before_the_version_marker_takes_every_patch_check(
     history_file: Path, patch_checks: list[str]
 ) -> None:
     """Such a run has no version marker, so it replays through each patch check, as it
-    ran: the version is asked first, answered no, and then every patch it recorded."""
+    ran: the versions are asked first, answered no, and then every patch it recorded."""
     if history_file.parent == HISTORIES_DIR:
         history = committed_history(history_file)
     else:
         history = committed_child_history(history_file)
     recorded = patch_markers(history)
-    assert WORKFLOW_VERSION_PATCH not in recorded
+    assert not set(WORKFLOW_VERSIONS) & set(recorded)
     await replayer().replay_workflow(history)
-    assert patch_checks[0] == WORKFLOW_VERSION_PATCH
-    assert set(recorded) <= set(patch_checks[1:])
+    versions = len(WORKFLOW_VERSIONS)
+    assert patch_checks[:versions] == list(WORKFLOW_VERSIONS)
+    assert set(recorded) <= set(patch_checks[versions:])
 
 
 def approval_statuses(history: WorkflowHistory) -> list[str]:

@@ -136,7 +136,7 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
     with closing(connect(database_path())) as db:
         customers = db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
     assert sum(row["count"] for row in result.execution.tool_outcome.rows) == customers  # type: ignore[misc]
-    assert "notify_approval_needed" not in await scheduled_activities(handle)
+    assert not [name for name in await scheduled_activities(handle) if "notice" in name]
     await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
 
 

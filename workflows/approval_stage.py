@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.notify_approval_needed import notify_approval_needed
-from constants import APPROVE_SIGNAL, SHORTHAND_REVIEWER, WORKFLOW_VERSION_PATCH
+from constants import APPROVE_SIGNAL, SHORTHAND_REVIEWER, WORKFLOW_VERSIONS
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -32,7 +32,7 @@ from workflows.late_decisions import LateSignals, late_update_reason
 from workflows.notifications import root_message, send_notices
 from workflows.patches import Patches
 
-# Asked only by stages started before WORKFLOW_VERSION_PATCH (``workflows/patches.py``).
+# Asked only by stages started before FIRST_VERSION_PATCH (``workflows/patches.py``).
 # Stages started before this patch sent only the terminal notice; later ones send every
 # notice the parent does (terminal and webhook).
 NOTICES_EVERYWHERE_PATCH = "stage-notices-everywhere"
@@ -46,7 +46,7 @@ class ApprovalStage:
 
     def __init__(self, stage_input: StageApprovalInput) -> None:
         # First, before any handler can ask for a patch: the stage's own version marker.
-        self._patches = Patches(WORKFLOW_VERSION_PATCH)
+        self._patches = Patches(WORKFLOW_VERSIONS)
         self._input = stage_input
         self._stage = stage_input.stage
         self._outcome: StageOutcome | None = None

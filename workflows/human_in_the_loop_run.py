@@ -53,7 +53,7 @@ from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     APPROVE_SIGNAL,
-    WORKFLOW_VERSION_PATCH,
+    WORKFLOW_VERSIONS,
 )
 from models.limits import (
     MAX_AUDIT_DETAIL_CHARS,
@@ -110,9 +110,9 @@ ANALYSIS_RETRY = RetryPolicy(
 EXECUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
 EXECUTE_PERSISTENCE = timedelta(minutes=30)
 # Behaviour added after runs were already in flight: each is patched, so a history
-# recorded before it replays as it ran. A run started since WORKFLOW_VERSION_PATCH records
-# only that marker and has all of these applied (``workflows/patches.py``); a change made
-# from now on calls ``workflow.patched`` itself.
+# recorded before it replays as it ran. A run started since FIRST_VERSION_PATCH records
+# only a version marker and has all of these applied (``workflows/patches.py``); a change
+# made since comes with a version of its own (``WORKFLOW_VERSIONS``).
 RISK_RECORDED_PATCH = "risk-assessed-in-local-activity"  # also: explicit settings count
 # The assessment as a regular activity. A local activity's result marker can land in an
 # earlier workflow task than the commands the code issues right after it (seen under load):
@@ -154,7 +154,7 @@ class HumanInTheLoopRun:
 
     def __init__(self, run_input: RecordedWorkflowInput) -> None:
         # First, before any handler can ask for a patch: the run's one version marker.
-        self._patches = Patches(WORKFLOW_VERSION_PATCH)
+        self._patches = Patches(WORKFLOW_VERSIONS)
         # Initialised from the input so that handlers running before ``run`` can use it.
         self._input = run_input
         self._state = WorkflowState.ANALYSING
@@ -786,7 +786,7 @@ class HumanInTheLoopRun:
         repeats the decision's): each is a command, an event and a visibility write. The
         value read is the run's own, as its upserts left it, so replay decides the same."""
         current = workflow.info().typed_search_attributes.get(APPROVAL_STATUS)
-        if current is None or (self._patches.current and current == status.value):
+        if current is None or (self._patches.versioned and current == status.value):
             return
         workflow.upsert_search_attributes([APPROVAL_STATUS.value_set(status.value)])
 

@@ -1,11 +1,16 @@
-"""Sending an approval notice from workflow code: to the worker's terminal and the webhook.
+"""Sending an approval notice from workflow code: to the terminal, the webhook and e-mail.
 
 Shared by the main workflow (first notice, escalation reminder) and each approval stage.
 A failed notice never fails the run: the request can still be found (status query,
 ApprovalStatus search attribute) and decided, so failures are returned for the audit trail.
+
+A run of ``ONE_NOTICE_VERSION_PATCH`` or later sends every channel in one activity
+(``activities/approval_notices.py``) and retries only a channel that failed, with that
+channel's own activity; older runs schedule one activity per channel, as they did.
 """
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -13,10 +18,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approval_notices import ApprovalNotices
     from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
     from activities.webhook_notifier import WebhookNotifier
-    from models.models import ApprovalRequest, EmailDelivery, WebhookDelivery
+    from constants import ONE_NOTICE_VERSION_PATCH
+    from models.models import (
+        ApprovalRequest,
+        ChannelNotice,
+        EmailDelivery,
+        NoticeChannel,
+        NoticeReport,
+        WebhookDelivery,
+    )
     from workflows.patches import Patches
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
@@ -27,53 +41,103 @@ NOTICE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
 )
+Sent = WebhookDelivery | EmailDelivery | None
+AuditEvents = list[tuple[str, str]]
 
 
-async def send_notices(request: ApprovalRequest, patches: Patches) -> list[tuple[str, str]]:
+async def send_notices(request: ApprovalRequest, patches: Patches) -> AuditEvents:
     """Notify everywhere configured, all at once; return audit events (event, detail).
     ``patches`` are the calling run's (the main workflow's, or the stage's own).
 
-    Running the activities concurrently saves the run a workflow task before it parks. An
-    unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering nothing.
+    An unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering
+    nothing.
     """
-    notices = [
-        workflow.execute_activity(
+    if not patches.since(ONE_NOTICE_VERSION_PATCH):
+        return await _one_activity_per_channel(request, patches)
+    try:
+        report: NoticeReport = await workflow.execute_activity_method(
+            ApprovalNotices.send_approval_notices,
+            request,
+            start_to_close_timeout=NOTICE_TIMEOUT,
+            retry_policy=NOTICE_RETRY,
+        )
+    except ActivityError as err:
+        return [("notification_failed", f"notices: {root_message(err)}")]
+    events = [event for notice in report.channels for event in _reported(notice)]
+    retried = [notice.channel for notice in report.channels if notice.retryable]
+    outcomes = await _gather([_channel_activity(channel, request) for channel in retried])
+    return events + _audit_all(retried, outcomes)
+
+
+async def _one_activity_per_channel(request: ApprovalRequest, patches: Patches) -> AuditEvents:
+    """How runs of an earlier version notify: an activity per channel, side by side (which
+    saves the run a workflow task before it parks, against one after the other)."""
+    channels = [NoticeChannel.TERMINAL, NoticeChannel.WEBHOOK]
+    if patches.applied(EMAIL_NOTICES_PATCH):
+        channels.append(NoticeChannel.EMAIL)
+    outcomes = await _gather([_channel_activity(channel, request) for channel in channels])
+    return _audit_all(channels, outcomes)
+
+
+def _channel_activity(channel: NoticeChannel, request: ApprovalRequest) -> Awaitable[Sent]:
+    """One channel's own activity, retried by Temporal."""
+    if channel == NoticeChannel.TERMINAL:
+        return workflow.execute_activity(
             notify_approval_needed,
             request,
             start_to_close_timeout=NOTICE_TIMEOUT,
             retry_policy=NOTICE_RETRY,
-        ),
-        workflow.execute_activity_method(
-            WebhookNotifier.send_webhook_notice,
-            request,
-            start_to_close_timeout=NOTICE_TIMEOUT,
-            retry_policy=NOTICE_RETRY,
-        ),
-    ]
-    if patches.applied(EMAIL_NOTICES_PATCH):
-        notices.append(
-            workflow.execute_activity_method(
-                EmailNotifier.send_email_notice,
-                request,
-                start_to_close_timeout=NOTICE_TIMEOUT,
-                retry_policy=NOTICE_RETRY,
-            )
         )
-    terminal, *channels = await asyncio.gather(*notices, return_exceptions=True)
-    for outcome in (terminal, *channels):
+    notifier = (
+        WebhookNotifier.send_webhook_notice
+        if channel == NoticeChannel.WEBHOOK
+        else EmailNotifier.send_email_notice
+    )
+    return workflow.execute_activity_method(
+        notifier, request, start_to_close_timeout=NOTICE_TIMEOUT, retry_policy=NOTICE_RETRY
+    )
+
+
+async def _gather(sending: list[Awaitable[Sent]]) -> list[Sent | ActivityError]:
+    """Every outcome; an activity's failure is one of them, anything else (the run was
+    cancelled, say) is not a notice failure to swallow and is raised."""
+    outcomes = await asyncio.gather(*sending, return_exceptions=True)
+    for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, ActivityError):
-            raise outcome  # e.g. the run was cancelled: not a notice failure to swallow
-    events: list[tuple[str, str]] = []
-    if isinstance(terminal, ActivityError):
-        events.append(("notification_failed", f"terminal notice: {root_message(terminal)}"))
-    for name, outcome in zip(("webhook", "e-mail"), channels, strict=False):
-        if isinstance(outcome, ActivityError):
-            events.append(("notification_failed", f"{name}: {root_message(outcome)}"))
-        elif isinstance(outcome, WebhookDelivery) and outcome.delivered:
-            events.append(("webhook_delivered", outcome.detail))
-        elif isinstance(outcome, EmailDelivery) and outcome.delivered:
-            events.append(("email_delivered", outcome.detail))
-    return events
+            raise outcome
+    return outcomes
+
+
+def _reported(notice: ChannelNotice) -> AuditEvents:
+    """The audit events for one channel of ``send_approval_notices``; none for a failure
+    that is retried (its own activity reports it)."""
+    if notice.failed:
+        return [] if notice.retryable else [("notification_failed", _failure(notice))]
+    return _delivered(notice.channel, notice.delivered, notice.detail)
+
+
+def _audit_all(channels: list[NoticeChannel], outcomes: list[Sent | ActivityError]) -> AuditEvents:
+    return [event for pair in zip(channels, outcomes, strict=True) for event in _audited(*pair)]
+
+
+def _audited(channel: NoticeChannel, outcome: Sent | ActivityError) -> AuditEvents:
+    """The audit events for one channel's own activity."""
+    if isinstance(outcome, ActivityError):
+        return [("notification_failed", f"{channel.value}: {root_message(outcome)}")]
+    if outcome is None:  # the terminal notice was printed
+        return []
+    return _delivered(channel, outcome.delivered, outcome.detail)
+
+
+def _failure(notice: ChannelNotice) -> str:
+    return f"{notice.channel.value}: {notice.detail}"
+
+
+def _delivered(channel: NoticeChannel, delivered: bool, detail: str) -> AuditEvents:
+    if not delivered or channel == NoticeChannel.TERMINAL:
+        return []
+    event = "webhook_delivered" if channel == NoticeChannel.WEBHOOK else "email_delivered"
+    return [(event, detail)]
 
 
 def root_message(err: BaseException) -> str:

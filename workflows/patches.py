@@ -4,8 +4,8 @@ Each change to what a run in flight does went behind its own ``workflow.patched(
 for a new run each of those calls records a ``MarkerRecorded`` event and an upsert of the
 ``TemporalChangeVersion`` search attribute (SDK core adds one per new patch): a dozen extra
 commands, each a history event and a server write, on every run. A run started now records
-one marker instead, ``WORKFLOW_VERSION_PATCH``, and every patch from before it counts as
-applied without a call of its own.
+one marker instead, the newest of ``WORKFLOW_VERSIONS``, and every patch from before it
+counts as applied without a call of its own.
 
 Why this is replay-safe (``temporalio`` 1.35, ``worker/_workflow_instance.py`` and core's
 ``patch_state_machine.rs``):
@@ -28,11 +28,15 @@ Why this is replay-safe (``temporalio`` 1.35, ``worker/_workflow_instance.py`` a
 - A run whose first workflow task no worker completed yet has no history to match: it is
   new, whichever code started it.
 
-The version answers one thing only: "every patch before it is applied". A change made
-after it goes behind a ``workflow.patched(...)`` of its own, called directly, as usual:
-``applied`` would answer True for it in runs that recorded the version before the change
-existed, and their replay would take the new path.
-"""
+Versions follow one another (``WORKFLOW_VERSIONS`` in ``constants.py``, newest first). A
+new run records the newest. The constructor asks them in order and stops at the first a run
+recorded, so a run of an older version replays with that version's answers: ``since`` is
+False for every version after its own, and it keeps the commands it ran with. A change made
+from now on comes with a version of its own, added first, and is asked with
+``since(version)``. ``applied`` is for the patches from before the first version only: it
+answers True for any versioned run."""
+
+from collections.abc import Sequence
 
 from temporalio import workflow
 
@@ -40,16 +44,25 @@ from temporalio import workflow
 class Patches:
     """The patch answers of one run: create it once per run, in the workflow's ``__init__``."""
 
-    def __init__(self, version: str) -> None:
-        self._current = workflow.patched(version)
+    def __init__(self, versions: Sequence[str]) -> None:
+        """``versions`` newest first; a new run records the first."""
+        self._versions = tuple(versions)
+        self._recorded = next(
+            (index for index, version in enumerate(self._versions) if workflow.patched(version)),
+            None,
+        )
 
     @property
-    def current(self) -> bool:
-        """Whether this run recorded the version marker: started by today's code."""
-        return self._current
+    def versioned(self) -> bool:
+        """Whether this run recorded a version marker (any): started since the first."""
+        return self._recorded is not None
+
+    def since(self, version: str) -> bool:
+        """Whether this run recorded ``version`` or a newer one."""
+        return self._recorded is not None and self._recorded <= self._versions.index(version)
 
     def applied(self, patch_id: str) -> bool:
-        """Whether a patch from before the version applies to this run; only runs started
-        by older code ask ``workflow.patched`` (which records its marker, or not, as before).
-        Never for a patch added after the version: call ``workflow.patched`` for that."""
-        return self._current or workflow.patched(patch_id)
+        """Whether a patch from before the first version applies to this run; only runs
+        started before it ask ``workflow.patched`` (which records its marker, or not, as
+        before). Never for a change made since: give that a version (``since``)."""
+        return self.versioned or workflow.patched(patch_id)
