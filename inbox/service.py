@@ -69,6 +69,8 @@ FILTER_SCAN_RUNS = 100
 # inbox however many people load pages: the workers see a bounded stream.
 CONCURRENT_READS = 16
 LIST_QUERY_SECONDS = 3
+# How long a closed run's page waits for a worker's status before reading the run's history.
+CLOSED_QUERY_SECONDS = 2
 # Statuses remembered for the lists, each with the history length it was read at.
 KNOWN_STATUSES = 2000
 
@@ -195,15 +197,24 @@ class TemporalService:
 
     async def status(self, workflow_id: str) -> WorkflowStatus:
         """The status query's answer; for a closed run no worker answers, the same facts
-        rebuilt from its result."""
+        rebuilt from its result. A closed run's worker gets ``CLOSED_QUERY_SECONDS`` to
+        answer, not the scripts' full wait: runs outlive the workers that ran them, and
+        the page should not wait that long for what the run's history holds."""
         client = await self.client()
         try:
-            return await query_status(client, workflow_id)
-        except StatusUnavailableError as err:
-            closed = await self._closed_status(client, workflow_id)
-            if closed is not None:
-                return closed
-            raise UnavailableError(str(err)) from None
+            handle = client.get_workflow_handle(workflow_id)
+            closed = (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+            wait = CLOSED_QUERY_SECONDS if closed else None
+            return await asyncio.wait_for(query_status(client, workflow_id), wait)
+        except (StatusUnavailableError, TimeoutError) as err:
+            found = await self._closed_status(client, workflow_id)
+            if found is not None:
+                return found
+            raise UnavailableError(
+                str(err)
+                or f"Workflow {workflow_id} has closed without a result of the agent, and no "
+                f"worker answered for it within {CLOSED_QUERY_SECONDS}s."
+            ) from None
         except RPCError as err:
             raise _translated(err, workflow_id) from None
 
