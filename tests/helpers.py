@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -37,7 +38,7 @@ from constants import (
     WEBHOOK_URL_ENV,
     WORKFLOW_TYPE,
 )
-from dev_server import TEMPORAL_CLI
+from dev_server import TEMPORAL_CLI, UI_PORT_OFFSET, port_is_taken
 from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
 from tests import launcher
 from tests.fake_openai import FakeOpenAIServer, Reply, fallback_tool_call, ok
@@ -293,6 +294,22 @@ async def time_skipping_is_free(env: WorkflowEnvironment) -> bool:
     started = time.monotonic()
     await env.sleep(PROBE_SKIP)
     return time.monotonic() - started < PROBE_SKIP.total_seconds() / 2
+
+
+# The OS hands out ephemeral ports (port 0, and every outgoing connection's own end) from
+# 32768 up (/proc/sys/net/ipv4/ip_local_port_range). A demo's embedded dev server binds its
+# port and, for its Web UI, that port + UI_PORT_OFFSET: picked in that range, the second
+# can be taken by any connection of a parallel test before the server binds it.
+EMBEDDED_SERVER_PORTS = range(20000, 32768 - UI_PORT_OFFSET)
+
+
+def embedded_server_port() -> int:
+    """A port for a demo's embedded dev server whose Web UI port is free too, both below
+    the ephemeral range, so no other test's connection takes one before the server binds."""
+    while True:
+        port = random.choice(EMBEDDED_SERVER_PORTS)
+        if not port_is_taken(port) and not port_is_taken(port + UI_PORT_OFFSET):
+            return port
 
 
 def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import demo
 import send_approval
 from activities.openai_responses import OfflineAnalysisActivities
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATE_DIR_ENV
-from dev_server import UI_PORT_OFFSET, free_port, start_dev_server
+from dev_server import UI_PORT_OFFSET, start_dev_server
 from models.models import (
     Outcome,
     WorkflowInput,
@@ -37,6 +37,7 @@ from tests.helpers import (
     TEMPORAL_CLI,
     background_script,
     dev_server_search_attributes,
+    embedded_server_port,
     port_is_open,
     run_script,
     script_env,
@@ -61,7 +62,7 @@ def demo_env(address: str, llm_url: str) -> dict[str, str]:
 
 
 def test_offline_demo_approves_from_flags_and_stops_its_server(tmp_path: Path) -> None:
-    port = free_port()
+    port = embedded_server_port()
     result = run_script(
         "demo",
         "--offline",
@@ -85,7 +86,7 @@ def test_offline_demo_approves_from_flags_and_stops_its_server(tmp_path: Path) -
 def test_the_demo_shows_the_effect_before_asking_and_the_tool_acts_once(tmp_path: Path) -> None:
     """A request the offline analyser turns into a tool call: the demo shows what it would
     change before the decision, then the tool changes exactly that (its own database)."""
-    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
+    env = demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1")
     env[STATE_DIR_ENV] = str(tmp_path)
     request = "Delete inactive customers in Brazil"
     result = run_script(
@@ -110,7 +111,7 @@ def test_demo_uses_the_configured_llm_and_rejects(
         "--data-dir",
         str(tmp_path),
         RISKY + " (demo)",
-        env=demo_env(f"127.0.0.1:{free_port()}", llm_server.url),
+        env=demo_env(f"127.0.0.1:{embedded_server_port()}", llm_server.url),
     )
     assert result.returncode == 0, result.stderr
     assert "test-model at " in result.stdout
@@ -121,7 +122,7 @@ def test_demo_uses_the_configured_llm_and_rejects(
 def test_demo_without_a_model_explains_the_options_before_starting_anything(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port = embedded_server_port()
     env = demo_env(f"127.0.0.1:{port}", "unused")
     del env[OPENAI_API_KEY_ENV], env[OPENAI_BASE_URL_ENV]
     result = run_script("demo", "--data-dir", str(tmp_path), RISKY, env=env)
@@ -156,7 +157,7 @@ class Terminal:
     def offline_demo(cls, tmp_path: Path, request: str, *options: str) -> tuple["Terminal", int]:
         """``demo --offline options request`` with its data in ``tmp_path``, its embedded
         server on a free port (returned, to check that nothing is left listening there)."""
-        port = free_port()
+        port = embedded_server_port()
         env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
         return cls(["--offline", *options, "--data-dir", str(tmp_path), request], env), port
 
@@ -242,7 +243,7 @@ async def test_without_a_terminal_the_demo_prints_the_command_and_waits_for_it(
 ) -> None:
     """Run from a script with no flags, the demo cannot ask: it says how to decide from
     elsewhere, and that decision ends it like any other."""
-    env = demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1")
+    env = demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1")
     log_path = tmp_path / "demo.log"
     with (
         log_path.open("w") as log,
@@ -269,7 +270,7 @@ def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> No
         "--data-dir",
         str(tmp_path),
         STAGED,
-        env=demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1"),
+        env=demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1"),
     )
     assert result.returncode == 0, result.stderr
     for position, stage in enumerate(("manager", "director", "cfo"), start=1):
@@ -333,7 +334,7 @@ def test_an_unusable_data_folder_is_named(tmp_path: Path, unusable: str) -> None
     result = run_script(
         "demo",
         *("--offline", "--approve", "ok", "--data-dir", str(data_dir), RISKY),
-        env=demo_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1"),
+        env=demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1"),
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
@@ -409,7 +410,7 @@ async def test_a_decision_the_server_forgot_is_sent_again_until_the_run_takes_it
     held in memory only). The demo keeps sending it, as the same update, until the run
     takes it: the run ends rejected, with one decision, instead of waiting out its deadline."""
     monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
-    port, db_file = free_port(), tmp_path / "temporal.db"
+    port, db_file = embedded_server_port(), tmp_path / "temporal.db"
     output = ""
 
     async def printed() -> str:

@@ -48,7 +48,7 @@ from temporal_client import TemporalUnavailableError
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import status_of, wait_until
+from tests.helpers import embedded_server_port, status_of, wait_until
 
 
 @pytest.fixture
@@ -628,7 +628,7 @@ async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path
     from dev_server import free_port
     from tests.helpers import background_script, script_env, wait_for_output
 
-    env = script_env(f"127.0.0.1:{free_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
+    env = script_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1", "demo-inbox")
     env[INBOX_PORT_ENV] = str(free_port())
     env[STATE_DIR_ENV] = str(tmp_path)  # its own operations database: the demo deletes rows
     log_path = tmp_path / "demo.log"
