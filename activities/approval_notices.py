@@ -27,6 +27,9 @@ from models.models import (
     WebhookDelivery,
 )
 
+# What one channel's own activity returns: the terminal notice returns nothing.
+ChannelDelivery = WebhookDelivery | EmailDelivery | None
+
 
 class ApprovalNotices:
     """The worker's notice channels, sent together."""
@@ -46,9 +49,7 @@ class ApprovalNotices:
         return NoticeReport(channels=list(channels))
 
 
-async def _attempt(
-    channel: NoticeChannel, sending: Awaitable[WebhookDelivery | EmailDelivery | None]
-) -> ChannelNotice:
+async def _attempt(channel: NoticeChannel, sending: Awaitable[ChannelDelivery]) -> ChannelNotice:
     """One channel's attempt, reported as Temporal would judge it if it were its own
     activity: an ``ApplicationError`` says whether to retry, any other error is retried."""
     try:

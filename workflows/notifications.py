@@ -18,19 +18,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.approval_notices import ApprovalNotices
+    from activities.approval_notices import ApprovalNotices, ChannelDelivery
     from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
     from activities.webhook_notifier import WebhookNotifier
     from constants import ONE_NOTICE_VERSION_PATCH
-    from models.models import (
-        ApprovalRequest,
-        ChannelNotice,
-        EmailDelivery,
-        NoticeChannel,
-        NoticeReport,
-        WebhookDelivery,
-    )
+    from models.models import ApprovalRequest, ChannelNotice, NoticeChannel, NoticeReport
     from workflows.patches import Patches
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
@@ -41,7 +34,6 @@ NOTICE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
 )
-Sent = WebhookDelivery | EmailDelivery | None
 AuditEvents = list[tuple[str, str]]
 
 
@@ -79,7 +71,9 @@ async def _one_activity_per_channel(request: ApprovalRequest, patches: Patches) 
     return _audit_all(channels, outcomes)
 
 
-def _channel_activity(channel: NoticeChannel, request: ApprovalRequest) -> Awaitable[Sent]:
+def _channel_activity(
+    channel: NoticeChannel, request: ApprovalRequest
+) -> Awaitable[ChannelDelivery]:
     """One channel's own activity, retried by Temporal."""
     if channel == NoticeChannel.TERMINAL:
         return workflow.execute_activity(
@@ -98,7 +92,9 @@ def _channel_activity(channel: NoticeChannel, request: ApprovalRequest) -> Await
     )
 
 
-async def _gather(sending: list[Awaitable[Sent]]) -> list[Sent | ActivityError]:
+async def _gather(
+    sending: list[Awaitable[ChannelDelivery]],
+) -> list[ChannelDelivery | ActivityError]:
     """Every outcome; an activity's failure is one of them, anything else (the run was
     cancelled, say) is not a notice failure to swallow and is raised."""
     outcomes = await asyncio.gather(*sending, return_exceptions=True)
@@ -116,11 +112,13 @@ def _reported(notice: ChannelNotice) -> AuditEvents:
     return _delivered(notice.channel, notice.delivered, notice.detail)
 
 
-def _audit_all(channels: list[NoticeChannel], outcomes: list[Sent | ActivityError]) -> AuditEvents:
+def _audit_all(
+    channels: list[NoticeChannel], outcomes: list[ChannelDelivery | ActivityError]
+) -> AuditEvents:
     return [event for pair in zip(channels, outcomes, strict=True) for event in _audited(*pair)]
 
 
-def _audited(channel: NoticeChannel, outcome: Sent | ActivityError) -> AuditEvents:
+def _audited(channel: NoticeChannel, outcome: ChannelDelivery | ActivityError) -> AuditEvents:
     """The audit events for one channel's own activity."""
     if isinstance(outcome, ActivityError):
         return [("notification_failed", f"{channel.value}: {root_message(outcome)}")]
