@@ -59,7 +59,8 @@ async def _attempt(channel: NoticeChannel, sending: Awaitable[ChannelDelivery]) 
         return ChannelNotice(channel=channel, failed=True, retryable=retryable, detail=err.message)
     except Exception as err:  # reported per channel, so the other channels still count
         activity.logger.warning("%s notice failed: %s", channel.value, type(err).__name__)
-        return ChannelNotice(channel=channel, failed=True, retryable=True, detail=str(err))
+        detail = str(err) or type(err).__name__  # e.g. a bare TimeoutError says nothing
+        return ChannelNotice(channel=channel, failed=True, retryable=True, detail=detail)
     if delivery is None:  # the terminal: printed
         return ChannelNotice(channel=channel, delivered=True)
     return ChannelNotice(channel=channel, delivered=delivery.delivered, detail=delivery.detail)

@@ -16,20 +16,16 @@ from typing import Any
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 
-# The events that bring a decision in; the workflow task an update rides in comes just
-# before its acceptance, so it is not part of the parked run either.
-DECISION_EVENTS = (
-    "workflow_execution_update_accepted_event_attributes",
-    "workflow_execution_signaled_event_attributes",
-)
-WORKFLOW_TASK_EVENTS = (
-    "workflow_task_scheduled_event_attributes",
-    "workflow_task_started_event_attributes",
-    "workflow_task_completed_event_attributes",
-)
+# The events that bring a decision in. An update rides in a workflow task that comes just
+# before its acceptance, so that task is not part of the parked run either.
+UPDATE_ACCEPTED = "workflow_execution_update_accepted_event_attributes"
+SIGNALED = "workflow_execution_signaled_event_attributes"
+WORKFLOW_TASK_SCHEDULED = "workflow_task_scheduled_event_attributes"
+WORKFLOW_TASK_STARTED = "workflow_task_started_event_attributes"
+WORKFLOW_TASK_COMPLETED = "workflow_task_completed_event_attributes"
 COUNTED = {
     "events": None,
-    "workflow_tasks": "workflow_task_completed_event_attributes",
+    "workflow_tasks": WORKFLOW_TASK_COMPLETED,
     "activities": "activity_task_scheduled_event_attributes",
     "upserts": "upsert_workflow_search_attributes_event_attributes",
     "markers": "marker_recorded_event_attributes",
@@ -47,12 +43,14 @@ def _ms(event: HistoryEvent) -> float:
 
 def parked_part(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
     """The events before the decision came in, without the workflow task that brought it."""
-    end = next((i for i, e in enumerate(events) if _kind(e) in DECISION_EVENTS), len(events))
-    if end < len(events) and _kind(events[end]) == DECISION_EVENTS[0]:
-        while end > 0 and _kind(events[end - 1]) in WORKFLOW_TASK_EVENTS[1:]:
-            end -= 1
-        if end > 0 and _kind(events[end - 1]) == WORKFLOW_TASK_EVENTS[0]:
-            end -= 1
+    kinds = [_kind(event) for event in events]
+    end = next((i for i, kind in enumerate(kinds) if kind in (UPDATE_ACCEPTED, SIGNALED)), None)
+    if end is None:
+        return list(events)
+    if kinds[end] == UPDATE_ACCEPTED:
+        for task_event in (WORKFLOW_TASK_COMPLETED, WORKFLOW_TASK_STARTED, WORKFLOW_TASK_SCHEDULED):
+            if end > 0 and kinds[end - 1] == task_event:
+                end -= 1
     return list(events[:end])
 
 
@@ -67,15 +65,16 @@ def profile(events: Sequence[HistoryEvent]) -> dict[str, float]:
         ("workflow_task_queue_ms", "workflow_task_run_ms", "activity_queue_ms", "activity_run_ms"),
         0.0,
     )
-    started = None  # a workflow task's start (one at a time; the test server leaves the
-    # completion's started_event_id out)
+    # The running workflow task's start: one at a time, and the test server leaves the
+    # completion's started_event_id out.
+    started: HistoryEvent | None = None
     for event in events:
         kind = _kind(event)
-        if kind == "workflow_task_started_event_attributes":
+        if kind == WORKFLOW_TASK_STARTED:
             scheduled = by_id[event.workflow_task_started_event_attributes.scheduled_event_id]
             figures["workflow_task_queue_ms"] += _ms(event) - _ms(scheduled)
             started = event
-        elif kind == "workflow_task_completed_event_attributes" and started is not None:
+        elif kind == WORKFLOW_TASK_COMPLETED and started is not None:
             figures["workflow_task_run_ms"] += _ms(event) - _ms(started)
         elif kind == "activity_task_completed_event_attributes":
             closed = event.activity_task_completed_event_attributes

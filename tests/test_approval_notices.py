@@ -117,3 +117,11 @@ async def test_a_run_whose_channels_all_answer_schedules_one_notice_activity(
         assert (await handle.result()).outcome == Outcome.APPROVED
     activities = await scheduled_activities(handle)
     assert [name for name in activities if "notice" in name] == ["send_approval_notices"]
+
+
+async def test_an_unexpected_error_without_a_message_is_named_by_its_type() -> None:
+    async def timed_out() -> None:
+        raise TimeoutError
+
+    notice = await ActivityEnvironment().run(_attempt, NoticeChannel.WEBHOOK, timed_out())
+    assert notice.failed and notice.retryable and notice.detail == "TimeoutError"

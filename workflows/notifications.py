@@ -108,7 +108,8 @@ def _reported(notice: ChannelNotice) -> AuditEvents:
     """The audit events for one channel of ``send_approval_notices``; none for a failure
     that is retried (its own activity reports it)."""
     if notice.failed:
-        return [] if notice.retryable else [("notification_failed", _failure(notice))]
+        failure = f"{notice.channel.value}: {notice.detail}"
+        return [] if notice.retryable else [("notification_failed", failure)]
     return _delivered(notice.channel, notice.delivered, notice.detail)
 
 
@@ -125,10 +126,6 @@ def _audited(channel: NoticeChannel, outcome: ChannelDelivery | ActivityError) -
     if outcome is None:  # the terminal notice was printed
         return []
     return _delivered(channel, outcome.delivered, outcome.detail)
-
-
-def _failure(notice: ChannelNotice) -> str:
-    return f"{notice.channel.value}: {notice.detail}"
 
 
 def _delivered(channel: NoticeChannel, delivered: bool, detail: str) -> AuditEvents:
