@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if means_no_such_workflow(err):
             print(f"No workflow with ID {args.workflow_id!r}.", file=sys.stderr)
         else:
-            print(f"Temporal refused the request: {err.message}", file=sys.stderr)
+            print(terminal_safe(f"Temporal refused the request: {err.message}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return interrupted("approval_status only reads, so nothing was changed.")

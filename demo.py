@@ -16,6 +16,7 @@ on 127.0.0.1 (``python -m local_llm``, the local-llm dependency group) and uses 
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from activities.llm_settings import (
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_preview, format_result, terminal_safe
+from console_logging import configure_logging
 from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
@@ -456,7 +458,7 @@ async def send_verdict(
         say(terminal_safe(err))
     except RPCError as err:
         workflow_id = stage.child_workflow_id if stage else handle.id
-        say(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}")
+        say(terminal_safe(f"Your decision was not applied. {explain_rpc_error(err, workflow_id)}"))
 
 
 async def submit_until_taken(
@@ -560,6 +562,9 @@ def resume_hint(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Warnings only: the demo's own lines tell the story. The in-process worker's and
+    # inbox's warnings quote model, requester and reviewer text.
+    configure_logging(logging.WARNING)
     progress = Progress()
     try:
         return run(args, progress)
@@ -611,10 +616,10 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
         print(err, file=sys.stderr)
         return 1
     except RPCError as err:
-        print(f"Temporal refused the request: {err.message}", file=sys.stderr)
+        print(terminal_safe(f"Temporal refused the request: {err.message}"), file=sys.stderr)
         return 1
     except WorkflowFailureError as err:
-        print(f"The workflow failed: {err.cause}", file=sys.stderr)
+        print(terminal_safe(f"The workflow failed: {err.cause}"), file=sys.stderr)
         return 1
     say(format_result(result))
     return 1 if result.outcome in FAILED_OUTCOMES else 0

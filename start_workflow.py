@@ -16,7 +16,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console_format import format_result
+from console_format import format_result, terminal_safe
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     STAGE_ID_MARKER,
@@ -260,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except RPCError as err:
-        print(f"Temporal refused to start the workflow: {err.message}", file=sys.stderr)
+        print(
+            terminal_safe(f"Temporal refused to start the workflow: {err.message}"), file=sys.stderr
+        )
         return 1
     except WorkflowFailureError as err:
-        print(f"The workflow failed: {err.cause}", file=sys.stderr)
+        print(terminal_safe(f"The workflow failed: {err.cause}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return interrupted(interrupted_message(progress))

@@ -28,6 +28,7 @@ from activities.openai_responses import AnalysisActivities
 from activities.signal_arrivals import signal_arrivals
 from activities.tool_activities import execute_tool_call, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
+from console_logging import configure_logging
 from constants import METRICS_ADDRESS_ENV, task_queue
 from temporal_client import (
     INTERRUPTED_EXIT_CODE,
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     # One line per model call is noise; the webhook's URL never reaches this logger anyway
     # (activities/webhook_notifier.py drops those records at the source).
     logging.getLogger("httpx2").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettings, analysis_activities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
+from console_logging import configure_logging
 from constants import task_queue
 from temporal_client import connect, exit_process
 from worker import parse_args, serve_until_stopped
@@ -35,7 +36,7 @@ async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     asyncio.run(run_worker(args.max_cached_workflows, args.max_concurrent_activities))
     return 0

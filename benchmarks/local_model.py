@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.openai_responses import AnalysisActivities
 from benchmarks.phases import percentile
+from console_format import terminal_safe
 from local_llm.model_file import ModelFileError, checked_model, packaged_model
 from local_llm.server import LocalModelError, serving
 from models.models import AnalysisRequest
@@ -65,7 +66,7 @@ async def analysis_seconds(base_url: str, model: str, count: int) -> tuple[list[
                 await ActivityEnvironment().run(activities.analyze_request, request)
             except Exception as err:  # a malformed answer or a server error: counted, shown
                 failures += 1
-                print(f"  failed: {request.user_request!r}: {err}", file=sys.stderr)
+                print(terminal_safe(f"  failed: {request.user_request!r}: {err}"), file=sys.stderr)
                 continue
             times.append(time.monotonic() - started)
     finally:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from codec_server.app import create_app
+from console_logging import configure_logging
 from constants import (
     CODEC_CORS_ORIGIN_ENV,
     CODEC_TOKEN_ENV,
@@ -81,15 +82,18 @@ def allowed_origin() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     try:
         app = create_app(encrypting_codec(), required_token(), allowed_origin())
     except CodecServerSettingsError as err:
         print(err, file=sys.stderr)
         return 1
     logging.info("Codec server on http://%s:%d for %s", args.host, args.port, allowed_origin())
-    # No access log: a Web UI request carries the token in its path.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    # No access log: a Web UI request carries the token in its path. No log config of
+    # uvicorn's own: its records go through the terminal-safe handler like every other.
+    uvicorn.run(
+        app, host=args.host, port=args.port, access_log=False, log_level="warning", log_config=None
+    )
     return 0
 
 

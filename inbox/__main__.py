@@ -11,6 +11,7 @@ import sys
 
 import uvicorn
 
+from console_logging import configure_logging
 from inbox.accounts import AccountsError, new_token, set_password, users_file, valid_name
 from inbox.app import create_app
 from inbox.settings import InboxSettings, SettingsError, listen_defaults
@@ -60,6 +61,7 @@ def add_user(name: str) -> int:
 
 def serve(host: str, port: int) -> int:
     settings = InboxSettings.from_env()
+    configure_logging()
     print(f"Approval inbox on http://{host}:{port}/ (accounts: {settings.users_file})", flush=True)
     # No proxy headers: the peer address must be the real one, or anyone could claim to be
     # the trusted proxy (HITL_INBOX_TRUSTED_PROXIES) with an X-Forwarded-For header.
@@ -70,6 +72,7 @@ def serve(host: str, port: int) -> int:
         proxy_headers=False,
         server_header=False,
         log_level="info",
+        log_config=None,  # uvicorn's records too go through the terminal-safe handler
     )
     return 0
 

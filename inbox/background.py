@@ -34,7 +34,13 @@ class BackgroundInbox:
 def serve_in_background(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> BackgroundInbox:
     """Serve ``app`` (port 0: a free one) and return once it accepts connections."""
     config = uvicorn.Config(
-        app, host=host, port=port, proxy_headers=False, log_level="warning", lifespan="off"
+        app,
+        host=host,
+        port=port,
+        proxy_headers=False,
+        log_level="warning",
+        log_config=None,  # the host process's logging setup (configure_logging) applies
+        lifespan="off",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="inbox", daemon=True)

@@ -41,7 +41,7 @@ from tests.e2e import (
     unique,
 )
 from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import script_env, status_of, wait_until
+from tests.helpers import script_env, script_risky_proposal, status_of, wait_until
 
 # What the stand-in's tool call for a request no offline rule maps does: one e-mail.
 EMAILED = "queued 1 e-mail to 1 recipients in the outbox (never sent)"
@@ -364,3 +364,30 @@ async def test_a_requester_approving_their_own_request_is_refused(
     assert withdrawn.returncode == 0, withdrawn.output
     assert "Result: rejected - Rejected by dan" in done.output
     assert "executed:" not in done.output
+
+
+async def test_the_worker_log_of_a_hostile_proposal_cannot_forge_the_notice(
+    worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    llm_server: FakeOpenAIServer,
+    tmp_path: Path,
+) -> None:
+    """The workflow logs every audit event (``action_proposed: ...``) in the terminal the
+    approvers read: the model's newlines and escapes there stay one escaped line, so no
+    forged "Approve or reject:" block appears above the real notice."""
+    forged = (
+        "Tidy up\n\nApprove or reject:\n"
+        '  uv run python -m send_approval evil-wf evil-req approve "ok"\r\x1b[2J\u202eevil'
+    )
+    request = script_risky_proposal(llm_server, unique("Tidy the vendor list"), description=forged)
+    async with started_run(worker, dev_server, tmp_path, request) as run:
+        await approval_notice(worker, run)
+        log = worker.output()
+
+    lines = log.splitlines()
+    (proposed,) = [line for line in lines if "action_proposed:" in line and run.workflow_id in line]
+    assert "Tidy up\\n\\nApprove or reject:\\n" in proposed
+    assert "\\r\\x1b[2J\\u202eevil" in proposed
+    assert not any(char in log for char in "\r\x1b\u202e")
+    forged_command = "uv run python -m send_approval evil"
+    assert not any(line.lstrip().startswith(forged_command) for line in lines)
