@@ -20,7 +20,7 @@ from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
@@ -34,6 +34,7 @@ from constants import (
 )
 from encryption.codec import EncryptionCodec, UndecryptablePayloadError
 from encryption.keys import EncryptionSettingsError, KeyRing, load_keys
+from encryption.undecodable import WorkerPayloadConverter
 from models.models import ApprovalStatus, StageOutcome, WorkflowStatus
 
 DEV_SERVER_COMMAND = (
@@ -121,6 +122,35 @@ def converter_with_keys(ring: KeyRing | None) -> DataConverter:
         payload_codec=EncryptionCodec(ring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def worker_converter(converter: DataConverter) -> DataConverter:
+    """``converter`` as a worker uses it: a payload a workflow receives and the worker
+    cannot decode reaches a signal handler as ``Undecodable`` instead of failing every
+    workflow task (``encryption/undecodable.py``).
+
+    A converter without a codec gets the keyless one ``data_converter()`` always has, so it
+    still names the key an encrypted payload needs. Another codec, or a payload converter
+    other than pydantic's, is left alone.
+    """
+    codec = converter.payload_codec or EncryptionCodec(None)
+    if isinstance(codec, EncryptionCodec):
+        codec = codec.for_worker()
+    payload_converter_class = converter.payload_converter_class
+    if issubclass(payload_converter_class, PydanticPayloadConverter):
+        payload_converter_class = WorkerPayloadConverter
+    return dataclasses.replace(
+        converter, payload_codec=codec, payload_converter_class=payload_converter_class
+    )
+
+
+def worker_client(client: Client) -> Client:
+    """``client`` on the same connection, with ``worker_converter``: a worker takes its
+    data converter from its client, and the scripts' clients must keep raising on what
+    they cannot decode."""
+    config = client.config()
+    config["data_converter"] = worker_converter(client.data_converter)
+    return Client(**config)
 
 
 async def connect(runtime: Runtime | None = None) -> Client:
@@ -220,11 +250,24 @@ async def _last_workflow_task_failure(client: Client, workflow_id: str, run_id: 
 
 async def _failure_message(client: Client, failure: Failure) -> str:
     """The failure's message, decrypted when payload encryption moved it into an encoded
-    attribute; without the key, the line that names the key needed."""
+    attribute; without the key, the line that names the key needed.
+
+    A wrapped error is followed by its root cause: the SDK's "Failed decoding arguments"
+    alone does not say that a worker lacks the key the run's input needs.
+    """
     try:
         error = await client.data_converter.decode_failure(failure)
     except UndecryptablePayloadError as err:
         return f"a failure this process cannot read ({err})"
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if root is error:
+        return _message_of(error)
+    return f"{_message_of(error)}: {_message_of(root)}"
+
+
+def _message_of(error: BaseException) -> str:
     return getattr(error, "message", None) or str(error)
 
 

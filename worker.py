@@ -36,6 +36,7 @@ from temporal_client import (
     connect,
     exit_process,
     interrupted,
+    worker_client,
 )
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
@@ -74,7 +75,9 @@ def build_worker(
     """The worker's wiring, shared with the tests so they run exactly what users run.
 
     A waiting run costs the worker memory only while it is cached; evicted runs are rebuilt
-    from history when their next event (a decision, the deadline) arrives.
+    from history when their next event (a decision, the deadline) arrives. The worker
+    decodes through ``worker_client``: a payload it cannot decode is refused by the run,
+    not a failed workflow task.
     """
     notifier = notifier or WebhookNotifier.from_env()
     try:  # registered for workflows/notifications.py to call (see the README, e-mail)
@@ -82,7 +85,7 @@ def build_worker(
     except SmtpSettingsError as err:
         raise WorkerStartError(str(err)) from None
     return Worker(
-        client,
+        worker_client(client),
         task_queue=queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
         activities=[
