@@ -1,9 +1,13 @@
 """The two activities through which the workflow reaches the tools: preview, then execute.
 
 Both run the blocking SQLite work in a thread and heartbeat meanwhile, so that a worker that
-dies is noticed within the heartbeat timeout. A call outside a tool's contract, or a key
-reused for another call, fails without retries: trying again cannot fix it. A drifted or
-infeasible execution is not a failure: it is an outcome the workflow records and acts on.
+dies is noticed within the heartbeat timeout. The thread works under a ``CallGuard``: when
+the activity is cancelled (or times out, which the worker learns as a cancellation) the
+guard interrupts the SQL, and the activity ends only once the thread has stopped, so no
+abandoned statement goes on holding a core or the database. A call outside a tool's
+contract, a key reused for another call, or a call stopped by its budget fails without
+retries: trying again cannot fix it. A drifted or infeasible execution is not a failure:
+it is an outcome the workflow records and acts on.
 """
 
 import asyncio
@@ -13,6 +17,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from tools.budget import CallGuard, ToolCallStopped
 from tools.database import database_path
 from tools.execution import ApprovalMissing, IdempotencyKeyReused, execute_call, preview_call
 from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome
@@ -25,13 +30,13 @@ Result = TypeVar("Result")
 @activity.defn
 async def preview_tool_call(call: ToolCall) -> EffectPreview:
     """What the call would change, worked out without changing anything."""
-    return await _in_thread(lambda: preview_call(database_path(), call))
+    return await _in_thread(lambda guard: preview_call(database_path(), call, guard))
 
 
 @activity.defn
 async def execute_tool_call(request: ExecuteToolInput) -> ToolOutcome:
     """Execute the approved call once per idempotency key, only if its preview still holds."""
-    outcome = await _in_thread(lambda: execute_call(database_path(), request))
+    outcome = await _in_thread(lambda guard: execute_call(database_path(), request, guard))
     activity.logger.info(
         "Tool %s [idempotency key %s]: %s: %s",
         outcome.tool,
@@ -42,12 +47,33 @@ async def execute_tool_call(request: ExecuteToolInput) -> ToolOutcome:
     return outcome
 
 
-async def _in_thread(work: Callable[[], Result]) -> Result:
-    task = asyncio.ensure_future(asyncio.to_thread(work))
-    while not task.done():
-        activity.heartbeat()
-        await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+async def _in_thread(work: Callable[[CallGuard], Result]) -> Result:
+    guard = CallGuard()
+    task = asyncio.ensure_future(asyncio.to_thread(work, guard))
+    try:
+        while not task.done():
+            activity.heartbeat()
+            await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+    except asyncio.CancelledError as cancelled:
+        return await _stopped(task, guard, cancelled)
+    return _result(task)
+
+
+async def _stopped(
+    task: "asyncio.Future[Result]", guard: CallGuard, cancelled: asyncio.CancelledError
+) -> Result:
+    """Interrupt the thread and wait for it. If it finished first (committed, say), that
+    is what happened, and its result is returned rather than a "cancelled" that is false."""
+    guard.cancel()
+    activity.logger.info("Cancelled: interrupting the tool call and waiting for it to stop")
+    await asyncio.wait({task})
+    if task.exception() is not None and guard.reason is not None:
+        raise cancelled
+    return _result(task)
+
+
+def _result(task: "asyncio.Future[Result]") -> Result:
     try:
         return task.result()
-    except (InvalidToolCall, IdempotencyKeyReused, ApprovalMissing) as err:
+    except (InvalidToolCall, IdempotencyKeyReused, ApprovalMissing, ToolCallStopped) as err:
         raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from err

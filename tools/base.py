@@ -1,8 +1,9 @@
 """What a tool is: a typed function with a preview, a description and declared properties.
 
 ``preview`` and ``apply`` both run inside the caller's transaction on the operations
-database (see ``execution.py``): the preview computed there at execution time is compared
-with the approved one before ``apply`` acts, with no gap in which the rows could change.
+database (see ``execution.py``), in preview and in execution alike: what ``apply`` changed
+there is fingerprinted with the preview, and execution commits only if that matches the
+approved fingerprint, with no gap in which the rows could change.
 """
 
 import hashlib

@@ -4,6 +4,11 @@ It is created and seeded on first use with generated, deterministic fake data (n
 person's data: every address is under the reserved ``example.com`` / ``example.org``).
 The allow-list below is the tools' contract with it: a table or column that is not listed
 here cannot be named by a tool call, whatever the model writes.
+
+It holds customers' addresses and the company's money, so the folder is created 0700 and
+the files 0600 (SQLite gives the -wal and -shm files the database file's mode). It runs
+in WAL mode: a reader never waits for a writer, so one run's long call cannot make
+another run's preview fail with "database is locked".
 """
 
 import os
@@ -17,7 +22,11 @@ from tools.seed_data import seed, seed_test_customers
 
 DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".hitl"
 DATABASE_FILE = "operations.sqlite3"
-LOCK_WAIT_SECONDS = 30.0  # how long a transaction waits for another one holding the lock
+# How long a transaction waits for another one holding the write lock: longer than the
+# budget of any one call (tools/budget.py), which is how long a writer can hold it.
+LOCK_WAIT_SECONDS = 30.0
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 # 2: the seeded test customers (status 'test'); a database seeded at 1 gets them once.
 SCHEMA_VERSION = "2"
 
@@ -32,8 +41,14 @@ class Table:
     deletable: bool = False
     updatable: frozenset[str] = field(default_factory=frozenset)
     amount_column: str | None = None  # summed by the summaries, in cents
+    # Why ad-hoc SQL may read but never write it (None: run_sql may change its rows).
+    adhoc_write_refusal: str | None = None
+    # Written with the time of execution, so left out of the effect's fingerprint: the
+    # preview cannot know it, and it is not what people approve.
+    execution_time_column: str | None = None
 
 
+_MONEY = "money moves only through the money tools (pay_invoice, pay_vendor, transfer_funds)"
 TABLES: dict[str, Table] = {
     "customers": Table(
         {
@@ -58,6 +73,7 @@ TABLES: dict[str, Table] = {
         deletable=True,
         updatable=frozenset({"due_date", "status"}),
         amount_column="amount_cents",
+        adhoc_write_refusal=_MONEY,
     ),
     "payments": Table(
         {
@@ -70,17 +86,24 @@ TABLES: dict[str, Table] = {
             "paid_at": "TEXT",
         },
         amount_column="amount_cents",
+        adhoc_write_refusal=_MONEY,
+        execution_time_column="paid_at",
     ),
     "accounts": Table(
         {"id": "TEXT", "name": "TEXT", "balance_cents": "INTEGER"},
         amount_column="balance_cents",
+        adhoc_write_refusal=_MONEY,
     ),
     "users": Table(
         {"id": "INTEGER", "username": "TEXT", "email": "TEXT", "active": "INTEGER"},
         deletable=True,
         updatable=frozenset({"email", "active"}),
     ),
-    "user_roles": Table({"username": "TEXT", "role": "TEXT"}, key="username"),
+    "user_roles": Table(
+        {"username": "TEXT", "role": "TEXT"},
+        key="username",
+        adhoc_write_refusal="roles change only through grant_role and revoke_role",
+    ),
     "mailing_list": Table(
         {"id": "INTEGER", "list_name": "TEXT", "email": "TEXT", "name": "TEXT"},
         deletable=True,
@@ -93,12 +116,14 @@ TABLES: dict[str, Table] = {
             "subject": "TEXT",
             "body": "TEXT",
             "queued_at": "TEXT",
-        }
+        },
+        adhoc_write_refusal="e-mail is queued only through send_email",
+        execution_time_column="queued_at",
     ),
 }
 ROLES = ("viewer", "support", "billing", "admin")
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS customers (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, country TEXT NOT NULL,
@@ -137,25 +162,40 @@ def database_path() -> Path:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection that opens its transactions itself (``BEGIN IMMEDIATE`` to write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A connection that opens its transactions itself (``BEGIN IMMEDIATE`` to write), to a
+    database file only this user can read."""
+    _create_private(path)
     return sqlite3.connect(path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+
+
+def private_copy(path: Path) -> sqlite3.Connection:
+    """An in-memory copy of the database as it is now. A preview works its effect out on
+    it, so it never takes the write lock another run's call may need (or hold)."""
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    with closing(connect(path)) as source:
+        source.backup(copy)
+    return copy
 
 
 def ensure_database(path: Path) -> None:
     """Create and seed the database once; concurrent first users wait for one another.
 
-    Nothing runs before ``BEGIN IMMEDIATE`` (see execute_action.py): a connection holding
-    a read lock could be refused the write lock at once instead of waiting its turn.
+    A database that is ready is only read (in WAL mode that waits for nobody), so a writer
+    holding the lock does not stall every other call here. Otherwise nothing runs before
+    ``BEGIN IMMEDIATE`` (see execute_action.py): a connection holding a read lock could be
+    refused the write lock at once instead of waiting its turn.
     """
     with closing(connect(path)) as db:
+        if _is_ready(db):
+            return
+        db.execute("PRAGMA journal_mode = WAL")  # kept by the file: set once
         db.execute("BEGIN IMMEDIATE")
         try:
             exists = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
             ).fetchone()
             if exists is None:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
                 seed(db)
@@ -166,6 +206,30 @@ def ensure_database(path: Path) -> None:
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+
+
+def _is_ready(db: sqlite3.Connection) -> bool:
+    """Seeded at the current version, in WAL mode: nothing to write."""
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        return False
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: a new database
+        return False
+    return row is not None and row[0] == SCHEMA_VERSION
+
+
+def _create_private(path: Path) -> None:
+    """The folder (0700) and the database file (0600) if they are new; a database file of
+    an earlier version, created world-readable, is made private too. An existing folder is
+    left as it is: it may be shared (``HITL_STATE_DIR=/srv/state``)."""
+    path.parent.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_FOLDER_MODE, exist_ok=True)  # parents=True ignores mode
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
+    for suffix in ("", "-wal", "-shm"):
+        file = Path(f"{path}{suffix}")
+        if file.exists() and file.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+            file.chmod(PRIVATE_FILE_MODE)
 
 
 def _upgrade(db: sqlite3.Connection) -> None:

@@ -1,20 +1,25 @@
-"""Previewing a tool call, and executing it once, only if the approved preview still holds.
+"""Previewing a tool call, and executing it once, only if its effect is the approved one.
 
-Both open one transaction on the operations database:
-- ``preview_call`` works the effect out and rolls back: nothing changes.
+A preview's fingerprint covers the call, the rows it reads, and the change itself: every
+row it would write, before and after (``change_log.py``). So both work the change out:
+- ``preview_call`` applies the call to a private in-memory copy of the database and throws
+  the copy away: nothing changes, and no lock another run needs is taken.
 - ``execute_call`` takes the write lock (``BEGIN IMMEDIATE``), then: if the idempotency key
   is already in ``tool_executions``, returns the outcome recorded with it (a retry acts
-  once); otherwise previews again *inside the same transaction*, refuses without acting
-  if the fingerprint differs from the approved one (the rows changed since people looked),
-  and else applies the effect and records the key and the outcome, then commits. Effect
-  and key commit together or not at all, so a worker killed at any point leaves either
-  both or neither.
+  once); otherwise applies the call *inside that transaction*, and commits only if the
+  fingerprint of what it did equals the approved one. If it differs (the rows changed since
+  people looked, or the statement did something else this time), it rolls back and reports
+  the drift with the effect it found. The key is recorded in the same transaction as the
+  effect, so a worker killed at any point leaves either both or neither.
 A read-only tool runs without the write lock and records nothing: repeating it is harmless.
+Every call runs under a ``CallGuard`` (``budget.py``): past its time, or cancelled, it is
+interrupted and rolled back, never left running.
 """
 
 import json
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from tools.base import Effect, Tool, ToolRefused, fingerprint
-from tools.database import connect, ensure_database
+from tools.budget import CallGuard
+from tools.change_log import changes_digest, forget_changes, log_changes
+from tools.database import connect, ensure_database, private_copy
 from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 from tools.registry import validated_arguments
 
@@ -36,60 +43,101 @@ class ApprovalMissing(ValueError):
     """A tool that changes data was asked to run with no approved preview."""
 
 
-def preview_call(path: Path, call: ToolCall) -> EffectPreview:
+@dataclass(frozen=True)
+class _Applied:
+    """The effect a call had inside a transaction, and what its tool says it did (None:
+    it could not be carried out, and did nothing)."""
+
+    preview: EffectPreview
+    summary: str | None
+
+
+def preview_call(path: Path, call: ToolCall, guard: CallGuard | None = None) -> EffectPreview:
     """What the call would change, without changing anything."""
     tool, args = validated_arguments(call)
+    guard = guard or CallGuard()
     ensure_database(path)
-    with closing(connect(path)) as db:
+    with closing(private_copy(path)) as db, guard.watching(db):
+        if tool.read_only:
+            return _stamped(tool, args, _effect(db, tool, args), change=None)
+        log_changes(db)
         db.execute("BEGIN")
         try:
-            return _preview(db, tool, args)
+            return _apply(db, tool, args).preview
         finally:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # an interrupted write rolls back by itself
+                db.execute("ROLLBACK")
 
 
-def execute_call(path: Path, request: ExecuteToolInput) -> ToolOutcome:
+def execute_call(
+    path: Path, request: ExecuteToolInput, guard: CallGuard | None = None
+) -> ToolOutcome:
     """Execute once per idempotency key, and only the effect that was approved."""
     tool, args = validated_arguments(request.call)
+    guard = guard or CallGuard()
     ensure_database(path)
     if tool.read_only:
-        return _read(path, tool, args, request)
+        return _read(path, tool, args, request, guard)
     if request.approved_fingerprint is None:
         raise ApprovalMissing(f"{tool.name} changes data and needs an approved preview")
-    with closing(connect(path)) as db:
+    with closing(connect(path)) as db, guard.watching(db):
+        log_changes(db)
         db.execute("BEGIN IMMEDIATE")
+        guard.restart_clock()
         try:
             recorded = _recorded(db, request)
             if recorded is not None:
                 return recorded
-            preview = _preview(db, tool, args)
-            if preview.fingerprint != request.approved_fingerprint:
-                return _refusal(request, preview, ToolStatus.DRIFTED)
-            if not preview.feasible:
-                return _refusal(request, preview, ToolStatus.INFEASIBLE)
-            assert tool.apply is not None
+            applied = _apply(db, tool, args)
+            if applied.preview.fingerprint != request.approved_fingerprint:
+                return _refusal(request, applied.preview, ToolStatus.DRIFTED)
+            if applied.summary is None:
+                return _refusal(request, applied.preview, ToolStatus.INFEASIBLE)
             outcome = ToolOutcome(
                 idempotency_key=request.idempotency_key,
                 tool=tool.name,
                 status=ToolStatus.EXECUTED,
-                summary=tool.apply(db, args),
-                preview=preview,
+                summary=applied.summary,
+                preview=applied.preview,
                 executed_at=datetime.now(UTC),
             )
             _record(db, request, outcome)
+            guard.raise_if_stopped()  # cancelled meanwhile: roll back, nothing happened
             db.execute("COMMIT")
             return outcome
         finally:
-            if db.in_transaction:  # a repeat, a refusal, or the effect failed
+            if db.in_transaction:  # a repeat, a refusal, a drift, or the effect failed
                 db.execute("ROLLBACK")
 
 
-def _preview(db: sqlite3.Connection, tool: Tool[Any], args: BaseModel) -> EffectPreview:
+def _apply(db: sqlite3.Connection, tool: Tool[Any], args: BaseModel) -> _Applied:
+    """Apply the call in the caller's transaction and stamp its effect: what the tool's
+    preview says, and the rows it changed. The caller commits or rolls back."""
+    effect = _effect(db, tool, args)
+    if not effect.feasible:
+        return _Applied(_stamped(tool, args, effect, change=None), None)
+    assert tool.apply is not None
+    forget_changes(db)
     try:
-        effect = tool.preview(db, args)
+        summary = tool.apply(db, args)
+    except (ToolRefused, sqlite3.IntegrityError) as err:  # the caller rolls it back
+        return _Applied(_stamped(tool, args, _infeasible(err), change=None), None)
+    return _Applied(_stamped(tool, args, effect, change=changes_digest(db)), summary)
+
+
+def _effect(db: sqlite3.Connection, tool: Tool[Any], args: BaseModel) -> Effect:
+    try:
+        return tool.preview(db, args)
     except ToolRefused as err:  # e.g. no such user: shown, and refused at execution
-        effect = Effect(summary=f"cannot: {err}", affected=0, fingerprint_rows=[str(err)],
-                        feasible=False)  # fmt: skip
+        return _infeasible(err)
+
+
+def _infeasible(err: Exception) -> Effect:
+    return Effect(summary=f"cannot: {err}", affected=0, fingerprint_rows=[str(err)],
+                  feasible=False)  # fmt: skip
+
+
+def _stamped(tool: Tool[Any], args: BaseModel, effect: Effect, change: str | None) -> EffectPreview:
     return EffectPreview(
         tool=tool.name,
         summary=effect.summary,
@@ -98,18 +146,23 @@ def _preview(db: sqlite3.Connection, tool: Tool[Any], args: BaseModel) -> Effect
         sample_rows=list(effect.sample_rows),
         amount_cents=effect.amount_cents,
         feasible=effect.feasible,
-        fingerprint=fingerprint(tool.name, args.model_dump(mode="json"), effect.fingerprint_rows),
+        fingerprint=fingerprint(
+            tool.name, args.model_dump(mode="json"), effect.fingerprint_rows, change
+        ),
     )
 
 
-def _read(path: Path, tool: Tool[Any], args: BaseModel, request: ExecuteToolInput) -> ToolOutcome:
-    with closing(connect(path)) as db:
+def _read(
+    path: Path, tool: Tool[Any], args: BaseModel, request: ExecuteToolInput, guard: CallGuard
+) -> ToolOutcome:
+    with closing(connect(path)) as db, guard.watching(db):
         db.execute("BEGIN")
         try:
-            preview = _preview(db, tool, args)
+            preview = _stamped(tool, args, _effect(db, tool, args), change=None)
             rows = tool.rows(db, args) if tool.rows is not None else []
         finally:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
     return ToolOutcome(
         idempotency_key=request.idempotency_key,
         tool=tool.name,

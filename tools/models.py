@@ -23,8 +23,9 @@ class EffectPreview(BaseModel):
     Text the model wrote reaches the summary only through patterns that admit no control
     characters (names, addresses) or quoted with ``repr`` (filter values, subjects, SQL).
 
-    ``fingerprint`` hashes the rows the call would touch (and the call itself): execution
-    acts only if it still matches the fingerprint of the preview that was approved.
+    ``fingerprint`` hashes the call, the rows it reads and the change it makes (every row
+    written, before and after): execution commits only if what it did has the fingerprint
+    of the preview that was approved.
     """
 
     tool: str
