@@ -52,17 +52,16 @@ APPROVE_SIGNAL = "approve"  # shorthand: true or false decides the pending reque
 SUBMIT_DECISION_UPDATE = "submit_decision"  # like the signal, but answers accepted/refused
 STATUS_QUERY = "get_status"
 
-# Version markers (workflows/patches.py): a run started by this code records one, the newest,
-# which stands for every workflow.patched change made before it, in the main workflow and in
-# each stage. A change to what runs do comes with a new version, added first. Runs that
-# recorded one are listed by
-#   temporal workflow list --query 'TemporalChangeVersion="hitl-version-2026-11-30-notices"'
-# One marker for every patch before it.
-FIRST_VERSION_PATCH = "hitl-version-2026-11-30"
-# One notice activity for every channel (activities/approval_notices.py).
-ONE_NOTICE_VERSION_PATCH = "hitl-version-2026-11-30-notices"
-WORKFLOW_VERSIONS = (ONE_NOTICE_VERSION_PATCH, FIRST_VERSION_PATCH)  # newest first
-WORKFLOW_VERSION_PATCH = WORKFLOW_VERSIONS[0]  # what a new run records
+# What a running workflow does is versioned (workflows/versions.py, the rule in its
+# docstring). 1.0 is the baseline; changes to a running workflow's commands since then are
+# listed here, newest first, each until its old runs have drained (at most two).
+WORKFLOW_BASELINE = "1.0"
+LIVE_VERSIONS: tuple[str, ...] = ()
+
+# Error types a refused ``submit_decision`` update carries: refused (the reason is the
+# message), or a repeat of a decision already counted (the counted one is its detail).
+DECISION_REFUSED_ERROR = "DecisionRefused"
+ALREADY_APPLIED_ERROR = "AlreadyApplied"
 
 # Custom search attribute (Keyword) for listing runs that await a decision. Register it:
 #   temporal server start-dev --search-attribute ApprovalStatus=Keyword

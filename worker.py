@@ -17,15 +17,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.approval_notices import ApprovalNotices
-from activities.assess_risk import assess_risk
 from activities.email_notifier import EmailNotifier, SmtpSettingsError
-from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
-from activities.signal_arrivals import signal_arrivals
 from activities.tool_activities import execute_tool_call, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from console_logging import configure_logging
@@ -90,13 +87,11 @@ def build_worker(
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
         activities=[
             analysis.analyze_request,
+            analysis.propose_action,
             ApprovalNotices(notifier, emailer).send_approval_notices,
             notify_approval_needed,
             notifier.send_webhook_notice,
             emailer.send_email_notice,
-            execute_action,
-            assess_risk,
-            signal_arrivals,
             preview_tool_call,
             execute_tool_call,
         ],

@@ -26,13 +26,14 @@ from activities.proposal_parser import (
     MalformedProposalError,
     parse_proposed_action,
 )
+from activities.tool_activities import preview_tool_call
 from constants import (
     LLM_API_ENV,
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
 )
-from models.models import AnalysisRequest, ProposedAction
+from models.models import AnalysisRequest, Proposal, ProposedAction
 
 # While the model thinks, the activity heartbeats; the workflow's heartbeat timeout then
 # notices a crashed worker within seconds instead of after the whole start-to-close timeout.
@@ -83,6 +84,21 @@ class AnalysisActivities:
                 type="MalformedLLMOutput",
                 non_retryable=attempt >= MAX_MALFORMED_ATTEMPTS,
             ) from err
+
+    @activity.defn
+    async def propose_action(self, request: AnalysisRequest) -> Proposal:
+        """The model's proposal with its tool call's effect worked out, in one activity: a
+        waiting run records one step before people are asked, not two. A call whose effect
+        cannot be worked out (outside its tool's contract) is reported, not retried."""
+        action = await self.analyze_request(request)
+        if action.tool_call is None:
+            return Proposal(action=action)
+        try:
+            return Proposal(action=action, preview=await preview_tool_call(action.tool_call))
+        except ApplicationError as err:
+            if not err.non_retryable:
+                raise
+            return Proposal(action=action, preview_failure=err.message)
 
     async def _ask_llm(self, user_request: str) -> str:
         try:

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from models.limits import amended_call_problem, decision_problem
+from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -307,7 +307,7 @@ class TemporalService:
             amended_action=amended,
         )
         # The form's notes and edits too, and an amended tool call from the API.
-        if problem := decision_problem(decision) or amended_call_problem(decision):
+        if problem := decision_problem(decision):
             raise RefusedError(f"Not sent: {problem}.")
         client = await self.client()
         try:

@@ -128,14 +128,6 @@ def tool_call_problem(action: ProposedAction) -> str | None:
     return f"the tool call is {size:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}"
 
 
-def amended_call_problem(decision: ApprovalDecision) -> str | None:
-    """Why a decision's amended tool call is over its limit, or None. Apart from
-    ``decision_problem`` because the workflow checks it behind a patch of its own: runs
-    that accepted such an amendment before the limit existed replay as they ran."""
-    amended = decision.amended_action
-    return _prefixed("the amended action: ", tool_call_problem(amended) if amended else None)
-
-
 def decision_problem(decision: ApprovalDecision) -> str | None:
     """Why a decision is over a limit, or None.
 
@@ -149,6 +141,7 @@ def decision_problem(decision: ApprovalDecision) -> str | None:
         too_long("the reviewer name", decision.reviewer, MAX_NAME_CHARS),
         too_long("the reviewer notes", decision.reviewer_notes, MAX_NOTES_CHARS),
         _prefixed("the amended action: ", action_problem(amended) if amended else None),
+        _prefixed("the amended action: ", tool_call_problem(amended) if amended else None),
     )
 
 

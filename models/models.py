@@ -184,6 +184,16 @@ class AnalysisRequest(BaseModel):
     user_request: str
 
 
+class Proposal(BaseModel):
+    """What the analysis proposes: the action, and its tool call's effect worked out."""
+
+    action: ProposedAction
+    preview: EffectPreview | None = None
+    preview_failure: str | None = Field(
+        default=None, description="why the call's effect could not be worked out"
+    )
+
+
 class RiskAssessment(BaseModel):
     """Why a proposed action does, or does not, need a human, and in which stages (empty:
     a single decision). Recorded in the run's history, so a later rule change never alters
@@ -249,20 +259,6 @@ class AssessRiskInput(BaseModel):
     preview: EffectPreview | None = Field(
         default=None, description="the tool call's effect, once worked out: large amounts stage"
     )
-
-
-class SignalArrivalsInput(BaseModel):
-    """Which run's signals to look up, and which signal names count as decisions."""
-
-    workflow_id: str
-    run_id: str
-    signal_names: list[str]
-
-
-class SignalArrivals(BaseModel):
-    """When each decision signal of a run reached Temporal, in history order."""
-
-    times: list[datetime]
 
 
 class StageApprovalInput(BaseModel):
@@ -414,6 +410,9 @@ class WorkflowStatus(BaseModel):
     current_stage: StageProgress | None = None
     result: WorkflowResult | None = None
     audit_trail: list[AuditEvent] = []
+    refused_updates: int = Field(
+        default=0, description="decisions by update this worker refused (kept in memory only)"
+    )
 
 
 class ApprovalStatus(StrEnum):

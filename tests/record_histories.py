@@ -4,13 +4,10 @@
 
 runs every main path (or only those named) on a time-skipping test server with the local
 LLM, through the real worker wiring, and writes each history to
-``tests/histories/versions/<version>/<path>.json``; a staged path's stages
-(``ApprovalWorkflow`` children) go to ``.../<version>/children/<path>/<stage>.json``. Runs
-of today's code record one version marker, the newest of ``WORKFLOW_VERSIONS``
-(``workflows/patches.py``); the folders of earlier versions, and ``tests/histories/<path>.json``
-and ``children/`` (recorded before the first, one marker per patch), are kept as they are:
-runs started then must still replay.
-Re-record (and commit) after a deliberate, versioned change to the workflow;
+``tests/histories/<path>.json``; a staged path's stages (``ApprovalWorkflow`` children) go
+to ``tests/histories/children/<path>/<stage>.json``. These are the 1.0 baseline's
+histories. A versioned change (``workflows/versions.py``) records its new paths beside
+them and keeps these until the version before it is retired.
 ``tests/test_replay.py`` replays the committed files so that an accidental change that would
 break running workflows fails the build. The path-running code is shared with the tests.
 """
@@ -42,7 +39,6 @@ from constants import (
     STATE_DIR_ENV,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_ID_PREFIX,
-    WORKFLOW_VERSION_PATCH,
 )
 from models.limits import (
     MAX_ITEMISED_REFUSALS,
@@ -78,9 +74,6 @@ from worker import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"
-# Recorded since the first version marker, a folder per version (one patch marker per run);
-# the files above, before it.
-VERSIONS_DIR = HISTORIES_DIR / "versions"
 RECORDING_TAG = "recorded"
 APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
@@ -109,8 +102,7 @@ def main_workflow_id(path_name: str, tag: str) -> str:
 
 
 def stage_workflow_id(workflow_id: str, stage: str) -> str:
-    """The ID runs started before ``stage-ids-with-run-id`` gave a stage's child: the
-    committed histories recorded then are replayed under it."""
+    """The ID a committed stage history is replayed under (its code never reads it)."""
     return f"{workflow_id}-{stage}"
 
 
@@ -169,11 +161,15 @@ ACTIVITY_CLOSED = (
 
 
 async def notices_settled(handle: WorkflowHandle) -> bool:
-    """Whether the run has scheduled its notices and each has closed, read from history
-    (the status tells of failures only, not of notices that went out)."""
+    """Whether the run has sent its opening notice (a local activity, recorded with the
+    deadline's timer) and every notice it retried has closed, read from history (the status
+    tells of failures only, not of notices that went out)."""
     scheduled: set[int] = set()
     closed: set[int] = set()
-    for event in (await handle.fetch_history()).events:
+    events = (await handle.fetch_history()).events
+    if not any(event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for event in events):
+        return False
+    for event in events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             activity = event.activity_task_scheduled_event_attributes.activity_type.name
             if activity in NOTICE_ACTIVITIES:
@@ -181,7 +177,7 @@ async def notices_settled(handle: WorkflowHandle) -> bool:
         for name in ACTIVITY_CLOSED:
             if event.HasField(name):
                 closed.add(getattr(event, name).scheduled_event_id)
-    return bool(scheduled) and scheduled <= closed
+    return scheduled <= closed
 
 
 async def wait_for_refusals(handle: Run, count: int) -> WorkflowStatus:
@@ -232,7 +228,8 @@ async def _reject_by_update(run: PathRun) -> None:
 
 
 async def _refuse_then_approve(run: PathRun) -> None:
-    """A decision for another request and an undecodable signal, then a valid signal."""
+    """A decision for another request (an update: refused by its validator, so not in
+    history) and a signal of the wrong shape (recorded), then a valid signal."""
     handle = run.handle
     request = await pending_request(handle)
     wrong = decision_for(request, approved=True).model_copy(update={"request_id": "not-it"})
@@ -243,7 +240,7 @@ async def _refuse_then_approve(run: PathRun) -> None:
     else:
         raise RuntimeError("a decision for another request was applied")
     await handle.signal(APPROVAL_DECISION_SIGNAL, True)
-    await wait_for_refusals(handle, 2)
+    await wait_for_refusals(handle, 1)
     await handle.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
 
 
@@ -635,9 +632,7 @@ def write_history(history: WorkflowHistory, target: Path) -> Path:
     return target
 
 
-async def record(
-    directory: Path = VERSIONS_DIR / WORKFLOW_VERSION_PATCH, names: list[str] | None = None
-) -> list[Path]:
+async def record(directory: Path = HISTORIES_DIR, names: list[str] | None = None) -> list[Path]:
     """Start a local LLM and a time-skipping server, run every path (or those ``names``d),
     write the histories."""
     paths = tuple(path for path in MAIN_PATHS if not names or path.name in names)

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from activities.assess_risk import assess_risk
+from activities.signal_arrivals import signal_arrivals
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
@@ -35,14 +37,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from workflows.human_in_the_loop_run import EXECUTE_PERSISTENCE
 
 import send_approval
 from activities.approval_notices import ApprovalNotices
-from activities.assess_risk import assess_risk
 from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
 from activities.openai_responses import AnalysisActivities
-from activities.signal_arrivals import signal_arrivals
 from activities.tool_activities import preview_tool_call
 from activities.webhook_notifier import WebhookNotifier
 from approval_status import list_pending
@@ -66,7 +67,6 @@ from tests.record_histories import (
 from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
-from workflows.human_in_the_loop_run import EXECUTE_PERSISTENCE
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 # Only a tool acts; an e-mail to one address asks (default-deny), and its preview reads

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from workflows.human_in_the_loop_run import INPUT_LIMITS_PATCH
 
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.limits import (
@@ -47,7 +48,6 @@ from tests.record_histories import (
 from tests.test_replay import replayer
 from tests.test_workflow_refusals import RISKY, refusals, refused_update
 from workflows.audit_trail import NOT_ITEMISED
-from workflows.human_in_the_loop_run import INPUT_LIMITS_PATCH
 
 FLOOD = 3_000
 FLOOD_CONCURRENCY = 200

@@ -7,9 +7,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from workflows.human_in_the_loop_run import FINAL_APPROVAL_STATUS
 
 from models.models import Outcome
-from workflows.human_in_the_loop_run import FINAL_APPROVAL_STATUS
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 WORKFLOW_MODULES = ("human_in_the_loop_workflow.py", "approval_workflow.py")

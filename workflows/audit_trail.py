@@ -10,10 +10,12 @@ What is counted goes into one ``not_itemised`` entry, kept last, which names the
 event it counted. The workflow's history still holds every signal and update.
 
 Plain code, deterministic, run inside the workflow; it changes only what the trail shows,
-never which commands the workflow issues, so runs in flight replay unchanged.
+never which commands the workflow issues.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from temporalio import workflow
 
 from models.limits import (
     AUDIT_STORY_MAX_CHARS,
@@ -78,3 +80,20 @@ class AuditBounds:
             f"and update. Latest: {latest}"
         )
         trail.append(AuditEvent(at=entry.at, event=NOT_ITEMISED, detail=detail))
+
+
+@dataclass
+class AuditTrail:
+    """A run's audit trail: every event stamped with workflow time, within bounds."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    bounds: AuditBounds = field(default_factory=AuditBounds)
+
+    def record(self, event: str, detail: str) -> None:
+        """Append an event; the worker's log gets it too (its formatter makes it safe)."""
+        self.bounds.append(self.events, AuditEvent(at=workflow.now(), event=event, detail=detail))
+        workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
+
+    @property
+    def last_detail(self) -> str:
+        return self.events[-1].detail if self.events else ""

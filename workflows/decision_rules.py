@@ -1,4 +1,4 @@
-"""When a decision may be applied, and when the votes settle a request.
+"""When a decision may be counted, and when the votes settle a request.
 
 Plain functions, so the rules are unit-tested directly and stay deterministic in workflow
 code. With the default voting policy (one approval needed, a rejection vetoes) the first
@@ -7,24 +7,20 @@ valid decision settles the request: the single-approver case is just a quorum of
 
 from collections.abc import Collection
 
-from models.models import ApprovalDecision, ApprovalRequest, RecordedWorkflowInput, VotingPolicy
+from models.models import ApprovalDecision, ApprovalRequest, VotingPolicy
 
 
 def refusal_reason(
     decision: ApprovalDecision,
-    awaiting: ApprovalRequest | None,
+    awaiting: ApprovalRequest,
     votes: list[ApprovalDecision],
-    run_input: RecordedWorkflowInput,
-    amenders: Collection[str] = (),
+    barred: Collection[str] = (),
 ) -> str | None:
-    """Why ``decision`` must not be applied, or None when it may.
+    """Why ``decision`` must not be counted on ``awaiting``, or None when it may.
 
-    ``awaiting`` is the request currently waiting for a decision (None when nothing waits,
-    including once the votes have settled it); ``votes`` are those already counted;
-    ``amenders`` wrote the action now awaiting approval, so they may not approve it.
+    ``votes`` are those already counted; ``barred`` requested or amended the action now
+    awaiting approval, so they may not approve it (the four-eyes rule).
     """
-    if awaiting is None:
-        return "the workflow is not waiting for a decision"
     if decision.request_id != awaiting.request_id:
         return (
             f"request ID {decision.request_id!r} does not match the pending request "
@@ -32,14 +28,28 @@ def refusal_reason(
         )
     if awaiting.approvers and decision.reviewer not in awaiting.approvers:
         return f"{decision.reviewer!r} is not an approver of this request"
-    if decision.approved and decision.reviewer == run_input.requester:
-        return f"{decision.reviewer!r} requested this action and cannot approve it"
-    if decision.approved and decision.reviewer in amenders:
-        return f"{decision.reviewer!r} amended this action and cannot approve the amendment"
+    if decision.approved and decision.reviewer in barred:
+        return f"{decision.reviewer!r} requested or amended this action and cannot approve it"
     if decision.amended_action is not None and not decision.approved:
         return "only an approval can amend the action"
     if any(vote.reviewer == decision.reviewer for vote in votes):
         return f"{decision.reviewer!r} has already voted; a vote counts once"
+    return None
+
+
+def duplicate_of(
+    decision: ApprovalDecision, votes: list[ApprovalDecision]
+) -> ApprovalDecision | None:
+    """The counted vote ``decision`` repeats (same request, reviewer and verdict), if any: a
+    retry or a second tab is answered "already applied", never counted twice. A request ID
+    names one round, so a repeat of an earlier round's vote is no repeat here."""
+    for vote in votes:
+        if (vote.request_id, vote.reviewer, vote.approved) == (
+            decision.request_id,
+            decision.reviewer,
+            decision.approved,
+        ) and vote.amended_action == decision.amended_action:
+            return vote
     return None
 
 

@@ -15,10 +15,16 @@ Plain, deterministic functions: unit tests call them directly, and the risk asse
 
 from typing import Any
 
-from models.models import AssessRiskInput, RiskAssessment
+from models.models import AssessRiskInput, ProposedAction, RecordedWorkflowInput, RiskAssessment
 from tools.models import EffectPreview, ToolCall
 from tools.registry import InvalidToolCall, validated_arguments
-from workflows.risk_policy import LARGE_AMOUNT, LARGE_AMOUNT_STAGES, assess_request, matching_rules
+from workflows.risk_policy import (
+    LARGE_AMOUNT,
+    LARGE_AMOUNT_STAGES,
+    adds_requirements,
+    assess_request,
+    matching_rules,
+)
 
 NO_TOOL_REASON = "no tool call was proposed (default-deny)"
 CHANGES_DATA_REASON = "{tool} changes data: only read-only tools run without a person"
@@ -88,3 +94,39 @@ def _values(value: Any) -> list[str]:
     if isinstance(value, list):
         return [text for item in value for text in _values(item)]
     return [] if value is None else [str(value)]
+
+
+def assess(
+    run_input: RecordedWorkflowInput, action: ProposedAction, preview: EffectPreview | None
+) -> RiskAssessment:
+    """The run's assessment of ``action`` (with its previewed effect, once known)."""
+    return assess_with_default_deny(
+        AssessRiskInput(
+            user_request=run_input.user_request,
+            action=action,
+            require_approval=run_input.require_approval,
+            approvers=run_input.approvers,
+            approval_stages=run_input.approval_stages,
+            default_deny=True,
+            preview=preview,
+        )
+    )
+
+
+def reassess(
+    run_input: RecordedWorkflowInput,
+    action: ProposedAction,
+    before: RiskAssessment,
+    preview: EffectPreview | None,
+) -> tuple[list[str], RiskAssessment]:
+    """What an amended ``action`` requires beyond ``before``, and the assessment to ask
+    with: the stricter of the two."""
+    after = assess(run_input, action, preview)
+    added = adds_requirements(before, after)
+    if not added:
+        return [], before
+    reasons = [*before.reasons, *(reason for reason in after.reasons if reason in added)]
+    stricter = RiskAssessment(
+        requires_approval=True, reasons=reasons, stages=after.stages or before.stages
+    )
+    return added, stricter

@@ -1,32 +1,34 @@
 """The human-in-the-loop agent: an LLM proposes, a person decides, Temporal remembers.
 
-Message surface (names in ``constants.py``):
-- signal ``approval_decision`` (``ApprovalDecision`` JSON): an approver's decision, from
-  ``temporal workflow signal`` or any client. Fire-and-forget: the sender learns nothing.
-- signal ``approve`` (``true`` / ``false``): the short form for the CLI; it decides the
-  pending request, recorded with reviewer ``temporal-cli``.
-  Both signal handlers take ``*payloads`` and validate the one they expect themselves, so a
-  payload of the wrong shape, or a signal sent with none or two (which would make a
-  one-parameter handler raise TypeError and fail every workflow task), is refused and
-  recorded.
-- update ``submit_decision`` (``ApprovalDecision``): the same decision, but the sender is
-  told whether it was applied. ``send_approval`` uses it. It has no validator on purpose:
-  a validator's rejection leaves no trace in history, and every refusal belongs in the
-  audit trail.
-- query ``get_status``: state, the approval request, votes, the current stage, the audit
-  trail.
+``run`` is the story: analyse the request, assess the risk, then either execute a safe call
+or ask, wait durably for a decision or the deadline, and execute what was approved.
 
-This module only declares the workflow and its handlers: the sandbox re-imports it for
-every run a worker keeps in memory, so the contract and every step of the run live in
-``workflows/human_in_the_loop_run.py``, passed through and loaded once per worker.
+Message surface (names in ``constants.py``):
+- signal ``approval_decision`` (``ApprovalDecision`` JSON): a decision from
+  ``temporal workflow signal`` or any client. Fire and forget: a refusal is recorded in the
+  audit trail, since the signal is in history anyway.
+- signal ``approve`` (``true`` / ``false``): the CLI's short form; it decides the pending
+  request as reviewer ``temporal-cli``.
+  Both signals take ``*payloads`` and validate the one they expect, so a payload of the
+  wrong shape, or none, or two, is refused and recorded instead of failing the task.
+- update ``submit_decision`` (``ApprovalDecision``): the same decision, answered. Its
+  validator rejects what cannot count before anything reaches history (counted in memory
+  for the status); a repeat of a counted decision is answered ``AlreadyApplied``.
+- query ``get_status``: state, the request, votes, the waiting stage, the audit trail.
+
+The wait and the deadline rule live in ``workflows/approval_window.py``.
 """
 
 import asyncio
+from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from activities.openai_responses import AnalysisActivities
     from constants import (
         APPROVAL_DECISION_SIGNAL,
         APPROVE_SIGNAL,
@@ -35,80 +37,372 @@ with workflow.unsafe.imports_passed_through():
         SUBMIT_DECISION_UPDATE,
         WORKFLOW_TYPE,
     )
+    from models.limits import run_input_problem
     from models.models import (
+        AnalysisRequest,
         ApprovalDecision,
+        ApprovalRequest,
+        ApprovalStatus,
         ApproveSignalPayload,
+        ExecutionResult,
         Outcome,
+        ProposedAction,
         RecordedWorkflowInput,
+        RiskAssessment,
         WorkflowResult,
+        WorkflowState,
         WorkflowStatus,
     )
-    from workflows.human_in_the_loop_run import ENDINGS_RECORDED_PATCH, HumanInTheLoopRun
-    from workflows.late_decisions import late_update_reason
+    from models.validation import PayloadRefused, single_payload
+    from tools.models import ToolOutcome, ToolStatus
+    from workflows.approval_window import ApprovalWindow, WindowRules, describe
+    from workflows.audit_trail import AuditTrail
+    from workflows.decisions import refused_update, signalled
+    from workflows.default_deny import assess, reassess, still_asks
+    from workflows.metrics import record_approval_requested, record_outcome
+    from workflows.notifications import root_message
+    from workflows.search_attributes import FINAL_APPROVAL_STATUS, set_approval_status
+    from workflows.staged_approval import StagedApproval
+    from workflows.tool_steps import ToolCallState, execute_tool, execution_result
+
+Decoded = TypeVar("Decoded")
+ANALYSIS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+NOT_WAITING = "the workflow is not waiting for a decision"
+
+
+class NothingExecuted(Exception):
+    """The run was cancelled and its action never took effect."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
-class HumanInTheLoopWorkflow(HumanInTheLoopRun):
+class HumanInTheLoopWorkflow:
     @workflow.init
     def __init__(self, run_input: RecordedWorkflowInput) -> None:
-        super().__init__(run_input)
+        self._input = run_input
+        self._state = WorkflowState.ANALYSING
+        self._audit = AuditTrail()
+        self._action: ProposedAction | None = None
+        self._risk: RiskAssessment | None = None
+        self._tool_call = ToolCallState()
+        self._asking: ApprovalWindow | StagedApproval | None = None  # the latest request
+        self._decision: ApprovalDecision | None = None
+        self._barred = [run_input.requester] if run_input.requester else []
+        self._execution: ExecutionResult | None = None
+        self._result: WorkflowResult | None = None
+        self._refused_updates = 0
 
     @workflow.run
     async def run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
         try:
-            return await self._run(run_input)
-        except asyncio.CancelledError:
-            if not self._patches.applied(ENDINGS_RECORDED_PATCH):
+            if problem := run_input_problem(run_input):
+                self._audit.record("input_refused", problem)
+                return await self._end(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
+            if not await self._analyse(run_input.user_request):
+                return await self._end(Outcome.ANALYSIS_FAILED, self._audit.last_detail)
+            assert self._action is not None
+            self._risk = assess(run_input, self._action, self._tool_call.preview)
+            self._audit.record("risk_classified", "; ".join(self._risk.reasons) or "no risk")
+            if not self._risk.requires_approval:
+                return await self._end_executed(await self._execute(), Outcome.AUTO_APPROVED)
+            while True:  # amendments that add risk, and data that drifted, ask again
+                self._decision = await self._ask()
+                if self._decision is None or not self._decision.approved:
+                    return await self._end_undecided()
+                if await self._amendment_adds_risk():
+                    continue
+                executed = await self._execute()
+                if not self._drifted(executed):
+                    return await self._end_executed(executed, Outcome.APPROVED)
+        except (NothingExecuted, asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
+            if not (isinstance(err, NothingExecuted) or is_cancelled_exception(err)):
                 raise
-            message = "Cancelled; nothing was executed."
-            self._record("cancelled", message)
-            return await self._finish(Outcome.CANCELLED, message)
+            self._audit.record("cancelled", "Cancelled; nothing was executed.")
+            return await self._end(Outcome.CANCELLED, "Cancelled; nothing was executed.")
 
     @workflow.signal(name=APPROVAL_DECISION_SIGNAL)
     def approval_decision(self, *payloads: object) -> None:
-        index = self._late_signals.count()
-        decision = self._decode(payloads, ApprovalDecision, "a valid ApprovalDecision")
+        decision = self._decoded(payloads, ApprovalDecision, "a valid ApprovalDecision")
         if decision is not None:
-            self._apply_or_hold(index, decision)
+            signalled(self._waiting(), decision, self._audit.record)
 
     @workflow.signal(name=APPROVE_SIGNAL)
     def approve(self, *payloads: object) -> None:
-        index = self._late_signals.count()
-        approved = self._decode(payloads, ApproveSignalPayload, "true or false")
+        approved = self._decoded(payloads, ApproveSignalPayload, "true or false")
         if approved is None:
             return
-        pending = self._approval_request.request_id if self._approval_request else "none"
-        self._apply_or_hold(
-            index,
-            ApprovalDecision(request_id=pending, approved=approved, reviewer=SHORTHAND_REVIEWER),
+        waiting = self._waiting()
+        pending = waiting.request.request_id if isinstance(waiting, ApprovalWindow) else "none"
+        shorthand = ApprovalDecision(
+            request_id=pending, approved=approved, reviewer=SHORTHAND_REVIEWER
         )
+        signalled(waiting, shorthand, self._audit.record)
 
     @workflow.update(name=SUBMIT_DECISION_UPDATE)
     def submit_decision(self, decision: ApprovalDecision) -> ApprovalDecision:
-        """Apply the decision and return it as recorded, or fail the update with the reason.
+        window = self._waiting()
+        assert isinstance(window, ApprovalWindow)  # the validator passed it in this task
+        return window.apply(decision)
 
-        Temporal stores an update only once a worker accepts it, so an update is on time if
-        a worker receives it before the deadline."""
-        if self._past_deadline():
-            assert self._approval_request is not None
-            refusal: str | None = late_update_reason(self._approval_request.deadline)
-            self._refuse(decision, refusal)
-        else:
-            refusal = self._apply(decision)
-        if refusal is not None:
-            raise ApplicationError(refusal, type="DecisionRefused", non_retryable=True)
-        return self._votes[-1]
+    @submit_decision.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        # A rejection here never reaches history: the sender is told, this worker counts it.
+        try:
+            refused_update(self._waiting(), decision)
+        except Exception:
+            self._refused_updates += 1
+            raise
 
     @workflow.query(name=STATUS_QUERY)
     def get_status(self) -> WorkflowStatus:
         # A query must not change state: it only reads.
+        asking = self._asking
+        window = asking if isinstance(asking, ApprovalWindow) else None
+        stages = asking if isinstance(asking, StagedApproval) else None
         return WorkflowStatus(
             state=self._state,
-            approval_request=self._approval_request,
-            decision=self._decision,
-            votes=self._votes,
-            required_approvals=1 if self._staged else self._input.voting.required_approvals,
-            current_stage=self._stage,
+            approval_request=asking.request if asking else None,
+            decision=self._decision or (window.decision if window else None),
+            votes=window.votes if window else [],
+            required_approvals=1 if stages else self._input.voting.required_approvals,
+            current_stage=stages.progress if stages else None,
             result=self._result,
-            audit_trail=self._audit,
+            audit_trail=self._audit.events,
+            refused_updates=self._refused_updates,
         )
+
+    async def _analyse(self, user_request: str) -> bool:
+        """The model's proposal and its effect, recorded; False when there is no usable
+        proposal or its effect cannot be worked out."""
+        try:
+            proposal = await workflow.execute_activity_method(
+                AnalysisActivities.propose_action,
+                AnalysisRequest(user_request=user_request),
+                start_to_close_timeout=timedelta(seconds=90),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=ANALYSIS_RETRY,
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            self._audit.record("analysis_failed", f"Analysis failed: {root_message(err)}")
+            return False
+        self._action = proposal.action
+        self._audit.record("action_proposed", describe(proposal.action))
+        if proposal.preview_failure is not None:
+            self._audit.record("preview_failed", f"Preview failed: {proposal.preview_failure}")
+            return False
+        self._audit.record(*self._tool_call.proposed(proposal.action.tool_call, proposal.preview))
+        return True
+
+    async def _preview(self) -> bool:
+        """Work out an amended call's effect; False, recorded, when it cannot be."""
+        assert self._action is not None
+        try:
+            self._audit.record(*await self._tool_call.preview_effect(self._action.tool_call))
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            self._audit.record("preview_failed", f"Preview failed: {root_message(err)}")
+            return False
+        return True
+
+    async def _ask(self) -> ApprovalDecision | None:
+        """Open a request and wait for its decision: in one window, or stage by stage."""
+        assert self._risk is not None
+        request = self._new_request()
+        self._state = WorkflowState.AWAITING_APPROVAL
+        set_approval_status(ApprovalStatus.PENDING)
+        record_approval_requested()
+        if self._risk.stages:
+            if unused := self._input.single_decision_settings():
+                self._audit.record(
+                    "stages_override",
+                    "the risk policy staged this request, so these do not apply: "
+                    + ", ".join(unused),
+                )
+            stages = StagedApproval(request, self._risk.stages, self._barred, self._audit.record)
+            self._asking = stages
+            decision = await stages.run()
+        else:
+            rules = WindowRules(
+                voting=self._input.voting, barred=self._barred, escalation=self._input.escalation
+            )
+            window = self._asking = ApprovalWindow(request, rules, self._audit.record)
+            self._audit.record("approval_requested", f"request {request.request_id}")
+            decision = await window.wait()
+        self._state = WorkflowState.DECIDED
+        if decision is not None:
+            verdict = ApprovalStatus.APPROVED if decision.approved else ApprovalStatus.REJECTED
+            set_approval_status(verdict)
+        return decision
+
+    def _new_request(self) -> ApprovalRequest:
+        assert self._action is not None and self._risk is not None
+        now = workflow.now()
+        return ApprovalRequest(
+            workflow_id=workflow.info().workflow_id,
+            request_id=str(workflow.uuid4()),
+            user_request=self._input.user_request,
+            proposed_action=self._action,
+            risk_reasons=self._risk.reasons,
+            requested_at=now,
+            deadline=now + timedelta(seconds=self._input.approval_timeout_seconds),
+            approvers=[] if self._risk.stages else self._input.approvers,
+            preview=self._tool_call.preview,
+        )
+
+    async def _amendment_adds_risk(self) -> bool:
+        """An approval covers the action it was given for: an approved amendment is
+        previewed and assessed, and asked again (a new request) if it adds risk or effect.
+        Whoever amended it may not approve it then."""
+        window = self._asking
+        if not isinstance(window, ApprovalWindow) or not window.amenders:
+            return False
+        self._action = window.request.proposed_action
+        self._barred += [name for name in window.amenders if name not in self._barred]
+        added: list[str] = []
+        if self._tool_call.needs_preview(self._action.tool_call):
+            if await self._preview():
+                preview = self._tool_call.preview
+                added.append(f"a new effect: {preview.summary if preview else 'no tool call'}")
+            else:
+                added.append("the amended tool call's effect could not be worked out")
+        assert self._risk is not None
+        more, self._risk = reassess(self._input, self._action, self._risk, self._tool_call.preview)
+        added = [*more, *added]
+        if not added:
+            self._audit.record("amendment_assessed", "no new risk: the approval covers it")
+            return False
+        self._audit.record(
+            "approval_reopened",
+            f"the amended action adds: {'; '.join(added)}; the approval of request "
+            f"{window.request.request_id} does not cover it",
+        )
+        return True
+
+    async def _execute(self) -> ToolOutcome | None:
+        """Execute the call once per request. Once started it is shielded from the run's
+        cancellation: it finishes and is recorded, never abandoned to commit later. None,
+        recorded, when it failed."""
+        assert self._action is not None
+        self._state = WorkflowState.EXECUTING
+        if self._action.tool_call is None:  # the analysis refuses such proposals
+            self._audit.record("execution_failed", "Execution failed: no tool call to run")
+            return None
+        # Unique per start even when a workflow ID is reused: a request ID is a fresh UUID,
+        # and a run that asked nobody uses its first run ID (the same on every replay).
+        info = workflow.info()
+        asked = self._decision.request_id if self._decision else None
+        key = f"{info.workflow_id}/{asked or f'auto/{info.first_execution_run_id}'}"
+        approved = self._tool_call.preview if self._decision else None
+        execution = asyncio.ensure_future(execute_tool(key, self._action.tool_call, approved))
+        cancelled = False
+        while True:
+            try:
+                outcome = await asyncio.shield(execution)
+                break
+            except asyncio.CancelledError:
+                cancelled = True
+                self._audit.record("cancel_deferred", "cancelled while executing: it finishes")
+            except ActivityError as err:
+                self._audit.record("execution_failed", f"Execution failed: {root_message(err)}")
+                if cancelled:
+                    raise NothingExecuted() from err
+                return None
+        if cancelled and outcome.status is not ToolStatus.EXECUTED:
+            raise NothingExecuted()
+        return outcome
+
+    def _drifted(self, outcome: ToolOutcome | None) -> bool:
+        """The data changed since the approved preview: ask again about the effect as it is
+        now (a few times at most). An approval never applies to an effect nobody saw."""
+        if outcome is None or outcome.status is not ToolStatus.DRIFTED:
+            return False
+        if not self._tool_call.may_ask_again():
+            return False
+        assert self._action is not None and self._risk is not None and outcome.preview
+        self._audit.record("preview_drifted", outcome.summary)
+        self._tool_call.drifted(outcome)
+        fresh = assess(self._input, self._action, outcome.preview)  # may stage a new amount
+        self._risk = still_asks(self._risk, fresh)
+        asked = self._asking.request.request_id if self._asking else "?"
+        self._audit.record(
+            "approval_reopened",
+            f"the approval of request {asked} was for another effect; asking again: "
+            f"{outcome.preview.summary}",
+        )
+        return True
+
+    async def _end_executed(self, outcome: ToolOutcome | None, ending: Outcome) -> WorkflowResult:
+        if outcome is None:
+            return await self._end(Outcome.EXECUTION_FAILED, self._audit.last_detail)
+        if outcome.status is not ToolStatus.EXECUTED:
+            message = f"Not executed: {outcome.summary}"
+            self._audit.record("not_executed", message)
+            return await self._end(Outcome.EXECUTION_FAILED, message)
+        self._execution = execution_result(outcome)
+        self._audit.record("executed", self._execution.summary)
+        verdict = (
+            f"Approved by {self._decision.reviewer}"
+            if ending == Outcome.APPROVED and self._decision is not None
+            else "Auto-approved (no risk found)"
+        )
+        return await self._end(ending, f"{verdict}; executed: {self._execution.summary}")
+
+    async def _end_undecided(self) -> WorkflowResult:
+        """Rejected, timed out, or a stage that could not be decided."""
+        if (decision := self._decision) is not None:
+            notes = decision.reviewer_notes or "no notes"
+            message = f"Rejected by {decision.reviewer}: {notes}. Nothing was executed."
+            return await self._end(Outcome.REJECTED, message)
+        asking = self._asking
+        if isinstance(asking, StagedApproval) and (failure := asking.failure) is not None:
+            return await self._end(Outcome.STAGE_FAILED, failure)
+        message = f"No decision within {self._input.approval_timeout_seconds}s; cancelled."
+        self._audit.record("timed_out", message)
+        return await self._end(Outcome.TIMED_OUT, message)
+
+    async def _end(self, outcome: Outcome, message: str) -> WorkflowResult:
+        asking = self._asking
+        self._result = WorkflowResult(
+            outcome=outcome,
+            message=message,
+            proposed_action=self._action,
+            risk=self._risk,
+            request_id=asking.request.request_id if asking else None,
+            decision=self._decision,
+            votes=asking.votes if isinstance(asking, ApprovalWindow) else [],
+            stages=asking.outcomes if isinstance(asking, StagedApproval) else [],
+            execution=self._execution,
+            audit_trail=self._audit.events,
+        )
+        self._state = WorkflowState.COMPLETED
+        set_approval_status(FINAL_APPROVAL_STATUS[outcome])
+        record_outcome(self._result, asking.request if asking else None)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result
+
+    def _waiting(self) -> ApprovalWindow | str:
+        """The window a decision for this run counts on, or why there is none."""
+        asking = self._asking
+        if isinstance(asking, StagedApproval):
+            if asking.progress is not None:
+                child = asking.progress.child_workflow_id
+                return f"this request is decided stage by stage; signal {child}"
+            return NOT_WAITING
+        return asking if asking is not None else NOT_WAITING
+
+    def _decoded(
+        self, payloads: tuple[object, ...], type_hint: type[Decoded], expected: str
+    ) -> Decoded | None:
+        """The signal's one payload as ``type_hint``; None, with the refusal recorded, if not."""
+        try:
+            return single_payload(payloads, type_hint, expected)
+        except PayloadRefused as refused:
+            self._audit.record("decision_refused", str(refused))
+            return None

@@ -3,10 +3,11 @@
 Shared by the main workflow (first notice, escalation reminder) and each approval stage.
 A failed notice never fails the run: the request can still be found (status query,
 ApprovalStatus search attribute) and decided, so failures are returned for the audit trail.
-
-A run of ``ONE_NOTICE_VERSION_PATCH`` or later sends every channel in one activity
-(``activities/approval_notices.py``) and retries only a channel that failed, with that
-channel's own activity; older runs schedule one activity per channel, as they did.
+Every channel goes out in one activity (``activities/approval_notices.py``); a channel that
+failed is retried alone, with its own activity. The opening notice's one attempt is a local
+activity, sent in the workflow task that opens the request: one marker in history instead
+of an activity's three events and the workflow task its completion would take. A
+cancellation is never a notice failure: it is raised, so a cancellation stays one.
 """
 
 import asyncio
@@ -15,20 +16,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.approval_notices import ApprovalNotices, ChannelDelivery
     from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
     from activities.webhook_notifier import WebhookNotifier
-    from constants import ONE_NOTICE_VERSION_PATCH
     from models.models import ApprovalRequest, ChannelNotice, NoticeChannel, NoticeReport
-    from workflows.patches import Patches
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
-# Runs that opened a request before this patch sent no e-mail; later ones do.
-EMAIL_NOTICES_PATCH = "email-notices"
 NOTICE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
@@ -37,38 +34,36 @@ NOTICE_RETRY = RetryPolicy(
 AuditEvents = list[tuple[str, str]]
 
 
-async def send_notices(request: ApprovalRequest, patches: Patches) -> AuditEvents:
+async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> AuditEvents:
     """Notify everywhere configured, all at once; return audit events (event, detail).
-    ``patches`` are the calling run's (the main workflow's, or the stage's own).
+    ``opening``: the request's first notice, tried once as a local activity.
 
     An unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering
     nothing.
     """
-    if not patches.since(ONE_NOTICE_VERSION_PATCH):
-        return await _one_activity_per_channel(request, patches)
     try:
-        report: NoticeReport = await workflow.execute_activity_method(
-            ApprovalNotices.send_approval_notices,
-            request,
-            start_to_close_timeout=NOTICE_TIMEOUT,
-            retry_policy=NOTICE_RETRY,
-        )
+        if opening:
+            report: NoticeReport = await workflow.execute_local_activity_method(
+                ApprovalNotices.send_approval_notices,
+                request,
+                start_to_close_timeout=NOTICE_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        else:
+            report = await workflow.execute_activity_method(
+                ApprovalNotices.send_approval_notices,
+                request,
+                start_to_close_timeout=NOTICE_TIMEOUT,
+                retry_policy=NOTICE_RETRY,
+            )
     except ActivityError as err:
+        if is_cancelled_exception(err):
+            raise
         return [("notification_failed", f"notices: {root_message(err)}")]
     events = [event for notice in report.channels for event in _reported(notice)]
     retried = [notice.channel for notice in report.channels if notice.retryable]
     outcomes = await _gather([_channel_activity(channel, request) for channel in retried])
     return events + _audit_all(retried, outcomes)
-
-
-async def _one_activity_per_channel(request: ApprovalRequest, patches: Patches) -> AuditEvents:
-    """How runs of an earlier version notify: an activity per channel, side by side (which
-    saves the run a workflow task before it parks, against one after the other)."""
-    channels = [NoticeChannel.TERMINAL, NoticeChannel.WEBHOOK]
-    if patches.applied(EMAIL_NOTICES_PATCH):
-        channels.append(NoticeChannel.EMAIL)
-    outcomes = await _gather([_channel_activity(channel, request) for channel in channels])
-    return _audit_all(channels, outcomes)
 
 
 def _channel_activity(
@@ -95,11 +90,13 @@ def _channel_activity(
 async def _gather(
     sending: list[Awaitable[ChannelDelivery]],
 ) -> list[ChannelDelivery | ActivityError]:
-    """Every outcome; an activity's failure is one of them, anything else (the run was
-    cancelled, say) is not a notice failure to swallow and is raised."""
+    """Every outcome; an activity's failure is one of them, a cancellation (of the run, or
+    of a notice moot once the request closed) is not a notice failure and is raised."""
     outcomes = await asyncio.gather(*sending, return_exceptions=True)
     for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, ActivityError):
+        if isinstance(outcome, BaseException) and (
+            is_cancelled_exception(outcome) or not isinstance(outcome, ActivityError)
+        ):
             raise outcome
     return outcomes
 

@@ -11,13 +11,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.tool_activities import execute_tool_call, preview_tool_call
     from models.models import ExecutionResult
     from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 
+# Execute rides out an outage of the target system: retries back off to one a minute and
+# go on for up to 30 minutes in all; then the run ends as ``execution_failed``.
+EXECUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
+EXECUTE_PERSISTENCE = timedelta(minutes=30)
 PREVIEW_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 # How often a run asks again after the data changed under an approved preview, before it
 # ends without acting: data that keeps changing needs a person to look, not a loop.
@@ -28,25 +31,19 @@ MAX_PREVIEWS = 3
 class ToolCallState:
     """What a run knows about its tool call.
 
-    ``enabled``: the run was started under the ``tool-calls`` patch (default-deny, preview,
-    execution through the tool); runs from before keep the simulated execution. ``preview``
-    is the effect people are asked about, worked out for ``previewed_call``; an amendment
-    that changes the call needs a fresh one. ``previews`` counts them, so data that keeps
-    changing under an approval ends the run instead of asking forever.
+    ``preview`` is the effect people are asked about, worked out for ``previewed_call``; an
+    amendment that changes the call needs a fresh one. ``previews`` counts them, so data
+    that keeps changing under an approval ends the run instead of asking forever.
     """
 
-    enabled: bool = False
     preview: EffectPreview | None = None
     previewed_call: ToolCall | None = None
     previews: int = 0
 
-    def runs_through_tool(self, call: ToolCall | None) -> bool:
-        return self.enabled and call is not None
-
     def needs_preview(self, call: ToolCall | None) -> bool:
         """A call nobody has seen the effect of (an amendment may remove the call: then the
         old effect is stale too)."""
-        return self.enabled and call != self.previewed_call
+        return call != self.previewed_call
 
     async def preview_effect(self, call: ToolCall | None) -> tuple[str, str]:
         """Work the call's effect out (none for no call) and return the audit entry.
@@ -57,6 +54,12 @@ class ToolCallState:
         self.preview = await preview_effect(call)
         self.previews += 1
         return "effect_previewed", self.preview.summary
+
+    def proposed(self, call: ToolCall | None, preview: EffectPreview | None) -> tuple[str, str]:
+        """The analysis worked the effect out with the proposal; the audit entry."""
+        self.preview, self.previewed_call = preview, call
+        self.previews += preview is not None
+        return "effect_previewed", preview.summary if preview else "no tool call"
 
     def may_ask_again(self) -> bool:
         return self.previews < MAX_PREVIEWS
@@ -83,15 +86,11 @@ async def execute_tool(
     idempotency_key: str,
     call: ToolCall,
     approved: EffectPreview | None,
-    *,
-    retry_policy: RetryPolicy,
-    schedule_to_close_timeout: timedelta,
 ) -> ToolOutcome:
     """Run the call once per key, only if the data still matches the approved preview.
 
-    ``approved`` is None only for a read-only tool that ran without asking. Cancelling the
-    run while the tool commits waits for it (WAIT_CANCELLATION_COMPLETED), so "cancelled"
-    is never reported for a committed effect.
+    ``approved`` is None only for a read-only tool that ran without asking. The caller
+    shields it from the run's cancellation: once started, it finishes and is recorded.
     """
     return await workflow.execute_activity(
         execute_tool_call,
@@ -101,10 +100,9 @@ async def execute_tool(
             approved_fingerprint=approved.fingerprint if approved is not None else None,
         ),
         start_to_close_timeout=timedelta(seconds=120),
-        schedule_to_close_timeout=schedule_to_close_timeout,
-        heartbeat_timeout=timedelta(seconds=10),
-        retry_policy=retry_policy,
-        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        schedule_to_close_timeout=EXECUTE_PERSISTENCE,
+        heartbeat_timeout=timedelta(seconds=10),  # a crashed worker is noticed in seconds
+        retry_policy=EXECUTE_RETRY,
         summary=f"execute {call.tool}",
     )
 

@@ -1,0 +1,128 @@
+"""Staged approval (manager -> director -> CFO): one ``ApprovalWorkflow`` child per stage.
+
+Composed by ``HumanInTheLoopWorkflow`` for a request the risk policy (or the starter)
+stages. Stages run one after the other and the first "no", timeout or failure ends the
+round. Each child's ID names the round's request ID (``stage_ids.py``), so a decision for
+an earlier round can never reach a later one. A stage that cannot end as decided (its
+child was terminated, failed or its ID taken) is a recorded ``stage_failed`` ending, never
+an error that leaves the run without one.
+"""
+
+from collections.abc import Callable
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from models.models import (
+        ApprovalDecision,
+        ApprovalRequest,
+        StageApprovalInput,
+        StageOutcome,
+        StageProgress,
+    )
+    from workflows.approval_workflow import ApprovalWorkflow
+    from workflows.notifications import root_message
+    from workflows.stage_ids import stage_child_id
+
+Record = Callable[[str, str], None]
+
+
+class StagedApproval:
+    """One round of stages for one request; ``progress`` is the stage waiting now."""
+
+    def __init__(
+        self, request: ApprovalRequest, stages: list[str], barred: list[str], record: Record
+    ) -> None:
+        self.request = request
+        self.stages = stages
+        self.barred = barred
+        self.outcomes: list[StageOutcome] = []
+        self.progress: StageProgress | None = None
+        self._record = record
+
+    @property
+    def failure(self) -> str | None:
+        """Why the round ended without a decision other than a timeout, if it did."""
+        last = self.outcomes[-1] if self.outcomes else None
+        return f"Stage {last.stage}: {last.detail}" if last and last.detail else None
+
+    async def run(self) -> ApprovalDecision | None:
+        """Approve stage by stage; the last stage's decision is the request's decision."""
+        self._record(
+            "approval_requested",
+            f"request {self.request.request_id}, in stages: {' -> '.join(self.stages)}",
+        )
+        for position, stage in enumerate(self.stages, start=1):
+            outcome = await self._run_stage(stage, position)
+            self.outcomes.append(outcome)
+            if outcome.approved is not True:
+                break
+        self.progress = None
+        last = self.outcomes[-1]
+        if last.approved is None:
+            return None
+        by = f"{last.reviewer} (stage {last.stage})" if last.reviewer else f"stage {last.stage}"
+        return ApprovalDecision(
+            request_id=self.request.request_id,
+            approved=last.approved,
+            reviewer=by,
+            decided_at=last.decided_at,
+        )
+
+    async def _run_stage(self, stage: str, position: int) -> StageOutcome:
+        info = workflow.info()
+        child_id = stage_child_id(info.workflow_id, self.request.request_id, position, stage)
+        of = len(self.stages)
+        self.progress = StageProgress(
+            stage=stage, child_workflow_id=child_id, position=position, of=of
+        )
+        self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
+        now = workflow.now()
+        timeout = self.request.deadline - self.request.requested_at
+        stage_request = self.request.model_copy(
+            update={
+                "workflow_id": child_id,
+                "stage": stage,
+                "requested_at": now,
+                "deadline": now + timeout,
+            }
+        )
+        # The status query shows the waiting stage's own deadline, as its notice does.
+        self.request = self.request.model_copy(
+            update={"stage": stage, "deadline": stage_request.deadline, "requested_at": now}
+        )
+        try:
+            # TERMINATE: a stage never outlives the request it belongs to.
+            outcome = await workflow.execute_child_workflow(
+                ApprovalWorkflow.run,
+                StageApprovalInput(
+                    stage=stage, approval_request=stage_request, barred_reviewers=self.barred
+                ),
+                id=child_id,
+                parent_close_policy=ParentClosePolicy.TERMINATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return self._failed(stage, f"child workflow ID {child_id} is already in use")
+        except ChildWorkflowError as err:
+            if is_cancelled_exception(err):
+                raise
+            ended = root_message(err.cause or err)
+            return self._failed(stage, f"its workflow ended without a decision: {ended}")
+        for failure in outcome.notice_failures:  # the stage could still be decided
+            self._record("notification_failed", f"stage {stage}: {failure}")
+        for refusal in outcome.refusals:
+            self._record("decision_refused", f"stage {stage}: {refusal}")
+        verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
+        by = f" by {outcome.reviewer}" if outcome.reviewer else ""
+        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}")
+        return outcome
+
+    def _failed(self, stage: str, reason: str) -> StageOutcome:
+        self._record("stage_failed", f"{stage}: {reason}")
+        return StageOutcome(stage=stage, approved=None, detail=reason)
