@@ -12,6 +12,11 @@ task's signals and updates over before its timers, so the decision would otherwi
 and the request times out. Fail closed: nothing approved late executes. That task always
 issues commands (execute, complete or preview), so a replay runs it at the same time.
 An update's validator refuses a late update at once; a rejected update leaves no history.
+
+A run made by a reset is the one exception: Temporal hands it again the decisions its
+original run had handled, stamped with the reset's time, so there the deadline's timer
+alone closes the window (a reset never turns an on-time decision late). A run knows it was
+made by a reset: its run ID differs from the original run ID, which resets preserve.
 """
 
 import asyncio
@@ -92,7 +97,7 @@ class ApprovalWindow:
     def late(self) -> str | None:
         """Why an update handled now is too late: only for validators, whose rejections
         leave no history (so reading the clock cannot differ on replay)."""
-        if workflow.now() >= self.request.deadline:
+        if _past(self.request.deadline):
             return f"arrived after the deadline ({self.request.deadline.isoformat()})"
         return None
 
@@ -147,7 +152,7 @@ class ApprovalWindow:
                     self._escalate(escalation)
             await self._wait_until(self.request.deadline)
             # Read in the task that settled it, before anything else can take a task.
-            late = self.decision is not None and workflow.now() >= self.request.deadline
+            late = self.decision is not None and _past(self.request.deadline)
         finally:
             self.open = False
             await self._stop_notices()
@@ -208,6 +213,12 @@ class ApprovalWindow:
                 self._record("notification_cancelled", "the request closed before its notices")
             with contextlib.suppress(asyncio.CancelledError):
                 await notices
+
+
+def _past(deadline: datetime) -> bool:
+    """Whether this task runs at or after ``deadline`` (never in a run made by a reset)."""
+    info = workflow.info()
+    return info.run_id == info.original_execution_run_id and workflow.now() >= deadline
 
 
 def describe(action: ProposedAction) -> str:
