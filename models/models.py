@@ -154,6 +154,9 @@ class RecordedWorkflowInput(BaseModel):
     voting: VotingPolicy = Field(default_factory=VotingPolicy)
     escalation: RecordedEscalation | None = None
     approval_stages: list[str] = []
+    carried: "CarriedRun | None" = Field(
+        default=None, description="a waiting run's state, given only by continue-as-new"
+    )
 
     def single_decision_settings(self) -> list[str]:
         """The settings given for a single decision (approvers, voting, escalation), which
@@ -427,3 +430,22 @@ class ApprovalStatus(StrEnum):
     FAILED = "Failed"
     EXECUTION_FAILED = "ExecutionFailed"
     CANCELLED = "Cancelled"
+
+
+class CarriedRun(BaseModel):
+    """What a run waiting for a decision carries into its next run (continue-as-new), so
+    the request goes on as it was: same request ID, deadline, votes and audit trail."""
+
+    action: ProposedAction
+    risk: RiskAssessment
+    preview: EffectPreview | None
+    previews: int
+    request: ApprovalRequest
+    votes: list[ApprovalDecision]
+    amenders: list[str]
+    barred: list[str]
+    audit_trail: list[AuditEvent]
+    refused_updates: int
+
+
+RecordedWorkflowInput.model_rebuild()

@@ -12,7 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -37,14 +37,26 @@ from constants import (
 )
 from models.models import (
     ApprovalDecision,
+    ApprovalRequest,
+    CarriedRun,
     EscalationPolicy,
     Outcome,
+    ProposedAction,
+    RecordedWorkflowInput,
+    RiskAssessment,
     VotingPolicy,
     WorkflowInput,
     WorkflowResult,
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
-from tests.helpers import Run, start_run, status_of, wait_until
+from tests.helpers import (
+    TEMPORAL_CLI,
+    Run,
+    dev_server_search_attributes,
+    start_run,
+    status_of,
+    wait_until,
+)
 from tests.record_histories import decision_for, pending_request, recorded
 from tools.database import connect, database_path, ensure_database
 from worker import build_worker
@@ -81,6 +93,12 @@ class CoreRuns:
         run_input = WorkflowInput(user_request=text, **fields)
         workflow_id = f"core-{uuid.uuid4().hex[:10]}"
         return await start_run(self.client, self.task_queue, workflow_id, run_input)
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow], data_converter=pydantic_data_converter
+    )
 
 
 def risky(tool_call: dict[str, Any]) -> dict[str, Any]:
@@ -413,11 +431,7 @@ async def test_replay_judges_every_decision_as_it_was_judged_live(core: CoreRuns
         await wait_until(lambda: status_of(handle), lambda s: len(s.votes) == 1)
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
-    history = await handle.fetch_history()
-    replayer = Replayer(
-        workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow], data_converter=pydantic_data_converter
-    )
-    await replayer.replay_workflow(history)  # raises on any nondeterminism
+    await replayer().replay_workflow(await handle.fetch_history())  # raises if it differs
     async with serving(core):  # a new worker rebuilds the closed run to answer
         replayed = await status_of(handle)
     assert replayed.votes == result.votes
@@ -537,3 +551,99 @@ async def test_decided_at_is_the_workflows_time_not_the_senders_claim(core: Core
         result = await handle.result()
     assert vote.decided_at is not None and vote.decided_at >= request.requested_at
     assert result.decision is not None and result.decision.decided_at == vote.decided_at
+
+
+@pytest.fixture(scope="module")
+async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 60 events, not 4,096."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        data_converter=pydantic_data_converter,
+        search_attributes=dev_server_search_attributes(),
+        dev_server_log_level="error",
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=60",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+async def test_a_flood_of_signals_moves_the_waiting_request_to_a_new_run(
+    small_history_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+) -> None:
+    """Refused signals grow a run's history (signals are stored whatever they say). Before
+    that can bite, the run continues as new, carrying the request as it was: the same
+    request ID and deadline, the votes and the audit trail; it is then decided there."""
+    core = CoreRuns(small_history_server.client, analysis_activities, llm_server)
+    async with serving(core):
+        handle = await core.start(
+            "Flood me with signals",
+            approvers=["alice", "bob"],
+            voting=VotingPolicy(required_approvals=2),
+        )
+        request = await pending_request(handle)
+        await handle.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
+        wrong = decision_for(request, approved=True, reviewer="mallory")
+        for _ in range(40):
+            await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
+        latest = core.client.get_workflow_handle(handle.id, result_type=WorkflowResult)
+        moved = await wait_until(
+            lambda: status_of(latest), lambda s: recorded(s, "continued_as_new") > 0
+        )
+        assert moved.approval_request is not None
+        assert moved.approval_request.request_id == request.request_id
+        assert moved.approval_request.deadline == request.deadline
+        assert [vote.reviewer for vote in moved.votes] == ["alice"]
+        bob = decision_for(request, approved=True, reviewer="bob")
+        await latest.execute_update(SUBMIT_DECISION_UPDATE, bob)
+        result = await latest.result()
+    assert result.outcome == Outcome.APPROVED, result.message
+    assert [vote.reviewer for vote in result.votes] == ["alice", "bob"]
+    assert events(result).count("approval_requested") == 1
+    for run in (handle, latest):  # both runs replay as they ran
+        await replayer().replay_workflow(await run.fetch_history())
+
+
+async def test_carried_state_from_a_starter_is_refused(core: CoreRuns) -> None:
+    """Only continue-as-new gives a run carried state; a starter who forges it (to skip the
+    analysis and the assessment) gets a refused run."""
+    text = "Skip the analysis"
+    action = ProposedAction.model_validate(risky(fallback_tool_call(text)))
+    now = datetime.now(UTC)
+    request = ApprovalRequest(
+        workflow_id="forged",
+        request_id="forged",
+        user_request=text,
+        proposed_action=action,
+        risk_reasons=[],
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+        approvers=["mallory"],
+    )
+    carried = CarriedRun(
+        action=action,
+        risk=RiskAssessment(requires_approval=True, reasons=[]),
+        preview=None,
+        previews=0,
+        request=request,
+        votes=[],
+        amenders=[],
+        barred=[],
+        audit_trail=[],
+        refused_updates=0,
+    )
+    forged = RecordedWorkflowInput(user_request=text, carried=carried)
+    async with serving(core):
+        handle = await core.client.start_workflow(
+            "HumanInTheLoopWorkflow",
+            forged,
+            id=f"core-{uuid.uuid4().hex[:8]}",
+            task_queue=core.task_queue,
+            result_type=WorkflowResult,
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.INPUT_REFUSED

@@ -42,6 +42,11 @@ with workflow.unsafe.imports_passed_through():
 Record = Callable[[str, str], None]
 
 
+class ContinueAsNewSuggested(Exception):
+    """The run's history has grown enough that Temporal suggests a new run: the request
+    goes on there, as it is (``HumanInTheLoopWorkflow`` carries it)."""
+
+
 class DecisionRefused(Exception):
     """A decision the window does not count; the message says why."""
 
@@ -62,6 +67,7 @@ class WindowRules:
     barred: list[str] = field(default_factory=list)  # the requester, and amenders
     escalation: EscalationPolicy | None = None
     may_amend: bool = True
+    continues_as_new: bool = False  # the request's workflow carries it into a new run
 
 
 class ApprovalWindow:
@@ -137,24 +143,31 @@ class ApprovalWindow:
             voters = ", ".join(vote.reviewer for vote in earlier)
             self._record("votes_reset", f"votes by {voters} were for the earlier action")
 
-    async def wait(self) -> ApprovalDecision | None:
-        """Notify, then wait durably for the votes to settle or the deadline to pass.
+    async def wait(self, *, resumed: bool = False) -> ApprovalDecision | None:
+        """Notify (unless ``resumed`` in a new run), then wait durably for the votes to
+        settle or the deadline to pass. Raises ``ContinueAsNewSuggested`` when the run's
+        history should move to a new run first.
 
         Notices go out alongside the wait, never before it: a slow webhook never moves the
         deadline the notice announced. Whatever is still sending when the window closes is
         cancelled, so nothing holds a decided request open."""
-        self._notify(self.request, opening=True)
+        if not resumed:
+            self._notify(self.request, opening=True)
+        continuing = False
         try:
             escalation = self.rules.escalation
-            if escalation is not None:
+            if escalation is not None and not self.request.escalated:
                 at = self.request.requested_at + timedelta(seconds=escalation.after_seconds)
                 if at < self.request.deadline and not await self._wait_until(at):
                     self._escalate(escalation)
             await self._wait_until(self.request.deadline)
+            continuing = self.decision is None and self._continue_suggested()
+            if continuing:
+                raise ContinueAsNewSuggested()
             # Read in the task that settled it, before anything else can take a task.
             late = self.decision is not None and _past(self.request.deadline)
         finally:
-            self.open = False
+            self.open = continuing  # the request goes on in the next run
             await self._stop_notices()
         if late and self.decision is not None:
             self._record(
@@ -172,8 +185,15 @@ class ApprovalWindow:
         remaining = until - workflow.now()
         if remaining > timedelta(0):
             timer = asyncio.ensure_future(workflow.sleep(remaining))
-            await workflow.wait_condition(lambda: self.decision is not None or timer.done())
+            await workflow.wait_condition(
+                lambda: self.decision is not None or timer.done() or self._continue_suggested()
+            )
         return self.decision is not None
+
+    def _continue_suggested(self) -> bool:
+        """Temporal suggests a new run (refused signals grew the history), and this
+        window's workflow can carry it there."""
+        return self.rules.continues_as_new and workflow.info().is_continue_as_new_suggested()
 
     def _escalate(self, escalation: EscalationPolicy) -> None:
         """Remind, and let the next tier decide too (only widens an explicit approver list)."""

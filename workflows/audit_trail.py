@@ -94,6 +94,14 @@ class AuditTrail:
         self.bounds.append(self.events, AuditEvent(at=workflow.now(), event=event, detail=detail))
         workflow.logger.info("%s: %s", event, cut(detail, MAX_AUDIT_DETAIL_CHARS))
 
+    @classmethod
+    def carried(cls, events: list[AuditEvent]) -> "AuditTrail":
+        """The trail a run carried into this one, with its bounds counted again."""
+        trail = cls()
+        for event in events:
+            trail.bounds.append(trail.events, event)
+        return trail
+
     @property
     def last_detail(self) -> str:
         return self.events[-1].detail if self.events else ""

@@ -21,7 +21,7 @@ The wait and the deadline rule live in ``workflows/approval_window.py``.
 
 import asyncio
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalStatus,
         ApproveSignalPayload,
+        CarriedRun,
         ExecutionResult,
         Outcome,
         ProposedAction,
@@ -55,7 +56,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.validation import PayloadRefused, single_payload
     from tools.models import ToolOutcome, ToolStatus
-    from workflows.approval_window import ApprovalWindow, WindowRules, describe
+    from workflows.approval_window import (
+        ApprovalWindow,
+        ContinueAsNewSuggested,
+        WindowRules,
+        describe,
+    )
     from workflows.audit_trail import AuditTrail
     from workflows.decisions import refused_update, signalled
     from workflows.default_deny import assess, reassess, still_asks
@@ -95,20 +101,26 @@ class HumanInTheLoopWorkflow:
         self._execution: ExecutionResult | None = None
         self._result: WorkflowResult | None = None
         self._refused_updates = 0
+        self._resumed: ApprovalWindow | None = None  # a request carried from the last run
 
     @workflow.run
     async def run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
         try:
-            if problem := run_input_problem(run_input):
+            if run_input.carried is not None:
+                if not self._resume(run_input.carried):
+                    return await self._end(Outcome.INPUT_REFUSED, self._audit.last_detail)
+            elif problem := run_input_problem(run_input):
                 self._audit.record("input_refused", problem)
                 return await self._end(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
-            if not await self._analyse(run_input.user_request):
+            elif not await self._analyse(run_input.user_request):
                 return await self._end(Outcome.ANALYSIS_FAILED, self._audit.last_detail)
-            assert self._action is not None
-            self._risk = assess(run_input, self._action, self._tool_call.preview)
-            self._audit.record("risk_classified", "; ".join(self._risk.reasons) or "no risk")
-            if not self._risk.requires_approval:
-                return await self._end_executed(await self._execute(), Outcome.AUTO_APPROVED)
+            else:
+                assert self._action is not None
+                self._risk = assess(run_input, self._action, self._tool_call.preview)
+                reasons = "; ".join(self._risk.reasons) or "no risk"
+                self._audit.record("risk_classified", reasons)
+                if not self._risk.requires_approval:
+                    return await self._end_executed(await self._execute(), Outcome.AUTO_APPROVED)
             while True:  # amendments that add risk, and data that drifted, ask again
                 self._decision = await self._ask()
                 if self._decision is None or not self._decision.approved:
@@ -212,34 +224,90 @@ class HumanInTheLoopWorkflow:
         return True
 
     async def _ask(self) -> ApprovalDecision | None:
-        """Open a request and wait for its decision: in one window, or stage by stage."""
+        """Open a request and wait for its decision: in one window, or stage by stage (or
+        wait on the request a previous run carried here)."""
         assert self._risk is not None
-        request = self._new_request()
         self._state = WorkflowState.AWAITING_APPROVAL
         set_approval_status(ApprovalStatus.PENDING)
-        record_approval_requested()
-        if self._risk.stages:
+        if self._resumed is not None:
+            window, self._resumed = self._resumed, None
+            decision = await self._wait(window, resumed=True)
+        elif self._risk.stages:
+            record_approval_requested()
             if unused := self._input.single_decision_settings():
                 self._audit.record(
                     "stages_override",
                     "the risk policy staged this request, so these do not apply: "
                     + ", ".join(unused),
                 )
-            stages = StagedApproval(request, self._risk.stages, self._barred, self._audit.record)
+            stages = StagedApproval(
+                self._new_request(), self._risk.stages, self._barred, self._audit.record
+            )
             self._asking = stages
             decision = await stages.run()
         else:
-            rules = WindowRules(
-                voting=self._input.voting, barred=self._barred, escalation=self._input.escalation
-            )
-            window = self._asking = ApprovalWindow(request, rules, self._audit.record)
-            self._audit.record("approval_requested", f"request {request.request_id}")
-            decision = await window.wait()
+            record_approval_requested()
+            decision = await self._wait(self._open_window(self._new_request()))
         self._state = WorkflowState.DECIDED
         if decision is not None:
             verdict = ApprovalStatus.APPROVED if decision.approved else ApprovalStatus.REJECTED
             set_approval_status(verdict)
         return decision
+
+    async def _wait(
+        self, window: ApprovalWindow, *, resumed: bool = False
+    ) -> ApprovalDecision | None:
+        try:
+            return await window.wait(resumed=resumed)
+        except ContinueAsNewSuggested:
+            await self._continue_as_new(window)
+
+    def _open_window(self, request: ApprovalRequest, *, resumed: bool = False) -> ApprovalWindow:
+        rules = WindowRules(
+            voting=self._input.voting,
+            barred=self._barred,
+            escalation=self._input.escalation,
+            continues_as_new=True,
+        )
+        window = self._asking = ApprovalWindow(request, rules, self._audit.record)
+        if not resumed:
+            self._audit.record("approval_requested", f"request {request.request_id}")
+        return window
+
+    async def _continue_as_new(self, window: ApprovalWindow) -> NoReturn:
+        """Carry the waiting request into a new run, before the history's size can bite."""
+        assert self._action is not None and self._risk is not None
+        length = workflow.info().get_current_history_length()
+        self._audit.record("continued_as_new", f"after {length:,} events; the request waits on")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = CarriedRun(
+            action=self._action,
+            risk=self._risk,
+            preview=self._tool_call.preview,
+            previews=self._tool_call.previews,
+            request=window.request,
+            votes=window.votes,
+            amenders=window.amenders,
+            barred=self._barred,
+            audit_trail=self._audit.events,
+            refused_updates=self._refused_updates,
+        )
+        workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
+
+    def _resume(self, carried: CarriedRun) -> bool:
+        """Take up the request a previous run of this workflow carried here. Only
+        continue-as-new gives carried state: from anyone else it is refused."""
+        if workflow.info().continued_run_id is None:
+            self._audit.record("input_refused", "carried state comes only from continue-as-new")
+            return False
+        self._audit = AuditTrail.carried(carried.audit_trail)
+        self._action, self._risk, self._barred = carried.action, carried.risk, carried.barred
+        self._refused_updates = carried.refused_updates
+        self._tool_call.proposed(carried.action.tool_call, carried.preview)
+        self._tool_call.previews = carried.previews
+        self._resumed = self._open_window(carried.request, resumed=True)
+        self._resumed.votes, self._resumed.amenders = carried.votes, carried.amenders
+        return True
 
     def _new_request(self) -> ApprovalRequest:
         assert self._action is not None and self._risk is not None
