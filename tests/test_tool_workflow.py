@@ -206,6 +206,9 @@ async def test_data_changed_after_approval_is_not_executed_and_asks_again(
     assert second.preview.affected == first.preview.affected + 1
     status = await status_of(handle)
     assert [entry.event for entry in status.audit_trail].count("preview_drifted") == 1
+    # The new request waits undecided: the earlier round's approval does not show as its own.
+    assert status.approval_request == second
+    assert status.decision is None and status.votes == []
 
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
@@ -270,6 +273,8 @@ async def test_an_amended_tool_call_is_previewed_and_asked_again(
     assert second.preview is not None and first.preview is not None
     assert second.preview.affected > first.preview.affected  # every inactive customer
     assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_020
+    waiting = await status_of(handle)  # the amended call waits for a decision of its own
+    assert waiting.decision is None and waiting.votes == []
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
     )

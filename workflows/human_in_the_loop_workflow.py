@@ -215,6 +215,7 @@ class HumanInTheLoopWorkflow:
         """Open a request and wait for its decision: in one window, or stage by stage."""
         assert self._risk is not None
         request = self._new_request()
+        self._decision = None  # an earlier round's decision is not this request's
         self._state = WorkflowState.AWAITING_APPROVAL
         set_approval_status(ApprovalStatus.PENDING)
         record_approval_requested()
