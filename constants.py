@@ -75,6 +75,6 @@ def task_queue() -> str:
     return os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
 
 
-# A stage's child workflow ID is "<workflow-id>/stage/<n>-<stage>/<run-id>"; workflow IDs
+# A stage's child workflow ID is "<workflow-id>/stage/<request-id>/<n>-<stage>"; workflow IDs
 # containing this marker are refused at start, so no user-chosen ID can take a stage's ID.
 STAGE_ID_MARKER = "/stage/"

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import socket
@@ -19,7 +20,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import (
     ListOpenWorkflowExecutionsRequest,
 )
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -90,6 +91,24 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(0.05)
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+def activities_run(history: WorkflowHistory) -> list[str]:
+    """The activity types a run scheduled, in history order: its regular activities (one
+    entry per scheduling) and its local activities (one marker each, recorded when done)."""
+    names = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                data = marker.details["data"].payloads[0].data
+                names.append(json.loads(data)["activity_type"])
+    return names
 
 
 async def status_of(handle: WorkflowHandle) -> WorkflowStatus:

@@ -152,7 +152,7 @@ async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_fail
     )
     assert result.proposed_action is None and result.execution is None
     assert llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS
-    assert await scheduled_activities(handle) == ["analyze_request"]
+    assert await scheduled_activities(handle) == ["propose_action"]
 
 
 async def run_to_the_end(

@@ -1,5 +1,8 @@
 """One activity for every notice channel: each channel is tried once and reported on its own,
-and the workflow retries only a channel that failed, with that channel's own activity."""
+and the workflow retries only a channel that failed, with that channel's own activity.
+
+The opening notice is a local activity (one marker in history); a retried channel is a
+regular activity, retried by Temporal."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,6 +10,7 @@ from datetime import timedelta
 
 import httpx2
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.approval_notices import ApprovalNotices, _attempt
@@ -28,6 +32,17 @@ from tests.test_webhook_notifier import (  # noqa: F401 - fixtures
 from tests.test_workflow import scheduled_activities
 
 NOTICE = "APPROVAL REQUIRED"
+
+
+async def regular_notice_activities(handle: WorkflowHandle) -> list[str]:
+    """The notice activities the run scheduled as regular activities (not local ones)."""
+    history = await handle.fetch_history()
+    return [
+        name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and "notice" in (name := event.activity_task_scheduled_event_attributes.activity_type.name)
+    ]
 
 
 @asynccontextmanager
@@ -103,6 +118,8 @@ async def test_a_run_retries_only_the_channel_that_failed_and_prints_its_notice_
     assert len(receiver.requests) == 3
     notices_sent = [name for name in await scheduled_activities(handle) if "notice" in name]
     assert notices_sent == ["send_approval_notices", "send_webhook_notice"]
+    # The opening notice was local; only the failed channel was scheduled on its own.
+    assert await regular_notice_activities(handle) == ["send_webhook_notice"]
     assert capsys.readouterr().out.count(NOTICE) == 1
 
 
@@ -117,6 +134,7 @@ async def test_a_run_whose_channels_all_answer_schedules_one_notice_activity(
         assert (await handle.result()).outcome == Outcome.APPROVED
     activities = await scheduled_activities(handle)
     assert [name for name in activities if "notice" in name] == ["send_approval_notices"]
+    assert await regular_notice_activities(handle) == []  # a local activity: one marker
 
 
 async def test_an_unexpected_error_without_a_message_is_named_by_its_type() -> None:

@@ -10,6 +10,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 import start_workflow
 from approval_status import list_pending
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, STAGE_ID_MARKER, WORKFLOW_TYPE
+from models.limits import MAX_NAME_CHARS, MAX_STAGES
 from models.models import (
     ApprovalStatus,
     AssessRiskInput,
@@ -27,36 +28,44 @@ from workflows.risk_policy import (
 )
 from workflows.stage_ids import MAX_WORKFLOW_ID_LENGTH, reserved_for_stages, stage_child_id
 
-RUN_ID = "0b5c6a4e-1f2d-4c3b-9a8e-7d6f5e4c3b2a"
+REQUEST_ID = "0b5c6a4e-1f2d-4c3b-9a8e-7d6f5e4c3b2a"
 SAFE = ProposedAction(
     action_type="summarise", description="Summarise the guide", reasoning="", risky_action=False
 )
 
 
-def test_a_stage_id_names_the_run_the_position_and_the_stage() -> None:
-    assert stage_child_id("hitl-1", RUN_ID, 2, "cfo") == f"hitl-1/stage/2-cfo/{RUN_ID}"
+def test_a_stage_id_names_the_run_the_request_the_position_and_the_stage() -> None:
+    assert stage_child_id("hitl-1", REQUEST_ID, 2, "cfo") == f"hitl-1/stage/{REQUEST_ID}/2-cfo"
 
 
 def test_a_stage_id_fits_temporals_limit_whatever_the_workflow_id() -> None:
-    child_id = stage_child_id("w" * 1000, RUN_ID, 1, "x" * 40)
-    assert child_id is not None and len(child_id) <= MAX_WORKFLOW_ID_LENGTH
-    assert child_id.endswith(f"/stage/1-{'x' * 40}/{RUN_ID}")
+    """The longest workflow ID and the longest stage name a run accepts (names are refused
+    over MAX_NAME_CHARS at start) still make an ID Temporal takes, ending as the stage's."""
+    longest_stage = "x" * MAX_NAME_CHARS
+    child_id = stage_child_id("w" * MAX_WORKFLOW_ID_LENGTH, REQUEST_ID, MAX_STAGES, longest_stage)
+    assert len(child_id) <= MAX_WORKFLOW_ID_LENGTH
+    assert child_id.endswith(f"/stage/{REQUEST_ID}/{MAX_STAGES}-{longest_stage}")
 
 
-def test_a_stage_name_too_long_for_an_id_gets_none() -> None:
-    assert stage_child_id("hitl-1", RUN_ID, 1, "x" * 1000) is None
+def test_each_round_of_asking_gets_its_own_stage_ids() -> None:
+    """A later round (after an amendment or a drift) has a new request ID, so a decision
+    sent to an earlier round's stage can never reach the later one's."""
+    other_round = "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"
+    assert stage_child_id("w", REQUEST_ID, 1, "cfo") != stage_child_id("w", other_round, 1, "cfo")
 
 
 def test_repeated_stage_names_get_different_ids() -> None:
-    assert stage_child_id("w", RUN_ID, 1, "legal") != stage_child_id("w", RUN_ID, 2, "legal")
+    assert stage_child_id("w", REQUEST_ID, 1, "legal") != stage_child_id(
+        "w", REQUEST_ID, 2, "legal"
+    )
 
 
 def test_workflow_ids_in_the_stage_form_are_refused_at_start(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert reserved_for_stages(f"mine{STAGE_ID_MARKER}1-cfo/x")
+    assert reserved_for_stages(f"mine{STAGE_ID_MARKER}{REQUEST_ID}/1-cfo")
     with pytest.raises(SystemExit):
-        start_workflow.parse_args(["Pay ACME", "--workflow-id", "a/stage/1-cfo/b"])
+        start_workflow.parse_args(["Pay ACME", "--workflow-id", f"a/stage/{REQUEST_ID}/1-cfo"])
     assert "kept for stage IDs" in capsys.readouterr().err
 
 

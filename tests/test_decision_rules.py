@@ -1,9 +1,16 @@
 """Who may decide what, and when: the rules that make a vote count once, apply only to the
-pending request, and come only from someone allowed to give it."""
+pending request, and come only from someone allowed to give it.
+
+``refusal_reason`` judges a decision on an open request; ``barred`` are the requester and
+whoever amended the action (the four-eyes rule). Whether anything is waiting at all is the
+``ApprovalWindow``'s state, judged by ``ApprovalWindow.refusal``."""
 
 from datetime import UTC, datetime, timedelta
 
-from models.models import ApprovalDecision, ApprovalRequest, ProposedAction, WorkflowInput
+import pytest
+
+from models.models import ApprovalDecision, ApprovalRequest, ProposedAction
+from workflows.approval_window import AlreadyApplied, ApprovalWindow, WindowRules
 from workflows.decision_rules import refusal_reason
 
 ACTION = ProposedAction(
@@ -13,10 +20,8 @@ ACTION = ProposedAction(
     risky_action=True,
 )
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
-OPEN_INPUT = WorkflowInput(user_request="Delete test rows from production")
-GUARDED_INPUT = WorkflowInput(
-    user_request="Delete test rows from production", requester="alice", approvers=["bob", "alice"]
-)
+NOBODY_BARRED: list[str] = []
+REQUESTER = ["alice"]  # the run's requester is barred from approving
 
 
 def _pending(approvers: list[str] | None = None) -> ApprovalRequest:
@@ -50,17 +55,17 @@ def _decision(
 
 def test_matching_decision_is_applied() -> None:
     """The ordinary case: the pending request, answered by anyone when no approvers are set."""
-    assert refusal_reason(_decision(), OPEN, [], OPEN_INPUT) is None
-    assert refusal_reason(_decision(False), OPEN, [], OPEN_INPUT) is None
+    assert refusal_reason(_decision(), OPEN, [], NOBODY_BARRED) is None
+    assert refusal_reason(_decision(False), OPEN, [], NOBODY_BARRED) is None
 
 
 def test_listed_approver_may_decide() -> None:
-    assert refusal_reason(_decision(reviewer="bob"), GUARDED, [], GUARDED_INPUT) is None
+    assert refusal_reason(_decision(reviewer="bob"), GUARDED, [], REQUESTER) is None
 
 
 def test_second_vote_from_the_same_reviewer_is_refused() -> None:
     """A vote counts once; a reviewer cannot flip their approval or stack up a quorum alone."""
-    reason = refusal_reason(_decision(False), OPEN, [_decision()], OPEN_INPUT)
+    reason = refusal_reason(_decision(False), OPEN, [_decision()], NOBODY_BARRED)
 
     assert reason is not None
     assert "bob" in reason
@@ -69,20 +74,55 @@ def test_second_vote_from_the_same_reviewer_is_refused() -> None:
 
 def test_vote_from_another_reviewer_is_counted_alongside_earlier_ones() -> None:
     """Earlier votes by others do not block a new reviewer (quorum voting)."""
-    assert refusal_reason(_decision(reviewer="carol"), OPEN, [_decision()], OPEN_INPUT) is None
+    assert refusal_reason(_decision(reviewer="carol"), OPEN, [_decision()], NOBODY_BARRED) is None
 
 
-def test_decision_when_nothing_awaits_is_refused() -> None:
-    """Before the proposal exists, or once the request is settled, there is nothing to decide."""
-    for votes in ([], [_decision(reviewer="carol")]):
-        reason = refusal_reason(_decision(), None, votes, OPEN_INPUT)
-        assert reason is not None
-        assert "not waiting" in reason
+def _window(request: ApprovalRequest = OPEN) -> ApprovalWindow:
+    return ApprovalWindow(request, WindowRules(barred=REQUESTER), lambda event, detail: None)
+
+
+def test_decision_when_the_window_is_closed_or_decided_is_refused() -> None:
+    """Once the request is settled or its window closed, there is nothing to decide."""
+    closed = _window()
+    closed.open = False
+    reason = closed.refusal(_decision())
+    assert reason is not None
+    assert "no longer waiting" in reason
+
+    decided = _window()
+    decided.decision = _decision(reviewer="carol")
+    reason = decided.refusal(_decision())
+    assert reason is not None
+    assert "already decided by carol" in reason
+
+
+def test_an_open_window_applies_the_rules_with_its_barred_reviewers() -> None:
+    """The window passes its request and barred list to the rules: the requester may not
+    approve, another reviewer may."""
+    window = _window()
+    assert window.refusal(_decision()) is None
+    reason = window.refusal(_decision(reviewer="alice"))
+    assert reason is not None
+    assert "cannot approve" in reason
+
+
+def test_a_repeat_of_a_counted_vote_is_already_applied_not_refused() -> None:
+    """A retry or a second tab is answered with the counted vote; a changed verdict from
+    the same reviewer is a refusal (a vote counts once)."""
+    window = _window()
+    counted = _decision()
+    window.votes.append(counted)
+    with pytest.raises(AlreadyApplied) as repeat:
+        window.refusal(_decision())
+    assert repeat.value.vote == counted
+    reason = window.refusal(_decision(False))
+    assert reason is not None
+    assert "already voted" in reason
 
 
 def test_decision_for_another_request_is_refused_naming_both_ids() -> None:
     """A stale decision for an earlier request must not approve the current one."""
-    reason = refusal_reason(_decision(request_id="req-old"), OPEN, [], OPEN_INPUT)
+    reason = refusal_reason(_decision(request_id="req-old"), OPEN, [], NOBODY_BARRED)
 
     assert reason is not None
     assert "req-old" in reason
@@ -92,7 +132,7 @@ def test_decision_for_another_request_is_refused_naming_both_ids() -> None:
 def test_unlisted_approver_is_refused_whether_approving_or_rejecting() -> None:
     """When approvers are listed, only they may decide."""
     for approved in (True, False):
-        reason = refusal_reason(_decision(approved, reviewer="mallory"), GUARDED, [], GUARDED_INPUT)
+        reason = refusal_reason(_decision(approved, reviewer="mallory"), GUARDED, [], REQUESTER)
         assert reason is not None
         assert "mallory" in reason
         assert "not an approver" in reason
@@ -100,7 +140,7 @@ def test_unlisted_approver_is_refused_whether_approving_or_rejecting() -> None:
 
 def test_requester_cannot_approve_their_own_request() -> None:
     """Four eyes: even a listed approver may not approve what they asked for."""
-    reason = refusal_reason(_decision(reviewer="alice"), GUARDED, [], GUARDED_INPUT)
+    reason = refusal_reason(_decision(reviewer="alice"), GUARDED, [], REQUESTER)
 
     assert reason is not None
     assert "alice" in reason
@@ -109,27 +149,34 @@ def test_requester_cannot_approve_their_own_request() -> None:
 
 def test_requester_may_reject_their_own_request() -> None:
     """Withdrawing one's own request is always safe."""
-    assert refusal_reason(_decision(False, reviewer="alice"), GUARDED, [], GUARDED_INPUT) is None
+    assert refusal_reason(_decision(False, reviewer="alice"), GUARDED, [], REQUESTER) is None
 
 
 def test_requester_cannot_approve_even_when_anyone_may_decide() -> None:
-    run_input = WorkflowInput(user_request="Delete prod rows", requester="alice")
+    assert refusal_reason(_decision(reviewer="alice"), OPEN, [], REQUESTER) is not None
 
-    assert refusal_reason(_decision(reviewer="alice"), OPEN, [], run_input) is not None
+
+def test_an_amender_cannot_approve_what_they_amended() -> None:
+    """Whoever edited the action is barred from approving it in a later round, like the
+    requester; the reason says so."""
+    reason = refusal_reason(_decision(reviewer="dave"), OPEN, [], [*REQUESTER, "dave"])
+    assert reason is not None
+    assert "dave" in reason
+    assert "requested or amended" in reason
 
 
 def test_amendment_is_accepted_with_an_approval() -> None:
     """Approve-with-edits: the approver narrows the action and approves that."""
     amended = ACTION.model_copy(update={"description": "Delete 10 rows only"})
 
-    assert refusal_reason(_decision(amended=amended), OPEN, [], OPEN_INPUT) is None
+    assert refusal_reason(_decision(amended=amended), OPEN, [], NOBODY_BARRED) is None
 
 
 def test_amendment_with_a_rejection_is_refused() -> None:
     """An amended action that is not approved would be meaningless, and confusing in the trail."""
     amended = ACTION.model_copy(update={"description": "Delete 10 rows only"})
 
-    reason = refusal_reason(_decision(False, amended=amended), OPEN, [], OPEN_INPUT)
+    reason = refusal_reason(_decision(False, amended=amended), OPEN, [], NOBODY_BARRED)
 
     assert reason is not None
     assert "amend" in reason

@@ -3,13 +3,14 @@ trip no content rule runs without a person. The model here calls everything safe
 
 import pytest
 
-from models.models import ProposedAction
+from models.models import ProposedAction, RecordedWorkflowInput
 from tests.test_tools import WRITE_CALLS, call
 from tools.models import EffectPreview, ToolCall
 from tools.registry import TOOLS
 from workflows.default_deny import (
     CHANGES_DATA_REASON,
     NO_TOOL_REASON,
+    assess,
     tool_call_reasons,
     tool_call_stages,
 )
@@ -30,17 +31,24 @@ SNEAKY = [
 ]
 
 
-def safe_label(user_request: str) -> ProposedAction:
+def safe_label(user_request: str, tool_call: ToolCall | None = None) -> ProposedAction:
     """What a model that labels everything safe proposes."""
     return ProposedAction(
-        action_type="do_it", description=user_request, reasoning="harmless", risky_action=False
+        action_type="do_it",
+        description=user_request,
+        reasoning="harmless",
+        risky_action=False,
+        tool_call=tool_call,
     )
 
 
 def requires_a_person(user_request: str, tool_call: ToolCall | None) -> list[str]:
-    """The content floor and default-deny together, as the risk assessment combines them."""
-    floor = assess_risk(user_request, safe_label(user_request)).reasons
-    return floor + tool_call_reasons(tool_call)
+    """The content floor and default-deny together: the run's own assessment (workflow
+    code, ``default_deny.assess``), of a proposal the model calls safe."""
+    run_input = RecordedWorkflowInput(user_request=user_request)
+    risk = assess(run_input, safe_label(user_request, tool_call), None)
+    assert risk.requires_approval is bool(risk.reasons)
+    return risk.reasons
 
 
 @pytest.mark.parametrize(("user_request", "tool_call"), SNEAKY)
@@ -120,3 +128,12 @@ def test_a_large_amount_in_the_preview_is_staged() -> None:
     assert tool_call_stages(preview(1_000_000)) == list(LARGE_AMOUNT_STAGES)  # $10,000
     assert tool_call_stages(preview(999_999)) == []
     assert tool_call_stages(None) == []
+
+
+def test_the_runs_assessment_stages_by_the_previewed_amount() -> None:
+    """The effect comes with the proposal, so the run's one assessment already sees the
+    amount: a transfer whose words name none is staged by its preview."""
+    run_input = RecordedWorkflowInput(user_request="Top up the rainy-day pot")
+    action = safe_label(run_input.user_request, WRITE_CALLS["transfer_funds"])
+    assert assess(run_input, action, preview(1_000_000)).stages == list(LARGE_AMOUNT_STAGES)
+    assert assess(run_input, action, preview(999_999)).stages == []

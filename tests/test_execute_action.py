@@ -2,6 +2,10 @@
 retries after a lost reply, a second worker, a worker restarted in between. The simulation
 keeps a ledger of executed idempotency keys; these tests pin what it promises.
 
+The workflow no longer runs this simulated ``execute_action`` (it executes only through a
+tool, and the analysis refuses proposals without one); the benchmarks' baseline workflow
+still does, so its once-only promise still holds.
+
 Every test points ``HITL_STATE_DIR`` at its own temporary directory, so nothing is
 written into the checkout.
 """
@@ -259,7 +263,7 @@ async def test_a_crash_between_acting_and_recording_is_not_acted_on_again(
     ledger_dir: Path, acts: list[str]
 ) -> None:
     """Once-only over guessing: the retry cannot know whether the action happened, so it
-    says so and does not act; the workflow then fails with that message."""
+    says so and does not act; the caller's run then fails with that message."""
     acts_file = ledger_dir / "acts.txt"
     crashed = multiprocessing.get_context("spawn").Process(
         target=_act_then_die, args=(str(ledger_dir), str(acts_file))

@@ -1,5 +1,6 @@
 """The approval notice is what a person acts on: its commands must work as pasted. The
-execute step must carry the idempotency key and never pretend it changed anything."""
+simulated execute step (the benchmarks' baseline; the workflow executes only through tools)
+must carry the idempotency key and never pretend it changed anything."""
 
 import json
 import shlex
@@ -19,6 +20,7 @@ from models.models import (
     ExecutionResult,
     ProposedAction,
 )
+from workflows.stage_ids import stage_child_id
 
 ACTION = ProposedAction(
     action_type="delete_records",
@@ -129,16 +131,15 @@ async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(
 async def test_stage_notice_commands_signal_the_stage_through_uv_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    stage_request = REQUEST.model_copy(
-        update={"workflow_id": "inv 2291-manager", "stage": "manager"}
-    )
+    child_id = stage_child_id("inv 2291", REQUEST.request_id, 1, "manager")
+    stage_request = REQUEST.model_copy(update={"workflow_id": child_id, "stage": "manager"})
     notice = await _printed_notice(capsys, stage_request)
 
     commands = _commands(notice, "temporal workflow signal")
     assert "Approve or reject stage 'manager':" in notice
     assert len(commands) == 2
     assert all(words[:5] == ["uv", "run", "temporal", "workflow", "signal"] for words in commands)
-    assert {_option(words, "--workflow-id") for words in commands} == {"inv 2291-manager"}
+    assert {_option(words, "--workflow-id") for words in commands} == {child_id}
     assert {_option(words, "--name") for words in commands} == {APPROVE_SIGNAL}
     assert sorted(_option(words, "--input") for words in commands) == ["false", "true"]
 

@@ -1,11 +1,11 @@
 """Staged approval: one ``ApprovalWorkflow`` child per stage, decided by signalling the child.
 
 Runs in the time-skipping server, so stage timeouts cost nothing. Each stage's child has a
-predictable ID, ``<parent id>-<stage>``, which the parent's status shows while it waits.
+predictable ID, ``<parent id>/stage/<request id>/<position>-<stage>`` (``stage_child_id``),
+which the parent's status shows while it waits.
 """
 
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,9 +18,10 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.exceptions import ApplicationError
 
 from activities.webhook_notifier import WebhookNotifier
-from constants import APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
+from constants import APPROVE_SIGNAL, DECISION_REFUSED_ERROR, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     EscalationPolicy,
@@ -145,7 +146,9 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
         manager = await wait_for_stage(client, handle, "manager")
         assert manager.current_stage is not None
         manager_id = manager.current_stage.child_workflow_id
-        assert manager_id.startswith(f"{workflow_id}/stage/1-manager/")
+        assert manager.approval_request is not None
+        request_id = manager.approval_request.request_id
+        assert manager_id == f"{workflow_id}/stage/{request_id}/1-manager"
         assert (manager.current_stage.position, manager.current_stage.of) == (1, 2)
         assert await stages_started(handle) == 1
         # The manager takes 200 of its 300 s; the director still gets a full 300 s of its own.
@@ -155,7 +158,7 @@ async def test_each_stage_is_decided_in_its_own_child_in_order(
         director = await wait_for_stage(client, handle, "director")
         assert director.current_stage is not None
         director_id = director.current_stage.child_workflow_id
-        assert director_id.startswith(f"{workflow_id}/stage/2-director/")
+        assert director_id == f"{workflow_id}/stage/{request_id}/2-director"
         assert director.current_stage.position == 2
         assert manager.approval_request is not None and director.approval_request is not None
         assert director.approval_request.stage == "director"
@@ -209,11 +212,10 @@ async def test_a_stage_refuses_a_signal_without_exactly_one_payload_and_still_de
     contract_renewal: str,
     workflow_id: str,
     count: int,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """`--name approve` without --input sends no payload: a one-parameter handler would raise
-    TypeError on it and fail every workflow task of the stage. Two are refused as well."""
-    caplog.set_level(logging.WARNING)
+    TypeError on it and fail every workflow task of the stage. Two are refused as well, and
+    the refusal reaches the parent's audit trail."""
     client = runs.client
     async with runs.started(staged(contract_renewal, "manager")) as handle:
         child = client.get_workflow_handle(await child_id(client, handle, "manager"))
@@ -221,10 +223,12 @@ async def test_a_stage_refuses_a_signal_without_exactly_one_payload_and_still_de
         await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
         result = await handle.result()
     assert result.outcome == Outcome.REJECTED
-    assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
-    assert f"Stage manager: refused approve signal: expected one payload, got {count}" in (
-        caplog.text
-    )
+    (manager,) = result.stages
+    assert (manager.stage, manager.approved) == ("manager", False)
+    refusal = f"expected one payload, got {count}"
+    assert manager.refusals == [refusal]
+    trail = [(e.event, e.detail) for e in result.audit_trail]
+    assert ("decision_refused", f"stage manager: {refusal}") in trail
 
 
 async def test_each_stage_notice_also_goes_to_the_webhook(
@@ -320,10 +324,14 @@ async def test_a_decision_sent_to_a_staged_parent_is_refused_with_the_child_to_s
                     request_id=status.approval_request.request_id, approved=True, reviewer="bob"
                 ),
             )
-        assert manager_id in str(refused.value.cause)
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == DECISION_REFUSED_ERROR
+        assert manager_id in cause.message
         after = await status_of(handle)
         assert after.votes == [] and after.decision is None
-        assert after.audit_trail[-1].event == "decision_refused"
+        # Rejected by the validator: counted in the status, never in history or the trail.
+        assert after.refused_updates == 1
+        assert "decision_refused" not in [e.event for e in after.audit_trail]
         await decide_stage(client, manager_id, False)
         result = await handle.result()
     assert result.outcome == Outcome.REJECTED  # the child decided, not the refused update

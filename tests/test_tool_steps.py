@@ -15,14 +15,17 @@ def preview(affected: int) -> EffectPreview:
     )
 
 
-def test_runs_from_before_tools_never_preview_nor_run_a_tool() -> None:
+def test_the_analysis_preview_covers_its_call_and_counts_as_the_first_preview() -> None:
+    """``propose_action`` works the effect out with the proposal: that call needs no other
+    preview before asking, and the preview is counted against the re-asks after drift."""
     state = ToolCallState()
+    assert state.proposed(CALL, preview(3)) == ("effect_previewed", "deletes 3")
     assert not state.needs_preview(CALL)
-    assert not state.runs_through_tool(CALL)
+    assert (state.preview, state.previews) == (preview(3), 1)
 
 
 def test_a_call_needs_a_preview_until_its_own_was_worked_out_and_again_once_amended() -> None:
-    state = ToolCallState(enabled=True)
+    state = ToolCallState()
     assert state.needs_preview(CALL) and not state.needs_preview(None)
     state.preview, state.previewed_call = preview(3), CALL
     assert not state.needs_preview(CALL)
@@ -32,7 +35,8 @@ def test_a_call_needs_a_preview_until_its_own_was_worked_out_and_again_once_amen
 
 
 def test_drift_shows_the_fresh_effect_and_asks_again_only_a_few_times() -> None:
-    state = ToolCallState(enabled=True, preview=preview(3), previewed_call=CALL, previews=1)
+    state = ToolCallState()
+    state.proposed(CALL, preview(3))
     fresh = preview(4)
     drift = ToolOutcome(
         idempotency_key="k", tool=CALL.tool, status=ToolStatus.DRIFTED, summary="", preview=fresh

@@ -20,7 +20,7 @@ from tests.fake_openai import ok
 from tests.helpers import TimeSkippingRuns, wait_until
 from tests.record_histories import Run, decision_for, pending_request, status_of
 from tests.test_tools import WRITE_CALLS
-from tests.test_workflow import finish, scheduled_activities
+from tests.test_workflow import ASKED_THEN_EXECUTED, finish, scheduled_activities
 from tools.database import DATABASE_FILE, ensure_database
 from tools.models import ToolCall
 from workflows.default_deny import CHANGES_DATA_REASON
@@ -119,11 +119,12 @@ async def test_a_tool_that_changes_data_asks_whatever_the_model_says(
     events = [entry.event for entry in result.audit_trail]
     assert events[:4] == [
         "action_proposed",
-        "risk_classified",
         "effect_previewed",
+        "risk_classified",
         "approval_requested",
     ]
-    assert (await scheduled_activities(handle)).count("execute_tool_call") == 1
+    # The effect came with the proposal (no preview of its own), and it executed once.
+    assert await scheduled_activities(handle) == ASKED_THEN_EXECUTED
 
 
 @pytest.mark.parametrize("tool_call", WRITE_CALLS.values(), ids=list(WRITE_CALLS))
@@ -156,7 +157,8 @@ async def test_a_read_only_look_up_runs_without_asking(runs: TimeSkippingRuns) -
     assert result.outcome == Outcome.AUTO_APPROVED
     assert result.execution is not None and result.execution.tool_outcome is not None
     assert [row["country"] for row in result.execution.tool_outcome.rows] == ["JP"] * 3
-    assert not [name for name in await scheduled_activities(handle) if "notice" in name]
+    # Nobody notified: the analysis, then the look-up.
+    assert await scheduled_activities(handle) == ["propose_action", "execute_tool_call"]
 
 
 @pytest.mark.parametrize(
@@ -178,7 +180,7 @@ async def test_unknown_tools_and_invalid_arguments_are_never_executed(
     assert result.outcome == Outcome.ANALYSIS_FAILED
     assert "tool call is not valid" in result.message
     assert runs.llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS
-    assert await scheduled_activities(handle) == ["analyze_request"]  # retried, never past it
+    assert await scheduled_activities(handle) == ["propose_action"]  # retried, never past it
 
 
 async def test_data_changed_after_approval_is_not_executed_and_asks_again(
@@ -204,6 +206,9 @@ async def test_data_changed_after_approval_is_not_executed_and_asks_again(
     assert second.preview.affected == first.preview.affected + 1
     status = await status_of(handle)
     assert [entry.event for entry in status.audit_trail].count("preview_drifted") == 1
+    # The new request waits undecided: the earlier round's approval does not show as its own.
+    assert status.approval_request == second
+    assert status.decision is None and status.votes == []
 
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
@@ -211,7 +216,10 @@ async def test_data_changed_after_approval_is_not_executed_and_asks_again(
     result = await finish(handle)
     assert result.outcome == Outcome.APPROVED
     assert count(db_path, GERMAN_INACTIVE) == 0
-    assert (await scheduled_activities(handle)).count("execute_tool_call") == 2
+    ran = await scheduled_activities(handle)
+    assert ran.count("execute_tool_call") == 2
+    # The fresh effect asked about is the one the execution found: no preview of its own.
+    assert "preview_tool_call" not in ran
 
 
 async def test_an_effect_that_became_impossible_ends_without_acting(
@@ -265,9 +273,13 @@ async def test_an_amended_tool_call_is_previewed_and_asked_again(
     assert second.preview is not None and first.preview is not None
     assert second.preview.affected > first.preview.affected  # every inactive customer
     assert count(db_path, "SELECT COUNT(*) FROM customers") == 2_020
+    waiting = await status_of(handle)  # the amended call waits for a decision of its own
+    assert waiting.decision is None and waiting.votes == []
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
     )
     result = await finish(handle)
     assert result.outcome == Outcome.APPROVED
     assert count(db_path, "SELECT COUNT(*) FROM customers WHERE status = 'inactive'") == 0
+    # Only the amended call needed a preview of its own; the first came with the proposal.
+    assert (await scheduled_activities(handle)).count("preview_tool_call") == 1

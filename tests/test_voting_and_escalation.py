@@ -1,7 +1,8 @@
 """Voting quorums and escalation, on the real workflow in the time-skipping server.
 
 Decisions go through the ``submit_decision`` update with a reviewer name, as
-``send_approval`` sends them, so every refusal is seen by the sender and in the audit.
+``send_approval`` sends them, so every refusal is seen by the sender (its validator rejects
+it before history; the status counts it in ``refused_updates``).
 """
 
 from datetime import timedelta
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
-from constants import SUBMIT_DECISION_UPDATE
+from constants import ALREADY_APPLIED_ERROR, DECISION_REFUSED_ERROR, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
     AuditEvent,
@@ -226,18 +228,28 @@ async def test_without_veto_two_rejections_of_three_reject_once_quorum_is_unreac
 async def test_a_second_vote_by_the_same_reviewer_is_refused_and_counted_once(
     runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    """One person cannot reach a quorum of two by voting twice."""
+    """One person cannot reach a quorum of two by voting twice, nor change their vote: a
+    repeat is answered "already applied" with the counted vote, a changed verdict refused.
+    Neither reaches history (the validator rejects them): the status counts them instead."""
     async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
-        await vote(handle, status, "a", True)
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
+        counted = await vote(handle, status, "a", True)
+        with pytest.raises(WorkflowUpdateFailedError) as repeated:
             await vote(handle, status, "a", True)
-        assert "already voted" in str(refused.value.cause)
+        repeat = repeated.value.cause
+        assert isinstance(repeat, ApplicationError) and repeat.type == ALREADY_APPLIED_ERROR
+        assert ApprovalDecision.model_validate(repeat.details[0]) == counted
+        with pytest.raises(WorkflowUpdateFailedError) as changed:
+            await vote(handle, status, "a", False)
+        refusal = changed.value.cause
+        assert isinstance(refusal, ApplicationError) and refusal.type == DECISION_REFUSED_ERROR
+        assert "'a' has already voted" in refusal.message
         after = await status_of(handle)
         assert after.state == WorkflowState.AWAITING_APPROVAL
         assert [v.reviewer for v in after.votes] == ["a"]
-        refusals = events(after.audit_trail, "decision_refused")
-        assert len(refusals) == 1 and "'a' has already voted" in refusals[0].detail
+        assert after.refused_updates == 2
+        assert events(after.audit_trail, "decision_refused") == []
+        assert len(events(after.audit_trail, "decision_approved")) == 1
         await vote(handle, status, "c", True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED

@@ -32,7 +32,7 @@ from models.models import (
     WorkflowState,
 )
 from tests.fake_openai import fallback_tool_call, http_error, ok
-from tests.helpers import TimeSkippingRuns
+from tests.helpers import TimeSkippingRuns, activities_run
 from tests.record_histories import (
     Run,
     decision_for,
@@ -46,8 +46,12 @@ from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
 PRODUCTION = "targets production"
-# A tool that changes data has its effect previewed before anyone is asked.
-REQUESTED = ["action_proposed", "risk_classified", "effect_previewed", "approval_requested"]
+# The analysis previews the tool call's effect with the proposal, and the risk is assessed
+# with that effect known, before anyone is asked.
+REQUESTED = ["action_proposed", "effect_previewed", "risk_classified", "approval_requested"]
+# What a run that asked and executed ran: one analysis (its preview included), the opening
+# notice (a local activity), the execution; nothing else.
+ASKED_THEN_EXECUTED = ["propose_action", "send_approval_notices", "execute_tool_call"]
 # Only a tool can act. This one changes data, so default-deny asks, and its preview reads
 # nothing another test changes: an e-mail to one address (recorded, never sent).
 EMAIL = fallback_tool_call("Stale staging orders")
@@ -107,13 +111,9 @@ async def assert_audit(handle: Run, result: WorkflowResult, expected: list[str])
 
 
 async def scheduled_activities(handle: Run) -> list[str]:
-    """Activity types the run scheduled, from its history: what really ran, not what it says."""
-    history = await handle.fetch_history()
-    return [
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        for event in history.events
-        if event.HasField("activity_task_scheduled_event_attributes")
-    ]
+    """Activity types the run scheduled, local ones included, from its history: what really
+    ran, not what it says."""
+    return activities_run(await handle.fetch_history())
 
 
 async def test_safe_request_is_auto_approved_and_executed_without_asking(
@@ -136,8 +136,11 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
     with closing(connect(database_path())) as db:
         customers = db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
     assert sum(row["count"] for row in result.execution.tool_outcome.rows) == customers  # type: ignore[misc]
-    assert not [name for name in await scheduled_activities(handle) if "notice" in name]
-    await assert_audit(handle, result, ["action_proposed", "risk_classified", "executed"])
+    # Nobody notified, nothing previewed apart from the analysis: it only ran the call.
+    assert await scheduled_activities(handle) == ["propose_action", "execute_tool_call"]
+    await assert_audit(
+        handle, result, ["action_proposed", "effect_previewed", "risk_classified", "executed"]
+    )
 
 
 async def test_reusing_a_workflow_id_gives_the_next_auto_approved_run_its_own_key(
@@ -176,7 +179,7 @@ async def test_risky_request_approved_by_update_executes_once_with_idempotency_k
     assert result.execution is not None
     assert result.execution.idempotency_key == f"{runs.workflow_id}/{pending.request_id}"
     assert "alice" in result.message
-    assert (await scheduled_activities(handle)).count("execute_tool_call") == 1
+    assert await scheduled_activities(handle) == ASKED_THEN_EXECUTED  # executed once
     await assert_audit(handle, result, [*REQUESTED, "decision_approved", "executed"])
 
 
@@ -420,7 +423,7 @@ async def test_llm_answering_prose_fails_analysis_after_bounded_attempts(
     assert "not a valid proposed action" in result.message, result.message
     assert runs.llm_server.calls(request) == MAX_MALFORMED_ATTEMPTS == 3
     assert result.proposed_action is None and result.execution is None
-    assert await scheduled_activities(handle) == ["analyze_request"]
+    assert await scheduled_activities(handle) == ["propose_action"]
     await assert_audit(handle, result, ["analysis_failed"])
 
 

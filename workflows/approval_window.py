@@ -183,7 +183,7 @@ class ApprovalWindow:
         timer is left to fire on its own once the votes settle (cancelling it would be one
         more event in every decided run's history)."""
         remaining = until - workflow.now()
-        if remaining > timedelta(0):
+        if self.decision is None and remaining > timedelta(0):
             timer = asyncio.ensure_future(workflow.sleep(remaining))
             await workflow.wait_condition(
                 lambda: self.decision is not None or timer.done() or self._continue_suggested()

@@ -227,13 +227,14 @@ class HumanInTheLoopWorkflow:
         """Open a request and wait for its decision: in one window, or stage by stage (or
         wait on the request a previous run carried here)."""
         assert self._risk is not None
+        self._decision = None  # an earlier round's decision is not this request's
         self._state = WorkflowState.AWAITING_APPROVAL
         set_approval_status(ApprovalStatus.PENDING)
         if self._resumed is not None:
             window, self._resumed = self._resumed, None
             decision = await self._wait(window, resumed=True)
         elif self._risk.stages:
-            record_approval_requested()
+            self._count_request()
             if unused := self._input.single_decision_settings():
                 self._audit.record(
                     "stages_override",
@@ -246,7 +247,7 @@ class HumanInTheLoopWorkflow:
             self._asking = stages
             decision = await stages.run()
         else:
-            record_approval_requested()
+            self._count_request()
             decision = await self._wait(self._open_window(self._new_request()))
         self._state = WorkflowState.DECIDED
         if decision is not None:
@@ -261,6 +262,11 @@ class HumanInTheLoopWorkflow:
             return await window.wait(resumed=resumed)
         except ContinueAsNewSuggested:
             await self._continue_as_new(window)
+
+    def _count_request(self) -> None:
+        """The approvals-requested metric counts runs that asked, not rounds of asking."""
+        if self._asking is None:
+            record_approval_requested()
 
     def _open_window(self, request: ApprovalRequest, *, resumed: bool = False) -> ApprovalWindow:
         rules = WindowRules(

@@ -45,6 +45,7 @@ class StagedApproval:
         self.outcomes: list[StageOutcome] = []
         self.progress: StageProgress | None = None
         self._record = record
+        self._stage_wait = request.deadline - request.requested_at  # each stage's own
 
     @property
     def failure(self) -> str | None:
@@ -84,18 +85,17 @@ class StagedApproval:
         )
         self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
         now = workflow.now()
-        timeout = self.request.deadline - self.request.requested_at
         stage_request = self.request.model_copy(
             update={
                 "workflow_id": child_id,
                 "stage": stage,
                 "requested_at": now,
-                "deadline": now + timeout,
+                "deadline": now + self._stage_wait,
             }
         )
         # The status query shows the waiting stage's own deadline, as its notice does.
         self.request = self.request.model_copy(
-            update={"stage": stage, "deadline": stage_request.deadline, "requested_at": now}
+            update={"stage": stage, "deadline": stage_request.deadline}
         )
         try:
             # TERMINATE: a stage never outlives the request it belongs to.
