@@ -35,7 +35,10 @@ ENCRYPTION_KEYS_ENV = "HITL_ENCRYPTION_KEYS"
 ENCRYPTION_KEY_FILE_ENV = "HITL_ENCRYPTION_KEY_FILE"
 CODEC_TOKEN_ENV = "HITL_CODEC_TOKEN"  # bearer token the codec server requires
 CODEC_CORS_ORIGIN_ENV = "HITL_CODEC_CORS_ORIGIN"  # the Web UI origin allowed to call it
-METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"  # host:port where the worker serves /metrics
+METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"
+# Who may approve each stage: a JSON file {"manager": ["alice"], "cfo": ["dana"]}, read by
+# whatever starts a run (start_workflow, the inbox, the demo) into the run's input.
+STAGE_APPROVERS_ENV = "HITL_STAGE_APPROVERS"  # host:port where the worker serves /metrics
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -66,6 +69,8 @@ ALREADY_APPLIED_ERROR = "AlreadyApplied"
 # Custom search attribute (Keyword) for listing runs that await a decision. Register it:
 #   temporal server start-dev --search-attribute ApprovalStatus=Keyword
 APPROVAL_STATUS_SEARCH_ATTRIBUTE = "ApprovalStatus"
+# When a request that names its approvers is staged, they decide first, as this stage.
+NAMED_APPROVERS_STAGE = "approvers"
 # The reviewer recorded for the shorthand signal, which carries no identity.
 SHORTHAND_REVIEWER = "temporal-cli"
 

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from console_format import format_result, terminal_safe
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    STAGE_APPROVERS_ENV,
     STAGE_ID_MARKER,
     WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
@@ -37,6 +38,7 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
+from stage_approvers import StageApprovers, StageApproversError, load_stage_approvers, unstaffed
 from temporal_client import (
     TemporalUnavailableError,
     connect,
@@ -149,15 +151,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bool(args.escalate_after) != bool(args.escalate_to):
         parser.error("--escalate-after and --escalate-to go together")
     try:
-        args.run_input = run_input_from(args)
+        args.run_input = run_input_from(args, load_stage_approvers())
     except ValidationError as err:
         parser.error(summarise(err))
+    except StageApproversError as err:
+        parser.error(str(err))
+    if nobody := unstaffed(args.stages, args.run_input.stage_approvers):
+        parser.error(
+            f"no approvers for stage {', '.join(nobody)}: name them in {STAGE_APPROVERS_ENV} "
+            '(a JSON file: {"stage": ["name", ...]})'
+        )
     if problem := run_input_problem(args.run_input):
         parser.error(problem)
     return args
 
 
-def run_input_from(args: argparse.Namespace) -> WorkflowInput:
+def run_input_from(args: argparse.Namespace, stage_approvers: StageApprovers) -> WorkflowInput:
     escalation = (
         EscalationPolicy(after_seconds=args.escalate_after, approvers=args.escalate_to)
         if args.escalate_after
@@ -174,6 +183,7 @@ def run_input_from(args: argparse.Namespace) -> WorkflowInput:
         ),
         escalation=escalation,
         approval_stages=args.stages,
+        stage_approvers=stage_approvers,
     )
 
 

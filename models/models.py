@@ -101,6 +101,12 @@ class WorkflowInput(BaseModel):
         "(at most 40), each once",
     )
 
+    stage_approvers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="who may approve each stage, by stage name (from HITL_STAGE_APPROVERS); "
+        "a stage with no members is never approved by anyone",
+    )
+
     @model_validator(mode="after")
     def _quorum_is_reachable(self) -> "WorkflowInput":
         eligible = set(self.approvers)
@@ -154,6 +160,7 @@ class RecordedWorkflowInput(BaseModel):
     voting: VotingPolicy = Field(default_factory=VotingPolicy)
     escalation: RecordedEscalation | None = None
     approval_stages: list[str] = []
+    stage_approvers: dict[str, list[str]] = {}
     carried: "CarriedRun | None" = Field(
         default=None, description="a waiting run's state, given only by continue-as-new"
     )
@@ -246,6 +253,9 @@ class ApprovalDecision(BaseModel):
     reviewer_notes: str = ""
     decided_at: datetime | None = None
     amended_action: ProposedAction | None = None
+    stage: str | None = Field(
+        default=None, description="the stage it decides, for a staged request: never another"
+    )
 
 
 class AssessRiskInput(BaseModel):
@@ -265,13 +275,15 @@ class AssessRiskInput(BaseModel):
 
 
 class StageApprovalInput(BaseModel):
-    """Input of one approval stage's child workflow."""
+    """Input of one approval stage's child workflow: its request names its approvers."""
 
     stage: str
     approval_request: ApprovalRequest  # its deadline is the stage's deadline
     barred_reviewers: list[str] = Field(
-        default_factory=list, description="who may not approve it: the requester, an amender"
+        default_factory=list,
+        description="who may not approve it: the requester, an amender, an earlier stage's",
     )
+    voting: VotingPolicy = Field(default_factory=VotingPolicy)
 
 
 class StageOutcome(BaseModel):

@@ -112,7 +112,9 @@ class ApprovalWindow:
         as recorded, stamped with the workflow's time of handling."""
         if reason := self.refusal(decision):
             raise DecisionRefused(reason)
-        vote = decision.model_copy(update={"decided_at": workflow.now()})
+        vote = decision.model_copy(
+            update={"decided_at": workflow.now(), "stage": self.request.stage}
+        )
         self.votes.append(vote)
         notes = vote.reviewer_notes or "-"
         self._record(f"decision_{_verdict(vote)}", f"by {vote.reviewer}: {notes}")

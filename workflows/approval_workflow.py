@@ -51,7 +51,9 @@ class ApprovalWorkflow:
         self._stage = stage_input.stage
         self._notice_failures: list[str] = []
         self._refusals: list[str] = []
-        rules = WindowRules(barred=stage_input.barred_reviewers, may_amend=False)
+        rules = WindowRules(
+            voting=stage_input.voting, barred=stage_input.barred_reviewers, may_amend=False
+        )
         self._window = ApprovalWindow(stage_input.approval_request, rules, self._record)
         self._outcome: StageOutcome | None = None
 

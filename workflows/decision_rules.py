@@ -26,6 +26,8 @@ def refusal_reason(
             f"request ID {decision.request_id!r} does not match the pending request "
             f"{awaiting.request_id!r}"
         )
+    if decision.stage is not None and decision.stage != awaiting.stage:
+        return f"the decision is for stage {decision.stage!r}; stage {awaiting.stage!r} waits"
     if awaiting.approvers and decision.reviewer not in awaiting.approvers:
         return f"{decision.reviewer!r} is not an approver of this request"
     if decision.approved and decision.reviewer in barred:
@@ -44,11 +46,12 @@ def duplicate_of(
     retry or a second tab is answered "already applied", never counted twice. A request ID
     names one round, so a repeat of an earlier round's vote is no repeat here."""
     for vote in votes:
+        same_stage = decision.stage is None or decision.stage == vote.stage
         if (vote.request_id, vote.reviewer, vote.approved) == (
             decision.request_id,
             decision.reviewer,
             decision.approved,
-        ) and vote.amended_action == decision.amended_action:
+        ) and (same_stage and vote.amended_action == decision.amended_action):
             return vote
     return None
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from constants import (
         APPROVAL_DECISION_SIGNAL,
         APPROVE_SIGNAL,
+        NAMED_APPROVERS_STAGE,
         SHORTHAND_REVIEWER,
         STATUS_QUERY,
         SUBMIT_DECISION_UPDATE,
@@ -235,16 +236,7 @@ class HumanInTheLoopWorkflow:
             decision = await self._wait(window, resumed=True)
         elif self._risk.stages:
             self._count_request()
-            if unused := self._input.single_decision_settings():
-                self._audit.record(
-                    "stages_override",
-                    "the risk policy staged this request, so these do not apply: "
-                    + ", ".join(unused),
-                )
-            stages = StagedApproval(
-                self._new_request(), self._risk.stages, self._barred, self._audit.record
-            )
-            self._asking = stages
+            stages = self._asking = self._staged(self._new_request(), self._risk.stages)
             decision = await stages.run()
         else:
             self._count_request()
@@ -262,6 +254,21 @@ class HumanInTheLoopWorkflow:
             return await window.wait(resumed=resumed)
         except ContinueAsNewSuggested:
             await self._continue_as_new(window)
+
+    def _staged(self, request: ApprovalRequest, stages: list[str]) -> StagedApproval:
+        """The request in stages. Staging only adds requirements: approvers the request
+        named decide first, as a stage of their own (with its quorum)."""
+        members = dict(self._input.stage_approvers)
+        voting = {}
+        if self._input.approvers:
+            stages = [NAMED_APPROVERS_STAGE, *stages]
+            members[NAMED_APPROVERS_STAGE] = self._input.approvers
+            voting[NAMED_APPROVERS_STAGE] = self._input.voting
+        if self._input.escalation is not None:
+            self._audit.record(
+                "stages_override", "the request is decided in stages: escalation does not apply"
+            )
+        return StagedApproval(request, stages, members, self._barred, self._audit.record, voting)
 
     def _count_request(self) -> None:
         """The approvals-requested metric counts runs that asked, not rounds of asking."""

@@ -1,7 +1,10 @@
 """Staged approval (manager -> director -> CFO): one ``ApprovalWorkflow`` child per stage.
 
 Composed by ``HumanInTheLoopWorkflow`` for a request the risk policy (or the starter)
-stages. Stages run one after the other and the first "no", timeout or failure ends the
+stages. Stages are roles: each is approved only by its members (``stage_approvers``, from
+the starter's ``HITL_STAGE_APPROVERS``), and one person approves at most one stage of a
+request. A stage with no members is never approved by anyone: it is a ``stage_failed``
+ending. Stages run one after the other and the first "no", timeout or failure ends the
 round. Each child's ID names the round's request ID (``stage_ids.py``), so a decision for
 an earlier round can never reach a later one. A stage that cannot end as decided (its
 child was terminated, failed or its ID taken) is a recorded ``stage_failed`` ending, never
@@ -25,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         StageApprovalInput,
         StageOutcome,
         StageProgress,
+        VotingPolicy,
     )
     from workflows.approval_workflow import ApprovalWorkflow
     from workflows.notifications import root_message
@@ -37,11 +41,19 @@ class StagedApproval:
     """One round of stages for one request; ``progress`` is the stage waiting now."""
 
     def __init__(
-        self, request: ApprovalRequest, stages: list[str], barred: list[str], record: Record
+        self,
+        request: ApprovalRequest,
+        stages: list[str],
+        members: dict[str, list[str]],
+        barred: list[str],
+        record: Record,
+        voting: dict[str, VotingPolicy] | None = None,
     ) -> None:
         self.request = request
         self.stages = stages
+        self.members = members
         self.barred = barred
+        self.voting = voting or {}
         self.outcomes: list[StageOutcome] = []
         self.progress: StageProgress | None = None
         self._record = record
@@ -77,6 +89,11 @@ class StagedApproval:
         )
 
     async def _run_stage(self, stage: str, position: int) -> StageOutcome:
+        members = self.members.get(stage, [])
+        if not members:
+            return self._failed(stage, "no approvers are configured for it (HITL_STAGE_APPROVERS)")
+        # One person approves at most one stage of a request.
+        earlier = [o.reviewer for o in self.outcomes if o.approved and o.reviewer]
         info = workflow.info()
         child_id = stage_child_id(info.workflow_id, self.request.request_id, position, stage)
         of = len(self.stages)
@@ -91,6 +108,7 @@ class StagedApproval:
                 "stage": stage,
                 "requested_at": now,
                 "deadline": now + self._stage_wait,
+                "approvers": members,
             }
         )
         # The status query shows the waiting stage's own deadline, as its notice does.
@@ -102,7 +120,10 @@ class StagedApproval:
             outcome = await workflow.execute_child_workflow(
                 ApprovalWorkflow.run,
                 StageApprovalInput(
-                    stage=stage, approval_request=stage_request, barred_reviewers=self.barred
+                    stage=stage,
+                    approval_request=stage_request,
+                    barred_reviewers=[*self.barred, *earlier],
+                    voting=self.voting.get(stage, VotingPolicy()),
                 ),
                 id=child_id,
                 parent_close_policy=ParentClosePolicy.TERMINATE,
