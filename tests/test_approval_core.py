@@ -30,7 +30,6 @@ from temporalio.worker import Replayer, Worker
 from activities.openai_responses import AnalysisActivities
 from constants import (
     APPROVAL_DECISION_SIGNAL,
-    APPROVE_SIGNAL,
     DECISION_REFUSED_ERROR,
     STATUS_QUERY,
     SUBMIT_DECISION_UPDATE,
@@ -215,22 +214,36 @@ async def test_a_stage_decision_of_one_round_cannot_approve_the_next(core: CoreR
     where = [{"column": "email", "op": "=", "value": email}]
     call = {"tool": "delete_records", "arguments": {"table": "customers", "filters": where}}
     async with serving(core):
-        handle = await core.start(text, risky(call), approval_stages=["manager", "director"])
+        handle = await core.start(
+            text, risky(call), approval_stages=["manager", "director"], stage_approvers=ROLES
+        )
         first = await stage_child(core, handle, "manager")
-        await first.signal(APPROVE_SIGNAL, True)
+        await decide_stage(handle, first, "mia")
         director = await stage_child(core, handle, "director")
         add_customer(email)  # the data changes under the approval
-        await director.signal(APPROVE_SIGNAL, True)
+        await decide_stage(handle, director, "carol")
         second = await wait_until(
             lambda: stage_child(core, handle, "manager"), lambda child: child.id != first.id
         )
         with contextlib.suppress(Exception):  # round 1's child is closed: refused by Temporal
-            await first.signal(APPROVE_SIGNAL, True)
+            await decide_stage(handle, first, "mia")
         status = await status_of(handle)
         assert status.current_stage is not None and status.current_stage.stage == "manager"
         assert await second.query(STATUS_QUERY) is None  # round 2's manager still waits
         await handle.cancel()
         await handle.result()
+
+
+ROLES = {"manager": ["mia"], "director": ["carol"], "cfo": ["dana"]}
+
+
+async def decide_stage(handle: Run, child: Any, reviewer: str, *, approved: bool = True) -> None:
+    """Decide the stage ``child`` runs as one of its members, for the request ``handle``
+    shows now, as the inbox does."""
+    request = (await status_of(handle)).approval_request
+    assert request is not None
+    decision = ApprovalDecision(request_id=request.request_id, approved=approved, reviewer=reviewer)
+    await child.execute_update(SUBMIT_DECISION_UPDATE, decision)
 
 
 def add_customer(email: str) -> None:
@@ -368,7 +381,9 @@ async def test_resetting_a_staged_run_replays_and_still_decides(core: CoreRuns, 
     recorded request ID (not the run ID a reset changes), so the new run replays, and the
     request is still decided stage by stage."""
     async with serving(core):
-        handle = await core.start(f"Reset me {point}", approval_stages=["manager"])
+        handle = await core.start(
+            f"Reset me {point}", approval_stages=["manager"], stage_approvers=ROLES
+        )
         await stage_child(core, handle, "manager")
         history = (await handle.fetch_history()).events
         initiated = next(
@@ -384,7 +399,7 @@ async def test_resetting_a_staged_run_replays_and_still_decides(core: CoreRuns, 
         ]
         reset = await reset_to(core, handle, completed[-1])
         child = await stage_child(core, reset, "manager")
-        await child.signal(APPROVE_SIGNAL, False)
+        await decide_stage(reset, child, "mia", approved=False)
         result = await reset.result()
     assert result.outcome == Outcome.REJECTED, result.message
     reset_cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
@@ -466,7 +481,9 @@ async def test_refused_updates_spend_neither_history_nor_the_update_budget(
 
 async def test_a_terminated_stage_is_a_recorded_stage_failed_ending(core: CoreRuns) -> None:
     async with serving(core):
-        handle = await core.start("Terminate my stage", approval_stages=["manager", "cfo"])
+        handle = await core.start(
+            "Terminate my stage", approval_stages=["manager", "cfo"], stage_approvers=ROLES
+        )
         child = await stage_child(core, handle, "manager")
         await child.terminate("an operator ended it")
         result = await handle.result()
