@@ -10,14 +10,23 @@ They run on a real dev server with the project's own worker wiring, like
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio import client, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from activities.openai_responses import AnalysisActivities
 from constants import APPROVAL_DECISION_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
@@ -32,7 +41,12 @@ from models.models import (
     WorkflowState,
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call
-from tests.helpers import status_of, wait_until
+from tests.helpers import (
+    TEMPORAL_CLI,
+    dev_server_search_attributes,
+    status_of,
+    wait_until,
+)
 from tests.record_histories import decision_for, pending_request, recorded
 from tests.test_approval_core import (
     CoreRuns,
@@ -210,3 +224,92 @@ async def test_resetting_a_timed_out_run_never_executes_the_approval_it_refused_
         result = await reset.result()
     assert result.outcome == Outcome.TIMED_OUT, result.message
     assert "execute_tool_call" not in await activity_names(reset)
+
+
+@pytest.fixture(scope="module")
+async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 60 events (not 4,096) and ends a
+    run whose history reaches 300 events (not 51,200): the limits, reached in seconds."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        data_converter=pydantic_data_converter,
+        search_attributes=dev_server_search_attributes(),
+        dev_server_log_level="error",
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=60",
+            "--dynamic-config-value",
+            "limit.historyCount.error=300",
+            "--dynamic-config-value",
+            "limit.historyCount.warn=250",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+# Whether the first workflow task of a continued run is held (failed before it runs), as
+# when the worker that ran the continue-as-new crashes before the new run's first task.
+HOLD_CONTINUED = {"held": False}
+
+
+class HoldContinuedRuns(client.Interceptor, Interceptor):
+    """On the client, so the worker built from it (``build_worker``) takes it up."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _HoldContinued
+
+
+class _HoldContinued(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        if HOLD_CONTINUED["held"] and workflow.info().continued_run_id is not None:
+            raise RuntimeError("held: the worker is down before the new run's first task")
+        return await super().execute_workflow(input)
+
+
+async def test_a_decision_that_reaches_a_continued_run_in_its_first_task_counts(
+    small_history_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+) -> None:
+    """The request moved to a new run (continue-as-new). The approver's signal reaches the
+    new run before its first workflow task ran (the worker was slow or down for a moment
+    after the move): the SDK hands signals to their handlers before ``run`` starts, and the
+    carried window is only opened in ``run`` (``_resume``), so the on-time approval is
+    refused as "not waiting for a decision" and lost; the request times out."""
+    config = small_history_server.client.config()
+    config["interceptors"] = [HoldContinuedRuns()]
+    core = CoreRuns(Client(**config), analysis_activities, llm_server)
+    async with serving(core):
+        handle = await core.start(
+            "Approve as the request moves", approval_timeout_seconds=30, approvers=["alice"]
+        )
+        request = await pending_request(handle)
+        HOLD_CONTINUED["held"] = True
+        try:
+            wrong = decision_for(request, approved=True, reviewer="mallory")
+            for _ in range(40):
+                await handle.signal(APPROVAL_DECISION_SIGNAL, wrong)
+            latest = core.client.get_workflow_handle(handle.id, result_type=WorkflowResult)
+            await wait_until(lambda: latest.describe(), lambda d: d.run_id != handle.result_run_id)
+            await latest.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
+        finally:
+            HOLD_CONTINUED["held"] = False
+        result = await latest.result()
+    signalled = [
+        e.event_id
+        for e in (await latest.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signalled, "alice's approval is in the continued run's history"
+    print(
+        "AUDIT",
+        [
+            (e.event, e.detail[:90])
+            for e in result.audit_trail
+            if e.event != "decision_refused" or "alice" in e.detail
+        ],
+    )
+    assert result.outcome == Outcome.APPROVED, result.message
