@@ -63,6 +63,7 @@ from send_approval import (
     DecisionNotAppliedError,
     NoWorkerError,
     explain_rpc_error,
+    new_update_id,
     os_user,
     submit,
 )
@@ -89,7 +90,7 @@ PROGRESS_EVERY_SECONDS = 5.0
 COUNTDOWN_EVERY_SECONDS = 30.0
 # A stage's child workflow starts a moment after the parent's status names it.
 CHILD_START_SECONDS = 10.0
-ANALYSIS_ACTIVITY = "analyze_request"
+ANALYSIS_ACTIVITY = "propose_action"  # the model's answer and its effect preview
 WORKER_COMMAND = "uv run python -m worker"
 RUN_CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
@@ -472,12 +473,14 @@ async def submit_until_taken(
     SDK does so itself while nobody cuts the call short). Giving up after one unanswered
     send could lose the verdict while the run waits out its deadline; the demo's worker
     runs in this process, so no answer in time means a busy machine, not a missing worker.
-    Every send is the same update (its ID comes from the decision), so the run applies it
-    once, whichever send gets through, and answers a repeat with the first outcome.
+    Every send is the same update (one ID, fresh for this decision), so the run applies it
+    once, whichever send gets through; a send the run sees after another was counted is
+    answered "already applied", which is success too.
     """
+    update_id = new_update_id()
     while True:
         try:
-            await submit(client, handle.id, decision)
+            await submit(client, handle.id, decision, update_id)
             return
         except NoWorkerError:
             why = f"no answer within {WORKER_WAIT_SECONDS}s"

@@ -3,27 +3,29 @@
     uv run python -m send_approval <workflow-id> [<request-id>] approve|reject ["notes"]
 
 Without a request ID the decision targets the request pending now. Exit 0 only when the
-workflow applied the decision (now, or when the same decision was sent before: it is the
-same update, so Temporal answers with the first outcome); a refusal says why and exits 1.
+workflow applied the decision (now, or when the same decision was counted before: the
+workflow answers "already applied" with the vote it counted); a refusal says why and exits 1.
 """
 
 import argparse
 import asyncio
 import getpass
-import hashlib
 import sys
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console_format import terminal_safe
-from constants import SUBMIT_DECISION_UPDATE
+from constants import ALREADY_APPLIED_ERROR, SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -69,14 +71,26 @@ class NoWorkerError(DecisionNotAppliedError):
     """No worker answered in time: the decision may still be applied when one starts."""
 
 
-def decision_update_id(decision: ApprovalDecision) -> str:
-    """The update's ID: the same for the same reviewer sending the same decision on the same
-    request, so a retried submission (a timeout, a double click) is one update, applied
-    once and answered with the same result. What was decided is part of it: a different
-    decision (a rejection after a refused approval) is a new update the workflow judges."""
-    content = decision.model_dump_json(include={"approved", "reviewer_notes", "amended_action"})
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"decision/{decision.request_id}/{decision.reviewer}/{digest}"
+def new_update_id() -> str:
+    """A fresh update ID for one sending of a decision (a run of this script, an inbox POST,
+    a demo decision), reused only by that sending's own retries (the SDK's, or the demo
+    sending again after no answer), so a retry is one update.
+
+    Never derived from what was decided: Temporal answers an update ID it has seen with
+    that update's first outcome, so a content-derived ID would hand a re-vote after an
+    amendment reset the votes the old "applied" (and not count it), and an approver added
+    by escalation the refusal from before. Repeats of a counted decision are recognised by
+    the workflow instead (``AlreadyApplied``)."""
+    return f"decision/{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A decision the workflow counted: ``decision`` as it recorded it; ``earlier`` when it
+    was counted before (a repeat of an earlier send whose answer was lost)."""
+
+    decision: ApprovalDecision
+    earlier: bool = False
 
 
 @dataclass
@@ -151,10 +165,9 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
     return status
 
 
-async def send(
-    args: argparse.Namespace, progress: Progress | None = None
-) -> tuple[ApprovalDecision, ApprovalDecision]:
-    """Send the decision; return it as sent and as the workflow recorded it."""
+async def send(args: argparse.Namespace, progress: Progress | None = None) -> Applied:
+    """Send the decision (one update, fresh for this run of the script); return it as the
+    workflow recorded it."""
     progress = progress or Progress()
     client = await connect()
     request_id, amended = args.request_id, None
@@ -178,20 +191,32 @@ async def send(
     if problem := decision_problem(decision):
         raise DecisionNotAppliedError(f"Not sent: {problem}.")
     progress.update_sent = True
-    return decision, await submit(client, args.workflow_id, decision)
+    return await deliver(client, args.workflow_id, decision)
 
 
-async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -> ApprovalDecision:
-    """Send the decision as an update; return it as recorded, or say why it was not applied."""
+async def submit(
+    client: Client, workflow_id: str, decision: ApprovalDecision, update_id: str | None = None
+) -> ApprovalDecision:
+    """Send the decision as an update; return it as recorded (now, or by an earlier send),
+    or say why it was not applied. ``update_id``: the sending's own, for its retries."""
+    return (await deliver(client, workflow_id, decision, update_id)).decision
+
+
+async def deliver(
+    client: Client, workflow_id: str, decision: ApprovalDecision, update_id: str | None = None
+) -> Applied:
+    """``submit``, saying whether the decision was counted now or before. Without
+    ``update_id`` the update is new (``new_update_id``)."""
     handle = client.get_workflow_handle(workflow_id)
     try:
         async with asyncio.timeout(WORKER_WAIT_SECONDS):
-            return await handle.execute_update(
+            recorded = await handle.execute_update(
                 SUBMIT_DECISION_UPDATE,
                 decision,
-                id=decision_update_id(decision),
+                id=update_id or new_update_id(),
                 result_type=ApprovalDecision,
             )
+            return Applied(recorded)
     except RPCError as err:  # the server refuses updates while the workflow task fails
         reraise_if_cancelled()
         stuck = err.status == RPCStatusCode.FAILED_PRECONDITION
@@ -207,6 +232,8 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
             f"check with `python -m approval_status {workflow_id}` before sending it again."
         ) from err
     except WorkflowUpdateFailedError as err:
+        if isinstance(err.cause, ApplicationError) and err.cause.type == ALREADY_APPLIED_ERROR:
+            return Applied(counted_vote(err.cause, decision), earlier=True)
         reason = getattr(err.cause, "message", str(err.cause))  # without the error type
         if "expected but not found" in reason:  # not a run of the agent, e.g. a stage
             try:
@@ -214,6 +241,15 @@ async def submit(client: Client, workflow_id: str, decision: ApprovalDecision) -
             except StatusUnavailableError as what_it_is:
                 raise DecisionNotAppliedError(str(what_it_is)) from err
         raise DecisionRefusedError(reason) from err
+
+
+def counted_vote(repeat: ApplicationError, sent: ApprovalDecision) -> ApprovalDecision:
+    """The vote an ``AlreadyApplied`` answer names (its first detail); the decision as sent,
+    without a time, if the detail cannot be read."""
+    try:
+        return ApprovalDecision.model_validate(repeat.details[0])
+    except (IndexError, ValidationError):
+        return sent.model_copy(update={"decided_at": None})
 
 
 def explain_rpc_error(err: RPCError, workflow_id: str) -> str:
@@ -237,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress()
     try:
-        sent, decision = asyncio.run(send(args, progress))
+        applied = asyncio.run(send(args, progress))
     except (TemporalUnavailableError, DecisionNotAppliedError, UndecryptablePayloadError) as err:
         print(terminal_safe(err), file=sys.stderr)  # a refusal may quote what others wrote
         return 1
@@ -247,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return interrupted(interrupted_message(args.workflow_id, progress))
     # "alice approved", not "Approved": with a quorum one approval is a vote, not the outcome.
+    decision = applied.decision
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
-    if decision.decided_at != sent.decided_at:  # the answer to an earlier send
+    if applied.earlier:  # counted before: an earlier send whose answer was lost
         when = decision.decided_at.isoformat() if decision.decided_at else "earlier"
         print(terminal_safe(f"Already applied: {decision.reviewer} {verdict} {request} at {when}."))
         return 0

@@ -16,8 +16,10 @@ new run can no longer reach the simulated execution; it is no longer measured he
 
 ``execute_ms`` is the execute activity's time in the run's history (scheduled ->
 completed); ``decision_to_result_ms`` is an approval sent by update -> the result in hand;
-``preview_ms`` is the preview activity's time. Then ``--safe-runs`` read-only runs start
-at once: the safe path's throughput.
+``propose_ms`` is the ``propose_action`` activity's time: the proposal and its effect
+preview, worked out together in one activity (the offline analyser is rules, so nearly all
+of it is the preview). Then ``--safe-runs`` read-only runs start at once: the safe path's
+throughput.
 """
 
 import argparse
@@ -56,6 +58,7 @@ from workflows.risk_policy import LARGE_AMOUNT
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
 PAY_REQUEST = "Pay invoice {n} from operating"  # pay_invoice: previewed, then paid
 EXECUTE_ACTIVITIES = ("execute_tool_call",)
+PROPOSE_ACTIVITY = "propose_action"  # the proposal with its effect preview
 POLL_SECONDS = 0.05
 
 
@@ -134,7 +137,7 @@ async def measure(client: Client, queue: str, args: argparse.Namespace) -> dict[
     figures: dict[str, float] = {}
     execute: dict[str, list[float]] = {"read_only": [], "previewed": []}
     decided: dict[str, list[float]] = {"previewed": []}
-    previews: list[float] = []
+    proposals: list[float] = []
     invoices = open_invoices(args.runs + 1)
     for n, invoice in enumerate(invoices):
         safe = await start(client, queue, SAFE_REQUEST.format(n=n))
@@ -150,14 +153,14 @@ async def measure(client: Client, queue: str, args: argparse.Namespace) -> dict[
             ms = await activity_ms(handle, EXECUTE_ACTIVITIES)
             assert ms is not None, handle.id
             execute[kind].append(ms)
-        preview = await activity_ms(paid, ["preview_tool_call"])
-        assert preview is not None
-        previews.append(preview)
+        proposed = await activity_ms(paid, [PROPOSE_ACTIVITY])
+        assert proposed is not None, paid.id
+        proposals.append(proposed)
     for kind, values in execute.items():
         figures |= summary(f"{kind}_execute_ms", values)
     for kind, values in decided.items():
         figures |= summary(f"{kind}_decision_to_result_ms", values)
-    figures |= summary("preview_ms", previews)
+    figures |= summary("propose_ms", proposals)
     figures |= await safe_throughput(client, queue, args.safe_runs)
     return figures
 

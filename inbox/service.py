@@ -311,6 +311,8 @@ class TemporalService:
             raise RefusedError(f"Not sent: {problem}.")
         client = await self.client()
         try:
+            # One update per POST, with a fresh ID: a repeat of a vote already counted (a
+            # double click, a second tab) is answered with that vote, as recorded then.
             return await submit(client, target, decision)
         except DecisionRefusedError as err:
             raise RefusedError(err.reason) from None

@@ -65,10 +65,12 @@ async def test_safe_request_is_auto_approved_and_prints_the_audit_trail(
     assert f"Started workflow. Workflow ID: {run.workflow_id}" in done.output
     assert "Result: auto_approved - Auto-approved (no risk found)" in done.output
     assert "Audit trail:" in done.output
-    assert "risk_classified: no risk found" in done.output
-    # The offline analyser reads with a read-only tool: the only kind that runs unasked,
-    # with no preview step (nobody is asked to look at one).
-    assert "effect_previewed" not in done.output
+    assert "risk_classified: no risk\n" in done.output
+    # The offline analyser reads with a read-only tool: the only kind that runs unasked. Its
+    # effect is worked out with the proposal (one activity) and recorded before the risk.
+    trail = done.output[done.output.index("Audit trail:") :]
+    assert trail.index("action_proposed:") < trail.index("effect_previewed:")
+    assert trail.index("effect_previewed:") < trail.index("risk_classified:")
     assert "executed: summarises customers (every row) by status; changes nothing" in done.output
     assert notices_for(worker, run.workflow_id) == 0, "nobody should have been asked"
     assert done.returncode == 0, done.output
@@ -129,6 +131,36 @@ async def test_send_approval_without_request_id_decides_the_pending_request(
     assert sent.returncode == 0, sent.output
     assert "Result: approved" in done.output
     assert done.returncode == 0, done.output
+
+
+async def test_a_decision_sent_again_is_already_applied_and_counted_once(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The answer to a send was lost, so the approver sends the same decision again: it is a
+    new update (each run of the script has its own), which the workflow recognises as the
+    vote it counted. The script says so and exits 0; the vote counts once."""
+    quorum = ("--approver", "ann", "--approver", "bob", "--required-approvals", "2")
+    request = unique("Rotate the payment keys")
+    async with started_run(worker, dev_server, tmp_path, request, *quorum) as run:
+        notice = await approval_notice(worker, run)
+        words = (notice.request_id, "approve", "Keys backed up", "--reviewer", "ann")
+        first = await send_approval(worker, run, *words)
+        again = await send_approval(worker, run, *words)
+        status = await status_of(dev_server.client.get_workflow_handle(run.workflow_id))
+        second = await send_approval(worker, run, notice.request_id, "approve", "--reviewer", "bob")
+        done = await run.finish()
+
+    assert first.stdout == confirmation("ann", "approved", notice, run), first.output
+    assert again.returncode == 0, again.output
+    (vote,) = status.votes
+    assert vote.decided_at is not None
+    assert again.stdout == (
+        f"Already applied: ann approved request {notice.request_id} of workflow "
+        f"{run.workflow_id} at {vote.decided_at.isoformat()}.\n"
+    )
+    assert second.stdout == confirmation("bob", "approved", notice, run), second.output
+    assert done.output.count("decision_approved: by ann") == 1, done.output
+    assert "Result: approved - Approved by bob" in done.output
 
 
 async def test_temporal_cli_signal_with_the_notice_json_approves(
@@ -359,7 +391,9 @@ async def test_a_requester_approving_their_own_request_is_refused(
 
     assert refused.returncode == 1, refused.output
     assert "Traceback" not in refused.output
-    assert refused.stderr.strip() == "Refused: 'dan' requested this action and cannot approve it"
+    assert refused.stderr.strip() == (
+        "Refused: 'dan' requested or amended this action and cannot approve it"
+    )
     assert status.state == WorkflowState.AWAITING_APPROVAL and status.decision is None
     assert withdrawn.returncode == 0, withdrawn.output
     assert "Result: rejected - Rejected by dan" in done.output

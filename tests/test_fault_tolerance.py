@@ -65,7 +65,7 @@ from worker import build_worker
 
 RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
-ANALYSIS_ACTIVITY = "analyze_request"
+ANALYSIS_ACTIVITY = "propose_action"  # the model's answer and its effect preview
 EXECUTE_ACTIVITY = "execute_tool_call"
 EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for execute_tool_call
 # What the held execute activity of this module's worker logs before holding.
@@ -91,13 +91,20 @@ async def start_worker(
 
 
 async def printed_notices(worker: WorkerProcess, count: int = 1) -> list[tuple[str, str]]:
-    """(workflow ID, request ID) of each approval notice the worker printed, once there are
-    ``count``: the notice activity prints after the run records approval_requested."""
+    """(workflow ID, request ID) of each approval notice the worker printed, once ``count``
+    runs have one: the notice activity prints after the run records approval_requested.
+
+    Counted by run: the opening notice is a local activity, which runs again when its run
+    is evicted before the task that holds its result completes (a full cache), so a run
+    may print its notice twice."""
 
     async def log() -> str:
         return worker.output()
 
-    content = await wait_until(log, lambda text: len(NOTICE_IDS.findall(text)) >= count)
+    def runs(text: str) -> int:
+        return len({workflow_id for workflow_id, _ in NOTICE_IDS.findall(text)})
+
+    content = await wait_until(log, lambda text: runs(text) >= count)
     return NOTICE_IDS.findall(content)
 
 

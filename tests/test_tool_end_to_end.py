@@ -142,4 +142,4 @@ async def test_a_request_no_offline_rule_maps_to_a_tool_ends_analysis_failed_at_
         for event in history.events
         if event.HasField("activity_task_started_event_attributes")
     ]
-    assert attempts == ["analyze_request"] and retries == [1]
+    assert attempts == ["propose_action"] and retries == [1]

@@ -6,7 +6,11 @@ in the preview. So the connection logs every row written to the allow-listed tab
 row before and after, as SQL literals) through temporary triggers, which only it can see;
 the preview's fingerprint covers that log, and execution commits only if its own log is
 the same. A column the tool stamps with the time of execution is left out: it is not what
-people approve, and the preview cannot know it.
+people approve, and the preview cannot know it. So is the key SQLite assigns a new row (its
+rowid, and an INTEGER PRIMARY KEY, which is the rowid): it is the next free number when the
+call runs, which any other call's insert since the preview moves, so two approved e-mails
+(or payments) would otherwise each drift the other's approval. A row inserted where one
+already was is still seen: its replacement logs the old row's delete.
 """
 
 import hashlib
@@ -30,7 +34,7 @@ def log_changes(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA recursive_triggers = ON")
     for name, table in TABLES.items():
         for event, sides in _EVENTS.items():
-            values = {side: _literal_row(side, table) for side in sides}
+            values = {side: _literal_row(side, table, new_row=event == "insert") for side in sides}
             db.execute(
                 f'CREATE TEMP TRIGGER IF NOT EXISTS "{TRIGGER_PREFIX}{name}_{event}"'
                 f' AFTER {event.upper()} ON main."{name}" BEGIN'
@@ -61,7 +65,11 @@ def changes_digest(db: sqlite3.Connection) -> str:
     return digest.hexdigest()
 
 
-def _literal_row(side: str, table: Table) -> str:
-    """The row as SQL literals (``quote``), which any value, a blob too, has."""
+def _literal_row(side: str, table: Table, *, new_row: bool = False) -> str:
+    """The row as SQL literals (``quote``), which any value, a blob too, has; a ``new_row``
+    without the key SQLite assigns it (see the module's docstring)."""
     columns = ["rowid", *(c for c in table.columns if c != table.execution_time_column)]
+    if new_row:
+        assigned = {"rowid", table.key} if table.columns.get(table.key) == "INTEGER" else {"rowid"}
+        columns = [column for column in columns if column not in assigned]
     return " || ',' || ".join(f'quote({side}."{column}")' for column in columns)

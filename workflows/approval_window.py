@@ -20,12 +20,12 @@ made by a reset: its run ID differs from the original run ID, which resets prese
 """
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from models.limits import decision_problem, votes_problem
@@ -228,13 +228,18 @@ class ApprovalWindow:
 
     async def _stop_notices(self) -> None:
         """Cancel notices still retrying: moot once the request closed (failures already
-        met are in the audit trail)."""
+        met are in the audit trail). A notice cancelled while its activity runs ends in the
+        activity's cancellation (an ``ActivityError``), not ``CancelledError``: that is this
+        cancellation too, never the run's (which reaches the run by its own path)."""
         for notices in self._notices:
             if not notices.done():
                 notices.cancel()
                 self._record("notification_cancelled", "the request closed before its notices")
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await notices
+            except (asyncio.CancelledError, ActivityError) as err:
+                if not is_cancelled_exception(err):
+                    raise
 
 
 def _past(deadline: datetime) -> bool:

@@ -1,0 +1,223 @@
+"""Every sending of a decision is an update of its own (issue scenario 9).
+
+Temporal answers an update ID it has seen with that update's first outcome. When the ID was
+derived from what was decided, a person deciding again in the same words got an outcome
+from the past instead of a judgement of the present: after another approver's amendment
+reset the votes, the re-vote was answered "already applied" and not counted; an approver
+added by escalation, refused before it, kept getting the refusal. Now each sending (a run
+of ``send_approval``, an inbox POST, a demo decision) has a fresh ID, reused only by its
+own retries, and the workflow itself recognises a repeat of a counted vote.
+
+Each scenario goes through the real client code of each sender (``send_approval.send``,
+the inbox's ``TemporalService.decide``, the demo's ``send_verdict``) with the real worker,
+on the time-skipping server and on the dev server (the real server's update registry).
+"""
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+import demo
+import send_approval
+from inbox.service import RefusedError, TemporalService
+from models.models import (
+    EscalationPolicy,
+    Outcome,
+    VotingPolicy,
+    WorkflowInput,
+    WorkflowState,
+    WorkflowStatus,
+)
+from tests.fake_openai import FakeOpenAIServer
+from tests.helpers import (
+    TimeSkippingRuns,
+    script_risky_proposal,
+    status_of,
+    wait_for_state,
+    wait_until,
+)
+
+SENDERS = ("send_approval", "inbox", "demo")
+SERVERS = ("time-skipping", "dev")
+# Send(reviewer, approve?, notes): False if refused, True if answered as applied.
+Send = Callable[[str, bool, str], Awaitable[bool]]
+
+
+@pytest.fixture(params=SERVERS)
+async def server_runs(
+    request: pytest.FixtureRequest, runs: TimeSkippingRuns, dev_server: WorkflowEnvironment
+) -> TimeSkippingRuns:
+    """The test's runs on the time-skipping server (``runs``), or the same on the dev server."""
+    if request.param == "time-skipping":
+        return runs
+    return dataclasses.replace(runs, env=dev_server)
+
+
+@pytest.fixture
+def risky_request(llm_server: FakeOpenAIServer, workflow_id: str) -> str:
+    return script_risky_proposal(
+        llm_server,
+        f"Close the vendor accounts listed in ticket {workflow_id}",
+        action_type="close_accounts",
+        reasoning="closing accounts cannot be undone",
+    )
+
+
+def cli_sender(client: Client, handle: WorkflowHandle, monkeypatch: pytest.MonkeyPatch) -> Send:
+    """``send_approval <workflow-id> approve|reject "notes" --reviewer NAME``, one run each."""
+
+    async def connect() -> Client:
+        return client
+
+    monkeypatch.setattr(send_approval, "connect", connect)
+
+    async def send(reviewer: str, approved: bool, notes: str) -> bool:
+        verdict = "approve" if approved else "reject"
+        args = send_approval.parse_args([handle.id, verdict, notes, "--reviewer", reviewer])
+        try:
+            await send_approval.send(args)
+        except send_approval.DecisionRefusedError:
+            return False
+        return True
+
+    return send
+
+
+def inbox_sender(client: Client, handle: WorkflowHandle) -> Send:
+    """The signed-in reviewer's POST: the inbox's service, one call each."""
+
+    async def connect() -> Client:
+        return client
+
+    service = TemporalService(connect=connect)
+
+    async def send(reviewer: str, approved: bool, notes: str) -> bool:
+        try:
+            await service.decide(handle.id, reviewer, approved, notes)
+        except RefusedError:
+            return False
+        return True
+
+    return send
+
+
+def demo_sender(client: Client, handle: WorkflowHandle, monkeypatch: pytest.MonkeyPatch) -> Send:
+    """The demo's terminal answering the request it shows, as the OS user ``reviewer``."""
+
+    async def send(reviewer: str, approved: bool, notes: str) -> bool:
+        monkeypatch.setattr(demo, "os_user", lambda: reviewer)
+        said: list[str] = []
+        monkeypatch.setattr(demo, "say", said.append)
+        await demo.send_verdict(client, handle, await status_of(handle), approved, notes)
+        if said:  # the demo says something only of a decision not applied
+            assert len(said) == 1 and said[0].startswith("Refused:"), said
+            return False
+        return True
+
+    return send
+
+
+def decider(
+    name: str, runs: TimeSkippingRuns, handle: WorkflowHandle, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str, bool, str], Awaitable[bool]]:
+    """Decide through sender ``name``: True if the vote was counted now, False if refused.
+    An answer of "applied" with no vote counted (the stale answer of an earlier update)
+    fails the test."""
+    if name == "send_approval":
+        send = cli_sender(runs.client, handle, monkeypatch)
+    elif name == "inbox":
+        send = inbox_sender(runs.client, handle)
+    else:
+        send = demo_sender(runs.client, handle, monkeypatch)
+
+    async def decide(reviewer: str, approved: bool, notes: str) -> bool:
+        before = await status_of(handle)
+        if not await send(reviewer, approved, notes):
+            return False
+        after = await status_of(handle)
+        counted = [v for v in after.votes if v.reviewer == reviewer and v not in before.votes]
+        assert counted, f"{name} answered {reviewer}'s decision as applied; it was not counted"
+        return True
+
+    return decide
+
+
+async def amend(runs: TimeSkippingRuns, handle: WorkflowHandle, reviewer: str, text: str) -> None:
+    """``send_approval <workflow-id> approve --edit-description TEXT --reviewer NAME``."""
+
+    async def connect() -> Client:
+        return runs.client
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(send_approval, "connect", connect)
+        args = send_approval.parse_args(
+            [handle.id, "approve", "--edit-description", text, "--reviewer", reviewer]
+        )
+        await send_approval.send(args)
+
+
+@pytest.mark.parametrize("name", SENDERS)
+async def test_a_re_vote_after_an_amendment_reset_the_votes_is_counted(
+    name: str, server_runs: TimeSkippingRuns, risky_request: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice approves; bob approves an amended action, which voids alice's vote (it was for
+    the earlier action); alice approves again in the same words, and it counts: with bob's
+    it makes the quorum of two."""
+    runs = server_runs
+    run_input = WorkflowInput(
+        user_request=risky_request,
+        approvers=["alice", "bob", "carol"],
+        voting=VotingPolicy(required_approvals=2),
+    )
+    async with runs.started(run_input) as handle:
+        await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        decide = decider(name, runs, handle, monkeypatch)
+        assert await decide("alice", True, "checked the ticket")
+        await amend(runs, handle, "bob", "Close only the dormant accounts")
+        reset = await status_of(handle)
+        assert [vote.reviewer for vote in reset.votes] == ["bob"], "alice's vote was not reset"
+        assert await decide("alice", True, "checked the ticket")
+        result = await handle.result()
+
+    assert result.outcome == Outcome.APPROVED, result.message
+    assert [vote.reviewer for vote in result.votes] == ["bob", "alice"]
+    assert result.decision is not None and result.decision.reviewer == "alice"
+
+
+@pytest.mark.parametrize("name", SENDERS)
+async def test_an_escalation_approver_refused_before_the_escalation_is_accepted_after_it(
+    name: str, server_runs: TimeSkippingRuns, risky_request: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boss may decide only once the request escalates to them: refused before, the same
+    decision in the same words is judged again after, and approves."""
+    runs = server_runs
+    after = 60 if runs.env.supports_time_skipping else 3  # the dev server's clock is real
+    run_input = WorkflowInput(
+        user_request=risky_request,
+        approvers=["alice"],
+        escalation=EscalationPolicy(after_seconds=after, approvers=["boss"]),
+        approval_timeout_seconds=300,
+    )
+    async with runs.started(run_input) as handle:
+        await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        decide = decider(name, runs, handle, monkeypatch)
+        assert not await decide("boss", True, "go ahead"), "boss may not decide yet"
+        await runs.env.sleep(timedelta(seconds=after + 1))
+        await wait_until_escalated(handle)
+        assert await decide("boss", True, "go ahead")
+        result = await handle.result()
+
+    assert result.outcome == Outcome.APPROVED, result.message
+    assert result.decision is not None and result.decision.reviewer == "boss"
+    assert [vote.reviewer for vote in result.votes] == ["boss"]
+
+
+async def wait_until_escalated(handle: WorkflowHandle) -> WorkflowStatus:
+    return await wait_until(
+        lambda: status_of(handle),
+        lambda s: s.approval_request is not None and s.approval_request.escalated,
+    )
