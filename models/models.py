@@ -458,6 +458,9 @@ class CarriedRun(BaseModel):
     barred: list[str]
     audit_trail: list[AuditEvent]
     refused_updates: int
+    from_run_id: str = Field(
+        description="the run that carried it: the next run checks it is the one it continues"
+    )
 
 
 RecordedWorkflowInput.model_rebuild()

@@ -511,25 +511,35 @@ async def test_a_cancel_during_analysis_ends_with_a_result_and_its_audit_trail(
     assert events(result) == ["cancelled"]
 
 
-async def test_a_reset_after_an_on_time_decision_keeps_it(core: CoreRuns) -> None:
-    """An operator resets a decided run to its last workflow task after the deadline:
-    Temporal hands the new run the decision again, stamped with the reset's time. It was
-    on time, so it still counts, and the run ends as decided."""
+@pytest.mark.parametrize("when", ["before the deadline", "after the deadline"])
+async def test_a_reset_judges_redelivered_decisions_by_when_it_handles_them(
+    core: CoreRuns, when: str
+) -> None:
+    """A reset hands the new run the decisions after its point again, stamped with the
+    reset's time. Before the deadline, the on-time rejection still counts. After it, the
+    run cannot tell an on-time decision from a late one without reading its first run's
+    history, so it fails closed: the request times out, and nothing is wedged."""
     async with serving(core):
-        handle = await core.start("Reset after the decision", approval_timeout_seconds=4)
+        handle = await core.start(f"Reset {when}", approval_timeout_seconds=6)
         request = await pending_request(handle)
         await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(request, approved=False))
-        first = await handle.result()
-        await until_past(request.deadline)
-        history = await handle.fetch_history()
-        last_task = [
+        assert (await handle.result()).outcome == Outcome.REJECTED
+        if when == "after the deadline":
+            await until_past(request.deadline)
+        history = (await handle.fetch_history()).events
+        opened = next(
+            i for i, e in enumerate(history) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        )
+        task = next(  # the task that opened the request: the decision comes after it
             e.event_id
-            for e in history.events
+            for e in history[opened:]
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-        ][-1]
-        reset = await reset_to(core, handle, last_task)
+        )
+        reset = await reset_to(core, handle, task)
         result = await reset.result()
-    assert first.outcome == result.outcome == Outcome.REJECTED
+    expected = Outcome.REJECTED if when == "before the deadline" else Outcome.TIMED_OUT
+    assert result.outcome == expected, result.message
+    assert result.execution is None
 
 
 async def test_a_failing_reminder_never_holds_the_request_past_its_deadline(
@@ -652,6 +662,7 @@ async def test_carried_state_from_a_starter_is_refused(core: CoreRuns) -> None:
         barred=[],
         audit_trail=[],
         refused_updates=0,
+        from_run_id="a-run-nobody-can-know-before-the-start",
     )
     forged = RecordedWorkflowInput(user_request=text, carried=carried)
     async with serving(core):

@@ -13,10 +13,11 @@ and the request times out. Fail closed: nothing approved late executes. That tas
 issues commands (execute, complete or preview), so a replay runs it at the same time.
 An update's validator refuses a late update at once; a rejected update leaves no history.
 
-A run made by a reset is the one exception: Temporal hands it again the decisions its
-original run had handled, stamped with the reset's time, so there the deadline's timer
-alone closes the window (a reset never turns an on-time decision late). A run knows it was
-made by a reset: its run ID differs from the original run ID, which resets preserve.
+A run made by a reset is judged the same way. Temporal hands it again the decisions that
+came after the reset's point, as if they came at the reset's time: before the deadline
+they count, after it they are late. The run cannot tell a decision its first run took in
+time from one it refused as late without reading that run's history, so it fails closed:
+a reset after the deadline asks for a new request rather than executing an old approval.
 """
 
 import asyncio
@@ -243,9 +244,8 @@ class ApprovalWindow:
 
 
 def _past(deadline: datetime) -> bool:
-    """Whether this task runs at or after ``deadline`` (never in a run made by a reset)."""
-    info = workflow.info()
-    return info.run_id == info.original_execution_run_id and workflow.now() >= deadline
+    """Whether this workflow task runs at or after ``deadline``."""
+    return workflow.now() >= deadline
 
 
 def describe(action: ProposedAction) -> str:

@@ -103,13 +103,17 @@ class HumanInTheLoopWorkflow:
         self._result: WorkflowResult | None = None
         self._refused_updates = 0
         self._resumed: ApprovalWindow | None = None  # a request carried from the last run
+        # In __init__, so a decision handled in the run's first task finds the request.
+        self._forged = run_input.carried is not None and not self._resume(run_input.carried)
 
     @workflow.run
     async def run(self, run_input: RecordedWorkflowInput) -> WorkflowResult:
         try:
-            if run_input.carried is not None:
-                if not self._resume(run_input.carried):
-                    return await self._end(Outcome.INPUT_REFUSED, self._audit.last_detail)
+            if self._forged:
+                self._audit.record("input_refused", "carried state comes only from continue-as-new")
+                return await self._end(Outcome.INPUT_REFUSED, self._audit.last_detail)
+            if self._resumed is not None:
+                pass  # a request carried from the last run: wait on it, below
             elif problem := run_input_problem(run_input):
                 self._audit.record("input_refused", problem)
                 return await self._end(Outcome.INPUT_REFUSED, f"Refused: {problem}.")
@@ -304,14 +308,15 @@ class HumanInTheLoopWorkflow:
             barred=self._barred,
             audit_trail=self._audit.events,
             refused_updates=self._refused_updates,
+            from_run_id=workflow.info().run_id,
         )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
 
     def _resume(self, carried: CarriedRun) -> bool:
-        """Take up the request a previous run of this workflow carried here. Only
-        continue-as-new gives carried state: from anyone else it is refused."""
-        if workflow.info().continued_run_id is None:
-            self._audit.record("input_refused", "carried state comes only from continue-as-new")
+        """Take up the request the run this one continues carried here. Only that run gives
+        carried state: it names itself, and nobody can know a run's ID before starting it
+        (a starter's forgery, repeated by a cron schedule or a retry, is refused)."""
+        if carried.from_run_id != workflow.info().continued_run_id:
             return False
         self._audit = AuditTrail.carried(carried.audit_trail)
         self._action, self._risk, self._barred = carried.action, carried.risk, carried.barred
