@@ -49,6 +49,7 @@ from inbox.service import (
 from inbox.settings import InboxSettings
 from inbox.sign_in_limits import SignInLimiter
 from inbox.views import decided_item, pending_item, status_json
+from inbox.visible_text import finalize
 from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from models.models import ProposedAction, WorkflowState, WorkflowStatus
 
@@ -481,11 +482,13 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
 
 
 def _template_environment() -> Environment:
-    """Autoescaping on for every template, whatever its name; unknown names fail loudly."""
+    """Autoescaping on for every template, whatever its name; unknown names fail loudly;
+    every value shown with its invisible characters made visible (``visible_text.py``)."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=True,
         undefined=StrictUndefined,
+        finalize=finalize,  # invisible and bidi characters shown as escapes, everywhere
     )
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when
