@@ -23,6 +23,12 @@ INBOX_PORT_ENV = "HITL_INBOX_PORT"  # its port (default 8000)
 INBOX_USERS_ENV = "HITL_INBOX_USERS"  # the accounts file (password and token hashes)
 INBOX_TRUSTED_PROXIES_ENV = "HITL_INBOX_TRUSTED_PROXIES"  # proxies whose user header counts
 INBOX_SECRET_ENV = "HITL_INBOX_SECRET"  # signs session cookies (default: random per start)
+# The trusted proxy proves itself with this secret, in PROXY_SECRET_HEADER, on every request.
+INBOX_PROXY_SECRET_ENV = "HITL_INBOX_PROXY_SECRET"
+# The one header the proxy names the user in (default DEFAULT_PROXY_USER_HEADER).
+INBOX_PROXY_USER_HEADER_ENV = "HITL_INBOX_PROXY_USER_HEADER"
+PROXY_SECRET_HEADER = "X-Inbox-Proxy-Secret"
+DEFAULT_PROXY_USER_HEADER = "X-Forwarded-User"  # oauth2-proxy's --pass-user-headers
 SMTP_HOST_ENV = "HITL_SMTP_HOST"  # optional: also e-mail approval notices through this server
 SMTP_PORT_ENV = "HITL_SMTP_PORT"  # default 587 (STARTTLS), 465 with HITL_SMTP_TLS=implicit
 SMTP_TLS_ENV = "HITL_SMTP_TLS"  # starttls (default), implicit, or none (loopback only)

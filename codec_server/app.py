@@ -75,7 +75,11 @@ async def _apply(request: Request, operation: Operation, authorised: bool) -> Re
         return _error(401, "A valid token is required.", {"WWW-Authenticate": "Bearer"})
     payloads = Payloads()
     try:
-        json_format.Parse(await request.body(), payloads)
+        text = (await request.body()).decode()
+    except UnicodeDecodeError as err:  # a 400 with the place, not a 500 with a traceback
+        return _error(400, f"The body is not UTF-8 text (byte {err.start}).")
+    try:
+        json_format.Parse(text, payloads)
     except json_format.ParseError as err:
         return _error(400, f'The body is not {{"payloads": [...]}} in protobuf JSON: {err}')
     try:

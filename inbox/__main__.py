@@ -3,6 +3,7 @@
 uv run python -m inbox [--host HOST] [--port PORT]
 uv run python -m inbox add-user NAME      # asks for the password (stdin when not a terminal)
 uv run python -m inbox add-token NAME     # prints a new API token, once
+uv run python -m inbox remove-user NAME   # ends their sessions and tokens at once
 """
 
 import argparse
@@ -12,8 +13,16 @@ import sys
 import uvicorn
 
 from console_logging import configure_logging
-from inbox.accounts import AccountsError, new_token, set_password, users_file, valid_name
+from inbox.accounts import (
+    AccountsError,
+    new_token,
+    remove_user,
+    set_password,
+    users_file,
+    valid_name,
+)
 from inbox.app import create_app
+from inbox.server import server_config
 from inbox.settings import InboxSettings, SettingsError, listen_defaults
 from temporal_client import exit_process
 
@@ -33,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_user.add_argument("name")
     add_token = commands.add_parser("add-token", help="print a new API token for a user")
     add_token.add_argument("name")
+    remove = commands.add_parser("remove-user", help="remove a user; their sessions end at once")
+    remove.add_argument("name")
     args = parser.parse_args(argv)
     if args.command is not None and (problem := valid_name(args.name)):
         parser.error(f"the user name {problem}")
@@ -63,17 +74,7 @@ def serve(host: str, port: int) -> int:
     settings = InboxSettings.from_env()
     configure_logging()
     print(f"Approval inbox on http://{host}:{port}/ (accounts: {settings.users_file})", flush=True)
-    # No proxy headers: the peer address must be the real one, or anyone could claim to be
-    # the trusted proxy (HITL_INBOX_TRUSTED_PROXIES) with an X-Forwarded-For header.
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        proxy_headers=False,
-        server_header=False,
-        log_level="info",
-        log_config=None,  # uvicorn's records too go through the terminal-safe handler
-    )
+    uvicorn.Server(server_config(create_app(settings), host, port, log_level="info")).run()
     return 0
 
 
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add-user":
             return add_user(args.name)
+        if args.command == "remove-user":
+            remove_user(users_file(), args.name)
+            print(f"User {args.name} is removed; their sessions and tokens no longer work.")
+            return 0
         if args.command == "add-token":
             print(new_token(users_file(), args.name))
             return 0

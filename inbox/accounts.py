@@ -4,6 +4,10 @@ hashes (``HITL_INBOX_USERS``). Nothing in it can sign anyone in if it leaks.
 Passwords are hashed with Argon2id (argon2-cffi). API tokens are 256 random bits, so a
 SHA-256 of the token is enough to store (as GitHub does) and lets a token be found in
 constant time per request.
+
+Each account also has a session key, random, carried in its sessions' cookies: a new
+password, a sign-out and the account's removal replace (or remove) it, so every cookie
+issued before stops working at its next request.
 """
 
 import hashlib
@@ -33,10 +37,16 @@ class AccountsError(Exception):
     """The accounts file cannot be read or written; the message names it."""
 
 
+def new_session_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
 @dataclass
 class Account:
     password_hash: str | None = None
     token_hashes: list[str] = field(default_factory=list)
+    # Files written before session keys existed have none: "" until the next password.
+    session_key: str = field(default_factory=new_session_key)
 
 
 def users_file() -> Path:
@@ -64,7 +74,7 @@ class Accounts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._accounts: dict[str, Account] = {}
 
     def _load(self) -> dict[str, Account]:
@@ -73,7 +83,9 @@ class Accounts:
         except FileNotFoundError:
             self._stamp, self._accounts = None, {}
             return self._accounts
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # The inode too: a rewrite (always a new file, os.replace) within the clock's
+        # granularity keeps mtime and often size.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp != self._stamp:
             self._accounts = read_accounts(self.path)
             self._stamp = stamp
@@ -91,6 +103,24 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return False
 
+    def session_valid(self, name: str, key: str) -> bool:
+        """The session ``key`` is the account's current one: the account still exists, and
+        no password change or sign-out has ended the sessions issued with it."""
+        account = self._load().get(name)
+        return account is not None and secrets.compare_digest(account.session_key, key)
+
+    def session_key(self, name: str) -> str:
+        """The key a new session of ``name`` carries (the account exists: it just signed in)."""
+        return self._load()[name].session_key
+
+    def end_sessions(self, name: str) -> None:
+        """Every session of ``name`` ends now: its key is replaced in the file."""
+        accounts = read_accounts(self.path)
+        if name in accounts:
+            accounts[name].session_key = new_session_key()
+            write_accounts(self.path, accounts)
+        self._stamp = None
+
     def user_for_token(self, token: str) -> str | None:
         wanted = token_hash(token)
         for name, account in self._load().items():
@@ -103,7 +133,11 @@ def read_accounts(path: Path) -> dict[str, Account]:
     try:
         raw = json.loads(path.read_text())
         return {
-            name: Account(entry.get("password_hash"), list(entry.get("token_hashes", [])))
+            name: Account(
+                entry.get("password_hash"),
+                list(entry.get("token_hashes", [])),
+                str(entry.get("session_key", "")),
+            )
             for name, entry in raw["users"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
@@ -114,7 +148,11 @@ def write_accounts(path: Path, accounts: dict[str, Account]) -> None:
     """Replace the file atomically, readable by its owner only."""
     data = {
         "users": {
-            name: {"password_hash": a.password_hash, "token_hashes": a.token_hashes}
+            name: {
+                "password_hash": a.password_hash,
+                "token_hashes": a.token_hashes,
+                "session_key": a.session_key,
+            }
             for name, a in sorted(accounts.items())
         }
     }
@@ -133,6 +171,15 @@ def set_password(path: Path, name: str, password: str) -> None:
     accounts = read_accounts(path) if path.exists() else {}
     account = accounts.setdefault(name, Account())
     account.password_hash = _hasher.hash(password)
+    account.session_key = new_session_key()  # a new password ends every session at once
+    write_accounts(path, accounts)
+
+
+def remove_user(path: Path, name: str) -> None:
+    """Remove an account: its sessions and API tokens stop working at their next request."""
+    accounts = read_accounts(path) if path.exists() else {}
+    if accounts.pop(name, None) is None:
+        raise AccountsError(f"No user {name!r} in {path}.")
     write_accounts(path, accounts)
 
 

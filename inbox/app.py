@@ -23,18 +23,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
-from inbox.accounts import Accounts
+from inbox.accounts import Accounts, AccountsError
 from inbox.auth import (
     SESSION_COOKIE,
     Session,
     Sessions,
-    SignInLimiter,
     bearer_token,
-    proxy_user,
     same_origin,
     tokens_match,
 )
+from inbox.host_check import HostCheck
 from inbox.page_tokens import BadPageTokenError, PageTokens
+from inbox.proxy import ProxyRefused
+from inbox.request_limits import MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_FORM_PART_BYTES, BodyLimit
 from inbox.service import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -46,7 +47,9 @@ from inbox.service import (
     UnavailableError,
 )
 from inbox.settings import InboxSettings
+from inbox.sign_in_limits import SignInLimiter
 from inbox.views import decided_item, pending_item, status_json
+from inbox.visible_text import finalize
 from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from models.models import ProposedAction, WorkflowState, WorkflowStatus
 
@@ -102,6 +105,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     app = FastAPI(title="Approval inbox", docs_url=None, redoc_url=None, openapi_url=None)
     temporal = service or TemporalService()
     accounts = Accounts(settings.users_file)
+    proxy = settings.proxy
     sessions = Sessions(settings.secret, settings.session_seconds)
     limiter = SignInLimiter()
     page_tokens = PageTokens(settings.secret)
@@ -118,8 +122,20 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
             request.state.session, request.state.new_session = sessions.new(None), True
         return request.state.session
 
+    def via_proxy(request: Request) -> str | None:
+        """The user the proxy named (checked once, by the middleware)."""
+        return getattr(request.state, "proxy_user", None)
+
     def identity(request: Request) -> str | None:
-        return proxy_user(request, settings.trusted_proxies) or session_of(request).user
+        return via_proxy(request) or session_of(request).user
+
+    def current_session(request: Request) -> Session | None:
+        """The cookie's session, if a signed-in one still stands in the accounts file:
+        a new password, a sign-out or the account's removal ends it at once."""
+        session = sessions.read(request)
+        if session is None or session.user is None:
+            return session
+        return session if accounts.session_valid(session.user, session.key) else None
 
     def signed_in(request: Request) -> str:
         user = identity(request)
@@ -139,7 +155,9 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         return user
 
     async def checked_form(request: Request) -> dict[str, str]:
-        form = await request.form()
+        form = await request.form(
+            max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART_BYTES
+        )
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         session = session_of(request)
         if not same_origin(request, settings.public_origin) or not tokens_match(
@@ -152,7 +170,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         context |= {
             "user": identity(request),
             "csrf_token": session_of(request).csrf,
-            "via_proxy": proxy_user(request, settings.trusted_proxies) is not None,
+            "via_proxy": via_proxy(request) is not None,
         }
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -160,10 +178,22 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
 
     @app.middleware("http")
     async def sessions_and_headers(request: Request, call_next: Any) -> Response:
-        session = sessions.read(request)
+        try:
+            request.state.proxy_user = proxy.user(request)
+        except ProxyRefused as refused:
+            request.state.proxy_user = None
+            request.state.session, request.state.new_session = sessions.new(None), False
+            return finish(request, error(request, refused.status, refused.reason))
+        session = current_session(request)
         request.state.session = session or sessions.new(None)
-        request.state.new_session = session is None
-        response: Response = await call_next(request)
+        # A fresh session (and its CSRF token) goes out with pages only. A cross-site POST
+        # arrives without the cookie (SameSite=Lax): answering it with a new one would
+        # replace the person's session, signing them out from another site.
+        request.state.new_session = session is None and request.method in ("GET", "HEAD")
+        return finish(request, await call_next(request))
+
+    def finish(request: Request, response: Response) -> Response:
+        """The session cookie when one was started, and the security headers, always."""
         if request.state.new_session:
             response.set_cookie(
                 SESSION_COOKIE,
@@ -177,8 +207,16 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
             response.headers.setdefault(header, value)
         return response
 
+    # Outermost last: the Host is checked first, then the body is bounded as it streams.
+    app.add_middleware(BodyLimit)
+    if settings.public_hosts:
+        app.add_middleware(
+            HostCheck, hosts=settings.public_hosts, public_url=settings.public_url or ""
+        )
+
     def start_session(request: Request, user: str | None) -> None:
-        request.state.session = sessions.new(user)
+        key = accounts.session_key(user) if user is not None else ""
+        request.state.session = sessions.new(user, key)
         request.state.new_session = True
 
     # ---- errors: never a traceback ------------------------------------------------------
@@ -268,21 +306,34 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         form = await checked_form(request)
         name, password = form.get("username", ""), form.get("password", "")
         next_page = _local(form.get("next", "/"))
-        keys = (f"user:{name}", f"ip:{request.client.host if request.client else '?'}")
-        if wait := limiter.retry_after(*keys):
+        client = proxy.client_address(request)
+        if wait := limiter.retry_after(name, client):
             message = f"Too many failed sign-ins. Try again in {wait} seconds."
             return page(request, "signin.html", 429, next=next_page, message=message)
         if not accounts.check_password(name, password):
-            limiter.failed(*keys)
+            limiter.failed(name, client)
             message = "Wrong user name or password."
             return page(request, "signin.html", 401, next=next_page, message=message)
+        limiter.succeeded(name, client)
         start_session(request, name)
         return RedirectResponse(next_page, status_code=303)
 
     @app.post("/signout")
     async def signout(request: Request) -> Response:
         await checked_form(request)
+        user = session_of(request).user
         start_session(request, None)
+        if user is not None:
+            try:  # every session of this account, in every browser, ends here
+                accounts.end_sessions(user)
+            except AccountsError:
+                log.exception("Sign-out of %s could not end its other sessions", user)
+                return error(
+                    request,
+                    500,
+                    "This browser is signed out, but your other sessions could not be ended: "
+                    "the inbox cannot write its accounts file. It was logged.",
+                )
         return RedirectResponse("/signin", status_code=303)
 
     # ---- pages ------------------------------------------------------------------------------
@@ -431,9 +482,13 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
 
 
 def _template_environment() -> Environment:
-    """Autoescaping on for every template, whatever its name; unknown names fail loudly."""
+    """Autoescaping on for every template, whatever its name; unknown names fail loudly;
+    every value shown with its invisible characters made visible (``visible_text.py``)."""
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        finalize=finalize,  # invisible and bidi characters shown as escapes, everywhere
     )
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from inbox.accounts import AccountsError, set_password
 from inbox.app import create_app
+from inbox.server import ServerLimits, server_config
 from inbox.settings import InboxSettings, SettingsError, listen_defaults
 
 START_TIMEOUT_SECONDS = 30.0
@@ -31,17 +32,11 @@ class BackgroundInbox:
         self.thread.join(timeout=START_TIMEOUT_SECONDS)
 
 
-def serve_in_background(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> BackgroundInbox:
+def serve_in_background(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None
+) -> BackgroundInbox:
     """Serve ``app`` (port 0: a free one) and return once it accepts connections."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        log_level="warning",
-        log_config=None,  # the host process's logging setup (configure_logging) applies
-        lifespan="off",
-    )
+    config = server_config(app, host, port, limits, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="inbox", daemon=True)
     thread.start()

@@ -7,17 +7,23 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from constants import (
+    DEFAULT_PROXY_USER_HEADER,
     INBOX_HOST_ENV,
     INBOX_PORT_ENV,
+    INBOX_PROXY_SECRET_ENV,
+    INBOX_PROXY_USER_HEADER_ENV,
     INBOX_SECRET_ENV,
     INBOX_TRUSTED_PROXIES_ENV,
     INBOX_URL_ENV,
 )
 from inbox.accounts import users_file
-from inbox.auth import SESSION_SECONDS, Network, parse_networks
+from inbox.auth import SESSION_SECONDS
+from inbox.proxy import IDENTITY_HEADERS, Network, ProxyTrust, parse_networks
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# Shorter is guessable; `openssl rand -hex 32` gives 64 characters.
+MIN_PROXY_SECRET_CHARS = 32
 
 
 class SettingsError(Exception):
@@ -32,6 +38,43 @@ class InboxSettings:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     public_url: str | None = None  # HITL_INBOX_URL, where people open the inbox
     session_seconds: int = SESSION_SECONDS
+    proxy_secret: str | None = None  # HITL_INBOX_PROXY_SECRET: the proxy's proof
+    proxy_user_header: str = DEFAULT_PROXY_USER_HEADER
+
+    def __post_init__(self) -> None:
+        """A proxy trusted by address alone is any process on its machine: refused."""
+        if self.trusted_proxies and not self.proxy_secret:
+            raise SettingsError(
+                f"{INBOX_TRUSTED_PROXIES_ENV} needs {INBOX_PROXY_SECRET_ENV}: the proxy must "
+                "prove itself with a shared secret, not only its address"
+            )
+        if self.proxy_secret and not self.trusted_proxies:
+            raise SettingsError(f"{INBOX_PROXY_SECRET_ENV} needs {INBOX_TRUSTED_PROXIES_ENV}")
+        if self.proxy_secret and len(self.proxy_secret) < MIN_PROXY_SECRET_CHARS:
+            raise SettingsError(
+                f"{INBOX_PROXY_SECRET_ENV} must have at least {MIN_PROXY_SECRET_CHARS} characters"
+            )
+        if self.proxy_user_header.lower() not in IDENTITY_HEADERS:
+            known = ", ".join(sorted(IDENTITY_HEADERS))
+            raise SettingsError(f"{INBOX_PROXY_USER_HEADER_ENV} must be one of: {known}")
+
+    @property
+    def proxy(self) -> ProxyTrust:
+        return ProxyTrust(self.trusted_proxies, self.proxy_secret, self.proxy_user_header)
+
+    @property
+    def public_hosts(self) -> frozenset[str]:
+        """The ``Host`` values a request may carry when ``HITL_INBOX_URL`` is set (none
+        else): its host and port, the scheme's default port written or not."""
+        if not self.public_url:
+            return frozenset()
+        parts = urlsplit(self.public_url)
+        host = (parts.hostname or "").lower()
+        host = f"[{host}]" if ":" in host else host
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        if parts.port not in (None, default):
+            return frozenset({f"{host}:{parts.port}"})
+        return frozenset({host, f"{host}:{default}"})
 
     @property
     def public_origin(self) -> str | None:
@@ -58,6 +101,10 @@ class InboxSettings:
             trusted_proxies=proxies,
             secret=os.environ.get(INBOX_SECRET_ENV) or secrets.token_urlsafe(32),
             public_url=public_url,
+            proxy_secret=os.environ.get(INBOX_PROXY_SECRET_ENV) or None,
+            proxy_user_header=(
+                os.environ.get(INBOX_PROXY_USER_HEADER_ENV, "").strip() or DEFAULT_PROXY_USER_HEADER
+            ),
         )
 
 
