@@ -23,7 +23,7 @@ from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
-from activities.tool_activities import execute_tool_call, preview_tool_call
+from activities.tool_activities import execute_tool, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from console_logging import configure_logging
 from constants import METRICS_ADDRESS_ENV, task_queue
@@ -93,7 +93,7 @@ def build_worker(
             notifier.send_webhook_notice,
             emailer.send_email_notice,
             preview_tool_call,
-            execute_tool_call,
+            execute_tool,
         ],
         max_cached_workflows=max_cached_workflows,
         max_concurrent_activities=max_concurrent_activities,

@@ -1,4 +1,8 @@
-"""The two activities through which the workflow reaches the tools: preview, then execute.
+"""The activities through which the workflow reaches the tools: preview, then execute.
+
+Execution is one dynamic activity that takes the name of each tool: the history and the
+Web UI show ``pay_invoice``, not a generic step, and each tool's timeouts come from its
+registry entry. Adding a tool still touches only ``tools/registry.py``.
 
 Both run the blocking SQLite work in a thread and heartbeat meanwhile, so that a worker that
 dies is noticed within the heartbeat timeout. The thread works under a ``CallGuard``: when
@@ -11,10 +15,11 @@ it is an outcome the workflow records and acts on.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from temporalio import activity
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from tools.budget import CallGuard, ToolCallStopped
@@ -33,7 +38,12 @@ async def preview_tool_call(call: ToolCall) -> EffectPreview:
     return await _in_thread(lambda guard: preview_call(database_path(), call, guard))
 
 
-@activity.defn
+@activity.defn(dynamic=True)
+async def execute_tool(args: Sequence[RawValue]) -> ToolOutcome:
+    """The execute activity, named after the tool whose call it runs."""
+    return await execute_tool_call(_execute_input(args))
+
+
 async def execute_tool_call(request: ExecuteToolInput) -> ToolOutcome:
     """Execute the approved call once per idempotency key, only if its preview still holds."""
     outcome = await _in_thread(lambda guard: execute_call(database_path(), request, guard))
@@ -45,6 +55,19 @@ async def execute_tool_call(request: ExecuteToolInput) -> ToolOutcome:
         outcome.summary,
     )
     return outcome
+
+
+def _execute_input(args: Sequence[RawValue]) -> ExecuteToolInput:
+    """The one argument, an ``ExecuteToolInput`` for the tool this activity is named after."""
+    name = activity.info().activity_type
+    if len(args) != 1:
+        raise ApplicationError(f"{name}: expected one argument", non_retryable=True)
+    request = activity.payload_converter().from_payload(args[0].payload, ExecuteToolInput)
+    if request.call.tool != name:
+        raise ApplicationError(
+            f"activity {name} was given a call of {request.call.tool}", non_retryable=True
+        )
+    return request
 
 
 async def _in_thread(work: Callable[[CallGuard], Result]) -> Result:

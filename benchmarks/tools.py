@@ -52,12 +52,13 @@ from models.models import (
     WorkflowStatus,
 )
 from tools.database import database_path, ensure_database
+from tools.registry import TOOLS
 from worker import build_worker
 from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
 PAY_REQUEST = "Pay invoice {n} from operating"  # pay_invoice: previewed, then paid
-EXECUTE_ACTIVITIES = ("execute_tool_call",)
+EXECUTE_ACTIVITIES = tuple(TOOLS)  # each tool executes as an activity of its name
 PROPOSE_ACTIVITY = "propose_action"  # the proposal with its effect preview
 POLL_SECONDS = 0.05
 

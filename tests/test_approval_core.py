@@ -163,7 +163,7 @@ async def test_a_late_approval_never_executes_after_an_undecodable_signal(core: 
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT, result.message
     assert result.execution is None
-    assert "execute_tool_call" not in await activity_names(handle)
+    assert "send_email" not in await activity_names(handle)
     assert "decision_late" in events(result)
 
 
@@ -364,7 +364,7 @@ async def test_a_cancel_while_a_payment_waits_for_the_database_never_hides_the_p
             await handle.execute_update(
                 SUBMIT_DECISION_UPDATE, decision_for(request, approved=True)
             )
-            await wait_until(lambda: started_activity(handle, "execute_tool_call"), bool)
+            await wait_until(lambda: started_activity(handle, "pay_invoice"), bool)
             await handle.cancel()
             await wait_until(lambda: status_of(handle), lambda s: recorded(s, "cancel_deferred"))
             lock.execute("COMMIT")

@@ -66,10 +66,10 @@ from worker import build_worker
 RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
 ANALYSIS_ACTIVITY = "propose_action"  # the model's answer and its effect preview
-EXECUTE_ACTIVITY = "execute_tool_call"
-EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for execute_tool_call
+EXECUTE_ACTIVITY = "send_email"  # the risky run's tool: its execute activity's name
+EXECUTE_HEARTBEAT_TIMEOUT_SECONDS = 10  # the workflow's heartbeat timeout for a tool
 # What the held execute activity of this module's worker logs before holding.
-EXECUTE_HELD = "execute_tool_call held until this worker is killed"
+EXECUTE_HELD = "send_email held until this worker is killed"
 # Long enough that the worker is surely killed while the model is still "thinking".
 LLM_THINKING_SECONDS = 10.0
 # Long enough to be still open when the server is killed, which happens as soon as the
@@ -557,7 +557,7 @@ async def test_execute_retry_reuses_the_idempotency_key(
             raise RuntimeError("connection reset after the action was carried out")
         return outcome
 
-    monkeypatch.setattr(worker_module, "execute_tool_call", execute_then_lose_first_reply)
+    monkeypatch.setattr(worker_module, "execute_tool", execute_then_lose_first_reply)
     client = dev_server.client
     async with build_worker(client, task_queue, analysis_activities):
         handle = await start_risky_run(
@@ -576,7 +576,7 @@ async def test_execute_retry_reuses_the_idempotency_key(
 
 @activity.defn(name=EXECUTE_ACTIVITY)
 async def execute_held_until_killed(request: ExecuteToolInput) -> ToolOutcome:
-    """Stands in for ``execute_tool_call`` in this module's worker: starts, never acts."""
+    """Stands in for the risky run's tool in this module's worker: starts, never acts."""
     activity.logger.info("%s (key %s)", EXECUTE_HELD, request.idempotency_key)
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
@@ -587,5 +587,5 @@ if __name__ == "__main__":
     # (see test_worker_killed_while_executing_leaves_the_action_to_a_new_worker).
     from temporal_client import exit_process
 
-    worker_module.execute_tool_call = execute_held_until_killed
+    worker_module.execute_tool = execute_held_until_killed
     exit_process(worker_module.main())

@@ -158,7 +158,7 @@ async def test_a_read_only_look_up_runs_without_asking(runs: TimeSkippingRuns) -
     assert result.execution is not None and result.execution.tool_outcome is not None
     assert [row["country"] for row in result.execution.tool_outcome.rows] == ["JP"] * 3
     # Nobody notified: the analysis, then the look-up.
-    assert await scheduled_activities(handle) == ["propose_action", "execute_tool_call"]
+    assert await scheduled_activities(handle) == ["propose_action", "find_records"]
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ async def test_data_changed_after_approval_is_not_executed_and_asks_again(
     assert result.outcome == Outcome.APPROVED
     assert count(db_path, GERMAN_INACTIVE) == 0
     ran = await scheduled_activities(handle)
-    assert ran.count("execute_tool_call") == 2
+    assert ran.count("delete_records") == 2
     # The fresh effect asked about is the one the execution found: no preview of its own.
     assert "preview_tool_call" not in ran
 

@@ -51,7 +51,7 @@ PRODUCTION = "targets production"
 REQUESTED = ["action_proposed", "effect_previewed", "risk_classified", "approval_requested"]
 # What a run that asked and executed ran: one analysis (its preview included), the opening
 # notice (a local activity), the execution; nothing else.
-ASKED_THEN_EXECUTED = ["propose_action", "send_approval_notices", "execute_tool_call"]
+ASKED_THEN_EXECUTED = ["propose_action", "send_approval_notices", "send_email"]
 # Only a tool can act. This one changes data, so default-deny asks, and its preview reads
 # nothing another test changes: an e-mail to one address (recorded, never sent).
 EMAIL = fallback_tool_call("Stale staging orders")
@@ -137,7 +137,7 @@ async def test_safe_request_is_auto_approved_and_executed_without_asking(
         customers = db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
     assert sum(row["count"] for row in result.execution.tool_outcome.rows) == customers  # type: ignore[misc]
     # Nobody notified, nothing previewed apart from the analysis: it only ran the call.
-    assert await scheduled_activities(handle) == ["propose_action", "execute_tool_call"]
+    assert await scheduled_activities(handle) == ["propose_action", "summarize_records"]
     await assert_audit(
         handle, result, ["action_proposed", "effect_previewed", "risk_classified", "executed"]
     )
@@ -208,7 +208,7 @@ async def test_rejection_records_notes_and_reviewer_and_executes_nothing(
     assert result.outcome == Outcome.REJECTED
     assert "Month-end freeze" in result.message and "carl" in result.message
     assert result.execution is None
-    assert "execute_tool_call" not in await scheduled_activities(handle)
+    assert "send_email" not in await scheduled_activities(handle)
     await assert_audit(handle, result, [*REQUESTED, "decision_rejected"])
 
 
@@ -223,7 +223,7 @@ async def test_no_decision_times_out_on_a_durable_timer_without_waiting_for_real
     assert result.outcome == Outcome.TIMED_OUT
     assert "300s" in result.message
     assert result.decision is None and result.execution is None
-    assert "execute_tool_call" not in await scheduled_activities(handle)
+    assert "send_email" not in await scheduled_activities(handle)
     await assert_audit(handle, result, [*REQUESTED, "timed_out"])
     asked, gave_up = result.audit_trail[3].at, result.audit_trail[4].at
     assert gave_up - asked >= timedelta(seconds=300)
@@ -365,7 +365,7 @@ async def test_policy_requires_approval_when_the_llm_calls_deleting_production_d
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False))
     result = await finish(handle)
     assert result.outcome == Outcome.REJECTED
-    assert "execute_tool_call" not in await scheduled_activities(handle)
+    assert "send_email" not in await scheduled_activities(handle)
 
 
 async def test_require_approval_sends_even_a_safe_request_to_a_human(
@@ -435,7 +435,7 @@ async def test_llm_outage_is_retried_then_the_run_proceeds_and_executes_once(
     result = await finish(handle)
     assert result.outcome == Outcome.AUTO_APPROVED
     assert runs.llm_server.calls(request) == 3
-    assert (await scheduled_activities(handle)).count("execute_tool_call") == 1
+    assert (await scheduled_activities(handle)).count("summarize_records") == 1
     assert [entry.event for entry in result.audit_trail].count("executed") == 1
 
 

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -59,6 +60,9 @@ class Tool(Generic[Args]):
     read_only: bool = False
     always_asks: bool = False
     rows: Callable[[sqlite3.Connection, Args], list[Row]] | None = None  # a look-up's answer
+    # Its execute activity's timeouts: one attempt, and all attempts (retries back off).
+    execute_timeout: timedelta = timedelta(seconds=120)
+    execute_persistence: timedelta = timedelta(minutes=30)
 
     def parse(self, arguments: dict[str, Any]) -> Args:
         return self.arguments.model_validate(arguments)

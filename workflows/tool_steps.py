@@ -13,14 +13,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tool_activities import execute_tool_call, preview_tool_call
+    from activities.tool_activities import preview_tool_call
     from models.models import ExecutionResult
     from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
+    from tools.registry import get_tool
 
 # Execute rides out an outage of the target system: retries back off to one a minute and
-# go on for up to 30 minutes in all; then the run ends as ``execution_failed``.
+# go on for as long as the tool's persistence (``Tool.execute_persistence``, 30 minutes by
+# default); then the run ends as ``execution_failed``.
 EXECUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
-EXECUTE_PERSISTENCE = timedelta(minutes=30)
 PREVIEW_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 # How often a run asks again after the data changed under an approved preview, before it
 # ends without acting: data that keeps changing needs a person to look, not a loop.
@@ -92,18 +93,19 @@ async def execute_tool(
     ``approved`` is None only for a read-only tool that ran without asking. The caller
     shields it from the run's cancellation: once started, it finishes and is recorded.
     """
+    tool = get_tool(call.tool)
     return await workflow.execute_activity(
-        execute_tool_call,
+        call.tool,  # the dynamic execute activity, under the tool's own name
         ExecuteToolInput(
             idempotency_key=idempotency_key,
             call=call,
             approved_fingerprint=approved.fingerprint if approved is not None else None,
         ),
-        start_to_close_timeout=timedelta(seconds=120),
-        schedule_to_close_timeout=EXECUTE_PERSISTENCE,
+        result_type=ToolOutcome,
+        start_to_close_timeout=tool.execute_timeout,
+        schedule_to_close_timeout=tool.execute_persistence,
         heartbeat_timeout=timedelta(seconds=10),  # a crashed worker is noticed in seconds
         retry_policy=EXECUTE_RETRY,
-        summary=f"execute {call.tool}",
     )
 
 
