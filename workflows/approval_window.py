@@ -15,12 +15,12 @@ An update's validator refuses a late update at once; a rejected update leaves no
 """
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from models.limits import decision_problem, votes_problem
@@ -206,8 +206,13 @@ class ApprovalWindow:
             if not notices.done():
                 notices.cancel()
                 self._record("notification_cancelled", "the request closed before its notices")
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await notices
+            except (asyncio.CancelledError, ActivityError) as err:
+                # A notice cancelled mid-activity ends in an ActivityError caused by the
+                # cancellation: that is this cancellation, not a failure of the window.
+                if not is_cancelled_exception(err):
+                    raise
 
 
 def describe(action: ProposedAction) -> str:
