@@ -19,8 +19,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from activities.assess_risk import assess_risk
-from activities.signal_arrivals import signal_arrivals
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
@@ -37,7 +35,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from workflows.human_in_the_loop_run import EXECUTE_PERSISTENCE
 
 import send_approval
 from activities.approval_notices import ApprovalNotices
@@ -57,7 +54,7 @@ from models.models import (
     WorkflowResult,
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
-from tests.helpers import Run, TimeSkippingRuns, start_run, status_of, wait_until
+from tests.helpers import Run, TimeSkippingRuns, is_running, start_run, status_of, wait_until
 from tests.record_histories import (
     decision_for,
     pending_request,
@@ -68,6 +65,7 @@ from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatu
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
+from workflows.tool_steps import EXECUTE_PERSISTENCE
 
 # Only a tool acts; an e-mail to one address asks (default-deny), and its preview reads
 # nothing another test changes.
@@ -269,6 +267,42 @@ async def test_slow_notices_never_push_the_deadline_out(runs: TimeSkippingRuns) 
     requested = next(e.at for e in result.audit_trail if e.event == "approval_requested")
     timed_out = next(e.at for e in result.audit_trail if e.event == "timed_out")
     assert timed_out - requested < timedelta(seconds=6)
+
+
+@asynccontextmanager
+async def slow_webhook(seconds: float) -> AsyncIterator[WebhookNotifier]:
+    """A webhook that takes ``seconds`` to answer: the opening notice (a local activity) is
+    still being sent meanwhile."""
+
+    async def answer(_: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(seconds)
+        return httpx2.Response(200)
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        yield WebhookNotifier("https://hooks.example.test/slow", None, http)
+
+
+async def test_a_stage_decided_while_its_opening_notice_is_sent_counts(
+    runs: TimeSkippingRuns,
+) -> None:
+    """A quick approver decides a stage while its opening notice (a local activity) is still
+    out: the notice is cancelled, moot, and the decision stands. The cancelled notice once
+    ended the stage's window with an ActivityError, so the stage failed (stage_failed)."""
+    # Longer than a workflow task's timeout: the task that opened the stage completes (the
+    # SDK heartbeats it) while its local activity is still sending.
+    async with slow_webhook(15) as notifier, runs.worker(notifier=notifier):
+        handle = await runs.start(
+            "Pay ACME [stage decided during its notice]", ok(RISKY), approval_stages=["legal"]
+        )
+        status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
+        assert status.current_stage is not None
+        child = runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
+        await wait_until(lambda: is_running(child), bool)
+        await child.signal(APPROVE_SIGNAL, True)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED, result.message
+    assert result.execution is not None
+    assert [(stage.stage, stage.approved) for stage in result.stages] == [("legal", True)]
 
 
 # --- 2. an approval covers what was assessed ------------------------------------------------
@@ -560,15 +594,13 @@ async def worker_with(
             task_queue=runs.task_queue,
             workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
             activities=[
-                runs.analysis.analyze_request,
+                runs.analysis.propose_action,
                 ApprovalNotices(notifier, emailer).send_approval_notices,
                 notify_approval_needed,
                 notifier.send_webhook_notice,
                 emailer.send_email_notice,
                 preview_tool_call,
                 execute.execute_action,
-                assess_risk,
-                signal_arrivals,
             ],
         ) as worker:
             yield worker

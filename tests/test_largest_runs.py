@@ -16,7 +16,12 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    APPROVE_SIGNAL,
+    DECISION_REFUSED_ERROR,
+    SUBMIT_DECISION_UPDATE,
+)
 from models.limits import (
     MAX_APPROVERS,
     MAX_ITEMISED_REFUSALS,
@@ -194,7 +199,8 @@ async def test_a_note_near_temporals_own_limit_is_refused_and_the_run_goes_on(
     largest: LargestRun,
 ) -> None:
     """What used to wedge a run: a 1.9 MB note, by update and by signal. Temporal takes
-    each (under its 2 MB limit); the workflow refuses both, in a few words, and carries on."""
+    each (under its 2 MB limit); the workflow refuses both, in a few words (the update's
+    validator before it reaches history), and carries on."""
     huge = text(1_900_000, "long note: ")
     request = "Delete the stale rows [huge note]"
     largest.llm_server.on(request, ok(largest_action().model_dump(mode="json")))
@@ -208,13 +214,22 @@ async def test_a_note_near_temporals_own_limit_is_refused_and_the_run_goes_on(
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
         await handle.signal(APPROVAL_DECISION_SIGNAL, decision)
-        await wait_for_refusals(handle, 2)
+        status = await wait_for_refusals(handle, 1)
         await handle.signal(APPROVE_SIGNAL, True)
         result = await handle.result()
     reason = f"the reviewer notes is {len(huge):,} characters; the limit is {MAX_NOTES_CHARS:,}"
     assert getattr(refused.value.cause, "message", None) == reason
+    assert getattr(refused.value.cause, "type", None) == DECISION_REFUSED_ERROR
+    # The update was rejected by its validator: counted, never in history nor the trail;
+    # the signal is in history, so its refusal is in the trail.
+    assert status.refused_updates == 1
     assert result.outcome == Outcome.APPROVED
     assert [reason in e.detail for e in result.audit_trail if e.event == "decision_refused"] == [
-        True,
-        True,
+        True
+    ]
+    history = await handle.fetch_history()
+    assert not [
+        e
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]

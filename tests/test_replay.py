@@ -1,22 +1,16 @@
 """Replay tests: the determinism guard for workflows that are already running.
 
 A workflow that waits days for a human is replayed from its history by whatever code the
-worker runs by then. The committed histories in ``tests/histories/`` (written by
-``python -m tests.record_histories``) must replay on the current code; if a change makes
-one fail, that change would break every run in flight on that path. Version it
-(``workflow.patched``) instead, or re-record only when no old run can still exist.
-A staged path's stages are ``ApprovalWorkflow`` children with histories of their own, in
-``tests/histories/children/<path>/<stage>.json``: they are guarded the same way.
-
-Runs of today's code record one version marker for every earlier patch
-(``workflows/patches.py``): ``tests/histories/versions/<version>/`` holds the histories of
-each version's runs; the files beside ``versions/`` were recorded before the first, with
-one marker per patch, and still replay through every patch check.
+worker runs by then. The committed histories in ``tests/histories/`` (the 1.0 baseline,
+written by ``python -m tests.record_histories``) must replay on the current code; if a
+change makes one fail, that change would break every run in flight on that path: version it
+(``workflows/versions.py``) instead. A staged path's stages are ``ApprovalWorkflow``
+children with histories of their own, in ``tests/histories/children/<path>/<stage>.json``:
+they are guarded the same way.
 """
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,11 +26,10 @@ from activities.openai_responses import AnalysisActivities
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    LIVE_VERSIONS,
     STAGE_APPROVAL_WORKFLOW_TYPE,
     SUBMIT_DECISION_UPDATE,
     WORKFLOW_TYPE,
-    WORKFLOW_VERSION_PATCH,
-    WORKFLOW_VERSIONS,
 )
 from models.limits import MAX_NOTES_CHARS
 from models.models import (
@@ -59,7 +52,6 @@ from tests.record_histories import (
     HISTORIES_DIR,
     MAIN_PATHS,
     RECORDING_TAG,
-    VERSIONS_DIR,
     decision_for,
     main_workflow_id,
     pending_request,
@@ -72,21 +64,8 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
-VERSIONED_FILES = sorted(VERSIONS_DIR.glob("*/*.json"))
-VERSIONED_CHILD_FILES = sorted(VERSIONS_DIR.glob("*/children/*/*.json"))
 # The marker name SDK core gives ``workflow.patched``; its details hold the patch ID.
 PATCH_MARKER_NAME = "core_patch"
-# Histories recorded by earlier code, kept as they were: runs started by a released version
-# must replay on every later one. ``released-<commit>`` also holds inputs that later
-# versions refuse or treat differently (a safe request naming approvers, a stage name with
-# a space, an amendment that adds risk), recorded on that release.
-ARCHIVE_DIRS = sorted(
-    path for path in HISTORIES_DIR.glob("re*-*") if path.name.startswith(("recorded-", "released-"))
-)
-ARCHIVED_FILES = sorted(path for folder in ARCHIVE_DIRS for path in folder.glob("*.json"))
-ARCHIVED_CHILD_FILES = sorted(
-    path for folder in ARCHIVE_DIRS for path in folder.glob("children/*/*.json")
-)
 
 
 def replayer() -> Replayer:
@@ -98,66 +77,18 @@ def replayer() -> Replayer:
 
 
 def committed_history(path: Path) -> WorkflowHistory:
-    workflow_id = main_workflow_id(path.stem, RECORDING_TAG)
-    return WorkflowHistory.from_json(workflow_id, path.read_text())
-
-
-def committed_child_history(path: Path) -> WorkflowHistory:
-    """A stage's history, under the ID its parent gave it: ``children/<path>/<stage>.json``."""
+    """A committed history: a run's, ``<path>.json``, or a stage's, ``children/<path>/<stage>.json``
+    (under the ID its parent gave it)."""
+    if path.parent == HISTORIES_DIR:
+        return WorkflowHistory.from_json(
+            main_workflow_id(path.stem, RECORDING_TAG), path.read_text()
+        )
     parent_id = main_workflow_id(path.parent.name, RECORDING_TAG)
     return WorkflowHistory.from_json(stage_workflow_id(parent_id, path.stem), path.read_text())
 
 
-def child_file_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.stem}"
-
-
-def test_every_main_path_has_a_committed_history() -> None:
-    """A path without a recorded history is a path the guard does not protect."""
-    assert {path.stem for path in HISTORY_FILES} == {path.name for path in MAIN_PATHS}
-
-
-def test_every_staged_path_has_committed_stage_histories() -> None:
-    """The stages run in child workflows: a change to the child breaks its runs in flight
-    just as a change to the parent does, so every staged path records its stages too."""
-    staged = {path.name: path.approval_stages for path in MAIN_PATHS if path.approval_stages}
-    recorded = {path.parent.name for path in CHILD_HISTORY_FILES}
-    assert recorded == set(staged)
-    for path in CHILD_HISTORY_FILES:
-        assert path.stem in staged[path.parent.name], child_file_id(path)
-
-
-@pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
-async def test_committed_history_replays_on_current_code(history_file: Path) -> None:
-    """Fails when a code change would make a run in flight on this path nondeterministic."""
-    await replayer().replay_workflow(committed_history(history_file))
-
-
-@pytest.mark.parametrize("history_file", CHILD_HISTORY_FILES, ids=child_file_id)
-async def test_committed_stage_history_replays_on_current_code(history_file: Path) -> None:
-    """Fails when a code change would make a stage in flight nondeterministic."""
-    await replayer().replay_workflow(committed_child_history(history_file))
-
-
-@pytest.mark.parametrize("version", WORKFLOW_VERSIONS)
-def test_every_main_path_has_a_history_of_every_version(version: str) -> None:
-    staged = {path.name for path in MAIN_PATHS if path.approval_stages}
-    folder = VERSIONS_DIR / version
-    assert {path.stem for path in folder.glob("*.json")} == {path.name for path in MAIN_PATHS}
-    assert {path.parent.name for path in folder.glob("children/*/*.json")} == staged
-
-
-def test_every_versions_folder_is_a_version() -> None:
-    assert {path.name for path in VERSIONS_DIR.iterdir()} == set(WORKFLOW_VERSIONS)
-
-
-def recorded_version(path: Path) -> str:
-    """The version whose folder holds ``path``: ``versions/<version>/[children/<p>/]x.json``."""
-    return path.relative_to(VERSIONS_DIR).parts[0]
-
-
-def versioned_file_id(path: Path) -> str:
-    return str(path.relative_to(VERSIONS_DIR).with_suffix(""))
+def history_id(path: Path) -> str:
+    return str(path.relative_to(HISTORIES_DIR).with_suffix(""))
 
 
 def patch_markers(history: WorkflowHistory) -> list[str]:
@@ -171,58 +102,44 @@ def patch_markers(history: WorkflowHistory) -> list[str]:
     ]
 
 
-@pytest.fixture
-def patch_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every ``workflow.patched`` call the workflows make, in order (answered as before)."""
-    asked: list[str] = []
-    patched = workflow.patched
-
-    def spy(patch_id: str) -> bool:
-        asked.append(patch_id)
-        return patched(patch_id)
-
-    monkeypatch.setattr(workflow, "patched", spy)
-    yield asked
+def test_every_main_path_has_a_committed_history() -> None:
+    """A path without a recorded history is a path the guard does not protect."""
+    assert {path.stem for path in HISTORY_FILES} == {path.name for path in MAIN_PATHS}
 
 
-@pytest.mark.parametrize(
-    "history_file", VERSIONED_FILES + VERSIONED_CHILD_FILES, ids=versioned_file_id
-)
-async def test_a_versioned_run_records_its_version_alone_and_replays(
-    history_file: Path, patch_checks: list[str]
-) -> None:
-    """One patch marker per run, its version; on replay only the versions from the newest
-    down to its own are asked, and no other patch."""
-    if history_file.parent.parent == VERSIONS_DIR:
-        history = committed_history(history_file)
-    else:
-        history = committed_child_history(history_file)
-    version = recorded_version(history_file)
-    assert patch_markers(history) == [version]
-    await replayer().replay_workflow(history)
-    assert patch_checks == list(WORKFLOW_VERSIONS[: WORKFLOW_VERSIONS.index(version) + 1])
+def test_every_staged_path_has_committed_stage_histories() -> None:
+    """The stages run in child workflows: a change to the child breaks its runs in flight
+    just as a change to the parent does, so every staged path records its stages too."""
+    staged = {path.name: set(path.approval_stages) for path in MAIN_PATHS if path.approval_stages}
+    recorded: dict[str, set[str]] = {}
+    for path in CHILD_HISTORY_FILES:
+        recorded.setdefault(path.parent.name, set()).add(path.stem)
+    assert recorded == staged
 
 
-@pytest.mark.parametrize(
-    "history_file",
-    HISTORY_FILES + CHILD_HISTORY_FILES,
-    ids=lambda p: p.stem if p.parent == HISTORIES_DIR else child_file_id(p),
-)
-async def test_a_run_from_before_the_version_marker_takes_every_patch_check(
-    history_file: Path, patch_checks: list[str]
-) -> None:
-    """Such a run has no version marker, so it replays through each patch check, as it
-    ran: the versions are asked first, answered no, and then every patch it recorded."""
-    if history_file.parent == HISTORIES_DIR:
-        history = committed_history(history_file)
-    else:
-        history = committed_child_history(history_file)
-    recorded = patch_markers(history)
-    assert not set(WORKFLOW_VERSIONS) & set(recorded)
-    await replayer().replay_workflow(history)
-    versions = len(WORKFLOW_VERSIONS)
-    assert patch_checks[:versions] == list(WORKFLOW_VERSIONS)
-    assert set(recorded) <= set(patch_checks[versions:])
+@pytest.mark.parametrize("history_file", HISTORY_FILES + CHILD_HISTORY_FILES, ids=history_id)
+async def test_committed_history_replays_on_current_code(history_file: Path) -> None:
+    """Fails when a code change would make a run (or a stage) in flight on this path
+    nondeterministic."""
+    await replayer().replay_workflow(committed_history(history_file))
+
+
+@pytest.mark.parametrize("history_file", HISTORY_FILES + CHILD_HISTORY_FILES, ids=history_id)
+def test_a_history_holds_only_live_version_markers(history_file: Path) -> None:
+    """A patch marker names a version of the workflow's code; only those still live
+    (``constants.LIVE_VERSIONS``, none at 1.0) may be in a history the guard replays."""
+    assert set(patch_markers(committed_history(history_file))) <= set(LIVE_VERSIONS)
+
+
+def test_the_marker_check_reads_markers() -> None:
+    """The check above must see a marker where there is one, or it guards nothing."""
+    history = committed_history(HISTORIES_DIR / "approved.json")
+    marked = history.events[0].__class__()
+    marked.marker_recorded_event_attributes.marker_name = PATCH_MARKER_NAME
+    payload = marked.marker_recorded_event_attributes.details["patch_data"].payloads.add()
+    payload.data = json.dumps({"id": "hitl-gone", "deprecated": False}).encode()
+    events = [*history.events, marked]
+    assert patch_markers(WorkflowHistory(history.workflow_id, events)) == ["hitl-gone"]
 
 
 def approval_statuses(history: WorkflowHistory) -> list[str]:
@@ -259,7 +176,7 @@ async def test_a_new_run_upserts_its_status_only_when_it_changes_and_replays(
 ) -> None:
     """On a server with ``ApprovalStatus`` registered (the recordings above have none): a
     safe run sets its final status once; an approved one sets Pending, then Approved at the
-    decision, and does not repeat it at the end. Each records one patch marker."""
+    decision, and does not repeat it at the end. Both replay."""
     look_up = f"Count the customers ({workflow_id})"
     llm_server.on(
         look_up, ok(proposal("summarize_records", table="customers", filters=[], group_by=None))
@@ -297,37 +214,8 @@ async def test_a_new_run_upserts_its_status_only_when_it_changes_and_replays(
     for handle, statuses in expected.items():
         history = await handle.fetch_history()
         assert approval_statuses(history) == statuses
-        assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+        assert patch_markers(history) == []
         await replayer().replay_workflow(history)
-
-
-def archived_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.stem}"
-
-
-@pytest.mark.parametrize("history_file", ARCHIVED_FILES, ids=archived_id)
-async def test_history_recorded_by_earlier_code_replays_on_current_code(
-    history_file: Path,
-) -> None:
-    """Fails when a run started by an earlier version would fail on this one."""
-    await replayer().replay_workflow(committed_history(history_file))
-
-
-@pytest.mark.parametrize(
-    "history_file", ARCHIVED_CHILD_FILES, ids=lambda p: f"{p.parents[2].name}/{child_file_id(p)}"
-)
-async def test_stage_history_recorded_by_earlier_code_replays_on_current_code(
-    history_file: Path,
-) -> None:
-    await replayer().replay_workflow(committed_child_history(history_file))
-
-
-def test_earlier_histories_include_inputs_this_version_refuses() -> None:
-    """The archive guards more than the paths both versions accept."""
-    released = {path.stem for path in ARCHIVED_FILES if path.parent.name.startswith("released")}
-    assert {"safe_with_approvers", "staged_unsafe_stage_name", "amended_into_more_risk"} <= released
-    with pytest.raises(ValueError):
-        WorkflowInput(user_request="x", approval_stages=["legal team"])
 
 
 @workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
@@ -369,7 +257,7 @@ async def test_replayer_rejects_stage_code_that_would_break_running_stages() -> 
     incompatible = Replayer(workflows=[StageWithoutNotice], data_converter=pydantic_data_converter)
     (history_file, *_) = CHILD_HISTORY_FILES
     with pytest.raises(workflow.NondeterminismError):
-        await incompatible.replay_workflow(committed_child_history(history_file))
+        await incompatible.replay_workflow(committed_history(history_file))
 
 
 async def test_fresh_run_of_every_main_path_replays(
@@ -379,7 +267,8 @@ async def test_fresh_run_of_every_main_path_replays(
     task_queue: str,
 ) -> None:
     """Histories made by today's code replay on today's code (no hidden nondeterminism,
-    e.g. wall-clock time, random IDs or I/O in workflow code)."""
+    e.g. wall-clock time, random IDs or I/O in workflow code), and record no version
+    marker but the live ones."""
     runs = await run_main_paths(
         time_skipping_env, task_queue, analysis_activities, llm_server, uuid.uuid4().hex
     )
@@ -387,24 +276,20 @@ async def test_fresh_run_of_every_main_path_replays(
     for run in runs:
         assert run.result.outcome == run.path.outcome
         assert list(run.stage_histories) == [stage.stage for stage in run.result.stages]
-        # A new run, and each of its stages, records one patch marker: the version.
-        assert patch_markers(run.history) == [WORKFLOW_VERSION_PATCH], run.path.name
-        await replayer().replay_workflow(run.history)
-        for history in run.stage_histories.values():
-            assert patch_markers(history) == [WORKFLOW_VERSION_PATCH], run.path.name
+        for history in (run.history, *run.stage_histories.values()):
+            assert set(patch_markers(history)) <= set(LIVE_VERSIONS), run.path.name
             await replayer().replay_workflow(history)
 
 
-async def test_a_decision_sent_with_the_start_comes_after_the_version_marker(
+async def test_a_decision_sent_with_the_start_is_refused_and_the_run_replays(
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,
     task_queue: str,
     workflow_id: str,
 ) -> None:
-    """Signal-with-start delivers the signal in the run's first workflow task, and a
-    decision over a limit makes its handler check the limits' patch. The version is asked
-    before (in ``__init__``), so it is the run's first command and the handler's check
-    records nothing; the history replays."""
+    """Signal-with-start delivers the signal in the run's first workflow task, before any
+    request exists: the decision (over a limit too) is refused and recorded, the run goes
+    on, and its history replays."""
     too_long = "n" * (MAX_NOTES_CHARS + 1)
     decision = ApprovalDecision(
         request_id="not-yet", approved=True, reviewer="alice", reviewer_notes=too_long
@@ -423,11 +308,5 @@ async def test_a_decision_sent_with_the_start_comes_after_the_version_marker(
     assert result.outcome == Outcome.AUTO_APPROVED
     assert "decision_refused" in [entry.event for entry in result.audit_trail]
     history = await handle.fetch_history()
-    first_task_done = next(
-        index
-        for index, event in enumerate(history.events)
-        if event.HasField("workflow_task_completed_event_attributes")
-    )
-    assert history.events[first_task_done + 1].HasField("marker_recorded_event_attributes")
-    assert patch_markers(history) == [WORKFLOW_VERSION_PATCH]
+    assert patch_markers(history) == []
     await replayer().replay_workflow(history)

@@ -91,10 +91,10 @@ class ApprovalWindow:
             raise AlreadyApplied(vote)
         if problem := decision_problem(decision):
             return problem
-        if not self.open:
-            return f"request {self.request.request_id} is no longer waiting for a decision"
         if (decided := self.decision) is not None:
             return f"request {self.request.request_id} was already decided by {decided.reviewer}"
+        if not self.open:
+            return f"request {self.request.request_id} is no longer waiting for a decision"
         if problem := votes_problem(len(self.votes)):
             return problem
         if decision.amended_action is not None and not self.rules.may_amend:
