@@ -16,8 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.approval_notices import ApprovalNotices
+from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
-from activities.tool_activities import execute_tool_call
+from activities.tool_activities import execute_tool
+from activities.webhook_notifier import WebhookNotifier
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -175,20 +178,25 @@ async def refuse_a_second_decision(runs: TimeSkippingRuns) -> tuple[str, Run]:
     async with runs.worker(max_cached_workflows=0):
         handle = await runs.start(f"Delete [{runs.workflow_id}]", ok(RISKY))
         pending = await pending_request(handle)
+    notices = ApprovalNotices(WebhookNotifier.from_env(), EmailNotifier.from_env())
     workflows_only = Worker(
         runs.client,
         task_queue=runs.task_queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
-        activities=[notify_approval_needed],
+        # The opening notice is a local activity: a worker that runs the workflow runs it.
+        activities=[
+            notify_approval_needed,
+            ApprovalNotices(
+                WebhookNotifier.from_env(), EmailNotifier.from_env()
+            ).send_approval_notices,
+        ],
         no_remote_activities=True,
         max_cached_workflows=0,
     )
     # The execution runs on a worker of activities alone, started once bob was refused. (A
     # full worker started after the workflows-only one stops is refused by the SDK: the
     # stopped worker can stay registered on the queue.)
-    activities_only = Worker(
-        runs.client, task_queue=runs.task_queue, activities=[execute_tool_call]
-    )
+    activities_only = Worker(runs.client, task_queue=runs.task_queue, activities=[execute_tool])
     async with workflows_only:
         await handle.execute_update(
             SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True, reviewer="alice")
