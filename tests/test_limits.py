@@ -30,7 +30,6 @@ from models.limits import (
     MAX_TOOL_CALL_BYTES,
     MAX_VOTES,
     action_problem,
-    amended_call_problem,
     decision_problem,
     run_input_problem,
     tool_call_problem,
@@ -209,7 +208,7 @@ def test_a_tool_call_at_its_limit_passes_and_one_character_more_is_refused() -> 
     decision = ApprovalDecision(
         request_id="r", approved=True, reviewer="ann", amended_action=over_limit
     )
-    assert amended_call_problem(decision) == f"the amended action: {reason}"
+    assert decision_problem(decision) == f"the amended action: {reason}"
 
 
 def test_parameters_over_a_limit_are_refused() -> None:
