@@ -69,6 +69,8 @@ USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [op
 # The parent's audit event for a stage's child, whose detail ends with the child's ID.
 STAGE_STARTED = "stage_started"
 AWAITS_CHILD = " awaits child "
+# How a staged run refuses a decision sent to itself (it names the waiting stage's child).
+STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 class DecisionNotAppliedError(Exception):
@@ -200,6 +202,19 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
     workflow recorded it. For a staged request it decides one stage, bound to it."""
     progress = progress or Progress()
     client = await connect()
+    if args.request_id is not None and args.stage is None and args.edit_description is None:
+        # Everything is known: sent as it is, without asking the run first (a run whose
+        # worker is down still gets it when one starts). A staged run refuses it and names
+        # the waiting stage: then it goes to that stage, bound to it, as below.
+        decision = new_decision(args, args.request_id)
+        if problem := decision_problem(decision):
+            raise DecisionNotAppliedError(f"Not sent: {problem}.")
+        progress.update_sent = True
+        try:
+            return await deliver(client, args.workflow_id, decision)
+        except DecisionRefusedError as refused:
+            if STAGED_PARENT_REFUSAL not in refused.reason:
+                raise
     try:
         status = await query_status(client, args.workflow_id)
     except StatusUnavailableError as err:
@@ -221,7 +236,22 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
         raise DecisionNotAppliedError(
             "Not sent: a stage approves or rejects the action; it cannot amend it."
         )
-    decision = ApprovalDecision(
+    decision = new_decision(args, request_id, amended, stage)
+    if problem := decision_problem(decision):
+        raise DecisionNotAppliedError(f"Not sent: {problem}.")
+    progress.update_sent = True
+    if stage is not None:
+        return await deliver_to_stage(client, args.workflow_id, status, decision)
+    return await deliver(client, args.workflow_id, decision)
+
+
+def new_decision(
+    args: argparse.Namespace,
+    request_id: str,
+    amended: ProposedAction | None = None,
+    stage: str | None = None,
+) -> ApprovalDecision:
+    return ApprovalDecision(
         request_id=request_id,
         approved=VERDICTS[args.verdict],
         reviewer=args.reviewer,
@@ -230,12 +260,6 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
         amended_action=amended,
         stage=stage,
     )
-    if problem := decision_problem(decision):
-        raise DecisionNotAppliedError(f"Not sent: {problem}.")
-    progress.update_sent = True
-    if stage is not None:
-        return await deliver_to_stage(client, args.workflow_id, status, decision)
-    return await deliver(client, args.workflow_id, decision)
 
 
 async def deliver_to_stage(
