@@ -416,3 +416,37 @@ async def test_a_policy_staged_request_keeps_its_named_approvers_first_and_drops
     override = next(e for e in result.audit_trail if e.event == "stages_override")
     assert override.detail == "the request is decided in stages: escalation does not apply"
     assert events.index("stages_override") < events.index("approval_requested")
+
+
+async def test_every_approver_of_a_quorum_stage_is_barred_from_later_stages(
+    runs: TimeSkippingRuns, llm_server: FakeOpenAIServer, workflow_id: str
+) -> None:
+    """One person approves at most one stage: alice's vote counted for the named approvers'
+    stage (a quorum of two, bob's vote settling it), so she may not approve the manager's."""
+    client = runs.client
+    payment = risky_payment(llm_server, f"Pay $30,000 to the vendor of {workflow_id}")
+    run_input = WorkflowInput(
+        user_request=payment,
+        approvers=["alice", "bob"],
+        voting=VotingPolicy(required_approvals=2),
+        stage_approvers={**STAGE_MEMBERS, "manager": ["alice", "mia"]},
+    )
+    async with runs.started(run_input) as handle:
+        status = await wait_for_stage(client, handle, NAMED_APPROVERS_STAGE)
+        assert status.current_stage is not None
+        named = status.current_stage.child_workflow_id
+        await decide_stage_as_member(client, named, reviewer="alice")
+        await decide_stage_as_member(client, named, reviewer="bob")
+        manager = await wait_for_stage(client, handle, "manager")
+        assert manager.current_stage is not None
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await decide_stage_as_member(
+                client, manager.current_stage.child_workflow_id, reviewer="alice"
+            )
+        assert "cannot approve" in str(refused.value.cause)
+        await decide_stage_as_member(
+            client, manager.current_stage.child_workflow_id, approved=False, reviewer="mia"
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.stages[0].approvers == ["alice", "bob"]
