@@ -299,8 +299,14 @@ async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_command_that_dec
     command = re.escape(
         f"`uv run python -m send_approval {run.workflow_id} approve|reject --reviewer MEMBER`."
     )
-    for ran in undecided:
+    without_id, with_wrong_id, status = undecided
+    for ran in (without_id, status):
         assert_one_line_error(ran, 1, rf"^Workflow {child_id} is a stage's approval .*{command}")
+    # A stage takes the update too: a wrong request ID is refused by the stage itself,
+    # which names the request it waits for.
+    assert_one_line_error(
+        with_wrong_id, 1, r"^Refused: request ID 'some-request-id' does not match the pending"
+    )
     for ran in decided:
         assert_one_line_error(
             ran,
