@@ -8,10 +8,12 @@ Uses the Temporal server configured by env config; if none answers at a loopback
 starts the embedded dev server (data kept in .temporal/demo.db). Runs a worker in this
 process, starts the workflow, shows what the agent proposes and why it is risky, asks you to
 decide, and prints the outcome with the audit trail. A request approved in stages (a large
-amount of money) is asked stage by stage, each answer signalled to that stage's child
-workflow. Ctrl-C stops everything this command started; the run itself is kept and can be
-decided later with the ordinary scripts. ``--local-model`` first starts a small real model
-on 127.0.0.1 (``python -m local_llm``, the local-llm dependency group) and uses it.
+amount of money) is asked stage by stage, each answer sent to that stage as one of its
+members (``HITL_STAGE_APPROVERS``: a stage without members ends the run ``stage_failed``),
+your OS user where it is a member. Ctrl-C stops everything this command started; the run
+itself is kept and can be decided later with the ordinary scripts. ``--local-model`` first
+starts a small real model on 127.0.0.1 (``python -m local_llm``, the local-llm dependency
+group) and uses it.
 """
 
 import argparse
@@ -42,7 +44,7 @@ from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_preview, format_result, terminal_safe
 from console_logging import configure_logging
-from constants import APPROVE_SIGNAL, INBOX_URL_ENV, STATUS_QUERY, task_queue
+from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
 from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
@@ -62,11 +64,13 @@ from models.models import (
 from send_approval import (
     DecisionNotAppliedError,
     NoWorkerError,
+    deliver_to_stage,
     explain_rpc_error,
     new_update_id,
     os_user,
     submit,
 )
+from stage_approvers import StageApprovers, StageApproversError, load_stage_approvers
 from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
 from temporal_client import (
     DEV_SERVER_COMMAND,
@@ -143,6 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also serve the approval inbox (HITL_INBOX_PORT, default 8000) with a demo account",
     )
     args = parser.parse_args(argv)
+    args.stage_approvers = {}  # read by run(), which reports a bad file in one line
     if not args.request.strip():
         parser.error("the request must not be empty")
     notes = args.approve if args.approve is not None else args.reject
@@ -208,7 +213,9 @@ async def run_demo(
             start_inbox(stack, args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
-            user_request=args.request, approval_timeout_seconds=args.approval_timeout
+            user_request=args.request,
+            approval_timeout_seconds=args.approval_timeout,
+            stage_approvers=args.stage_approvers,
         )
         progress.start_sent = True
         handle = await start_run(client, run_input)
@@ -368,12 +375,14 @@ async def read_line(prompt: str) -> str:
         loop.remove_reader(sys.stdin.fileno())
 
 
-async def ask(request: ApprovalRequest, stage: StageProgress | None) -> tuple[bool, str]:
-    what = f"Approve stage {stage.stage!r}" if stage else "Approve"
+async def ask(
+    request: ApprovalRequest, stage: StageProgress | None, member: str | None
+) -> tuple[bool, str]:
+    what = f"Approve stage {stage.stage!r} as {member}" if stage else "Approve"
     while True:
         answer = (await read_line(f"{what}? [y/n] ({time_left(request)} left): ")).lower()
         if answer in ("y", "yes", "n", "no"):
-            # A stage's approve signal carries true or false only: no notes to ask for.
+            # Stage by stage, a y or n each: the notes are asked once, for a single request.
             notes = "" if stage else await read_line("Notes (optional): ")
             return answer.startswith("y"), notes
         say("Please answer y or n.")
@@ -396,12 +405,20 @@ async def settle(
     to decide elsewhere. Returns once sent, or once the run stopped waiting for it."""
     request, stage = status.approval_request, status.current_stage
     assert request is not None
+    member = stage_member(args.stage_approvers, status) if stage is not None else None
+    if stage is not None and member is None:
+        say(
+            f"Nobody you may play can decide stage {terminal_safe(stage.stage)}: its members "
+            f"(in {STAGE_APPROVERS_ENV}) approved earlier stages. Decide it as a member:\n"
+            f"  {command_for(handle.id, stage)}"
+        )
+        return
     if args.approve is not None or args.reject is not None:
         verdict = (args.approve is not None, args.approve or args.reject or "")
     elif sys.stdin.isatty():
         run_moved_on = asyncio.ensure_future(moved_on(handle, wait_point(status)))
         try:
-            answer = await unless_moved_on(ask(request, stage), run_moved_on)
+            answer = await unless_moved_on(ask(request, stage, member), run_moved_on)
         finally:
             run_moved_on.cancel()
         if answer is None:
@@ -413,15 +430,30 @@ async def settle(
         command = command_for(handle.id, stage)
         say(f"No terminal to ask in. Decide from another terminal:\n  {command}")
         return
-    await send_verdict(client, handle, status, *verdict)
+    await send_verdict(client, handle, status, *verdict, member=member)
+
+
+def stage_member(members: StageApprovers, status: WorkflowStatus) -> str | None:
+    """Who the demo decides the waiting stage as: one of its members (you, if you are one)
+    who approved no earlier stage of the request, since one person approves one stage."""
+    stage = status.current_stage
+    assert stage is not None
+    earlier = {
+        event.detail.rpartition(" by ")[2]
+        for event in status.audit_trail
+        if event.event == "stage_approved" and " by " in event.detail
+    }
+    free = [name for name in members.get(stage.stage, []) if name not in earlier]
+    you = os_user()
+    return you if you in free else (free[0] if free else None)
 
 
 def command_for(workflow_id: str, stage: StageProgress | None) -> str:
     if stage is None:
         return f'uv run python -m send_approval {workflow_id} approve|reject "notes"'
     return (
-        f"uv run temporal workflow signal --workflow-id {stage.child_workflow_id} "
-        f"--name {APPROVE_SIGNAL} --input true|false"
+        f'uv run python -m send_approval {workflow_id} approve|reject "notes" '
+        f"--stage {terminal_safe(stage.stage)} --reviewer MEMBER"
     )
 
 
@@ -435,17 +467,31 @@ def why_moved_on(status: WorkflowStatus) -> str:
 
 
 async def send_verdict(
-    client: Client, handle: Run, status: WorkflowStatus, approved: bool, notes: str
+    client: Client,
+    handle: Run,
+    status: WorkflowStatus,
+    approved: bool,
+    notes: str,
+    member: str | None = None,
 ) -> None:
-    """Send the decision as send_approval does, or the stage's approve signal; a decision
-    not applied (refused, or too late) is reported, and the run's outcome follows."""
+    """Send the decision as send_approval does (for a stage, as ``member``, bound to that
+    stage); a decision not applied (refused, or too late) is reported, and the run's
+    outcome follows."""
     request, stage = status.approval_request, status.current_stage
     assert request is not None
     try:
-        if stage is not None:
-            await signal_stage(client, handle, status, stage, approved)
+        if stage is not None and member is not None:
+            decision = ApprovalDecision(
+                request_id=request.request_id,
+                approved=approved,
+                reviewer=member,
+                reviewer_notes=notes,
+                stage=stage.stage,
+            )
+            await decide_stage(client, handle, status, decision)
             verdict = "approve" if approved else "reject"
-            say(f"Sent {verdict} to stage {stage.stage} ({stage.position}/{stage.of}).")
+            name = terminal_safe(stage.stage)
+            say(f"Sent {verdict} to stage {name} ({stage.position}/{stage.of}) as {member}.")
             return
         decision = ApprovalDecision(
             request_id=request.request_id,
@@ -504,15 +550,15 @@ async def submit_until_taken(
         await asyncio.sleep(RESEND_PAUSE_SECONDS)
 
 
-async def signal_stage(
-    client: Client, handle: Run, status: WorkflowStatus, stage: StageProgress, approved: bool
+async def decide_stage(
+    client: Client, handle: Run, status: WorkflowStatus, decision: ApprovalDecision
 ) -> None:
-    """Signal the stage's child workflow, which may start a moment after the parent names it."""
-    child = client.get_workflow_handle(stage.child_workflow_id)
+    """Send a stage's decision to its child workflow, which may start a moment after the
+    parent names it."""
     give_up = time.monotonic() + CHILD_START_SECONDS
     while True:
         try:
-            await child.signal(APPROVE_SIGNAL, approved)
+            await deliver_to_stage(client, handle.id, status, decision)
             return
         except RPCError as err:
             not_yet = err.status == RPCStatusCode.NOT_FOUND and time.monotonic() < give_up
@@ -552,8 +598,8 @@ def resume_hint(
     decide = (
         f'uv run python -m send_approval {workflow_id} approve "notes"'
         if stage is None
-        else f"uv run temporal workflow signal --workflow-id {stage.child_workflow_id} "
-        f"--name {APPROVE_SIGNAL} --input true"
+        else f'uv run python -m send_approval {workflow_id} approve "notes" '
+        f"--stage {terminal_safe(stage.stage)} --reviewer MEMBER"
     )
     return (
         f"\nStopped. Workflow {workflow_id} is kept by Temporal. To decide it later:\n"
@@ -580,6 +626,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    try:
+        args.stage_approvers = load_stage_approvers()
+    except StageApproversError as err:
+        print(terminal_safe(err), file=sys.stderr)  # one line: the file and the problem
+        return 2
     try:
         webhook_settings()  # the embedded worker would refuse them later, with a server up
         settings = None if args.local_model else usable_settings(offline=args.offline)

@@ -2,9 +2,13 @@
 
     uv run python -m send_approval <workflow-id> [<request-id>] approve|reject ["notes"]
 
-Without a request ID the decision targets the request pending now. Exit 0 only when the
-workflow applied the decision (now, or when the same decision was counted before: the
-workflow answers "already applied" with the vote it counted); a refusal says why and exits 1.
+Without a request ID the decision targets the request pending now. For a request decided
+in stages it decides one stage, ``--stage NAME`` (default: the stage waiting now), and is
+bound to it: once that stage no longer waits, the same decision is answered "already
+applied" if the stage counted it, and is refused otherwise; it never decides the next stage.
+Exit 0 only when the workflow applied the decision (now, or when the same decision was
+counted before: the workflow answers "already applied" with the vote it counted); a refusal
+says why and exits 1.
 """
 
 import argparse
@@ -18,6 +22,8 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -35,7 +41,13 @@ from models.limits import (
     first_problem,
     too_long,
 )
-from models.models import ApprovalDecision, ProposedAction, WorkflowState, WorkflowStatus
+from models.models import (
+    ApprovalDecision,
+    ProposedAction,
+    StageOutcome,
+    WorkflowState,
+    WorkflowStatus,
+)
 from temporal_client import (
     WORKER_WAIT_SECONDS,
     StatusUnavailableError,
@@ -50,9 +62,15 @@ from temporal_client import (
     query_status,
     reraise_if_cancelled,
 )
+from workflows.stage_ids import stage_child_id
 
 VERDICTS = {"approve": True, "reject": False}
 USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [options]'
+# The parent's audit event for a stage's child, whose detail ends with the child's ID.
+STAGE_STARTED = "stage_started"
+AWAITS_CHILD = " awaits child "
+# How a staged run refuses a decision sent to itself (it names the waiting stage's child).
+STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 class DecisionNotAppliedError(Exception):
@@ -119,6 +137,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--edit-description", metavar="TEXT", help="approve an amended action description"
     )
+    parser.add_argument(
+        "--stage",
+        metavar="NAME",
+        help="the stage you decide, for a request decided in stages (default: the one waiting)",
+    )
     args = parser.parse_args(argv)
     if not args.workflow_id.strip():
         parser.error("the workflow ID must not be empty")
@@ -138,6 +161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--edit-description only goes with approve")
     if args.edit_description is not None and not args.edit_description.strip():
         parser.error("--edit-description must not be empty")
+    if args.stage is not None and not args.stage.strip():
+        parser.error("--stage must not be empty")
+    if args.stage is not None and args.edit_description is not None:
+        parser.error("a stage approves or rejects the action; it cannot amend it")
     if problem := over_a_limit(args):
         parser.error(problem)
     return args
@@ -150,14 +177,19 @@ def over_a_limit(args: argparse.Namespace) -> str | None:
         too_long("the reviewer name", args.reviewer, MAX_NAME_CHARS),
         too_long("the notes", args.notes, MAX_NOTES_CHARS),
         too_long("--edit-description", args.edit_description or "", MAX_DESCRIPTION_CHARS),
+        too_long("--stage", args.stage or "", MAX_NAME_CHARS),
     )
 
 
-async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
-    try:
-        status = await query_status(client, workflow_id)
-    except StatusUnavailableError as err:
-        raise DecisionNotAppliedError(f"{err} Nothing was sent.") from None
+async def pending_status(
+    client: Client, workflow_id: str, status: WorkflowStatus | None = None
+) -> WorkflowStatus:
+    """The run's status (``status`` if already read), which must be waiting for a decision."""
+    if status is None:
+        try:
+            status = await query_status(client, workflow_id)
+        except StatusUnavailableError as err:
+            raise DecisionNotAppliedError(f"{err} Nothing was sent.") from None
     if status.state != WorkflowState.AWAITING_APPROVAL or status.approval_request is None:
         raise DecisionNotAppliedError(
             f"Workflow {workflow_id} is not waiting for a decision (state: {status.state.value})."
@@ -167,31 +199,176 @@ async def pending_status(client: Client, workflow_id: str) -> WorkflowStatus:
 
 async def send(args: argparse.Namespace, progress: Progress | None = None) -> Applied:
     """Send the decision (one update, fresh for this run of the script); return it as the
-    workflow recorded it."""
+    workflow recorded it. For a staged request it decides one stage, bound to it."""
     progress = progress or Progress()
     client = await connect()
+    if args.request_id is not None and args.stage is None and args.edit_description is None:
+        # Everything is known: sent as it is, without asking the run first (a run whose
+        # worker is down still gets it when one starts). A staged run refuses it and names
+        # the waiting stage: then it goes to that stage, bound to it, as below.
+        decision = new_decision(args, args.request_id)
+        if problem := decision_problem(decision):
+            raise DecisionNotAppliedError(f"Not sent: {problem}.")
+        progress.update_sent = True
+        try:
+            return await deliver(client, args.workflow_id, decision)
+        except DecisionRefusedError as refused:
+            if STAGED_PARENT_REFUSAL not in refused.reason:
+                raise
+    try:
+        status = await query_status(client, args.workflow_id)
+    except StatusUnavailableError as err:
+        raise DecisionNotAppliedError(f"{err} Nothing was sent.") from None
+    stage = args.stage or (status.current_stage.stage if status.current_stage else None)
     request_id, amended = args.request_id, None
-    if request_id is None or args.edit_description is not None:
-        status = await pending_status(client, args.workflow_id)
-        assert status.approval_request is not None
-        request_id = request_id or status.approval_request.request_id
+    if stage is not None and request_id is None and status.approval_request is not None:
+        request_id = status.approval_request.request_id  # the round, even once it ended
+    if stage is None or request_id is None:
+        pending = await pending_status(client, args.workflow_id, status)
+        assert pending.approval_request is not None
+        request_id = request_id or pending.approval_request.request_id
         if args.edit_description is not None:
-            proposed = status.approval_request.proposed_action.model_dump()
+            proposed = pending.approval_request.proposed_action.model_dump()
             amended = ProposedAction.model_validate(
                 {**proposed, "description": args.edit_description}
             )
-    decision = ApprovalDecision(
+    if stage is not None and amended is not None:
+        raise DecisionNotAppliedError(
+            "Not sent: a stage approves or rejects the action; it cannot amend it."
+        )
+    decision = new_decision(args, request_id, amended, stage)
+    if problem := decision_problem(decision):
+        raise DecisionNotAppliedError(f"Not sent: {problem}.")
+    progress.update_sent = True
+    if stage is not None:
+        return await deliver_to_stage(client, args.workflow_id, status, decision)
+    return await deliver(client, args.workflow_id, decision)
+
+
+def new_decision(
+    args: argparse.Namespace,
+    request_id: str,
+    amended: ProposedAction | None = None,
+    stage: str | None = None,
+) -> ApprovalDecision:
+    return ApprovalDecision(
         request_id=request_id,
         approved=VERDICTS[args.verdict],
         reviewer=args.reviewer,
         reviewer_notes=args.notes,
         decided_at=datetime.now(UTC),
         amended_action=amended,
+        stage=stage,
     )
-    if problem := decision_problem(decision):
-        raise DecisionNotAppliedError(f"Not sent: {problem}.")
-    progress.update_sent = True
-    return await deliver(client, args.workflow_id, decision)
+
+
+async def deliver_to_stage(
+    client: Client,
+    workflow_id: str,
+    status: WorkflowStatus,
+    decision: ApprovalDecision,
+    update_id: str | None = None,
+) -> Applied:
+    """Deliver a stage's decision (``decision.stage``, of the round ``decision.request_id``)
+    to that stage of run ``workflow_id`` and no other; ``status`` is the run's, as read.
+
+    A double click, a second tab or a retry after a lost answer may arrive after the stage
+    was decided and the next one waits: it is answered "already applied" when the stage
+    counted this reviewer's verdict, and refused with how the stage ended otherwise
+    (``DecisionRefusedError``). It is never sent to the stage waiting now.
+    """
+    assert decision.stage is not None
+    waiting, request = status.current_stage, status.approval_request
+    if (
+        status.state == WorkflowState.AWAITING_APPROVAL
+        and waiting is not None
+        and request is not None
+        and (waiting.stage, request.request_id) == (decision.stage, decision.request_id)
+    ):
+        try:
+            return await deliver(client, waiting.child_workflow_id, decision, update_id)
+        except RPCError as err:  # the stage closed after the status was read
+            if not means_no_such_workflow(err):
+                raise
+        child_id = waiting.child_workflow_id
+    else:
+        child_id = started_stage(status, workflow_id, decision.request_id, decision.stage)
+    if child_id is None:
+        now = f"; stage {waiting.stage} waits" if waiting is not None else ""
+        raise DecisionRefusedError(
+            f"stage {decision.stage} of request {decision.request_id} is not waiting{now}"
+        )
+    return await decided_stage(client, child_id, decision)
+
+
+def started_stage(
+    status: WorkflowStatus, workflow_id: str, request_id: str, stage: str
+) -> str | None:
+    """The child workflow ID of ``stage`` in round ``request_id``, if the run started it
+    (its ``stage_started`` audit event names the child)."""
+    for event in status.audit_trail:
+        if event.event != STAGE_STARTED or AWAITS_CHILD not in event.detail:
+            continue
+        child_id = event.detail.rpartition(AWAITS_CHILD)[2]
+        position = child_id.rpartition("/")[2].partition("-")[0]
+        if position.isdigit() and child_id == stage_child_id(
+            workflow_id, request_id, int(position), stage
+        ):
+            return child_id
+    return None
+
+
+async def decided_stage(client: Client, child_id: str, decision: ApprovalDecision) -> Applied:
+    """The answer for a decision that reached its stage after the stage stopped waiting:
+    "already applied" with the vote as counted, or why not."""
+    handle = client.get_workflow_handle(child_id, result_type=StageOutcome)
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:  # still deciding: send it
+        return await deliver(client, child_id, decision)
+    for vote in await stage_votes(client, child_id):
+        if (vote.request_id, vote.reviewer, vote.approved) == (
+            decision.request_id,
+            decision.reviewer,
+            decision.approved,
+        ):
+            return Applied(vote, earlier=True)
+    try:
+        outcome: StageOutcome = await handle.result(follow_runs=False)
+    except WorkflowFailureError:
+        raise DecisionRefusedError(
+            f"stage {decision.stage} ended without a decision; this one was not applied"
+        ) from None
+    if outcome.approved is None:
+        how = outcome.detail or "it timed out"
+        raise DecisionRefusedError(
+            f"stage {decision.stage} ended without a decision ({how}); this one was not applied"
+        )
+    verdict = "approved" if outcome.approved else "rejected"
+    raise DecisionRefusedError(
+        f"stage {decision.stage} was decided by {outcome.reviewer} ({verdict}); "
+        "this decision was not applied, and never goes to another stage"
+    )
+
+
+async def stage_votes(client: Client, child_id: str) -> list[ApprovalDecision]:
+    """The votes a closed stage counted through the decision update: each accepted update's
+    answer is the vote as recorded."""
+    votes: list[ApprovalDecision] = []
+    handle = client.get_workflow_handle(child_id)
+    async for event in handle.fetch_history_events():
+        if not event.HasField("workflow_execution_update_completed_event_attributes"):
+            continue
+        outcome = event.workflow_execution_update_completed_event_attributes.outcome
+        if not outcome.HasField("success"):
+            continue
+        try:
+            [vote] = await client.data_converter.decode(
+                outcome.success.payloads, [ApprovalDecision]
+            )
+        except (ValueError, ValidationError):
+            continue
+        votes.append(vote)
+    return votes
 
 
 async def submit(
@@ -286,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     decision = applied.decision
     verdict = "approved" if decision.approved else "rejected"
     request = f"request {decision.request_id} of workflow {args.workflow_id}"
+    if decision.stage is not None:
+        request = f"stage {decision.stage} of {request}"
     if applied.earlier:  # counted before: an earlier send whose answer was lost
         when = decision.decided_at.isoformat() if decision.decided_at else "earlier"
         print(terminal_safe(f"Already applied: {decision.reviewer} {verdict} {request} at {when}."))

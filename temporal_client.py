@@ -28,8 +28,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
-    APPROVE_SIGNAL,
     DEFAULT_TEMPORAL_ADDRESS,
+    STAGE_ID_MARKER,
     STATUS_QUERY,
 )
 from encryption.codec import EncryptionCodec, UndecryptablePayloadError
@@ -331,10 +331,11 @@ def _stage_workflow_message(workflow_id: str, outcome: StageOutcome | None) -> s
             f"Workflow {workflow_id} is the approval workflow of stage {outcome.stage!r}, "
             f"not a run of the agent, and it is already {verdict}."
         )
+    run_id = shlex.quote(workflow_id.partition(STAGE_ID_MARKER)[0])
     return (
         f"Workflow {workflow_id} is a stage's approval workflow, not a run of the agent: a "
-        f"stage is decided with `uv run temporal workflow signal --workflow-id "
-        f"{shlex.quote(workflow_id)} --name {APPROVE_SIGNAL} --input true|false`."
+        f"stage is decided by one of its members, through its run: `uv run python -m "
+        f"send_approval {run_id} approve|reject --reviewer MEMBER`."
     )
 
 

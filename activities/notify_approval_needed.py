@@ -17,7 +17,7 @@ from urllib.parse import quote
 from temporalio import activity
 
 from console_format import format_preview, terminal_safe
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, INBOX_URL_ENV
+from constants import APPROVAL_DECISION_SIGNAL, INBOX_URL_ENV, STAGE_ID_MARKER
 from models.models import ApprovalRequest
 
 
@@ -33,13 +33,17 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
     virtualenv, hence ``uv run``, and every ID is shell-quoted (IDs are user-chosen)."""
     workflow_id, request_id = shlex.quote(request.workflow_id), shlex.quote(request.request_id)
     if request.stage is not None:
-        signal = (
-            f"uv run temporal workflow signal --workflow-id {workflow_id} --name {APPROVE_SIGNAL}"
-        )
+        # A stage is decided by one of its members, named: never by the CLI's shorthand
+        # signal, whose reviewer (temporal-cli) is nobody's member. The decision goes to the
+        # run (the stage child's ID begins with it), bound to this stage.
+        run_id = shlex.quote(request.workflow_id.partition(STAGE_ID_MARKER)[0])
+        stage = shlex.quote(request.stage)
+        decide = f"uv run python -m send_approval {run_id} {request_id}"
+        member = "--stage " + stage + " --reviewer MEMBER"
         return [
-            f"Approve or reject stage {request.stage!r}:",
-            f"  {signal} --input true",
-            f"  {signal} --input false",
+            f"Approve or reject stage {request.stage!r}, as one of its members:",
+            f'  {decide} approve "notes" {member}',
+            f'  {decide} reject "notes" {member}',
         ]
     approve_json = json.dumps(
         {"request_id": request.request_id, "approved": True, "reviewer_notes": "Looks good"}

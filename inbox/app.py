@@ -98,6 +98,9 @@ class DecisionBody(BaseModel):
     approved: StrictBool
     notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
     request_id: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    # A staged request: the stage decided. A retry after that stage was decided is answered
+    # "already applied" (or refused), never applied to the next stage.
+    stage: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     amended_action: ProposedAction | None = None
 
 
@@ -418,6 +421,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
                 form.get("notes", ""),
                 request_id=form.get("request_id") or None,
                 edits=edits,
+                stage=form.get("stage") or None,
             )
         except RefusedError as refused:
             status = await temporal.status(workflow_id)
@@ -473,6 +477,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
                 body.notes,
                 request_id=body.request_id,
                 edits=amended.model_dump() if amended is not None else None,
+                stage=body.stage,
             )
         except RefusedError as refused:
             raise ApiError(409, str(refused)) from None

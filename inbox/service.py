@@ -34,7 +34,13 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import DecisionNotAppliedError, DecisionRefusedError, NoWorkerError, submit
+from send_approval import (
+    DecisionNotAppliedError,
+    DecisionRefusedError,
+    NoWorkerError,
+    deliver_to_stage,
+    submit,
+)
 from temporal_client import (
     StatusUnavailableError,
     TemporalUnavailableError,
@@ -277,22 +283,27 @@ class TemporalService:
         notes: str,
         request_id: str | None = None,
         edits: dict[str, Any] | None = None,
+        stage: str | None = None,
     ) -> ApprovalDecision:
         """Submit the signed-in reviewer's decision for the request waiting now (or, with
-        ``request_id``, only for that one); for a staged run, to the waiting stage.
+        ``request_id``, only for that one); for a staged run, to the stage ``stage`` (the
+        one waiting now when None) and never another: a repeat that arrives once that stage
+        was decided is answered with the vote it counted, or refused with how it ended.
         ``edits`` (fields of the proposed action) approve an amended action."""
         status = await self.status(workflow_id)
         request = status.approval_request
+        waiting = status.current_stage
+        stage = stage or (waiting.stage if waiting is not None else None)
+        if stage is not None:
+            return await self._decide_stage(
+                workflow_id, status, reviewer, approved, notes, request_id, edits, stage
+            )
         if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
             raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
         if request_id is not None and request_id != request.request_id:
             raise RefusedError(
                 f"request {request_id} is no longer the one waiting ({request.request_id})"
             )
-        stage = status.current_stage
-        target = stage.child_workflow_id if stage is not None else workflow_id
-        if stage is not None and edits is not None:
-            raise RefusedError("a stage approves or rejects the action; it cannot amend it")
         amended = (
             ProposedAction.model_validate({**request.proposed_action.model_dump(), **edits})
             if edits is not None
@@ -306,22 +317,42 @@ class TemporalService:
             decided_at=None,  # the workflow records when it received it
             amended_action=amended,
         )
-        # The form's notes and edits too, and an amended tool call from the API.
-        if problem := decision_problem(decision):
-            raise RefusedError(f"Not sent: {problem}.")
+        checked(decision)
         client = await self.client()
-        try:
-            # One update per POST, with a fresh ID: a repeat of a vote already counted (a
-            # double click, a second tab) is answered with that vote, as recorded then.
-            return await submit(client, target, decision)
-        except DecisionRefusedError as err:
-            raise RefusedError(err.reason) from None
-        except NoWorkerError as err:
-            raise UnavailableError(str(err)) from None
-        except DecisionNotAppliedError as err:
-            raise RefusedError(str(err)) from None
-        except RPCError as err:
-            raise _translated(err, target) from None
+        # One update per POST, with a fresh ID: a repeat of a vote already counted (a
+        # double click, a second tab) is answered with that vote, as recorded then.
+        return await _sent(workflow_id, submit(client, workflow_id, decision))
+
+    async def _decide_stage(
+        self,
+        workflow_id: str,
+        status: WorkflowStatus,
+        reviewer: str,
+        approved: bool,
+        notes: str,
+        request_id: str | None,
+        edits: dict[str, Any] | None,
+        stage: str,
+    ) -> ApprovalDecision:
+        """A stage's decision, bound to that stage of that round (``deliver_to_stage``)."""
+        if edits is not None:
+            raise RefusedError("a stage approves or rejects the action; it cannot amend it")
+        request = status.approval_request
+        request_id = request_id or (request.request_id if request is not None else None)
+        if request_id is None:
+            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
+        decision = ApprovalDecision(
+            request_id=request_id,
+            approved=approved,
+            reviewer=reviewer,
+            reviewer_notes=notes,
+            decided_at=None,
+            stage=stage,
+        )
+        checked(decision)
+        client = await self.client()
+        applied = _sent(workflow_id, deliver_to_stage(client, workflow_id, status, decision))
+        return (await applied).decision
 
     async def _page(
         self, client: Client, query: str, page_size: int, token: bytes | None
@@ -371,6 +402,27 @@ class TemporalService:
                 return await asyncio.wait_for(query_status(client, workflow_id), LIST_QUERY_SECONDS)
         except (StatusUnavailableError, RPCError, TimeoutError):
             return None
+
+
+def checked(decision: ApprovalDecision) -> None:
+    """Refuse, before sending, what the workflow would refuse for its size: the form's notes
+    and edits too, and an amended tool call from the API."""
+    if problem := decision_problem(decision):
+        raise RefusedError(f"Not sent: {problem}.")
+
+
+async def _sent(workflow_id: str, sending: Awaitable[T]) -> T:
+    """The workflow's answer to a decision being sent, or one of this module's errors."""
+    try:
+        return await sending
+    except DecisionRefusedError as err:
+        raise RefusedError(err.reason) from None
+    except NoWorkerError as err:
+        raise UnavailableError(str(err)) from None
+    except DecisionNotAppliedError as err:
+        raise RefusedError(str(err)) from None
+    except RPCError as err:
+        raise _translated(err, workflow_id) from None
 
 
 def _still_waiting(row: Pending) -> bool:

@@ -298,6 +298,11 @@ class StageOutcome(BaseModel):
     decided_at: datetime | None = None
     notice_failures: list[str] = []
     reviewer: str | None = Field(default=None, description="who decided the stage")
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="everyone whose approval the stage counted (a quorum: more than the "
+        "reviewer): none of them may approve a later stage",
+    )
     detail: str = Field(default="", description="why a stage never ran, when it did not")
     refusals: list[str] = Field(
         default_factory=list, description="decisions the stage refused, for the parent's audit"

@@ -206,8 +206,10 @@ async def started_run(
     log_dir: Path,
     request: str,
     *options: str,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[BackgroundRun]:
-    """``start_workflow`` in the background with its own workflow ID.
+    """``start_workflow`` in the background with its own workflow ID (in ``env``, default
+    the worker's).
 
     On exit, a run the test left waiting is terminated, so no Pending run outlives its test.
     """
@@ -216,7 +218,7 @@ async def started_run(
     command = (request, "--workflow-id", workflow_id, *options)
     with (
         log_path.open("w") as log,
-        background_script("start_workflow", *command, env=worker.env, log=log) as process,
+        background_script("start_workflow", *command, env=env or worker.env, log=log) as process,
     ):
         try:
             yield BackgroundRun(workflow_id, request, process, log_path)

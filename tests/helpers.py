@@ -33,14 +33,22 @@ from constants import (
     OPENAI_BASE_URL_ENV,
     OPENAI_MODEL_ENV,
     SMTP_HOST_ENV,
+    STAGE_APPROVERS_ENV,
     STATUS_QUERY,
+    SUBMIT_DECISION_UPDATE,
     TASK_QUEUE_ENV,
     WEBHOOK_TOKEN_ENV,
     WEBHOOK_URL_ENV,
     WORKFLOW_TYPE,
 )
 from dev_server import TEMPORAL_CLI, UI_PORT_OFFSET, port_is_taken
-from models.models import WorkflowInput, WorkflowResult, WorkflowState, WorkflowStatus
+from models.models import (
+    ApprovalDecision,
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowState,
+    WorkflowStatus,
+)
 from tests import launcher
 from tests.fake_openai import FakeOpenAIServer, Reply, fallback_tool_call, ok
 from worker import build_worker
@@ -66,6 +74,57 @@ CHROMIUM_FLAGS = (
 
 T = TypeVar("T")
 Run = WorkflowHandle[Any, WorkflowResult]
+# Who approves the stages tests use (``WorkflowInput.stage_approvers``, HITL_STAGE_APPROVERS):
+# one member each and nobody in two, so every stage of a run can be approved.
+STAGE_MEMBERS: dict[str, list[str]] = {
+    "manager": ["mia"],
+    "director": ["carol"],
+    "cfo": ["dana"],
+    "legal": ["lee"],
+    "security": ["sam"],
+}
+
+
+def stage_approvers_file(directory: Path, members: dict[str, list[str]] | None = None) -> Path:
+    """A HITL_STAGE_APPROVERS file in ``directory`` (a test's tmp dir) naming ``members``."""
+    path = directory / "stage-approvers.json"
+    path.write_text(json.dumps(STAGE_MEMBERS if members is None else members))
+    return path
+
+
+def member_of(stage: str, members: dict[str, list[str]] | None = None) -> str:
+    """A member of ``stage`` (the first), who may decide it."""
+    return (STAGE_MEMBERS if members is None else members)[stage][0]
+
+
+def stage_of(child_id: str) -> tuple[str, str]:
+    """The round's request ID and the stage of a stage child's ID
+    (``<workflow-id>/stage/<request-id>/<position>-<stage>``)."""
+    request_id, place = child_id.rsplit("/", 2)[-2:]
+    return request_id, place.partition("-")[2]
+
+
+async def decide_stage_as_member(
+    client: Client,
+    child_id: str,
+    approved: bool = True,
+    reviewer: str | None = None,
+    members: dict[str, list[str]] | None = None,
+) -> ApprovalDecision:
+    """Decide the stage child ``child_id`` as one of its members (``reviewer``, default the
+    stage's first in ``members``), through the decision update, as the inbox and
+    send_approval do. Returns the vote as recorded."""
+    request_id, stage = stage_of(child_id)
+    decision = ApprovalDecision(
+        request_id=request_id,
+        approved=approved,
+        reviewer=reviewer or member_of(stage, members),
+        stage=stage,
+    )
+    handle = client.get_workflow_handle(child_id)
+    return await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+    )
 
 
 def port_is_open(port: int) -> bool:
@@ -339,7 +398,7 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TEMPORAL_", "OPENAI_"))
-        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV)
+        and key not in (WEBHOOK_URL_ENV, WEBHOOK_TOKEN_ENV, SMTP_HOST_ENV, STAGE_APPROVERS_ENV)
     }
     env.update(
         {

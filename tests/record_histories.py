@@ -79,6 +79,8 @@ APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
 VOTERS = ("alice", "bob", "carol")
 STAGES = ("manager", "director")
+# Who approves each of STAGES: one member a stage, nobody in two (one person, one stage).
+STAGE_APPROVERS = {"manager": ["mia"], "director": ["carol"]}
 
 
 @dataclass(frozen=True)
@@ -337,10 +339,16 @@ async def waiting_stage(run: PathRun, stage: str) -> WorkflowHandle:
 
 
 async def _decide_stages(run: PathRun, *verdicts: bool) -> None:
-    """Decide the stages in order, as each stage's approver does: signal its child."""
+    """Decide the stages in order, as each stage's member does (send_approval, the inbox):
+    the decision update to its child, naming the stage it decides."""
     for stage, approved in zip(STAGES, verdicts, strict=False):
         child = await waiting_stage(run, stage)
-        await child.signal(APPROVE_SIGNAL, approved)
+        request = (await status_of(run.handle)).approval_request
+        assert request is not None
+        decision = decision_for(request, approved=approved, reviewer=STAGE_APPROVERS[stage][0])
+        await child.execute_update(
+            SUBMIT_DECISION_UPDATE, decision.model_copy(update={"stage": stage})
+        )
 
 
 async def _approve_every_stage(run: PathRun) -> None:
@@ -422,7 +430,8 @@ class MainPath:
 
     def run_input(self, user_request: str) -> WorkflowInput:
         """The run's input: one approver by default, or this path's quorum, escalation or
-        stages (defaults serialise the same as before, so older histories keep their input)."""
+        stages, with their members (defaults serialise the same as before, so older
+        histories keep their input)."""
         return WorkflowInput(
             user_request=user_request,
             approval_timeout_seconds=APPROVAL_TIMEOUT_SECONDS,
@@ -430,6 +439,7 @@ class MainPath:
             voting=self.voting or VotingPolicy(),
             escalation=self.escalation,
             approval_stages=list(self.approval_stages),
+            stage_approvers={stage: STAGE_APPROVERS[stage] for stage in self.approval_stages},
         )
 
 

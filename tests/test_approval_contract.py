@@ -44,7 +44,12 @@ from activities.openai_responses import AnalysisActivities
 from activities.tool_activities import preview_tool_call
 from activities.webhook_notifier import WebhookNotifier
 from approval_status import list_pending
-from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
+from constants import (
+    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    APPROVE_SIGNAL,
+    SHORTHAND_REVIEWER,
+    SUBMIT_DECISION_UPDATE,
+)
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
@@ -54,7 +59,17 @@ from models.models import (
     WorkflowResult,
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
-from tests.helpers import Run, TimeSkippingRuns, is_running, start_run, status_of, wait_until
+from tests.helpers import (
+    STAGE_MEMBERS,
+    Run,
+    TimeSkippingRuns,
+    decide_stage_as_member,
+    is_running,
+    member_of,
+    start_run,
+    status_of,
+    wait_until,
+)
 from tests.record_histories import (
     decision_for,
     pending_request,
@@ -62,10 +77,11 @@ from tests.record_histories import (
     wait_for_timers,
 )
 from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
+from tools.registry import get_tool
 from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
-from workflows.tool_steps import EXECUTE_PERSISTENCE
+from workflows.stage_ids import stage_child_id
 
 # Only a tool acts; an e-mail to one address asks (default-deny), and its preview reads
 # nothing another test changes.
@@ -223,13 +239,17 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
     dev_runs: TimeSkippingRuns,
 ) -> None:
     """The stage's child judges its ``approve`` signal by when it reached Temporal, as the
-    parent does: stored after the stage deadline, it is not applied."""
+    parent does: stored after the stage deadline, it is not applied. The shorthand is the
+    one signal a stage takes (a signal, unlike an update, is stored while no worker runs),
+    so its reviewer, temporal-cli, is made the stage's member here: the signal is refused
+    for arriving late, not for who sent it."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
             "Pay ACME [late stage signal]",
             ok(RISKY),
             approval_timeout_seconds=DEV_TIMEOUT,
             approval_stages=["legal"],
+            stage_approvers={"legal": [SHORTHAND_REVIEWER]},
         )
         status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
         assert status.current_stage is not None and status.approval_request is not None
@@ -443,17 +463,21 @@ async def test_named_approvers_on_a_safe_request_are_asked(runs: TimeSkippingRun
 async def test_explicit_stages_on_a_safe_request_are_run(runs: TimeSkippingRuns) -> None:
     async with runs.worker():
         handle = await runs.start(
-            "Summarise the guide [stages on safe]", ok(SAFE), approval_stages=["legal"]
+            "Summarise the guide [stages on safe]",
+            ok(SAFE),
+            approval_stages=["legal"],
+            stage_approvers=STAGE_MEMBERS,
         )
         status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
         assert status.current_stage is not None
-        child = runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
         await wait_until(lambda: started_children(handle), bool)
-        await child.signal(APPROVE_SIGNAL, False)
+        await decide_stage_as_member(
+            runs.client, status.current_stage.child_workflow_id, approved=False
+        )
         result = await handle.result()
     assert result.outcome == Outcome.REJECTED
     assert [(s.stage, s.approved, s.reviewer) for s in result.stages] == [
-        ("legal", False, "temporal-cli")
+        ("legal", False, member_of("legal"))
     ]
 
 
@@ -480,29 +504,38 @@ class Squatter:
 async def test_a_taken_stage_id_is_a_recorded_outcome_not_a_failed_run(
     runs: TimeSkippingRuns,
 ) -> None:
-    run_input = WorkflowInput(user_request="Pay ACME [taken stage id]", approval_stages=["legal"])
+    """A stage's child ID names the round's request ID, made when the round starts, so the
+    first stage's cannot be taken first; the second's can, once the first waits."""
+    run_input = WorkflowInput(
+        user_request="Pay ACME [taken stage id]",
+        approval_stages=["legal", "security"],
+        stage_approvers=STAGE_MEMBERS,
+    )
     runs.llm_server.on(run_input.user_request, ok(RISKY))
     handle = await start_run(runs.client, runs.task_queue, runs.workflow_id, run_input)
-    run_id = handle.result_run_id
-    assert run_id is not None
-    taken = f"{runs.workflow_id}/stage/1-legal/{run_id}"
     squatters = f"{runs.task_queue}-squatters"
-    async with Worker(runs.client, task_queue=squatters, workflows=[Squatter]):
+    async with Worker(runs.client, task_queue=squatters, workflows=[Squatter]), runs.worker():
+        status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
+        assert status.current_stage is not None and status.approval_request is not None
+        legal = status.current_stage.child_workflow_id
+        taken = stage_child_id(runs.workflow_id, status.approval_request.request_id, 2, "security")
         squatter = await runs.client.start_workflow(Squatter.run, id=taken, task_queue=squatters)
         try:
-            async with runs.worker():
-                result = await handle.result()
+            await wait_until(lambda: started_children(handle), bool)
+            await decide_stage_as_member(runs.client, legal)
+            result = await handle.result()
         finally:
-            with contextlib.suppress(RPCError):  # the test server may have closed it already
+            with contextlib.suppress(RPCError):  # the test server may have closed it
                 await squatter.signal(Squatter.leave)
-            # Its worker must stay until it has ended (or timed out: skipping, the server may
-            # reach its run timeout first). Stopped with the leave task still out, the worker
-            # left the squatter open with that task, and closing it then held the
-            # time-skipping server's clock for every later test.
+            # Its worker must stay until it has ended (or timed out: skipping, the
+            # server may reach its run timeout first). Stopped with the leave task still
+            # out, the worker left the squatter open with that task, and closing it then
+            # held the time-skipping server's clock for every later test.
             with contextlib.suppress(WorkflowFailureError):
                 await squatter.result()
     assert result.outcome == Outcome.STAGE_FAILED
     assert result.execution is None
+    assert [(s.stage, s.approved) for s in result.stages] == [("legal", True), ("security", None)]
     (failure,) = details(result, "stage_failed")
     assert taken in failure and "already in use" in failure
 
@@ -561,7 +594,7 @@ class HeldExecute:
         self.on_cancel = on_cancel
         self.fail = fail
 
-    @activity.defn(name="execute_tool_call")
+    @activity.defn(name="send_email")  # the risky proposal's tool
     async def execute_action(self, request: ExecuteToolInput) -> ToolOutcome:
         if self.fail:
             raise ApplicationError("the target system refused the action", non_retryable=True)
@@ -687,14 +720,14 @@ class RefusingTarget:
     def __init__(self) -> None:
         self.tries = 0
 
-    @activity.defn(name="execute_tool_call")
+    @activity.defn(name="send_email")  # the risky proposal's tool
     async def execute_action(self, request: ExecuteToolInput) -> ToolOutcome:
         self.tries += 1
         raise ApplicationError("the target system is unavailable")
 
 
 async def test_an_execution_that_exhausts_its_retries_is_recorded(runs: TimeSkippingRuns) -> None:
-    """Execute retries for EXECUTE_PERSISTENCE (skipped here), then the run records why."""
+    """Execute retries for the tool's persistence (skipped here), then the run records why."""
     target = RefusingTarget()
     async with worker_with(runs, target):
         handle = await approved_run(runs, "Pay ACME [execution retries run out]")
@@ -705,7 +738,7 @@ async def test_an_execution_that_exhausts_its_retries_is_recorded(runs: TimeSkip
     assert "the target system is unavailable" in failure
     approved = next(e.at for e in result.audit_trail if e.event == "decision_approved")
     failed = next(e.at for e in result.audit_trail if e.event == "execution_failed")
-    assert failed - approved >= EXECUTE_PERSISTENCE - timedelta(minutes=1)
+    assert failed - approved >= get_tool("send_email").execute_persistence - timedelta(minutes=1)
 
 
 # --- 7. decisions are idempotent -------------------------------------------------------------

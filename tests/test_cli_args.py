@@ -161,6 +161,23 @@ def test_send_without_an_os_user_asks_for_a_reviewer(
     assert send_approval.parse_args(["wf-1", "approve", "--reviewer", "bob"]).reviewer == "bob"
 
 
+def test_send_stage_names_the_stage_decided_and_cannot_amend(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--stage`` binds the decision to one stage of a staged request; a stage approves or
+    rejects the action, so it never goes with an amended description."""
+    args = send_approval.parse_args(["wf-1", "approve", "--stage", "manager", "--reviewer", "bob"])
+    assert (args.stage, args.reviewer) == ("manager", "bob")
+    assert send_approval.parse_args(["wf-1", "approve"]).stage is None
+    err = _usage_error(
+        capsys,
+        "send_approval",
+        send_approval.parse_args,
+        ["wf-1", "approve", "--stage", "manager", "--edit-description", "fewer"],
+    )
+    assert "cannot amend" in err
+
+
 def test_send_edit_description_goes_with_approve() -> None:
     args = send_approval.parse_args(["wf-1", "approve", "--edit-description", "Only 10 rows"])
 

@@ -20,7 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 import approval_status
 import send_approval as send_approval_script
 import temporal_client
-from constants import APPROVE_SIGNAL, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATUS_QUERY
+from constants import (
+    OPENAI_API_KEY_ENV,
+    OPENAI_BASE_URL_ENV,
+    STAGE_APPROVERS_ENV,
+    STATUS_QUERY,
+)
 from dev_server import TEMPORAL_CLI, free_port
 from models.models import WorkflowInput, WorkflowState
 from tests.e2e import (
@@ -29,7 +34,6 @@ from tests.e2e import (
     WorkerProcess,
     address_of,
     approval_notice,
-    cli_signal,
     script,
     send_approval,
     started_run,
@@ -39,8 +43,10 @@ from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     background_script,
     is_running,
+    member_of,
     running_test_workflow,
     script_env,
+    stage_approvers_file,
     start_run,
     status_of,
     wait_for_output,
@@ -259,13 +265,15 @@ async def test_a_namespace_that_does_not_exist_is_named_not_taken_for_a_missing_
         assert_one_line_error(each, 1, r"[Nn]amespace.*no-such-namespace")
 
 
-async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_decides_it(
+async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_command_that_decides_it(
     worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     """A stage's child answers the status query with no status (undecided) or a stage
-    outcome (decided): the scripts say it is a stage and give the command that decides it."""
+    outcome (decided): the scripts say it is a stage and give the command that decides it,
+    a member's send_approval through the run (which binds the decision to the stage)."""
+    env = {**worker.env, STAGE_APPROVERS_ENV: str(stage_approvers_file(tmp_path))}
     async with started_run(
-        worker, dev_server, tmp_path, unique("Delete the audit logs"), "--stage", "manager"
+        worker, dev_server, tmp_path, unique("Delete the audit logs"), "--stage", "manager", env=env
     ) as run:
         parent = dev_server.client.get_workflow_handle(run.workflow_id)
         (child_id,) = await wait_until(lambda: started_children(parent), bool)
@@ -275,24 +283,27 @@ async def test_a_stage_workflow_id_is_named_as_a_stage_with_the_signal_that_deci
             script("send_approval", child_id, "some-request-id", "approve", env=worker.env),
             script("approval_status", child_id, env=worker.env),
         )
-        signalled = await cli_signal(worker, child_id, APPROVE_SIGNAL, "true")
+        member = member_of("manager")
+        sent = await script(
+            "send_approval", run.workflow_id, "approve", "--reviewer", member, env=worker.env
+        )
         done = await run.finish()
         decided = await asyncio.gather(
             script("send_approval", child_id, "approve", env=worker.env),
             script("approval_status", child_id, env=worker.env),
         )
 
-    assert signalled.returncode == 0, signalled.output
+    assert sent.returncode == 0, sent.output
+    assert f"{member} approved stage manager of request" in sent.stdout
     assert "Result: approved" in done.output
     command = re.escape(
-        f"`uv run temporal workflow signal --workflow-id {child_id} --name approve "
-        "--input true|false`."
+        f"`uv run python -m send_approval {run.workflow_id} approve|reject --reviewer MEMBER`."
     )
     without_id, with_wrong_id, status = undecided
     for ran in (without_id, status):
         assert_one_line_error(ran, 1, rf"^Workflow {child_id} is a stage's approval .*{command}")
-    # A stage takes the update too (the inbox decides stages with it): a wrong request ID is
-    # refused by the stage itself, which names the request it waits for.
+    # A stage takes the update too: a wrong request ID is refused by the stage itself,
+    # which names the request it waits for.
     assert_one_line_error(
         with_wrong_id, 1, r"^Refused: request ID 'some-request-id' does not match the pending"
     )

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 import demo
 import send_approval
 from activities.openai_responses import OfflineAnalysisActivities
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STATE_DIR_ENV
+from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV
 from dev_server import UI_PORT_OFFSET, start_dev_server
 from models.models import (
     Outcome,
@@ -38,9 +38,11 @@ from tests.helpers import (
     background_script,
     dev_server_search_attributes,
     embedded_server_port,
+    member_of,
     port_is_open,
     run_script,
     script_env,
+    stage_approvers_file,
     start_run,
     wait_for_output,
     wait_for_state,
@@ -159,6 +161,7 @@ class Terminal:
         server on a free port (returned, to check that nothing is left listening there)."""
         port = embedded_server_port()
         env = demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1")
+        env[STAGE_APPROVERS_ENV] = str(stage_approvers_file(tmp_path))
         return cls(["--offline", *options, "--data-dir", str(tmp_path), request], env), port
 
     def expect(self, text: str, timeout: float = 60) -> None:
@@ -262,6 +265,10 @@ async def test_without_a_terminal_the_demo_prints_the_command_and_waits_for_it(
 
 
 def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> None:
+    """Each stage is decided as one of its members (HITL_STAGE_APPROVERS), a different
+    person each, through the decision update: never the shorthand signal."""
+    env = demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1")
+    env[STAGE_APPROVERS_ENV] = str(stage_approvers_file(tmp_path))
     result = run_script(
         "demo",
         "--offline",
@@ -270,26 +277,48 @@ def test_the_demo_approves_a_staged_request_stage_by_stage(tmp_path: Path) -> No
         "--data-dir",
         str(tmp_path),
         STAGED,
-        env=demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1"),
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     for position, stage in enumerate(("manager", "director", "cfo"), start=1):
-        assert f"Sent approve to stage {stage} ({position}/3)." in result.stdout
-        assert f"stage_approved: {stage} ({position}/3)" in result.stdout
-    assert "Result: approved - Approved by temporal-cli (stage cfo)" in result.stdout
+        member = member_of(stage)
+        assert f"Sent approve to stage {stage} ({position}/3) as {member}." in result.stdout
+        assert f"stage_approved: {stage} ({position}/3) by {member}" in result.stdout
+    assert f"Result: approved - Approved by {member_of('cfo')} (stage cfo)" in result.stdout
     assert "decision_refused" not in result.stdout
 
 
 def test_the_demo_asks_each_stage_in_turn_and_stops_at_a_no(tmp_path: Path) -> None:
     terminal, _ = Terminal.offline_demo(tmp_path, STAGED)
-    terminal.expect("Approve stage 'manager'? [y/n]")
+    terminal.expect(f"Approve stage 'manager' as {member_of('manager')}? [y/n]")
     terminal.type("y")
-    terminal.expect("Approve stage 'director'? [y/n]")
+    terminal.expect(f"Approve stage 'director' as {member_of('director')}? [y/n]")
     terminal.type("n")
     assert terminal.wait() == 0
     assert "Result: rejected" in terminal.output
     assert "stage_rejected: director (2/3)" in terminal.output
     assert "Approve stage 'cfo'" not in terminal.output
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "No such file"), ("{not json", "not JSON"), ('{"cfo": "dana"}', "expected")],
+    ids=["missing", "not json", "wrong shape"],
+)
+def test_a_bad_stage_approvers_file_is_one_line_before_anything_starts(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "stages.json"
+    if content is not None:
+        path.write_text(content)
+    port = embedded_server_port()
+    env = {**demo_env(f"127.0.0.1:{port}", "http://127.0.0.1:1/v1"), STAGE_APPROVERS_ENV: str(path)}
+    result = run_script("demo", "--offline", "--data-dir", str(tmp_path), STAGED, env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"{STAGE_APPROVERS_ENV}={path}: ") and problem in line, line
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not port_is_open(port)
 
 
 async def test_a_wrong_namespace_is_one_line_from_worker_and_demo(

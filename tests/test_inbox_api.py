@@ -684,7 +684,9 @@ async def test_a_stages_id_leads_to_its_runs_page(
     api: httpx2.AsyncClient, run_for: Any, inbox: InboxServer, inbox_accounts: Any
 ) -> None:
     """The stage's notice names the child workflow; its page is the parent's request."""
-    async with run_for("Pay the supplier", approval_stages=["manager"]) as handle:
+    async with run_for(
+        "Pay the supplier", approval_stages=["manager"], stage_approvers={"manager": ["alice"]}
+    ) as handle:
         status = await status_of(handle)
         assert status.current_stage is not None
         child = status.current_stage.child_workflow_id
@@ -735,3 +737,43 @@ async def test_the_effect_preview_is_on_the_request_page_and_the_pending_list_es
         assert "Effect" in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert hostile not in html
+
+
+async def test_an_api_retry_of_a_stage_decision_is_already_applied_never_the_next_stage(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """A client retrying after a lost answer sends the same body, which names the stage it
+    decides: answered with the vote counted then, never applied to the stage waiting now
+    (alice is a member of the director stage too). A different verdict for the decided
+    stage is refused with how it was decided."""
+    roles = {"manager": ["alice"], "director": ["alice", "carol"]}
+    async with run_for(
+        "Approve the budget", approval_stages=["manager", "director"], stage_approvers=roles
+    ) as handle:
+        status = await wait_until(
+            lambda: status_of(handle),
+            lambda s: s.current_stage is not None and s.current_stage.stage == "manager",
+        )
+        assert status.approval_request is not None
+        request_id = status.approval_request.request_id
+        body = {"approved": True, "request_id": request_id, "stage": "manager", "notes": "ok"}
+        url = f"/api/requests/{handle.id}/decision"
+        # The status names the stage's child a moment before the child has started.
+        first = await wait_until(lambda: api.post(url, json=body), lambda a: a.status_code != 404)
+        await wait_until(
+            lambda: status_of(handle),
+            lambda s: s.current_stage is not None and s.current_stage.stage == "director",
+        )
+        retry = await api.post(url, json=body)
+        other = await api.post(url, json={**body, "approved": False})
+        after = await status_of(handle)
+
+    assert first.status_code == 200, first.text
+    assert first.json()["stage"] == "manager" and first.json()["reviewer"] == "alice"
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == first.json()  # the vote as counted then, decided_at included
+    assert other.status_code == 409
+    assert "stage manager was decided by alice (approved)" in other.json()["error"]
+    assert after.current_stage is not None and after.current_stage.stage == "director"
+    approved = [e.detail for e in after.audit_trail if e.event == "stage_approved"]
+    assert approved == ["manager (1/2) by alice"]

@@ -20,7 +20,7 @@ from models.models import Outcome
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, inbox_run, script, unique
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import PROJECT_ROOT, is_running
+from tests.helpers import PROJECT_ROOT, is_running, status_of
 
 WAIT_SECONDS = 45
 # Set to a folder to save the README's screenshots there (e.g. _assets).
@@ -244,23 +244,84 @@ async def test_hostile_requests_and_model_output_never_run_or_render_as_markup(
         assert HOSTILE in text_of(alice, "action") and HOSTILE in text_of(alice, "audit")
 
 
+def signed_in_as(driver: WebDriver, inbox: InboxServer, name: str, password: str) -> None:
+    """A fresh session of ``name`` in the session's browser (the ``alice`` fixture signs
+    alice in again next time, since it finds nobody signed in)."""
+    driver.delete_all_cookies()
+    sign_in(driver, inbox, name, password)
+    wait_for(driver, shows("signed-in-user", name))
+
+
 async def test_a_staged_run_is_decided_stage_by_stage(
-    alice: WebDriver, inbox: InboxServer, run_for: Any, dev_server: WorkflowEnvironment
+    alice: WebDriver,
+    inbox: InboxServer,
+    run_for: Any,
+    dev_server: WorkflowEnvironment,
+    inbox_accounts: tuple[Path, InboxAccounts],
 ) -> None:
     """Each stage is decided through its ``submit_decision`` update, recorded as the
-    signed-in person (the CLI's ``approve`` signal could only say ``temporal-cli``)."""
-    async with run_for("Move funds", approval_stages=["manager", "director"]) as handle:
+    signed-in member (the CLI's ``approve`` signal could only say ``temporal-cli``, who is
+    nobody's member); one person approves one stage, so bob decides the director's."""
+    roles = {"manager": ["alice"], "director": ["alice", "bob"]}
+    async with run_for(
+        "Move funds", approval_stages=["manager", "director"], stage_approvers=roles
+    ) as handle:
         open_request(alice, inbox, handle.id)
         wait_for(alice, shows("stage", "manager"))
         decide(alice, "approve", "manager ok")
         wait_for(alice, shows("stage", "director"))
-        decide(alice, "approve", "director ok")
-
-        wait_for(alice, shows("outcome", "approved"))
+        try:
+            signed_in_as(alice, inbox, "bob", inbox_accounts[1].passwords["bob"])
+            open_request(alice, inbox, handle.id)
+            wait_for(alice, shows("stage", "director"))
+            decide(alice, "approve", "director ok")
+            wait_for(alice, shows("outcome", "approved"))
+        finally:
+            alice.delete_all_cookies()
         assert not await is_running(handle)
         result = await handle.result()
 
     assert [(s.stage, s.approved, s.reviewer) for s in result.stages] == [
         ("manager", True, "alice"),
-        ("director", True, "alice"),
+        ("director", True, "bob"),
     ]
+
+
+POST_THE_FORM = """
+const [formId, done] = arguments;
+const form = document.getElementById(formId);
+const body = new FormData(form);
+body.append("verdict", "approve");
+const answers = [];
+for (const _ of [1, 2]) {  // the same form, posted twice: a double click
+  const answer = await fetch(form.action, {method: "POST", body: body});
+  answers.push([answer.status, await answer.text()]);
+}
+done(answers);
+"""
+
+
+async def test_a_double_click_approves_the_stage_once_and_never_the_next(
+    alice: WebDriver, inbox: InboxServer, run_for: Any, dev_server: WorkflowEnvironment
+) -> None:
+    """The request page's form carries the stage it decides: posted twice, the manager
+    stage is approved once, the second post is answered as already applied, and the
+    director (alice is a member there too) still waits, undecided."""
+    roles = {"manager": ["alice"], "director": ["alice", "carol"]}
+    async with run_for(
+        "Move more funds", approval_stages=["manager", "director"], stage_approvers=roles
+    ) as handle:
+        open_request(alice, inbox, handle.id)
+        wait_for(alice, shows("stage", "manager"))
+        form = alice.find_element(By.ID, "decision-form")
+        assert form.find_element(By.NAME, "stage").get_attribute("value") == "manager"
+        alice.set_script_timeout(WAIT_SECONDS)
+        first, second = alice.execute_async_script(POST_THE_FORM, "decision-form")
+        status = await status_of(handle)
+
+    for code, page in (first, second):
+        assert code == 200 and 'id="sent"' in page and 'id="refused"' not in page, page
+    assert status.current_stage is not None and status.current_stage.stage == "director"
+    events = [(e.event, e.detail) for e in status.audit_trail]
+    assert [d for e, d in events if e == "stage_approved"] == ["manager (1/2) by alice"]
+    assert not [d for e, d in events if e == "decision_refused"]

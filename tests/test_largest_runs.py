@@ -39,13 +39,19 @@ from models.models import (
     WorkflowInput,
 )
 from tests.fake_openai import FakeOpenAIServer, ok
-from tests.helpers import Run, is_running, started, wait_until
+from tests.helpers import Run, decide_stage_as_member, is_running, started, wait_until
 from tests.record_histories import pending_request, status_of, wait_for_refusals
 from tests.test_limits import COSTLY, PAYLOAD_LIMIT_BYTES, largest_action, text
 from worker import build_worker
 
 ESCALATE_AFTER_SECONDS = 2
 STAGE_NAME_CHARS = 40  # stage names become child workflow IDs: kept short and plain
+LARGEST_STAGES = [f"stage-{n:02d}-".ljust(STAGE_NAME_CHARS, "s") for n in range(MAX_STAGES)]
+# Each stage's members, the longest names, one person a stage (one approves one stage);
+# every stage's request names them, so they count in each child's input.
+LARGEST_MEMBERS = {
+    stage: [text(MAX_NAME_CHARS, f"member-{n}-", COSTLY)] for n, stage in enumerate(LARGEST_STAGES)
+}
 
 Decide = Callable[[Client, Run, ApprovalRequest], Awaitable[None]]
 
@@ -149,9 +155,10 @@ async def approve_every_stage(client: Client, handle: Run, pending: ApprovalRequ
             lambda s, at=position: s.current_stage is not None and s.current_stage.position == at,
         )
         assert status.current_stage is not None
-        child = client.get_workflow_handle(status.current_stage.child_workflow_id)
+        child_id = status.current_stage.child_workflow_id
+        child = client.get_workflow_handle(child_id)
         await wait_until(lambda c=child: is_running(c), bool)
-        await child.signal(APPROVE_SIGNAL, True)
+        await decide_stage_as_member(client, child_id, members=LARGEST_MEMBERS)
 
 
 async def test_the_largest_approval_with_edits_completes(
@@ -190,8 +197,9 @@ async def test_the_largest_escalation_completes(
 async def test_the_largest_staged_run_completes(
     largest: LargestRun, record_property: Callable[[str, object], None]
 ) -> None:
-    stages = [f"stage-{n:02d}-".ljust(STAGE_NAME_CHARS, "s") for n in range(MAX_STAGES)]
-    _, measured = await largest.complete(approve_every_stage, approval_stages=stages)
+    _, measured = await largest.complete(
+        approve_every_stage, approval_stages=LARGEST_STAGES, stage_approvers=LARGEST_MEMBERS
+    )
     record_property("measured", f"largest staged run ({MAX_STAGES} stages): {measured}")
 
 

@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 import send_approval
 from activities.execute_action import execute_action
 from activities.notify_approval_needed import notify_approval_needed
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL
+from constants import APPROVAL_DECISION_SIGNAL
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -128,20 +128,27 @@ async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(
         assert (args.workflow_id, args.request_id) == (workflow_id, request_id)
 
 
-async def test_stage_notice_commands_signal_the_stage_through_uv_run(
+async def test_stage_notice_commands_decide_the_stage_as_a_member_through_uv_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A stage is decided by its members: the notice's commands send a named reviewer's
+    decision bound to the stage, never the shorthand signal (temporal-cli is no member)."""
     child_id = stage_child_id("inv 2291", REQUEST.request_id, 1, "manager")
     stage_request = REQUEST.model_copy(update={"workflow_id": child_id, "stage": "manager"})
     notice = await _printed_notice(capsys, stage_request)
 
-    commands = _commands(notice, "temporal workflow signal")
-    assert "Approve or reject stage 'manager':" in notice
+    assert "Approve or reject stage 'manager', as one of its members:" in notice
+    assert not _commands(notice, "temporal workflow signal")
+    commands = _commands(notice, "-m send_approval")
     assert len(commands) == 2
-    assert all(words[:5] == ["uv", "run", "temporal", "workflow", "signal"] for words in commands)
-    assert {_option(words, "--workflow-id") for words in commands} == {child_id}
-    assert {_option(words, "--name") for words in commands} == {APPROVE_SIGNAL}
-    assert sorted(_option(words, "--input") for words in commands) == ["false", "true"]
+    verdicts = []
+    for words in commands:
+        assert words[:2] == ["uv", "run"]
+        args = send_approval.parse_args(words[words.index("send_approval") + 1 :])
+        assert (args.workflow_id, args.request_id) == ("inv 2291", REQUEST.request_id)
+        assert (args.stage, args.reviewer) == ("manager", "MEMBER")
+        verdicts.append(args.verdict)
+    assert sorted(verdicts) == ["approve", "reject"]
 
 
 async def test_execute_returns_the_given_idempotency_key_and_says_it_is_simulated() -> None:

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.openai_responses import AnalysisActivities
 from models.models import WorkflowInput
 from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import is_running, script_risky_proposal, started, wait_until
+from tests.helpers import STAGE_MEMBERS, is_running, script_risky_proposal, started, wait_until
 from tests.record_histories import started_children
 from worker import build_worker
 
@@ -34,7 +34,9 @@ async def test_terminating_the_parent_terminates_the_waiting_stage(
 ) -> None:
     client = dev_server.client
     text = script_risky_proposal(llm_server, f"Renew the contract of {workflow_id}")
-    run_input = WorkflowInput(user_request=text, approval_stages=["manager"])
+    run_input = WorkflowInput(
+        user_request=text, approval_stages=["manager"], stage_approvers=STAGE_MEMBERS
+    )
     children: list[str] = []
 
     async def stage() -> WorkflowExecutionDescription:

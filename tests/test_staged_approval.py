@@ -1,8 +1,9 @@
-"""Staged approval: one ``ApprovalWorkflow`` child per stage, decided by signalling the child.
+"""Staged approval: one ``ApprovalWorkflow`` child per stage, each decided by its members.
 
 Runs in the time-skipping server, so stage timeouts cost nothing. Each stage's child has a
 predictable ID, ``<parent id>/stage/<request id>/<position>-<stage>`` (``stage_child_id``),
-which the parent's status shows while it waits.
+which the parent's status shows while it waits. Each stage is decided by one of its members
+(``STAGE_MEMBERS``) through the decision update, as the inbox and send_approval do.
 """
 
 import json
@@ -21,7 +22,13 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from activities.webhook_notifier import WebhookNotifier
-from constants import APPROVE_SIGNAL, DECISION_REFUSED_ERROR, SUBMIT_DECISION_UPDATE
+from constants import (
+    APPROVE_SIGNAL,
+    DECISION_REFUSED_ERROR,
+    NAMED_APPROVERS_STAGE,
+    SHORTHAND_REVIEWER,
+    SUBMIT_DECISION_UPDATE,
+)
 from models.models import (
     ApprovalDecision,
     EscalationPolicy,
@@ -34,7 +41,9 @@ from models.models import (
 )
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
+    STAGE_MEMBERS,
     TimeSkippingRuns,
+    decide_stage_as_member,
     is_running,
     script_risky_proposal,
     status_of,
@@ -57,7 +66,12 @@ def risky_payment(llm_server: FakeOpenAIServer, text: str) -> str:
     )
 
 
+# The shorthand signal's reviewer made the manager: only for the tests of its payloads.
+SHORTHAND_MANAGER = {"manager": [SHORTHAND_REVIEWER]}
+
+
 def staged(user_request: str, *stages: str, **fields: Any) -> WorkflowInput:
+    fields.setdefault("stage_approvers", STAGE_MEMBERS)
     return WorkflowInput(user_request=user_request, approval_stages=list(stages), **fields)
 
 
@@ -91,7 +105,8 @@ async def stages_started(handle: WorkflowHandle) -> int:
 
 
 async def decide_stage(client: Client, child_id: str, approved: bool) -> None:
-    await client.get_workflow_handle(child_id).signal(APPROVE_SIGNAL, approved)
+    """Decide the stage as its member (STAGE_MEMBERS), through the decision update."""
+    await decide_stage_as_member(client, child_id, approved)
 
 
 @asynccontextmanager
@@ -195,9 +210,12 @@ async def test_a_rejected_stage_rejects_and_later_stages_never_start(
 async def test_a_stage_is_decided_only_by_true_or_false(
     runs: TimeSkippingRuns, contract_renewal: str, workflow_id: str, lax_payload: object
 ) -> None:
-    """ "yes" or 1 could read as approval; the stage ignores them and waits for a real one."""
+    """ "yes" or 1 could read as approval; the stage ignores them and waits for a real one.
+    The shorthand's reviewer, temporal-cli, is made the manager here: this is about the
+    shorthand's payloads, which a stage it may not decide would refuse anyway."""
     client = runs.client
-    async with runs.started(staged(contract_renewal, "manager")) as handle:
+    run_input = staged(contract_renewal, "manager", stage_approvers=SHORTHAND_MANAGER)
+    async with runs.started(run_input) as handle:
         child = client.get_workflow_handle(await child_id(client, handle, "manager"))
         await child.signal(APPROVE_SIGNAL, lax_payload)
         await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
@@ -215,9 +233,11 @@ async def test_a_stage_refuses_a_signal_without_exactly_one_payload_and_still_de
 ) -> None:
     """`--name approve` without --input sends no payload: a one-parameter handler would raise
     TypeError on it and fail every workflow task of the stage. Two are refused as well, and
-    the refusal reaches the parent's audit trail."""
+    the refusal reaches the parent's audit trail. temporal-cli (the shorthand's reviewer) is
+    made the manager, so the well-formed signal decides the stage."""
     client = runs.client
-    async with runs.started(staged(contract_renewal, "manager")) as handle:
+    run_input = staged(contract_renewal, "manager", stage_approvers=SHORTHAND_MANAGER)
+    async with runs.started(run_input) as handle:
         child = client.get_workflow_handle(await child_id(client, handle, "manager"))
         await child.signal(APPROVE_SIGNAL, args=[True] * count)
         await child.signal(APPROVE_SIGNAL, False)  # signals apply in order
@@ -272,7 +292,7 @@ async def test_a_failed_stage_notice_is_recorded_by_the_parent_and_the_stage_sti
     assert manager.notice_failures == [f"webhook: webhook at {WEBHOOK_HOST} answered HTTP 404"]
     trail = [(e.event, e.detail) for e in result.audit_trail]
     failed = ("notification_failed", f"stage manager: {manager.notice_failures[0]}")
-    approved = ("stage_approved", "manager (1/1) by temporal-cli")
+    approved = ("stage_approved", f"manager (1/1) by {STAGE_MEMBERS['manager'][0]}")
     assert trail.index(failed) == trail.index(approved) - 1
 
 
@@ -342,7 +362,8 @@ async def test_the_risk_policy_stages_a_large_payment_through_three_approvers(
 ) -> None:
     client = runs.client
     payment = risky_payment(llm_server, f"Pay $25,000 to the vendor of {workflow_id}")
-    async with runs.started(WorkflowInput(user_request=payment)) as handle:
+    run_input = WorkflowInput(user_request=payment, stage_approvers=STAGE_MEMBERS)
+    async with runs.started(run_input) as handle:
         for position, stage in enumerate(LARGE_AMOUNT_STAGES, start=1):
             status = await wait_for_stage(client, handle, stage)
             assert status.current_stage is not None
@@ -350,14 +371,19 @@ async def test_the_risk_policy_stages_a_large_payment_through_three_approvers(
             await decide_stage(client, status.current_stage.child_workflow_id, True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
-    assert [s.stage for s in result.stages] == ["manager", "director", "cfo"]
+    assert [(s.stage, s.reviewer) for s in result.stages] == [
+        (stage, STAGE_MEMBERS[stage][0]) for stage in LARGE_AMOUNT_STAGES
+    ]
     assert all(s.approved for s in result.stages)
+    assert result.message.startswith(f"Approved by {STAGE_MEMBERS['cfo'][0]} (stage cfo)")
 
 
-async def test_a_policy_staged_request_records_that_its_approvers_and_escalation_do_not_apply(
+async def test_a_policy_staged_request_keeps_its_named_approvers_first_and_drops_escalation(
     runs: TimeSkippingRuns, llm_server: FakeOpenAIServer, workflow_id: str
 ) -> None:
-    """Staging wins; it must say so rather than silently drop what the requester set."""
+    """Staging only adds requirements: the approvers the request named decide first, as the
+    stage ``approvers`` with their quorum, before the policy's stages. Escalation does not
+    apply to stages, and the run says so rather than silently dropping it."""
     client = runs.client
     payment = risky_payment(llm_server, f"Pay $40,000 to the vendor of {workflow_id}")
     run_input = WorkflowInput(
@@ -365,23 +391,62 @@ async def test_a_policy_staged_request_records_that_its_approvers_and_escalation
         approvers=["alice", "bob"],
         voting=VotingPolicy(required_approvals=2),
         escalation=EscalationPolicy(after_seconds=60, approvers=["dave"]),
+        stage_approvers=STAGE_MEMBERS,
     )
     async with runs.started(run_input) as handle:
-        status = await wait_for_stage(client, handle, "manager")
-        assert status.approval_request is not None
-        assert status.approval_request.approvers == []  # anyone may signal a stage
-        assert status.required_approvals == 1
+        status = await wait_for_stage(client, handle, NAMED_APPROVERS_STAGE)
+        assert status.current_stage is not None and status.current_stage.of == 4
+        named = status.current_stage.child_workflow_id
         await runs.env.sleep(61)  # past the escalation time: no escalation
+        await decide_stage_as_member(client, named, reviewer="alice")
+        still = await status_of(handle)  # a quorum of two: alice alone does not decide it
+        assert still.current_stage is not None
+        assert still.current_stage.stage == NAMED_APPROVERS_STAGE
+        await decide_stage_as_member(client, named, reviewer="bob")
         for stage in LARGE_AMOUNT_STAGES:
             waiting = await wait_for_stage(client, handle, stage)
             assert waiting.current_stage is not None
             await decide_stage(client, waiting.current_stage.child_workflow_id, True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
+    assert [s.stage for s in result.stages] == [NAMED_APPROVERS_STAGE, *LARGE_AMOUNT_STAGES]
+    assert result.stages[0].reviewer == "bob"  # the vote that reached the quorum
     events = [e.event for e in result.audit_trail]
     assert "escalated" not in events and result.votes == []
     override = next(e for e in result.audit_trail if e.event == "stages_override")
-    assert override.detail == (
-        "the risk policy staged this request, so these do not apply: approvers, voting, escalation"
-    )
+    assert override.detail == "the request is decided in stages: escalation does not apply"
     assert events.index("stages_override") < events.index("approval_requested")
+
+
+async def test_every_approver_of_a_quorum_stage_is_barred_from_later_stages(
+    runs: TimeSkippingRuns, llm_server: FakeOpenAIServer, workflow_id: str
+) -> None:
+    """One person approves at most one stage: alice's vote counted for the named approvers'
+    stage (a quorum of two, bob's vote settling it), so she may not approve the manager's."""
+    client = runs.client
+    payment = risky_payment(llm_server, f"Pay $30,000 to the vendor of {workflow_id}")
+    run_input = WorkflowInput(
+        user_request=payment,
+        approvers=["alice", "bob"],
+        voting=VotingPolicy(required_approvals=2),
+        stage_approvers={**STAGE_MEMBERS, "manager": ["alice", "mia"]},
+    )
+    async with runs.started(run_input) as handle:
+        status = await wait_for_stage(client, handle, NAMED_APPROVERS_STAGE)
+        assert status.current_stage is not None
+        named = status.current_stage.child_workflow_id
+        await decide_stage_as_member(client, named, reviewer="alice")
+        await decide_stage_as_member(client, named, reviewer="bob")
+        manager = await wait_for_stage(client, handle, "manager")
+        assert manager.current_stage is not None
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await decide_stage_as_member(
+                client, manager.current_stage.child_workflow_id, reviewer="alice"
+            )
+        assert "cannot approve" in str(refused.value.cause)
+        await decide_stage_as_member(
+            client, manager.current_stage.child_workflow_id, approved=False, reviewer="mia"
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.stages[0].approvers == ["alice", "bob"]

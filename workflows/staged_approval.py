@@ -92,8 +92,15 @@ class StagedApproval:
         members = self.members.get(stage, [])
         if not members:
             return self._failed(stage, "no approvers are configured for it (HITL_STAGE_APPROVERS)")
-        # One person approves at most one stage of a request.
-        earlier = [o.reviewer for o in self.outcomes if o.approved and o.reviewer]
+        # One person approves at most one stage of a request: every approval a stage
+        # counted, not only the one that settled its quorum (an outcome recorded before
+        # ``approvers`` existed names its reviewer only).
+        earlier = [
+            name
+            for o in self.outcomes
+            if o.approved
+            for name in (o.approvers or ([o.reviewer] if o.reviewer else []))
+        ]
         info = workflow.info()
         child_id = stage_child_id(info.workflow_id, self.request.request_id, position, stage)
         of = len(self.stages)
