@@ -34,13 +34,6 @@ def refusal_reason(
         return f"{decision.reviewer!r} requested or amended this action and cannot approve it"
     if decision.amended_action is not None and not decision.approved:
         return "only an approval can amend the action"
-    if (amended := decision.amended_action) is not None and (
-        amended.tool_call == awaiting.proposed_action.tool_call
-    ):
-        return (
-            "an edit changes what runs only through the tool call, and this one leaves it as "
-            "it was: approve the action as it is, or edit the call's arguments"
-        )
     if any(vote.reviewer == decision.reviewer for vote in votes):
         return f"{decision.reviewer!r} has already voted; a vote counts once"
     return None
