@@ -186,9 +186,7 @@ async def refuse_a_second_decision(runs: TimeSkippingRuns) -> tuple[str, Run]:
         # The opening notice is a local activity: a worker that runs the workflow runs it.
         activities=[
             notify_approval_needed,
-            ApprovalNotices(
-                WebhookNotifier.from_env(), EmailNotifier.from_env()
-            ).send_approval_notices,
+            notices.send_approval_notices,
         ],
         no_remote_activities=True,
         max_cached_workflows=0,
