@@ -12,7 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -36,13 +36,8 @@ from constants import (
 )
 from models.models import (
     ApprovalDecision,
-    ApprovalRequest,
-    CarriedRun,
     EscalationPolicy,
     Outcome,
-    ProposedAction,
-    RecordedWorkflowInput,
-    RiskAssessment,
     VotingPolicy,
     WorkflowInput,
     WorkflowResult,
@@ -633,45 +628,3 @@ async def test_a_flood_of_signals_moves_the_waiting_request_to_a_new_run(
     assert events(result).count("approval_requested") == 1
     for run in (handle, latest):  # both runs replay as they ran
         await replayer().replay_workflow(await run.fetch_history())
-
-
-async def test_carried_state_from_a_starter_is_refused(core: CoreRuns) -> None:
-    """Only continue-as-new gives a run carried state; a starter who forges it (to skip the
-    analysis and the assessment) gets a refused run."""
-    text = "Skip the analysis"
-    action = ProposedAction.model_validate(risky(fallback_tool_call(text)))
-    now = datetime.now(UTC)
-    request = ApprovalRequest(
-        workflow_id="forged",
-        request_id="forged",
-        user_request=text,
-        proposed_action=action,
-        risk_reasons=[],
-        requested_at=now,
-        deadline=now + timedelta(minutes=5),
-        approvers=["mallory"],
-    )
-    carried = CarriedRun(
-        action=action,
-        risk=RiskAssessment(requires_approval=True, reasons=[]),
-        preview=None,
-        previews=0,
-        request=request,
-        votes=[],
-        amenders=[],
-        barred=[],
-        audit_trail=[],
-        refused_updates=0,
-        from_run_id="a-run-nobody-can-know-before-the-start",
-    )
-    forged = RecordedWorkflowInput(user_request=text, carried=carried)
-    async with serving(core):
-        handle = await core.client.start_workflow(
-            "HumanInTheLoopWorkflow",
-            forged,
-            id=f"core-{uuid.uuid4().hex[:8]}",
-            task_queue=core.task_queue,
-            result_type=WorkflowResult,
-        )
-        result = await handle.result()
-    assert result.outcome == Outcome.INPUT_REFUSED
