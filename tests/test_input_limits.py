@@ -1,7 +1,8 @@
 """Every entrance of a run bounds what it accepts (limits in ``models/limits.py``).
 
 At the limit a decision is applied; one character over, the ``submit_decision`` update is
-refused with the reason and both signals' refusals are recorded. A start that bypasses
+rejected by its validator with the reason (nothing reaches history; the run counts it in
+``refused_updates``) and both signals' refusals are recorded. A start that bypasses
 ``start_workflow`` with a request over the limit ends at once as ``input_refused``; a model
 answer over a limit is malformed output. A flood of refused signals leaves the audit trail
 bounded, and the run still decides and completes.
@@ -10,12 +11,8 @@ bounded, and the run still decides and completes.
 import asyncio
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from temporalio import workflow
-from temporalio.client import WorkflowHistory
-from workflows.human_in_the_loop_run import INPUT_LIMITS_PATCH
 
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.limits import (
@@ -45,8 +42,7 @@ from tests.record_histories import (
     status_of,
     wait_for_refusals,
 )
-from tests.test_replay import replayer
-from tests.test_workflow_refusals import RISKY, refusals, refused_update
+from tests.test_workflow_refusals import RISKY, accepted_updates, refusals, refused_update
 from workflows.audit_trail import NOT_ITEMISED
 
 FLOOD = 3_000
@@ -128,10 +124,16 @@ async def test_the_update_refuses_one_character_over_and_applies_the_limit(
         handle = await runs.start(f"Delete stale orders [update {label}]", ok(RISKY))
         pending = await pending_request(handle)
         assert await refused_update(handle, oversize(pending)) == reason
+        status = await status_of(handle)
+        assert status.refused_updates == 1
+        assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
         await handle.execute_update(SUBMIT_DECISION_UPDATE, longest_decision(pending))
         result = await handle.result()
+        history = await handle.fetch_history()
     assert_applied_at_the_limit(result)
-    assert [reason in detail for detail in refusals(result)] == [True]
+    # Rejected by the validator: not in the audit trail, and only the applied update in history.
+    assert refusals(result) == []
+    assert accepted_updates(history) == 1
 
 
 @pytest.mark.parametrize(("label", "oversize", "reason"), OVERSIZED, ids=OVERSIZED_IDS)
@@ -266,28 +268,3 @@ async def test_a_flood_of_refused_signals_leaves_the_trail_bounded_and_the_run_d
         f"{FLOOD:,} refused signals sent in {sent:.1f}s; audit trail {len(events)} entries, "
         f"result {result_bytes:,} bytes; history {len(history.events):,} events",
     )
-
-
-BEFORE_LIMITS = Path(__file__).resolve().parent / "histories" / "before_limits"
-
-
-def before_limits_history() -> WorkflowHistory:
-    """Recorded on the code before the limits (main at 0c46134): an 18,028-character
-    request and a 1,900-character note, both over today's limits, accepted and approved."""
-    path = BEFORE_LIMITS / "over_limits_accepted.json"
-    return WorkflowHistory.from_json("hitl-over_limits_accepted-recorded", path.read_text())
-
-
-async def test_a_run_that_accepted_inputs_over_the_limits_replays_as_it_ran() -> None:
-    await replayer().replay_workflow(before_limits_history())
-
-
-async def test_without_the_patch_such_a_run_would_break(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guard bites: applied to that run, the limits would change its commands. (Only
-    the limits' patch is forced: every other patch answers as recorded.)"""
-    recorded = workflow.patched
-    monkeypatch.setattr(
-        workflow, "patched", lambda patch_id: patch_id == INPUT_LIMITS_PATCH or recorded(patch_id)
-    )
-    with pytest.raises(workflow.NondeterminismError):
-        await replayer().replay_workflow(before_limits_history())
