@@ -41,10 +41,10 @@ ENCRYPTION_KEYS_ENV = "HITL_ENCRYPTION_KEYS"
 ENCRYPTION_KEY_FILE_ENV = "HITL_ENCRYPTION_KEY_FILE"
 CODEC_TOKEN_ENV = "HITL_CODEC_TOKEN"  # bearer token the codec server requires
 CODEC_CORS_ORIGIN_ENV = "HITL_CODEC_CORS_ORIGIN"  # the Web UI origin allowed to call it
-METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"
+METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"  # host:port where the worker serves /metrics
 # Who may approve each stage: a JSON file {"manager": ["alice"], "cfo": ["dana"]}, read by
 # whatever starts a run (start_workflow, the inbox, the demo) into the run's input.
-STAGE_APPROVERS_ENV = "HITL_STAGE_APPROVERS"  # host:port where the worker serves /metrics
+STAGE_APPROVERS_ENV = "HITL_STAGE_APPROVERS"
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"

@@ -99,6 +99,19 @@ def run_input_problem(run_input: WorkflowInput) -> str | None:
         too_many("approvals required", run_input.voting.required_approvals, MAX_APPROVERS),
         too_many("approval stages", len(run_input.approval_stages), MAX_STAGES),
         names_problem("stage", run_input.approval_stages),
+        too_many("stages with approvers", len(run_input.stage_approvers), MAX_STAGES + 1),
+        names_problem("stage", list(run_input.stage_approvers)),
+        *(
+            _prefixed(f"stage {stage[:MAX_NAME_CHARS]!r}: ", stage_members_problem(members))
+            for stage, members in run_input.stage_approvers.items()
+        ),
+    )
+
+
+def stage_members_problem(members: list[str]) -> str | None:
+    """Why a stage's members are over a limit, or None."""
+    return first_problem(
+        too_many("approvers", len(members), MAX_APPROVERS), names_problem("approver", members)
     )
 
 
@@ -140,6 +153,7 @@ def decision_problem(decision: ApprovalDecision) -> str | None:
         too_long("the request ID", decision.request_id, MAX_NAME_CHARS),
         too_long("the reviewer name", decision.reviewer, MAX_NAME_CHARS),
         too_long("the reviewer notes", decision.reviewer_notes, MAX_NOTES_CHARS),
+        too_long("the stage", decision.stage or "", MAX_NAME_CHARS),
         _prefixed("the amended action: ", action_problem(amended) if amended else None),
         _prefixed("the amended action: ", tool_call_problem(amended) if amended else None),
     )

@@ -13,7 +13,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from constants import APPROVE_SIGNAL, NAMED_APPROVERS_STAGE, SUBMIT_DECISION_UPDATE
-from models.models import ApprovalDecision, Outcome, StageOutcome
+from models.limits import decision_problem, run_input_problem
+from models.models import ApprovalDecision, Outcome, StageOutcome, WorkflowInput
 from start_workflow import parse_args
 from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, status_of, wait_until
@@ -115,3 +116,15 @@ def test_an_explicit_stage_without_members_is_refused_at_start(
         parse_args(["Rotate the keys", "--stage", "security"])
     assert exit_.value.code == 2
     assert "no approvers for stage security" in capsys.readouterr().err
+
+
+def test_stage_members_and_a_decisions_stage_are_bounded() -> None:
+    """Both are copied into requests, refusals and the audit trail: bounded like any name."""
+    crowd = WorkflowInput(
+        user_request="Pay", stage_approvers={"manager": [f"m{n}" for n in range(11)]}
+    )
+    assert "approvers" in (run_input_problem(crowd) or "")
+    long_name = WorkflowInput(user_request="Pay", stage_approvers={"manager": ["x" * 101]})
+    assert "approver 1" in (run_input_problem(long_name) or "")
+    decision = ApprovalDecision(request_id="r", approved=True, reviewer="bob", stage="s" * 101)
+    assert "the stage" in (decision_problem(decision) or "")
