@@ -17,10 +17,10 @@ from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
 from constants import STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
 from models.models import Outcome, WorkflowResult
 from tests.fake_openai import ok
-from tests.helpers import TimeSkippingRuns, wait_until
+from tests.helpers import STAGE_MEMBERS, TimeSkippingRuns, wait_until
 from tests.record_histories import Run, decision_for, pending_request, status_of
 from tests.test_tools import WRITE_CALLS
-from tests.test_workflow import ASKED_THEN_EXECUTED, finish, scheduled_activities
+from tests.test_workflow import finish, scheduled_activities
 from tools.database import DATABASE_FILE, ensure_database
 from tools.models import ToolCall
 from workflows.default_deny import CHANGES_DATA_REASON
@@ -123,8 +123,10 @@ async def test_a_tool_that_changes_data_asks_whatever_the_model_says(
         "risk_classified",
         "approval_requested",
     ]
-    # The effect came with the proposal (no preview of its own), and it executed once.
-    assert await scheduled_activities(handle) == ASKED_THEN_EXECUTED
+    # The effect came with the proposal (no preview of its own), and it executed once,
+    # as an activity named after its tool.
+    ran = await scheduled_activities(handle)
+    assert ran == ["propose_action", "send_approval_notices", "delete_records"]
 
 
 @pytest.mark.parametrize("tool_call", WRITE_CALLS.values(), ids=list(WRITE_CALLS))
@@ -135,7 +137,9 @@ async def test_no_tool_that_changes_data_runs_without_a_decision(
     with the effect in the request, and nothing in the database has changed."""
     before = dump(db_path)
     proposal = harmless(tool_call.tool, **tool_call.arguments)
-    handle = await runs.start(f"Routine upkeep ({tool_call.tool})", ok(proposal))
+    handle = await runs.start(
+        f"Routine upkeep ({tool_call.tool})", ok(proposal), stage_approvers=STAGE_MEMBERS
+    )
     request = await pending_request(handle)
 
     assert CHANGES_DATA_REASON.format(tool=tool_call.tool) in request.risk_reasons
@@ -243,7 +247,7 @@ async def test_a_large_amount_in_the_preview_is_staged(runs: TimeSkippingRuns) -
     proposal = harmless(
         "pay_vendor", vendor="ACME", amount_cents=2_500_000, from_account="operating", memo=""
     )
-    handle = await runs.start("Settle up with ACME", ok(proposal))
+    handle = await runs.start("Settle up with ACME", ok(proposal), stage_approvers=STAGE_MEMBERS)
     status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
     assert status.current_stage is not None
     assert status.current_stage.stage == LARGE_AMOUNT_STAGES[0]
