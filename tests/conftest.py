@@ -281,3 +281,25 @@ def browser() -> Iterator[Any]:
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="session")
+async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 60 events (not 4,096) and ends a
+    run whose history reaches 300 events (not 51,200): the limits, reached in seconds."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        data_converter=pydantic_data_converter,
+        search_attributes=dev_server_search_attributes(),
+        dev_server_log_level="error",
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=60",
+            "--dynamic-config-value",
+            "limit.historyCount.error=300",
+            "--dynamic-config-value",
+            "limit.historyCount.warn=250",
+        ],
+    )
+    yield env
+    await env.shutdown()

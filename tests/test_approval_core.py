@@ -44,9 +44,7 @@ from models.models import (
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from tests.helpers import (
-    TEMPORAL_CLI,
     Run,
-    dev_server_search_attributes,
     start_run,
     status_of,
     wait_until,
@@ -573,23 +571,6 @@ async def test_decided_at_is_the_workflows_time_not_the_senders_claim(core: Core
         result = await handle.result()
     assert vote.decided_at is not None and vote.decided_at >= request.requested_at
     assert result.decision is not None and result.decision.decided_at == vote.decided_at
-
-
-@pytest.fixture(scope="module")
-async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 60 events, not 4,096."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI),
-        data_converter=pydantic_data_converter,
-        search_attributes=dev_server_search_attributes(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=60",
-        ],
-    )
-    yield env
-    await env.shutdown()
 
 
 async def test_a_flood_of_signals_moves_the_waiting_request_to_a_new_run(

@@ -10,7 +10,6 @@ They run on a real dev server with the project's own worker wiring, like
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from temporalio import client, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
@@ -42,8 +40,6 @@ from models.models import (
 )
 from tests.fake_openai import FakeOpenAIServer, fallback_tool_call
 from tests.helpers import (
-    TEMPORAL_CLI,
-    dev_server_search_attributes,
     status_of,
     wait_until,
 )
@@ -225,28 +221,6 @@ async def test_resetting_a_timed_out_run_never_executes_the_approval_it_refused_
         result = await reset.result()
     assert result.outcome == Outcome.TIMED_OUT, result.message
     assert "send_email" not in await activity_names(reset)
-
-
-@pytest.fixture(scope="module")
-async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 60 events (not 4,096) and ends a
-    run whose history reaches 300 events (not 51,200): the limits, reached in seconds."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI),
-        data_converter=pydantic_data_converter,
-        search_attributes=dev_server_search_attributes(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=60",
-            "--dynamic-config-value",
-            "limit.historyCount.error=300",
-            "--dynamic-config-value",
-            "limit.historyCount.warn=250",
-        ],
-    )
-    yield env
-    await env.shutdown()
 
 
 # Whether the first workflow task of a continued run is held (failed before it runs), as
