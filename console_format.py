@@ -19,14 +19,14 @@ _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
-def terminal_safe(text: object) -> str:
-    """``text`` as one line of characters that only print themselves.
+def terminal_safe(text: object, keep: frozenset[str] = frozenset()) -> str:
+    """``text`` as one line of characters that only print themselves (but for ``keep``).
 
     Every unsafe character is shown as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so the
     reader sees that something was there, and a newline inside a value can never start a
-    line of the notice.
+    line of the notice. A web page keeps newlines and tabs, which are only white space there.
     """
-    return "".join(_safe_char(char) for char in str(text))
+    return "".join(char if char in keep else _safe_char(char) for char in str(text))
 
 
 def _safe_char(char: str) -> str:

@@ -7,12 +7,12 @@ every control and format character, line or paragraph separator and lone surroga
 as its escape (``\\u202e``). Newlines and tabs stay: in a page they are only white space.
 """
 
-import unicodedata
 from typing import Any
 
 from markupsafe import Markup
 
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+from console_format import terminal_safe
+
 _KEPT = frozenset("\n\t")
 
 
@@ -20,18 +20,14 @@ def visible(text: str) -> str:
     """``text`` with every invisible or reordering character written as its escape."""
     if text.isascii() and text.isprintable():  # the common case, at C speed
         return text
-    return "".join(
-        char
-        if char in _KEPT or unicodedata.category(char) not in _UNSAFE_CATEGORIES
-        else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        for char in text
-    )
+    return terminal_safe(text, keep=_KEPT)
 
 
 def finalize(value: Any) -> Any:
     """Jinja2's ``finalize``: applied to every ``{{ ... }}`` before autoescaping, so no
-    template can forget it. Markup (a macro's output, already escaped) is treated the same:
-    the escapes are plain ASCII and cannot form a tag."""
+    template can forget it. Markup (a macro's output, already escaped) is treated the same
+    and stays Markup: the escapes added are plain ASCII letters, digits and backslashes,
+    which cannot form a tag or an entity, so nothing unescaped is let through."""
     if isinstance(value, Markup):
         return Markup(visible(str(value)))
     if isinstance(value, str):
