@@ -27,6 +27,8 @@ from activities.tool_activities import execute_tool, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from console_logging import configure_logging
 from constants import METRICS_ADDRESS_ENV, task_queue
+from slack_approvals.notifier import SlackNotifier
+from slack_approvals.settings import SlackSettingsError
 from temporal_client import (
     INTERRUPTED_EXIT_CODE,
     TemporalUnavailableError,
@@ -68,6 +70,7 @@ def build_worker(
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
     max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     notifier: WebhookNotifier | None = None,
+    slack: SlackNotifier | None = None,
 ) -> Worker:
     """The worker's wiring, shared with the tests so they run exactly what users run.
 
@@ -79,7 +82,8 @@ def build_worker(
     notifier = notifier or WebhookNotifier.from_env()
     try:  # registered for workflows/notifications.py to call (see the README, e-mail)
         emailer = EmailNotifier.from_env()
-    except SmtpSettingsError as err:
+        slack = slack or SlackNotifier.from_env()
+    except (SmtpSettingsError, SlackSettingsError) as err:
         raise WorkerStartError(str(err)) from None
     return Worker(
         worker_client(client),
@@ -88,10 +92,12 @@ def build_worker(
         activities=[
             analysis.analyze_request,
             analysis.propose_action,
-            ApprovalNotices(notifier, emailer).send_approval_notices,
+            ApprovalNotices(notifier, emailer, slack).send_approval_notices,
             notify_approval_needed,
             notifier.send_webhook_notice,
             emailer.send_email_notice,
+            slack.send_slack_notice,
+            slack.update_slack_messages,
             preview_tool_call,
             execute_tool,
         ],

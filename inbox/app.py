@@ -52,6 +52,8 @@ from inbox.views import decided_item, pending_item, status_json
 from inbox.visible_text import finalize
 from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from models.models import ProposedAction, WorkflowState, WorkflowStatus
+from slack_approvals.routes import slack_router
+from slack_approvals.settings import SlackEndpoint
 
 HERE = Path(__file__).parent
 log = logging.getLogger("inbox")
@@ -104,7 +106,11 @@ class DecisionBody(BaseModel):
     amended_action: ProposedAction | None = None
 
 
-def create_app(settings: InboxSettings, service: TemporalService | None = None) -> FastAPI:
+def create_app(
+    settings: InboxSettings,
+    service: TemporalService | None = None,
+    slack: SlackEndpoint | None = None,
+) -> FastAPI:
     app = FastAPI(title="Approval inbox", docs_url=None, redoc_url=None, openapi_url=None)
     temporal = service or TemporalService()
     accounts = Accounts(settings.users_file)
@@ -114,6 +120,8 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
     page_tokens = PageTokens(settings.secret)
     templates = Jinja2Templates(env=_template_environment())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if slack is not None:  # Slack's button presses (docs/slack.md)
+        app.include_router(slack_router(slack, temporal))
     app.state.sessions = sessions
 
     # ---- who is asking ------------------------------------------------------------------

@@ -35,11 +35,12 @@ from models.models import (
     WorkflowStatus,
 )
 from send_approval import (
+    Applied,
     DecisionNotAppliedError,
     DecisionRefusedError,
     NoWorkerError,
+    deliver,
     deliver_to_stage,
-    submit,
 )
 from temporal_client import (
     StatusUnavailableError,
@@ -285,11 +286,28 @@ class TemporalService:
         edits: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> ApprovalDecision:
+        """``decide_applied``'s decision, as the workflow recorded it."""
+        applied = await self.decide_applied(
+            workflow_id, reviewer, approved, notes, request_id, edits, stage
+        )
+        return applied.decision
+
+    async def decide_applied(
+        self,
+        workflow_id: str,
+        reviewer: str,
+        approved: bool,
+        notes: str,
+        request_id: str | None = None,
+        edits: dict[str, Any] | None = None,
+        stage: str | None = None,
+    ) -> Applied:
         """Submit the signed-in reviewer's decision for the request waiting now (or, with
         ``request_id``, only for that one); for a staged run, to the stage ``stage`` (the
         one waiting now when None) and never another: a repeat that arrives once that stage
         was decided is answered with the vote it counted, or refused with how it ended.
-        ``edits`` (fields of the proposed action) approve an amended action."""
+        ``edits`` (fields of the proposed action) approve an amended action. ``earlier``
+        in the answer: the same vote was counted before (a double press, a second tab)."""
         status = await self.status(workflow_id)
         request = status.approval_request
         waiting = status.current_stage
@@ -321,7 +339,7 @@ class TemporalService:
         client = await self.client()
         # One update per POST, with a fresh ID: a repeat of a vote already counted (a
         # double click, a second tab) is answered with that vote, as recorded then.
-        return await _sent(workflow_id, submit(client, workflow_id, decision))
+        return await _sent(workflow_id, deliver(client, workflow_id, decision))
 
     async def _decide_stage(
         self,
@@ -333,7 +351,7 @@ class TemporalService:
         request_id: str | None,
         edits: dict[str, Any] | None,
         stage: str,
-    ) -> ApprovalDecision:
+    ) -> Applied:
         """A stage's decision, bound to that stage of that round (``deliver_to_stage``)."""
         if edits is not None:
             raise RefusedError("a stage approves or rejects the action; it cannot amend it")
@@ -351,8 +369,7 @@ class TemporalService:
         )
         checked(decision)
         client = await self.client()
-        applied = _sent(workflow_id, deliver_to_stage(client, workflow_id, status, decision))
-        return (await applied).decision
+        return await _sent(workflow_id, deliver_to_stage(client, workflow_id, status, decision))
 
     async def _page(
         self, client: Client, query: str, page_size: int, token: bytes | None

@@ -332,12 +332,37 @@ class EmailDelivery(BaseModel):
     detail: str
 
 
+class SlackMessage(BaseModel):
+    """A posted Slack message, by the two IDs ``chat.update`` needs to change it."""
+
+    channel: str
+    ts: str
+
+
+class SlackDelivery(BaseModel):
+    """What the Slack notifier did; ``message`` is the one it posted, if it posted one."""
+
+    delivered: bool
+    detail: str
+    message: SlackMessage | None = None
+
+
+class SlackClosing(BaseModel):
+    """Input of the activity that updates a request's Slack messages once it closed:
+    ``decision`` None means no decision counted in time (the request timed out)."""
+
+    messages: list[SlackMessage]
+    request: ApprovalRequest
+    decision: ApprovalDecision | None = None
+
+
 class NoticeChannel(StrEnum):
     """Where an approval notice goes; the names are those the audit trail uses."""
 
     TERMINAL = "terminal notice"
     WEBHOOK = "webhook"
     EMAIL = "e-mail"
+    SLACK = "slack"
 
 
 class ChannelNotice(BaseModel):
@@ -349,6 +374,7 @@ class ChannelNotice(BaseModel):
     failed: bool = False
     retryable: bool = False
     detail: str = ""
+    slack_message: SlackMessage | None = None  # the Slack channel's posted message
 
 
 class NoticeReport(BaseModel):
@@ -463,6 +489,7 @@ class CarriedRun(BaseModel):
     barred: list[str]
     audit_trail: list[AuditEvent]
     refused_updates: int
+    slack_messages: list[SlackMessage] = Field(default_factory=list)  # updated once decided
     from_run_id: str = Field(
         description="the run that carried it: the next run checks it is the one it continues"
     )

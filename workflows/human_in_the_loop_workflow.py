@@ -308,6 +308,7 @@ class HumanInTheLoopWorkflow:
             barred=self._barred,
             audit_trail=self._audit.events,
             refused_updates=self._refused_updates,
+            slack_messages=window.slack_messages,
             from_run_id=workflow.info().run_id,
         )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
@@ -325,6 +326,7 @@ class HumanInTheLoopWorkflow:
         self._tool_call.previews = carried.previews
         self._resumed = self._open_window(carried.request, resumed=True)
         self._resumed.votes, self._resumed.amenders = carried.votes, carried.amenders
+        self._resumed.slack_messages = carried.slack_messages
         return True
 
     def _new_request(self) -> ApprovalRequest:
