@@ -27,6 +27,7 @@ CHANNEL = "C0APPROVALS"
 class Call:
     method: str  # chat.postMessage, chat.update, or "response" (a press's response_url)
     body: dict[str, Any]
+    url: str
 
 
 @dataclass
@@ -68,9 +69,14 @@ class FakeSlack:
         with self._lock:
             return [call.body for call in self.calls if call.method == method]
 
-    def _answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def replies(self, response_url: str) -> list[dict[str, Any]]:
+        """What was sent to a press's ``response_url``: what the person who pressed saw."""
         with self._lock:
-            self.calls.append(Call(method, body))
+            return [c.body for c in self.calls if c.method == "response" and c.url == response_url]
+
+    def _answer(self, method: str, body: dict[str, Any], url: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.calls.append(Call(method, body, url))
             if (failure := self._failures.pop(method, None)) is not None:
                 error, status = failure
                 return status, {"ok": False, "error": error}
@@ -89,10 +95,9 @@ class FakeSlack:
                     body = json.loads(raw or b"{}")
                 else:
                     body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                if self.path.startswith("/response/"):
-                    status, answer = slack._answer("response", body)
-                else:
-                    status, answer = slack._answer(self.path.rpartition("/")[2], body)
+                url = slack.url + self.path
+                method = "response" if self.path.startswith("/response/") else self.path[5:]
+                status, answer = slack._answer(method, body, url)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
