@@ -25,6 +25,8 @@ from constants import (
     ENCRYPTION_KEYS_ENV,
     INBOX_URL_ENV,
     METRICS_ADDRESS_ENV,
+    SLACK_BOT_TOKEN_ENV,
+    SLACK_CHANNEL_ENV,
     SMTP_HOST_ENV,
     STATE_DIR_ENV,
     WEBHOOK_TOKEN_ENV,
@@ -57,6 +59,8 @@ OPT_IN_SETTINGS = (
     METRICS_ADDRESS_ENV,
     SMTP_HOST_ENV,
     INBOX_URL_ENV,
+    SLACK_BOT_TOKEN_ENV,  # else every test's worker would post to the developer's Slack
+    SLACK_CHANNEL_ENV,
 )
 
 
