@@ -344,3 +344,9 @@ async def test_a_request_rejected_from_slack_with_notes_is_not_executed(
     outcome = update["blocks"][1]["text"]["text"]
     assert outcome.startswith("Request rejected by bob at ")
     assert outcome.endswith("Notes: Not &lt;!channel&gt; this week")  # shown, never a ping
+
+
+def test_the_app_manifest_sends_presses_to_the_route() -> None:
+    manifest = (Path(__file__).parent.parent / "slack_approvals" / "manifest.yaml").read_text()
+    assert f"request_url: https://inbox.example.com{SLACK_INTERACTIONS_PATH}\n" in manifest
+    assert "- chat:write " in manifest
