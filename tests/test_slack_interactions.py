@@ -240,12 +240,14 @@ class SlackRun:
     slack: FakeSlack
     client: Any
 
-    async def message_for(self, request_id: str) -> dict[str, Any]:
-        """The approval message posted for ``request_id``, once it is."""
+    async def message_for(self, request_id: str, stage: str | None = None) -> dict[str, Any]:
+        """The approval message posted for ``request_id`` (its ``stage``), once it is."""
+        title = f", stage {stage}" if stage else "required"
 
         async def posted() -> dict[str, Any] | None:
             for message in self.slack.of("chat.postMessage"):
-                if request_id in json.dumps(message["blocks"]):
+                header = message["blocks"][0]["text"]["text"]
+                if request_id in json.dumps(message["blocks"]) and header.endswith(title):
                     return message
             return None
 
@@ -344,6 +346,38 @@ async def test_a_request_rejected_from_slack_with_notes_is_not_executed(
     outcome = update["blocks"][1]["text"]["text"]
     assert outcome.startswith("Request rejected by bob at ")
     assert outcome.endswith("Notes: Not &lt;!channel&gt; this week")  # shown, never a ping
+
+
+async def test_a_staged_request_is_decided_stage_by_stage_from_slack_by_its_members(
+    runs: TimeSkippingRuns, dev_server: WorkflowEnvironment, slack_run: SlackRun
+) -> None:
+    """Each stage posts its own message; a press decides that stage only, by its members."""
+    runs = dataclasses.replace(runs, env=dev_server)
+    slack = slack_run.slack
+    members = {"manager": ["alice"], "director": ["bob"]}
+    async with runs.worker(slack=SlackNotifier(slack.client(), CHANNEL)):
+        handle = await runs.start(
+            "Pay ACME [staged from Slack]",
+            ok(RISKY),
+            approval_stages=["manager", "director"],
+            stage_approvers=members,
+        )
+        status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        assert status.approval_request is not None
+        request_id = status.approval_request.request_id
+        manager = await slack_run.message_for(request_id, "manager")
+        url = await slack_run.press(manager, ALICE, APPROVE_ACTION)
+        assert (await told(slack, url)).startswith("Applied: alice approved stage manager")
+        director = await slack_run.message_for(request_id, "director")
+        refused = await slack_run.press(director, ALICE, APPROVE_ACTION)  # not a director
+        assert (await told(slack, refused)).startswith("Not applied: ")
+        await slack_run.press(director, BOB, APPROVE_ACTION)
+        result = await handle.result()
+
+    assert result.outcome == Outcome.APPROVED and result.execution is not None
+    texts = [u["blocks"][1]["text"]["text"] for u in slack.of("chat.update")]
+    assert any(t.startswith("Stage manager approved by alice at ") for t in texts)
+    assert any(t.startswith("Stage director approved by bob at ") for t in texts)
 
 
 def test_the_app_manifest_sends_presses_to_the_route() -> None:
