@@ -23,11 +23,11 @@ from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import AnalysisActivities
+from activities.slack_notifier import SlackNotifier
 from activities.tool_activities import execute_tool, preview_tool_call
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
 from console_logging import configure_logging
 from constants import METRICS_ADDRESS_ENV, task_queue
-from slack_approvals.notifier import SlackNotifier
 from slack_approvals.settings import SlackSettingsError
 from temporal_client import (
     INTERRUPTED_EXIT_CODE,

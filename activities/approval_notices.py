@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
+from activities.slack_notifier import SlackNotifier
 from activities.webhook_notifier import WebhookNotifier
 from models.models import (
     ApprovalRequest,
@@ -27,7 +28,6 @@ from models.models import (
     SlackDelivery,
     WebhookDelivery,
 )
-from slack_approvals.notifier import SlackNotifier
 
 # What one channel's own activity returns: the terminal notice returns nothing.
 ChannelDelivery = WebhookDelivery | EmailDelivery | SlackDelivery | None

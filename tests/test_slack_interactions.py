@@ -21,6 +21,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.slack_notifier import SlackNotifier
 from constants import SLACK_INTERACTIONS_PATH
 from inbox.app import create_app
 from inbox.service import TemporalService
@@ -28,7 +29,6 @@ from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, Outcome, WorkflowState
 from send_approval import Applied
 from slack_approvals.messages import APPROVE_ACTION, NOTES_BLOCK, NOTES_INPUT, REJECT_ACTION
-from slack_approvals.notifier import SlackNotifier
 from slack_approvals.settings import SlackEndpoint
 from tests.fake_openai import ok
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign

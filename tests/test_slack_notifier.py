@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.slack_notifier import SlackNotifier
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -25,7 +26,6 @@ from slack_approvals.messages import (
     ButtonValue,
     slack_text,
 )
-from slack_approvals.notifier import SlackNotifier
 from tests.fake_slack import CHANNEL, FakeSlack
 
 HOSTILE = "<!channel> *urgent* <https://evil.example|click> & <@U0BOSS> `x`"

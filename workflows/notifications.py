@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.approval_notices import ApprovalNotices, ChannelDelivery
     from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
+    from activities.slack_notifier import SlackNotifier
     from activities.webhook_notifier import WebhookNotifier
     from models.models import (
         ApprovalDecision,
@@ -34,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         SlackDelivery,
         SlackMessage,
     )
-    from slack_approvals.notifier import SlackNotifier
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
 NOTICE_RETRY = RetryPolicy(
