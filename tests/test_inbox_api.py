@@ -494,7 +494,7 @@ async def test_a_signed_in_session_reaches_the_pages_and_an_expired_one_does_not
     ):
         fresh = await browser.get("/", follow_redirects=False)
         cookie = browser.cookies[SESSION_COOKIE]
-    sessions: Sessions = inbox.server.config.app.state.sessions
+    sessions: Sessions = inbox.server.config.app.state.inbox.sessions
     session = sessions.decode(cookie)
     assert session is not None and session.user == "alice"
     day_ago = int(time.time()) - 24 * 3600
