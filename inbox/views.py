@@ -21,9 +21,13 @@ def pending_item(pending: Pending) -> dict[str, Any]:
         "proposed_action": None,
         "preview": None,
         "deadline": None,
+        "risk_reasons": [],
+        "approvers": [],
+        "escalated": False,
+        "unreadable": pending.unreadable,
     }
     status = pending.status
-    if status is None:  # listed as pending, but no worker answered the status query
+    if status is None:  # listed as pending, but unreadable here or no worker answered
         return item | {"state": None}
     request = status.approval_request
     stage = status.current_stage
@@ -65,6 +69,7 @@ def decided_item(decided: Decided) -> dict[str, Any]:
             "decided_at": None,
             "closed": closed,
             "readable": False,
+            "unreadable": decided.unreadable,
         }
     decision = result.decision
     action = result.proposed_action
@@ -81,4 +86,5 @@ def decided_item(decided: Decided) -> dict[str, Any]:
         "decided_at": decided_at.isoformat() if decided_at is not None else None,
         "closed": closed,
         "readable": True,
+        "unreadable": None,
     }
