@@ -866,4 +866,4 @@ async def test_an_api_retry_of_a_stage_decision_is_already_applied_never_the_nex
     assert "stage manager was decided by alice (approved)" in other.json()["error"]
     assert after.current_stage is not None and after.current_stage.stage == "director"
     approved = [e.detail for e in after.audit_trail if e.event == "stage_approved"]
-    assert approved == ["manager (1/2) by alice"]
+    assert approved == ["manager (1/2) by alice: ok"]  # with the notes sent
