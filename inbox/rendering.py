@@ -12,9 +12,10 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from inbox.context import identity, inbox_of, session_of, via_proxy
-from inbox.views import status_json
+from inbox.views import in_words, status_json
 from inbox.visible_text import finalize
 from models.models import WorkflowState, WorkflowStatus
 
@@ -33,6 +34,7 @@ def template_environment() -> Environment:
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when
     env.filters["left"] = _time_left
+    env.filters["words"] = in_words
     return env
 
 
@@ -94,10 +96,15 @@ def _with_page_token(request: Request, token: str | None) -> str:
 
 
 def _when(value: datetime | str | None) -> str:
+    """A moment as ``<time>``: in UTC, labelled so, for a page without scripts; the page's
+    script shows it in the reader's own time zone (the UTC time stays as its title)."""
     if not value:
         return "-"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.isoformat(timespec="seconds")
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"), moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
 
 
 def _time_left(deadline: datetime | str) -> str:

@@ -52,6 +52,26 @@ def pending_item(pending: Pending) -> dict[str, Any]:
 
 UNREADABLE = "payload encrypted, not readable here"
 
+# States and outcomes as a person reads them; the API keeps the values themselves.
+IN_WORDS = {
+    "analysing": "being analysed",
+    "awaiting_approval": "waiting for a decision",
+    "decided": "decided",
+    "executing": "carrying out the action",
+    "completed": "finished",
+    "auto_approved": "approved automatically (low risk)",
+    "timed_out": "timed out: nobody decided in time",
+    "analysis_failed": "not analysed: the analysis failed",
+    "execution_failed": "approved, but the action failed",
+    "stage_failed": "a stage could not run",
+    "input_refused": "refused: the request was over a limit",
+}
+
+
+def in_words(value: str) -> str:
+    """A state or outcome in words (``awaiting_approval`` -> waiting for a decision)."""
+    return IN_WORDS.get(value, value.replace("_", " "))
+
 
 def decided_item(decided: Decided) -> dict[str, Any]:
     result = decided.result
