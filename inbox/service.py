@@ -106,7 +106,8 @@ class StageOf(Exception):
 class Pending:
     workflow_id: str
     started: datetime
-    status: WorkflowStatus | None  # None: no worker answered the status query in time
+    status: WorkflowStatus | None  # None: no worker answered in time, or unreadable
+    unreadable: str | None = None  # why its status cannot be read here (a key it lacks)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Decided:
     approval_status: str  # the search attribute: readable even when the payloads are not
     result: WorkflowResult | None  # None: encrypted with a key this inbox does not hold
     user_request: str | None
+    unreadable: str | None = None  # why the result cannot be read here
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,18 @@ class UnreadableError(Exception):
 
 
 class SealedError(Exception):
-    """A closed run this inbox cannot decrypt: not transient, so no page should retry it.
-    The message names the outcome, which the search attribute keeps readable."""
+    """A run this inbox cannot decrypt: not transient, so no page should retry it. For a
+    closed run the message names the outcome, which the search attribute keeps readable."""
+
+
+# A payload this inbox cannot open: a key it lacks (the codec's error), or no codec at all
+# for an encrypted payload (the converter's unknown encoding).
+UNREADABLE_ERRORS = (UndecryptablePayloadError, KeyError)
+
+
+def unreadable_reason(err: Exception) -> str:
+    """The codec's message names the key ID and where to add it; a KeyError's is quoted."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
 class TemporalService:
@@ -167,9 +179,8 @@ class TemporalService:
         found: list[Pending] = []
         while True:
             executions, token = await self._page(client, PENDING_QUERY, page_size, token)
-            statuses = await asyncio.gather(*(self._current_status(client, e) for e in executions))
-            for execution, status in zip(executions, statuses, strict=True):
-                row = Pending(execution.id, execution.start_time, status)
+            rows = await asyncio.gather(*(self._pending_row(client, e) for e in executions))
+            for row in rows:
                 if _still_waiting(row) and (for_user is None or waits_for(row, for_user)):
                     found.append(row)
             scanned += len(executions)
@@ -190,8 +201,8 @@ class TemporalService:
             status = execution.typed_search_attributes.get(APPROVAL_STATUS) or ""
             try:
                 found = await self._from_history(client, execution.id, execution.run_id)
-            except UnreadableError:
-                return Decided(execution.id, execution.close_time, status, None, None)
+            except UnreadableError as err:
+                return Decided(execution.id, execution.close_time, status, None, None, str(err))
             if found is None:
                 return None
             run_input, result = found
@@ -224,6 +235,11 @@ class TemporalService:
             ) from None
         except RPCError as err:
             raise _translated(err, workflow_id) from None
+        except UNREADABLE_ERRORS as err:
+            raise SealedError(
+                f"The run's status is encrypted with a key this inbox does not hold, so it "
+                f"cannot show it. {unreadable_reason(err)}"
+            ) from None
 
     async def _closed_status(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
         """A stage's ID (StageOf) or a closed run's status from history; None if running."""
@@ -271,9 +287,9 @@ class TemporalService:
                     return run_input, result
         except (WorkflowFailureError, RPCError, ValueError):
             pass  # failed or terminated: not an outcome of the agent
-        except (KeyError, UndecryptablePayloadError) as err:
+        except UNREADABLE_ERRORS as err:
             logger.warning("Run %s cannot be read here: %s", workflow_id, err)
-            raise UnreadableError("payload encrypted, not readable here") from None
+            raise UnreadableError(unreadable_reason(err)) from None
         return None
 
     async def decide(
@@ -382,6 +398,15 @@ class TemporalService:
         except RPCError as err:
             raise _translated(err, "") from None
         return list(executions.current_page or []), executions.next_page_token
+
+    async def _pending_row(self, client: Client, execution: WorkflowExecution) -> Pending:
+        """A listed run with its status; one this inbox cannot decrypt is listed as such,
+        with why, instead of taking the whole page down."""
+        try:
+            status = await self._current_status(client, execution)
+        except UNREADABLE_ERRORS as err:
+            return Pending(execution.id, execution.start_time, None, unreadable_reason(err))
+        return Pending(execution.id, execution.start_time, status)
 
     async def _current_status(
         self, client: Client, execution: WorkflowExecution

@@ -298,6 +298,7 @@ class StageOutcome(BaseModel):
     decided_at: datetime | None = None
     notice_failures: list[str] = []
     reviewer: str | None = Field(default=None, description="who decided the stage")
+    notes: str = Field(default="", description="the deciding reviewer's notes")
     approvers: list[str] = Field(
         default_factory=list,
         description="everyone whose approval the stage counted (a quorum: more than the "

@@ -3,14 +3,14 @@ as the terminal, the webhook and the e-mail show them; no template can forget it
 
 from markupsafe import Markup
 
-from inbox.app import _template_environment
+from inbox.rendering import template_environment
 from inbox.visible_text import visible
 
 SPOOF = "Delete report\u202egpj.exe"
 
 
 def test_every_value_in_every_template_shows_its_invisible_characters() -> None:
-    env = _template_environment()
+    env = template_environment()
     page = env.from_string(
         "{% macro cell(v) %}<td>{{ v }}</td>{% endmacro %}"
         "<p>{{ text }}</p>{{ cell(text) }}{{ names|join(', ') }}<i>{{ '<b>' }}</i>"

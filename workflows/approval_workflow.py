@@ -65,6 +65,7 @@ class ApprovalWorkflow:
             approved=decision.approved if decision else None,
             decided_at=decision.decided_at if decision else None,
             reviewer=decision.reviewer if decision else None,
+            notes=decision.reviewer_notes if decision else "",
             approvers=[vote.reviewer for vote in self._window.votes if vote.approved],
             notice_failures=self._notice_failures,
             refusals=self._refusals,

@@ -85,6 +85,7 @@ class StagedApproval:
             request_id=self.request.request_id,
             approved=last.approved,
             reviewer=by,
+            reviewer_notes=last.notes,
             decided_at=last.decided_at,
         )
 
@@ -148,7 +149,8 @@ class StagedApproval:
             self._record("decision_refused", f"stage {stage}: {refusal}")
         verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
         by = f" by {outcome.reviewer}" if outcome.reviewer else ""
-        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}")
+        notes = f": {outcome.notes}" if outcome.notes else ""
+        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}{notes}")
         return outcome
 
     def _failed(self, stage: str, reason: str) -> StageOutcome:
