@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
+from console_format import answer_of
 from inbox.accounts import Accounts, AccountsError
 from inbox.auth import (
     SESSION_COOKIE,
@@ -498,6 +499,7 @@ def _template_environment() -> Environment:
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when
     env.filters["left"] = _time_left
+    env.filters["answer"] = answer_of  # a read-only tool's rows, as the terminal shows them
     return env
 
 
