@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable
@@ -44,7 +46,7 @@ from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
 from console_format import format_preview, format_result, terminal_safe
 from console_logging import configure_logging
-from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATUS_QUERY, task_queue
+from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
 from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
@@ -84,9 +86,11 @@ from temporal_client import (
     exit_process,
     interrupted,
 )
+from tools.database import DATABASE_FILE, reset_database
 from worker import WorkerStartError, build_worker, check_namespace
 
 DEFAULT_DATA_DIR = Path(".temporal")
+SAMPLE_DATA_FOLDER = "sample-data"  # under --data-dir: the demo's own operations database
 POLL_SECONDS = 0.25
 LOCAL_PROBE_SECONDS = 5.0
 STAGE_LOOKUP_SECONDS = 2.0  # how long a loopback address gets to answer as Temporal
@@ -194,6 +198,31 @@ def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
     say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
 
 
+class SampleDataError(Exception):
+    """The demo's copy of the sample data could not be seeded."""
+
+
+def sample_data_dir(data_dir: Path) -> Path:
+    return data_dir.resolve() / SAMPLE_DATA_FOLDER
+
+
+def use_own_sample_data(data_dir: Path) -> None:
+    """The demo's worker acts on its own copy of the sample data, seeded afresh for each
+    demo: what an earlier demo deleted is back, and no other worker's data is touched."""
+    folder = sample_data_dir(data_dir)
+    try:
+        reset_database(folder / DATABASE_FILE)
+    except (OSError, sqlite3.Error) as err:
+        raise SampleDataError(
+            terminal_safe(
+                f"Cannot seed the demo's sample data in {folder} ({err}); "
+                "choose another --data-dir."
+            )
+        ) from None
+    os.environ[STATE_DIR_ENV] = str(folder)  # read by the tools at each call
+    say(terminal_safe(f"Sample data: a fresh copy for this demo, in {folder}."))
+
+
 @dataclass
 class Progress:
     """How far the demo got, so that Ctrl-C can say what it leaves behind."""
@@ -211,6 +240,7 @@ async def run_demo(
         analysis = analysis_activities(settings, offline=args.offline)
         if args.inbox:
             start_inbox(stack, args.data_dir)
+        use_own_sample_data(args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request,
@@ -578,12 +608,14 @@ async def waiting_stage(handle: Run) -> StageProgress | None:
 
 def worker_command(args: argparse.Namespace) -> str:
     """How to run a worker like this demo's; the local model stops with the demo, so it is
-    served again first."""
+    served again first. It acts on the demo's copy of the sample data, as the demo did."""
+    state = shlex.quote(str(sample_data_dir(args.data_dir)))
+    worker = f"{STATE_DIR_ENV}={state} {WORKER_COMMAND}"
     if args.offline:
-        return f"{WORKER_COMMAND} --offline"
+        return f"{worker} --offline"
     if args.local_model:
-        return f"{LOCAL_MODEL_COMMAND}\n  {WORKER_COMMAND}"
-    return WORKER_COMMAND
+        return f"{LOCAL_MODEL_COMMAND}\n  {worker}"
+    return worker
 
 
 def resume_hint(
@@ -666,6 +698,7 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
         WorkerStartError,
         UndecryptablePayloadError,
         InboxStartError,
+        SampleDataError,
     ) as err:
         print(err, file=sys.stderr)
         return 1

@@ -12,8 +12,8 @@ from urllib.parse import quote, urlencode
 from fastapi import Request
 from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
 
+from console_format import answer_of
 from inbox.context import identity, inbox_of, session_of, via_proxy
 from inbox.views import in_words, status_json
 from inbox.visible_text import finalize
@@ -32,9 +32,11 @@ def template_environment() -> Environment:
         finalize=finalize,  # invisible and bidi characters shown as escapes, everywhere
     )
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
-    env.filters["when"] = _when
+    env.filters["iso"] = _iso
+    env.filters["utc"] = _utc
     env.filters["left"] = _time_left
     env.filters["words"] = in_words
+    env.filters["answer"] = answer_of  # a read-only tool's rows, as the terminal shows them
     return env
 
 
@@ -95,16 +97,19 @@ def _with_page_token(request: Request, token: str | None) -> str:
     return request.url.path + (f"?{urlencode(params)}" if params else "")
 
 
-def _when(value: datetime | str | None) -> str:
-    """A moment as ``<time>``: in UTC, labelled so, for a page without scripts; the page's
-    script shows it in the reader's own time zone (the UTC time stays as its title)."""
-    if not value:
-        return "-"
+def _in_utc(value: datetime | str) -> datetime:
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return Markup('<time datetime="{}">{}</time>').format(
-        moment.isoformat(timespec="seconds"), moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-    )
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | str) -> str:
+    """A ``<time datetime>``: the page's script shows it in the reader's own time zone."""
+    return _in_utc(value).isoformat(timespec="seconds")
+
+
+def _utc(value: datetime | str) -> str:
+    """What a page without scripts shows: the time in UTC, labelled so."""
+    return _in_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _time_left(deadline: datetime | str) -> str:

@@ -85,6 +85,9 @@ async def test_a_read_only_look_up_runs_unasked(
         done = await run.finish()
     assert "Result: auto_approved" in done.output
     assert "executed: reads the balances of 3 accounts; changes nothing" in done.output
+    # The answer itself, not only its count.
+    assert "Answer:\n  id         name               balance_cents\n" in done.output
+    assert "  operating  Operating account  " in done.output
     assert done.returncode == 0, done.output
 
 
