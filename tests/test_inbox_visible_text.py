@@ -36,7 +36,7 @@ def test_the_request_page_shows_a_look_up_answer_as_a_table_of_text() -> None:
     status = WorkflowStatus(state=WorkflowState.COMPLETED, result=read_only_result(rows, 2))
 
     page = (
-        _template_environment()
+        template_environment()
         .get_template("request.html")
         .render(workflow_id="wf-1", s=status, version="v", form_key="f", user=None, csrf_token="t")
     )
