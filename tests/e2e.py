@@ -18,8 +18,8 @@ from typing import Any
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import TASK_QUEUE_ENV
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TEMPORAL_CLI,
     background_script,
@@ -293,8 +293,8 @@ async def inbox_run(
     """A run started as ``start_workflow`` starts one (tagged ``ApprovalStatus``, so the
     inbox lists it) on the worker's queue, whose LLM proposes a risky action; yielded once
     it waits for a decision (``wait``), terminated on exit if still open."""
+    from client.start import INITIAL_SEARCH_ATTRIBUTES
     from models.models import WorkflowInput, WorkflowState
-    from start_workflow import INITIAL_SEARCH_ATTRIBUTES
     from tests.helpers import script_risky_proposal, start_run, wait_for_state
 
     script_risky_proposal(llm_server, request, **(proposal or {}))

@@ -19,7 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import approval_status
 import send_approval as send_approval_script
-import temporal_client
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
+from client import status as client_status
 from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
@@ -39,7 +41,6 @@ from tests.e2e import (
     started_run,
     unique,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     background_script,
     is_running,
@@ -347,7 +348,7 @@ async def test_the_status_query_gives_up_when_no_worker_answers(
 ) -> None:
     """Without a request ID, send_approval asks the run first: with no worker that query
     is bounded like the update, and says so (here the bound is shortened to 1 s)."""
-    monkeypatch.setattr(temporal_client, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_status, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     workflow_id = f"no-worker-{uuid.uuid4().hex[:8]}"
@@ -361,7 +362,7 @@ async def test_the_status_query_gives_up_when_no_worker_answers(
         args = send_approval_script.parse_args([workflow_id, "approve", "--reviewer", "ann"])
         with pytest.raises(send_approval_script.DecisionNotAppliedError) as refused:
             await asyncio.wait_for(send_approval_script.send(args), timeout=20)
-        with pytest.raises(temporal_client.StatusUnavailableError) as unanswered:
+        with pytest.raises(client_status.StatusUnavailableError) as unanswered:
             status_args = argparse.Namespace(pending=False, workflow_id=workflow_id)
             await asyncio.wait_for(approval_status.report(status_args), timeout=20)
     finally:
@@ -469,10 +470,10 @@ async def test_settings_that_cannot_be_loaded_are_named_in_one_line(
     assert callable(make_value)
     value = make_value(tmp_path)
     (tmp_path / "temporal.toml").write_text("address = = 1\n")
-    for name in temporal_client.PROFILE_SETTINGS:  # only the setting under test is named
+    for name in client_connection.PROFILE_SETTINGS:  # only the setting under test is named
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(setting, str(value))
 
-    with pytest.raises(temporal_client.TemporalSettingsError) as failure:
-        await temporal_client.connect()
+    with pytest.raises(client_connection.TemporalSettingsError) as failure:
+        await client_connection.connect()
     assert re.fullmatch(expected, str(failure.value)), str(failure.value)

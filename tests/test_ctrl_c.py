@@ -21,10 +21,10 @@ from temporalio import workflow
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import ApprovalDecision
 from tests.e2e import address_of, worker_process
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import PROJECT_ROOT, is_running, running_test_workflow, script_env, wait_until
 from tests.launcher import LaunchedProcess, popen
 

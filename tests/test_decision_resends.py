@@ -23,6 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import demo
 import send_approval
+from benchmarks.fake_openai import FakeOpenAIServer
+from client.decide import DecisionRefusedError
 from inbox.service import RefusedError, TemporalService
 from models.models import (
     EscalationPolicy,
@@ -32,7 +34,6 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TimeSkippingRuns,
     script_risky_proposal,
@@ -80,7 +81,7 @@ def cli_sender(client: Client, handle: WorkflowHandle, monkeypatch: pytest.Monke
         args = send_approval.parse_args([handle.id, verdict, notes, "--reviewer", reviewer])
         try:
             await send_approval.send(args)
-        except send_approval.DecisionRefusedError:
+        except DecisionRefusedError:
             return False
         return True
 

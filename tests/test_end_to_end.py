@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -40,7 +41,6 @@ from tests.e2e import (
     temporal_cli,
     unique,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import script_env, script_risky_proposal, status_of, wait_until
 
 # What the stand-in's tool call for a request no offline rule maps does: one e-mail.

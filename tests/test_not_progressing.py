@@ -1,5 +1,5 @@
 """A run whose workflow task keeps failing is named as such, with the server's reason,
-instead of a status query that times out (``temporal_client.not_progressing``).
+instead of a status query that times out (``client.status.not_progressing``).
 
 The run is wedged on purpose by a test-only workflow that raises in its workflow code: the
 SDK fails the workflow task, and the server retries it for ever, as it did for a run that
@@ -22,13 +22,16 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import approval_status
 import send_approval
 import start_workflow
-import temporal_client
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import decide as client_decide
+from client import start as client_start
+from client import status as client_status
+from client.connection import converter_with_keys
+from client.status import not_progressing
 from constants import TASK_QUEUE_ENV, WORKFLOW_TYPE
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
-from temporal_client import converter_with_keys, not_progressing
 from tests.e2e import address_of, script
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import running_test_workflow, script_env, start_run, wait_until
 
 WEDGE = "deliberately wedged for the test"
@@ -98,11 +101,11 @@ async def test_a_decision_sent_by_request_id_says_it_was_not_applied(
 ) -> None:
     """With a request ID, send_approval sends the update at once: when no answer comes,
     it names the stuck run rather than a missing worker (wait shortened to 1 s)."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_decide, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     args = send_approval.parse_args([wedged.id, "req-1", "approve", "--reviewer", "ann"])
-    with pytest.raises(send_approval.DecisionNotAppliedError) as refused:
+    with pytest.raises(client_decide.DecisionNotAppliedError) as refused:
         await asyncio.wait_for(send_approval.send(args), timeout=20)
     assert f"Workflow {wedged.id} is not progressing" in str(refused.value)
     assert str(refused.value).endswith("The decision was not applied.")
@@ -121,10 +124,10 @@ async def test_a_run_that_waits_or_has_no_worker_is_not_called_stuck(
     )
     try:
         assert await not_progressing(client, handle.id) is None
-        monkeypatch.setattr(temporal_client, "WORKER_WAIT_SECONDS", 1)
+        monkeypatch.setattr(client_status, "WORKER_WAIT_SECONDS", 1)
         monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
         monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
-        with pytest.raises(temporal_client.StatusUnavailableError) as unanswered:
+        with pytest.raises(client_status.StatusUnavailableError) as unanswered:
             status_args = argparse.Namespace(pending=False, workflow_id=handle.id)
             await asyncio.wait_for(approval_status.report(status_args), timeout=20)
     finally:
@@ -137,7 +140,7 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
 ) -> None:
     """It would wait for ever; it says why and exits instead (checks every 0.5 s here)."""
     task_queue = f"wedged-agent-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(start_workflow, "PROGRESS_CHECK_SECONDS", 0.5)
+    monkeypatch.setattr(client_start, "PROGRESS_CHECK_SECONDS", 0.5)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     monkeypatch.setenv(TASK_QUEUE_ENV, task_queue)
@@ -150,7 +153,7 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
         try:
-            with pytest.raises(start_workflow.ResultUnavailableError) as stopped:
+            with pytest.raises(client_start.ResultUnavailableError) as stopped:
                 progress = start_workflow.Progress(workflow_id)
                 await asyncio.wait_for(start_workflow.start_and_wait(args, progress), timeout=60)
         finally:
