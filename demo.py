@@ -42,9 +42,9 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from client import connection
 from client.connection import (
     DEV_SERVER_COMMAND,
-    WORKER_WAIT_SECONDS,
     TemporalSettingsError,
     TemporalUnavailableError,
     configured_address,
@@ -521,7 +521,7 @@ async def submit_until_taken(
             await decide(client, handle.id, verdict, status=status, update_id=update_id)
             return
         except NoWorkerError:
-            why = f"no answer within {WORKER_WAIT_SECONDS}s"
+            why = f"no answer within {connection.WORKER_WAIT_SECONDS}s"
         except RPCError as err:
             if err.status not in RESEND_STATUSES:
                 raise

@@ -25,8 +25,8 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import connection
 from client.connection import (
-    WORKER_WAIT_SECONDS,
     means_no_such_workflow,
     means_no_worker,
     no_worker_message,
@@ -152,9 +152,10 @@ async def decide(
         except RPCError as err:  # the run has closed: did it count this decision?
             if not means_no_such_workflow(err):
                 raise
-            if (result := await closed_result(client, workflow_id)) is None:
+            result = await closed_result(client, workflow_id)
+            if result is None or (vote := counted(closed_status(result), decision)) is None:
                 raise
-            return repeated(workflow_id, closed_status(result), decision)
+            return Applied(vote, earlier=True)
     if status is None:
         status = await run_status(client, workflow_id)
     stage = verdict.stage or (status.current_stage.stage if status.current_stage else None)
@@ -213,11 +214,16 @@ async def run_status(client: Client, workflow_id: str) -> WorkflowStatus:
 
 def repeated(workflow_id: str, status: WorkflowStatus, decision: ApprovalDecision) -> Applied:
     """A decision for a run that no longer waits: "already applied" when the run counted
-    the same vote (the workflow's own rule, ``duplicate_of``), else not applied."""
-    votes = [*status.votes, *(status.result.votes if status.result else [])]
-    if (vote := duplicate_of(decision, votes)) is not None:
+    the same vote, else not applied."""
+    if (vote := counted(status, decision)) is not None:
         return Applied(vote, earlier=True)
     raise not_waiting(workflow_id, status)
+
+
+def counted(status: WorkflowStatus, decision: ApprovalDecision) -> ApprovalDecision | None:
+    """The vote of the run (as ``status`` shows it) that ``decision`` repeats, by the
+    workflow's own rule (``duplicate_of``)."""
+    return duplicate_of(decision, [*status.votes, *(status.result.votes if status.result else [])])
 
 
 def not_waiting(workflow_id: str, status: WorkflowStatus) -> DecisionNotAppliedError:
@@ -350,7 +356,7 @@ async def deliver(
     ``update_id`` the update is new (``new_update_id``)."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        async with asyncio.timeout(WORKER_WAIT_SECONDS):
+        async with asyncio.timeout(connection.WORKER_WAIT_SECONDS):
             recorded = await handle.execute_update(
                 SUBMIT_DECISION_UPDATE,
                 decision,

@@ -20,8 +20,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from client import connection
 from client.connection import (
-    WORKER_WAIT_SECONDS,
     means_no_such_workflow,
     means_no_worker,
     no_worker_message,
@@ -126,7 +126,7 @@ async def query_status(client: Client, workflow_id: str) -> WorkflowStatus:
         raise StatusUnavailableError(stuck)
     handle = client.get_workflow_handle(workflow_id)
     try:
-        async with asyncio.timeout(WORKER_WAIT_SECONDS):
+        async with asyncio.timeout(connection.WORKER_WAIT_SECONDS):
             answer = await handle.query(
                 STATUS_QUERY, result_type=WorkflowStatus | StageOutcome | None
             )

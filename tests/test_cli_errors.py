@@ -348,7 +348,7 @@ async def test_the_status_query_gives_up_when_no_worker_answers(
 ) -> None:
     """Without a request ID, send_approval asks the run first: with no worker that query
     is bounded like the update, and says so (here the bound is shortened to 1 s)."""
-    monkeypatch.setattr(client_status, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     workflow_id = f"no-worker-{uuid.uuid4().hex[:8]}"

@@ -23,6 +23,7 @@ import approval_status
 import send_approval
 import start_workflow
 from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
 from client import decide as client_decide
 from client import start as client_start
 from client import status as client_status
@@ -101,7 +102,7 @@ async def test_a_decision_sent_by_request_id_says_it_was_not_applied(
 ) -> None:
     """With a request ID, send_approval sends the update at once: when no answer comes,
     it names the stuck run rather than a missing worker (wait shortened to 1 s)."""
-    monkeypatch.setattr(client_decide, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     args = send_approval.parse_args([wedged.id, "req-1", "approve", "--reviewer", "ann"])
@@ -124,7 +125,7 @@ async def test_a_run_that_waits_or_has_no_worker_is_not_called_stuck(
     )
     try:
         assert await not_progressing(client, handle.id) is None
-        monkeypatch.setattr(client_status, "WORKER_WAIT_SECONDS", 1)
+        monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
         monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
         monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
         with pytest.raises(client_status.StatusUnavailableError) as unanswered:
