@@ -160,9 +160,11 @@ async def decide(
         status = await run_status(client, workflow_id)
     stage = verdict.stage or (status.current_stage.stage if status.current_stage else None)
     request = status.approval_request
-    # The request shown: the one waiting, or (staged) the round, even once it ended.
-    request_id = verdict.request_id or (request.request_id if request is not None else None)
-    if request is None or request_id is None:
+    # The request shown: the one waiting, or (staged) the round, even once it ended; or
+    # the one a closed run's result names.
+    closed = status.result.request_id if status.result is not None else None
+    request_id = verdict.request_id or (request.request_id if request is not None else closed)
+    if request_id is None:
         raise not_waiting(workflow_id, status)
     amended = None
     if verdict.edits is not None:
@@ -170,6 +172,8 @@ async def decide(
             raise DecisionNotAppliedError(
                 "Not sent: a stage approves or rejects the action; it cannot amend it."
             )
+        if request is None:
+            raise not_waiting(workflow_id, status)
         proposed = request.proposed_action.model_dump()
         amended = ProposedAction.model_validate({**proposed, **verdict.edits})
     decision = bound(verdict, request_id, amended, stage)

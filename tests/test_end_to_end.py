@@ -28,6 +28,7 @@ from constants import (
 )
 from models.models import WorkflowState
 from tests.e2e import (
+    PASTING_USER,
     ApprovalNotice,
     BackgroundRun,
     Ran,
@@ -177,8 +178,8 @@ async def test_temporal_cli_signal_with_the_notice_json_approves(
         done = await run.finish()
 
     assert signalled.returncode == 0, signalled.output
-    assert "Result: approved - Approved by unknown" in done.output
-    assert "decision_approved: by unknown: Looks good" in done.output
+    assert f"Result: approved - Approved by {PASTING_USER}" in done.output  # never "unknown"
+    assert f"decision_approved: by {PASTING_USER}: Looks good" in done.output
     assert done.returncode == 0, done.output
 
 
