@@ -9,7 +9,10 @@ The scripts run as real processes against the session's dev server and one share
 
 import argparse
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import send_approval as send_approval_script
 from benchmarks.fake_openai import FakeOpenAIServer
 from client import connection as client_connection
 from client import status as client_status
+from console_exit import BROKEN_PIPE_EXIT_CODE
 from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
@@ -42,6 +46,7 @@ from tests.e2e import (
     unique,
 )
 from tests.helpers import (
+    PROJECT_ROOT,
     background_script,
     is_running,
     member_of,
@@ -477,3 +482,25 @@ async def test_settings_that_cannot_be_loaded_are_named_in_one_line(
     with pytest.raises(client_connection.TemporalSettingsError) as failure:
         await client_connection.connect()
     assert re.fullmatch(expected, str(failure.value)), str(failure.value)
+
+
+def test_a_reader_that_goes_away_ends_a_script_without_a_traceback(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    """``approval_status --pending | head``: once the reader has gone, the script ends
+    quietly (exit 141, as a shell reports SIGPIPE), with nothing on stderr."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader has gone before anything was written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "approval_status", "--pending"],
+            cwd=PROJECT_ROOT,
+            env=script_env(address_of(dev_server), "http://127.0.0.1:9", "no-queue"),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (BROKEN_PIPE_EXIT_CODE, "")

@@ -182,3 +182,34 @@ async def test_with_encryption_the_failure_is_decrypted_for_the_reader(
     ]
     assert failures and all(WEDGE not in message for message in failures)
     assert stuck is not None and f"with: {WEDGE}." in stuck
+
+
+async def test_start_workflow_says_when_no_worker_polls_its_task_queue(
+    dev_server: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No worker on the queue: after a short wait (0.2 s here) one line on stderr says so
+    and names the queue, and the script goes on waiting (the run proceeds once one polls)."""
+    task_queue = f"nobody-polls-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(start_workflow, "WORKER_CHECK_SECONDS", 0.2)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    monkeypatch.setenv(TASK_QUEUE_ENV, task_queue)
+    workflow_id = f"unserved-{uuid.uuid4().hex[:8]}"
+    args = start_workflow.parse_args(["Delete the logs", "--workflow-id", workflow_id])
+    waiting = asyncio.ensure_future(
+        start_workflow.start_and_wait(args, start_workflow.Progress(workflow_id))
+    )
+    said: list[str] = []
+    try:
+        await wait_until(
+            lambda: asyncio.sleep(0, said.append(capsys.readouterr().err)),
+            lambda _: "No worker is polling" in "".join(said) or waiting.done(),
+        )
+        assert not waiting.done(), "it stopped waiting"
+    finally:
+        waiting.cancel()
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("end of test")
+    [line] = "".join(said).splitlines()
+    assert line.startswith(f"No worker is polling task queue {task_queue!r}; the run waits")
