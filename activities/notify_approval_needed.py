@@ -20,6 +20,8 @@ from console_format import format_preview, terminal_safe
 from constants import APPROVAL_DECISION_SIGNAL, INBOX_URL_ENV, STAGE_ID_MARKER
 from models.models import ApprovalRequest
 
+REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts $USER into the decision's JSON
+
 
 def inbox_link(workflow_id: str) -> str | None:
     """The request's page in the web inbox, when ``HITL_INBOX_URL`` says where it runs
@@ -45,16 +47,24 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
             f'  {decide} approve "notes" {member}',
             f'  {decide} reject "notes" {member}',
         ]
-    approve_json = json.dumps(
-        {"request_id": request.request_id, "approved": True, "reviewer_notes": "Looks good"}
-    )
+    # The reviewer is whoever pastes it: the shell fills in their user name, as
+    # send_approval's --reviewer defaults to it (unquoted for that one word only).
+    before, after = json.dumps(
+        {
+            "request_id": request.request_id,
+            "approved": True,
+            "reviewer": REVIEWER_MARK,
+            "reviewer_notes": "Looks good",
+        }
+    ).split(REVIEWER_MARK)
+    approve_json = f'{shlex.quote(before)}"$USER"{shlex.quote(after)}'
     return [
         "Approve or reject:",
         f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',
         f'  uv run python -m send_approval {workflow_id} {request_id} reject "notes"',
         "Or with the Temporal CLI:",
         f"  uv run temporal workflow signal --workflow-id {workflow_id} \\",
-        f"    --name {APPROVAL_DECISION_SIGNAL} --input {shlex.quote(approve_json)}",
+        f"    --name {APPROVAL_DECISION_SIGNAL} --input {approve_json}",
     ]
 
 

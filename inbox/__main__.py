@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 
+from console_exit import exit_process
 from console_logging import configure_logging
 from inbox.accounts import (
     AccountsError,
@@ -25,7 +26,6 @@ from inbox.app import create_app
 from inbox.server import server_config
 from inbox.settings import InboxSettings, SettingsError, listen_defaults
 from slack_approvals.settings import SlackEndpoint, SlackSettingsError
-from temporal_client import exit_process
 
 MIN_PASSWORD_LENGTH = 8
 

@@ -1,7 +1,7 @@
 """Every Temporal call the inbox makes: list the runs, read one run, submit a decision.
 
 Routes (pages and the JSON API) call these and nothing else, and the decision itself goes
-through ``send_approval.submit``, the same update the CLI sends: the rules are written once.
+through ``client.decide``, as the CLI's and the demo's do: the rules are written once.
 Errors come out as one of three exceptions the routes turn into HTTP answers.
 """
 
@@ -22,48 +22,30 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.connection import TemporalUnavailableError, connect, means_no_such_workflow
+from client.decide import (
+    Applied,
+    DecisionNotAppliedError,
+    DecisionRefusedError,
+    NoWorkerError,
+    Verdict,
+    decide,
+)
+from client.listing import DECIDED_RUNS_QUERY, PENDING_RUNS_QUERY
+from client.status import StatusUnavailableError, closed_status, query_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
-    ApprovalStatus,
-    ProposedAction,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import (
-    Applied,
-    DecisionNotAppliedError,
-    DecisionRefusedError,
-    NoWorkerError,
-    deliver,
-    deliver_to_stage,
-)
-from temporal_client import (
-    StatusUnavailableError,
-    TemporalUnavailableError,
-    connect,
-    means_no_such_workflow,
-    query_status,
-)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PENDING_QUERY = (
-    f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
-    'AND ExecutionStatus = "Running"'
-)
-DECIDED_STATUSES = [
-    s.value for s in ApprovalStatus if s not in (ApprovalStatus.PENDING, ApprovalStatus.ANALYSING)
-]
-DECIDED_QUERY = (
-    f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
-    'AND ExecutionStatus != "Running"'
-)
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 # A list is read one page at a time, newest first (visibility's own order): one visibility
 # call of PAGE_SIZE runs, then per run its history length and, if it grew, its status query
@@ -178,7 +160,7 @@ class TemporalService:
         token, scanned = page_token, 0
         found: list[Pending] = []
         while True:
-            executions, token = await self._page(client, PENDING_QUERY, page_size, token)
+            executions, token = await self._page(client, PENDING_RUNS_QUERY, page_size, token)
             rows = await asyncio.gather(*(self._pending_row(client, e) for e in executions))
             for row in rows:
                 if _still_waiting(row) and (for_user is None or waits_for(row, for_user)):
@@ -195,7 +177,7 @@ class TemporalService:
         """One page of outcomes, most recently closed first, read from history: closed runs
         need no worker."""
         client = await self.client()
-        executions, token = await self._page(client, DECIDED_QUERY, page_size, page_token)
+        executions, token = await self._page(client, DECIDED_RUNS_QUERY, page_size, page_token)
 
         async def outcome(execution: WorkflowExecution) -> Decided | None:
             status = execution.typed_search_attributes.get(APPROVAL_STATUS) or ""
@@ -263,13 +245,7 @@ class TemporalService:
         if found is None:
             return None
         _, result = found
-        return WorkflowStatus(
-            state=WorkflowState.COMPLETED,
-            decision=result.decision,
-            votes=result.votes,
-            result=result,
-            audit_trail=result.audit_trail,
-        )
+        return closed_status(result)
 
     async def _from_history(
         self, client: Client, workflow_id: str, run_id: str | None
@@ -318,74 +294,16 @@ class TemporalService:
         edits: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> Applied:
-        """Submit the signed-in reviewer's decision for the request waiting now (or, with
-        ``request_id``, only for that one); for a staged run, to the stage ``stage`` (the
-        one waiting now when None) and never another: a repeat that arrives once that stage
-        was decided is answered with the vote it counted, or refused with how it ended.
-        ``edits`` (fields of the proposed action) approve an amended action. ``earlier``
-        in the answer: the same vote was counted before (a double press, a second tab)."""
+        """Submit the signed-in reviewer's decision (``client.decide``): for the request
+        waiting now, or with ``request_id`` only for that one; for a staged run, to the
+        stage ``stage`` (the one waiting now when None) and never another. ``edits``
+        (fields of the proposed action) approve an amended action."""
         status = await self.status(workflow_id)
-        request = status.approval_request
-        waiting = status.current_stage
-        stage = stage or (waiting.stage if waiting is not None else None)
-        if stage is not None:
-            return await self._decide_stage(
-                workflow_id, status, reviewer, approved, notes, request_id, edits, stage
-            )
-        if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
-            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
-        if request_id is not None and request_id != request.request_id:
-            raise RefusedError(
-                f"request {request_id} is no longer the one waiting ({request.request_id})"
-            )
-        amended = (
-            ProposedAction.model_validate({**request.proposed_action.model_dump(), **edits})
-            if edits is not None
-            else None
-        )
-        decision = ApprovalDecision(
-            request_id=request.request_id,
-            approved=approved,
-            reviewer=reviewer,
-            reviewer_notes=notes,
-            decided_at=None,  # the workflow records when it received it
-            amended_action=amended,
-        )
-        checked(decision)
         client = await self.client()
+        verdict = Verdict(approved, reviewer, notes, request_id, stage, edits)
         # One update per POST, with a fresh ID: a repeat of a vote already counted (a
         # double click, a second tab) is answered with that vote, as recorded then.
-        return await _sent(workflow_id, deliver(client, workflow_id, decision))
-
-    async def _decide_stage(
-        self,
-        workflow_id: str,
-        status: WorkflowStatus,
-        reviewer: str,
-        approved: bool,
-        notes: str,
-        request_id: str | None,
-        edits: dict[str, Any] | None,
-        stage: str,
-    ) -> Applied:
-        """A stage's decision, bound to that stage of that round (``deliver_to_stage``)."""
-        if edits is not None:
-            raise RefusedError("a stage approves or rejects the action; it cannot amend it")
-        request = status.approval_request
-        request_id = request_id or (request.request_id if request is not None else None)
-        if request_id is None:
-            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
-        decision = ApprovalDecision(
-            request_id=request_id,
-            approved=approved,
-            reviewer=reviewer,
-            reviewer_notes=notes,
-            decided_at=None,
-            stage=stage,
-        )
-        checked(decision)
-        client = await self.client()
-        return await _sent(workflow_id, deliver_to_stage(client, workflow_id, status, decision))
+        return await _sent(workflow_id, decide(client, workflow_id, verdict, status=status))
 
     async def _page(
         self, client: Client, query: str, page_size: int, token: bytes | None
@@ -444,13 +362,6 @@ class TemporalService:
                 return await asyncio.wait_for(query_status(client, workflow_id), LIST_QUERY_SECONDS)
         except (StatusUnavailableError, RPCError, TimeoutError):
             return None
-
-
-def checked(decision: ApprovalDecision) -> None:
-    """Refuse, before sending, what the workflow would refuse for its size: the form's notes
-    and edits too, and an amended tool call from the API."""
-    if problem := decision_problem(decision):
-        raise RefusedError(f"Not sent: {problem}.")
 
 
 async def _sent(workflow_id: str, sending: Awaitable[T]) -> T:

@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     ENCRYPTION_KEY_FILE_ENV,
     ENCRYPTION_KEYS_ENV,
@@ -38,7 +39,6 @@ from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from tests import launcher
 from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     CHROMEDRIVER,
     CHROMIUM,

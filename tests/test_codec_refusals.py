@@ -25,17 +25,18 @@ from temporalio.converter import (
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import fallback_tool_call, ok
+from client.connection import converter_with_keys, worker_converter
+from client.status import not_progressing
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from encryption.codec import KEY_ID_METADATA, EncryptionCodec, UndecryptablePayloadError
 from encryption.keys import KeyRing, parse_keys
 from encryption.undecodable import UndecodablePayloadError
 from models.models import ApprovalDecision, Outcome, WorkflowInput, WorkflowState
 from models.validation import PayloadRefused, Undecodable, single_payload
-from temporal_client import converter_with_keys, not_progressing, worker_converter
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, start_run, wait_until
 from tests.record_histories import decision_for, pending_request, status_of, wait_for_refusals
-from worker import build_worker
+from worker_setup import build_worker
 
 WORKFLOW = WorkflowSerializationContext(namespace="default", workflow_id="wf-1")
 ACTIVITY = ActivitySerializationContext(

@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import CODEC_CORS_ORIGIN_ENV, CODEC_TOKEN_ENV, ENCRYPTION_KEYS_ENV
 from dev_server import free_port
 from tests.e2e import (
@@ -27,7 +28,6 @@ from tests.e2e import (
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env
 
 UI_ORIGIN = "http://localhost:8233"

@@ -21,8 +21,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import demo
-import send_approval
 from activities.openai_responses import OfflineAnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
+from client.connection import DEV_SERVER_COMMAND
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV
 from dev_server import UI_PORT_OFFSET, start_dev_server
 from models.models import (
@@ -31,8 +33,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from temporal_client import DEV_SERVER_COMMAND
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     DEFAULT_WAIT_SECONDS,
     PROJECT_ROOT,
@@ -52,7 +52,7 @@ from tests.helpers import (
 )
 from tests.launcher import popen
 from tools.database import DATABASE_FILE, reset_database
-from worker import build_worker
+from worker_setup import build_worker
 
 RISKY = "Delete all test data from the production database"
 UV_RUN_MODULE = ["uv", "run", "python", "-m"]
@@ -472,7 +472,7 @@ async def test_a_decision_the_server_forgot_is_sent_again_until_the_run_takes_it
     time; then the server restarts, which forgets an update no worker has accepted (it is
     held in memory only). The demo keeps sending it, as the same update, until the run
     takes it: the run ends rejected, with one decision, instead of waiting out its deadline."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
     port, db_file = embedded_server_port(), tmp_path / "temporal.db"
     output = ""
 
@@ -522,7 +522,7 @@ async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_ap
 ) -> None:
     """Sending again stops at the deadline: with no worker at all, the demo says the
     decision was not confirmed, and leaves it to the run's outcome, which follows."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     client = dev_server.client
     run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
     async with build_worker(client, task_queue, OfflineAnalysisActivities()):

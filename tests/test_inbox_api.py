@@ -28,6 +28,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from benchmarks.fake_openai import FakeOpenAIServer
+from client.connection import TemporalUnavailableError, converter_with_keys
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     INBOX_PORT_ENV,
@@ -45,10 +47,8 @@ from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.limits import MAX_NOTES_CHARS, MAX_TOOL_CALL_BYTES
 from models.models import ApprovalStatus, WorkflowState, WorkflowStatus
-from temporal_client import TemporalUnavailableError, converter_with_keys
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import embedded_server_port, status_of, wait_until
 
 

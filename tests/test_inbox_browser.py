@@ -17,10 +17,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import Outcome
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, inbox_run, script, unique
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import PROJECT_ROOT, is_running, status_of
 
 WAIT_SECONDS = 45

@@ -27,10 +27,10 @@ from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, Outcome, WorkflowState
-from send_approval import Applied
+from client.decide import Applied
 from slack_approvals.messages import APPROVE_ACTION, NOTES_BLOCK, NOTES_INPUT, REJECT_ACTION
 from slack_approvals.settings import SlackEndpoint
-from tests.fake_openai import ok
+from benchmarks.fake_openai import ok
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign
 from tests.helpers import TimeSkippingRuns, fallback_tool_call, wait_for_state, wait_until
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import APPROVE_SIGNAL, NAMED_APPROVERS_STAGE, SUBMIT_DECISION_UPDATE
 from models.limits import decision_problem, run_input_problem
 from models.models import ApprovalDecision, Outcome, StageOutcome, WorkflowInput
 from start_workflow import parse_args
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, status_of, wait_until
 from tests.record_histories import Run, recorded
 

@@ -22,6 +22,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from activities.webhook_notifier import WebhookNotifier
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     APPROVE_SIGNAL,
     DECISION_REFUSED_ERROR,
@@ -39,7 +40,6 @@ from models.models import (
     WorkflowInput,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     STAGE_MEMBERS,
     TimeSkippingRuns,

@@ -12,6 +12,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from activities.offline_analysis import NO_TOOL_FITS
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import STATE_DIR_ENV
 from tests.e2e import (
     WorkerProcess,
@@ -23,7 +24,6 @@ from tests.e2e import (
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env
 from tools.database import DATABASE_FILE, database_path, ensure_database
 
