@@ -22,15 +22,15 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.slack_notifier import SlackNotifier
+from benchmarks.fake_openai import ok
+from client.decide import Applied
 from constants import SLACK_INTERACTIONS_PATH
 from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, Outcome, WorkflowState
-from client.decide import Applied
 from slack_approvals.messages import APPROVE_ACTION, NOTES_BLOCK, NOTES_INPUT, REJECT_ACTION
 from slack_approvals.settings import SlackEndpoint
-from benchmarks.fake_openai import ok
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign
 from tests.helpers import TimeSkippingRuns, fallback_tool_call, wait_for_state, wait_until
 
