@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console_format import terminal_safe
-from constants import ALREADY_APPLIED_ERROR, SUBMIT_DECISION_UPDATE
+from constants import ALREADY_APPLIED_ERROR, STAGED_PARENT_REFUSAL, SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -69,8 +69,6 @@ USAGE = 'send_approval <workflow-id> [<request-id>] approve|reject ["notes"] [op
 # The parent's audit event for a stage's child, whose detail ends with the child's ID.
 STAGE_STARTED = "stage_started"
 AWAITS_CHILD = " awaits child "
-# How a staged run refuses a decision sent to itself (it names the waiting stage's child).
-STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 class DecisionNotAppliedError(Exception):

@@ -478,10 +478,7 @@ class HumanInTheLoopWorkflow:
         """The window a decision for this run counts on, or why there is none."""
         asking = self._asking
         if isinstance(asking, StagedApproval):
-            if asking.progress is not None:
-                child = asking.progress.child_workflow_id
-                return f"this request is decided stage by stage; signal {child}"
-            return NOT_WAITING
+            return asking.refusal() or NOT_WAITING
         return asking if asking is not None else NOT_WAITING
 
     def _decoded(
