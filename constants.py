@@ -86,6 +86,9 @@ APPROVAL_STATUS_SEARCH_ATTRIBUTE = "ApprovalStatus"
 NAMED_APPROVERS_STAGE = "approvers"
 # The reviewer recorded for the shorthand signal, which carries no identity.
 SHORTHAND_REVIEWER = "temporal-cli"
+# How a staged run refuses a decision sent to itself (then it names the waiting stage, its
+# members and its child); send_approval finds the words in the refusal and goes there.
+STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 def task_queue() -> str:

@@ -39,7 +39,7 @@ from client.status import (
     not_progressing,
     query_status,
 )
-from constants import ALREADY_APPLIED_ERROR, SUBMIT_DECISION_UPDATE
+from constants import ALREADY_APPLIED_ERROR, STAGED_PARENT_REFUSAL, SUBMIT_DECISION_UPDATE
 from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
@@ -54,8 +54,6 @@ from workflows.stage_ids import stage_child_id
 # The parent's audit event for a stage's child, whose detail ends with the child's ID.
 STAGE_STARTED = "stage_started"
 AWAITS_CHILD = " awaits child "
-# How a staged run refuses a decision sent to itself (it names the waiting stage's child).
-STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 class DecisionNotAppliedError(Exception):

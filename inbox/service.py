@@ -385,10 +385,13 @@ def _still_waiting(row: Pending) -> bool:
 
 
 def waits_for(row: Pending, user: str) -> bool:
-    """Waiting for me: I may decide (anyone may, or I am named) and have not voted yet. A
-    run whose status is unknown (no worker answered) is kept: it may be."""
+    """Waiting for me: I may decide (anyone may, or I am named, or I am a member of the
+    stage waiting now) and have not voted yet. A run whose status is unknown (no worker
+    answered, or one that does not name a stage's members) is kept: it may be."""
     if row.status is None:
         return True
+    if (stage := row.status.current_stage) is not None:
+        return not stage.members or user in stage.members
     request = row.status.approval_request
     approvers = request.approvers if request is not None else []
     voted = {vote.reviewer for vote in row.status.votes}

@@ -311,12 +311,15 @@ class StageOutcome(BaseModel):
 
 
 class StageProgress(BaseModel):
-    """Which stage waits now, and the child workflow to signal for it."""
+    """Which stage waits now, who may decide it, and the child workflow that takes it."""
 
     stage: str
     child_workflow_id: str
     position: int
     of: int
+    members: list[str] = Field(
+        default=[], description="who may decide the stage (empty: a worker that did not say)"
+    )
 
 
 class WebhookDelivery(BaseModel):
