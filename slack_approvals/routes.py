@@ -14,14 +14,13 @@ request closes, however it was decided.
 
 import asyncio
 import logging
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from constants import SLACK_INTERACTIONS_PATH, SLACK_REVIEWERS_ENV
@@ -102,34 +101,37 @@ class _Interaction(BaseModel):
 
 
 class SeenSignatures:
-    """Signatures of the presses taken in the last five minutes: older ones fail the
-    timestamp check anyway, so that is all there is to remember."""
+    """Signatures of the presses taken, each kept until the timestamp check would refuse
+    its body anyway: five minutes after Slack's timestamp, on the clock that check reads.
+    (Kept by when it arrived instead, a clock behind Slack's would let a replay in.)"""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._seen: dict[str, float] = {}
 
-    def first(self, signature: str) -> bool:
-        now = time.monotonic()
-        self._seen = {s: at for s, at in self._seen.items() if now - at < SIGNATURE_SECONDS}
+    def first(self, signature: str, timestamp: str) -> bool:
+        now = self._clock.now()
+        self._seen = {s: until for s, until in self._seen.items() if until >= now}
         if signature in self._seen:
             return False
-        self._seen[signature] = now
+        self._seen[signature] = int(timestamp) + SIGNATURE_SECONDS
         return True
 
 
 def slack_router(endpoint: SlackEndpoint, service: TemporalService) -> APIRouter:
     router = APIRouter()
     verifier = SignatureVerifier(endpoint.signing_secret)
-    seen = SeenSignatures()
+    seen = SeenSignatures(verifier.clock)
 
     @router.post(SLACK_INTERACTIONS_PATH)
     async def interaction(request: Request, background: BackgroundTasks) -> Response:
         body = await request.body()
         signature = request.headers.get("X-Slack-Signature")
-        if not _signed(verifier, body, request.headers.get("X-Slack-Request-Timestamp"), signature):
+        timestamp = request.headers.get("X-Slack-Request-Timestamp")
+        if not _signed(verifier, body, timestamp, signature):
             return _refused(401, "not signed by Slack with this app's signing secret, or stale")
-        assert signature is not None
-        if not seen.first(signature):
+        assert signature is not None and timestamp is not None
+        if not seen.first(signature, timestamp):
             return _refused(409, "this press was already received; a replay is not taken")
         press = read_press(body)
         if press is None:

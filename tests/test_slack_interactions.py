@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +30,7 @@ from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, Outcome, WorkflowState
+from slack_approvals import routes
 from slack_approvals.messages import APPROVE_ACTION, NOTES_BLOCK, NOTES_INPUT, REJECT_ACTION
 from slack_approvals.settings import SlackEndpoint
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign
@@ -185,6 +187,26 @@ async def test_the_same_signed_press_sent_again_is_refused(
     headers = sign(body)
     async with inbox(service, endpoint) as client:
         first = await client.post(SLACK_INTERACTIONS_PATH, content=body, headers=headers)
+        again = await client.post(SLACK_INTERACTIONS_PATH, content=body, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 409)
+    assert len(service.decisions) == 1
+
+
+async def test_a_replay_is_refused_for_as_long_as_slack_s_timestamp_is_accepted(
+    slack: FakeSlack, endpoint: SlackEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox's clock 200 s behind Slack's: a press stays valid for 500 s of the inbox's
+    time, so a replay 301 s after the first is still within the timestamp check and must be
+    refused by the replay check."""
+    service = Recording()
+    start = time.time()
+    body = press(ALICE, APPROVE_ACTION, BUTTON, slack.response_url("skewed"))
+    headers = sign(body, at=int(start) + 200)
+    async with inbox(service, endpoint) as client:
+        first = await client.post(SLACK_INTERACTIONS_PATH, content=body, headers=headers)
+        later = SimpleNamespace(time=lambda: start + 301, monotonic=lambda: start + 301)
+        monkeypatch.setattr("slack_sdk.signature.time", later.time)
+        monkeypatch.setattr(routes, "time", later, raising=False)
         again = await client.post(SLACK_INTERACTIONS_PATH, content=body, headers=headers)
     assert (first.status_code, again.status_code) == (200, 409)
     assert len(service.decisions) == 1
