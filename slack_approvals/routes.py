@@ -34,11 +34,15 @@ from slack_approvals.messages import (
     ButtonValue,
     slack_text,
 )
-from slack_approvals.settings import SlackEndpoint
+from slack_approvals.settings import SlackEndpoint, SlackSettingsError
 
 log = logging.getLogger("slack_approvals")
 SIGNATURE_SECONDS = 5 * 60  # Slack's own rule, which its SDK applies
 REPLY_SECONDS = 10
+UNUSABLE_REVIEWERS = (
+    "Nothing was decided: the inbox's Slack reviewers file cannot be used just now. "
+    "Tell whoever runs the approvals; its log says why."
+)
 
 
 class Press(BaseModel):
@@ -136,7 +140,12 @@ def slack_router(endpoint: SlackEndpoint, service: TemporalService) -> APIRouter
         press = read_press(body)
         if press is None:
             return Response(status_code=200)
-        reviewer = endpoint.reviewer(press.slack_user)
+        try:
+            reviewer = endpoint.reviewer(press.slack_user)
+        except SlackSettingsError as err:  # the file broke since the start: the log says how
+            log.error("Slack press not taken: %s", err)
+            background.add_task(reply, press, UNUSABLE_REVIEWERS)
+            return Response(status_code=200)
         if reviewer is None:
             log.warning("Slack user %s pressed a button but is not mapped", press.slack_user)
             background.add_task(reply, press, unmapped_message(press.slack_user))

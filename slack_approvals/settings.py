@@ -85,11 +85,9 @@ class SlackEndpoint:
         load_reviewers(self.reviewers_file)  # checked at start: a typo fails there
 
     def reviewer(self, slack_user_id: str) -> str | None:
-        """The reviewer this Slack user is, or None: unmapped (or the file broke since)."""
-        try:
-            return load_reviewers(self.reviewers_file).get(slack_user_id)
-        except SlackSettingsError:
-            return None
+        """The reviewer this Slack user is, or None: unmapped. SlackSettingsError if the
+        file broke since the start."""
+        return load_reviewers(self.reviewers_file).get(slack_user_id)
 
     @classmethod
     def from_env(cls) -> "SlackEndpoint | None":

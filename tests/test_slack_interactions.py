@@ -237,6 +237,25 @@ async def test_a_reviewer_removed_from_the_file_is_refused_at_once(
     assert "not mapped" in (await replies(slack, url))[0]["text"]
 
 
+@pytest.mark.parametrize("broken", ["garbled", "missing"])
+async def test_a_broken_reviewers_file_is_told_as_such_and_nothing_is_decided(
+    slack: FakeSlack, endpoint: SlackEndpoint, broken: str
+) -> None:
+    """A mapped reviewer is not told they are unmapped when it is the file that broke."""
+    service = Recording()
+    url = slack.response_url(f"broken-{broken}")
+    async with inbox(service, endpoint) as client:
+        if broken == "missing":
+            endpoint.reviewers_file.unlink()
+        else:
+            endpoint.reviewers_file.write_text('{"U0ALICE": ')
+        response = await send(client, press(ALICE, APPROVE_ACTION, BUTTON, url))
+    assert response.status_code == 200 and service.decisions == []
+    text = (await replies(slack, url))[0]["text"]
+    assert "reviewers file cannot be used" in text and "not mapped" not in text
+    assert str(endpoint.reviewers_file.parent) not in text  # the server's paths stay there
+
+
 async def test_other_interactions_and_foreign_buttons_are_answered_and_ignored(
     endpoint: SlackEndpoint,
 ) -> None:
