@@ -2,9 +2,9 @@
 
 Every body is capped at ``MAX_BODY_BYTES`` while it streams in, before any parser sees it
 (a declared ``Content-Length`` over the cap is refused at the first read), and must arrive
-within ``BODY_SECONDS``. Forms are further limited in fields and part size, and take no
-files. The connection-level limits (how many, how long to send the headers) are the
-server's: ``server.py``.
+within ``BODY_SECONDS`` (Slack's button presses: ``SLACK_BODY_BYTES``). Forms are further
+limited in fields and part size, and take no files. The connection-level limits (how many,
+how long to send the headers) are the server's: ``server.py``.
 """
 
 import asyncio
@@ -13,9 +13,15 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from constants import SLACK_INTERACTIONS_PATH
+
 # The largest legitimate body is a decision: notes of 1,000 characters and an amended action
 # (models/limits.py), a few KiB. 64 KiB leaves room and bounds a parser's work.
 MAX_BODY_BYTES = 64 * 1024
+# A Slack button press carries the whole message it was pressed on, every text escaped twice
+# (JSON, then the form): up to about 150 KiB for the longest message the worker posts
+# (tests/test_slack_interactions.py builds it). Its route is read up to this.
+SLACK_BODY_BYTES = 256 * 1024
 BODY_SECONDS = 30.0
 # request.form(...) limits: the decision form has under ten fields, none large.
 MAX_FORM_FIELDS = 20
@@ -64,7 +70,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
-        too_large = f"The request body is over the inbox's limit of {self.max_bytes} bytes."
+        slack = scope.get("path") == SLACK_INTERACTIONS_PATH
+        max_bytes = SLACK_BODY_BYTES if slack else self.max_bytes
+        too_large = f"The request body is over the inbox's limit of {max_bytes} bytes."
         received = 0
         complete = False
         started = False
@@ -74,7 +82,7 @@ class BodyLimit:
             nonlocal received, complete, deadline
             if complete:  # the body is in: what follows (a disconnect) is not timed
                 return await receive()
-            if declared and (not declared.isdigit() or int(declared) > self.max_bytes):
+            if declared and (not declared.isdigit() or int(declared) > max_bytes):
                 raise BodyRefused(413, too_large)
             loop = asyncio.get_running_loop()
             deadline = deadline or loop.time() + self.seconds
@@ -87,7 +95,7 @@ class BodyLimit:
                 ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyRefused(413, too_large)
                 complete = not message.get("more_body", False)
             else:

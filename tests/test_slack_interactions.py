@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,14 +28,37 @@ from benchmarks.fake_openai import ok
 from client.decide import Applied
 from constants import SLACK_INTERACTIONS_PATH
 from inbox.app import create_app
+from inbox.request_limits import SLACK_BODY_BYTES
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
-from models.models import ApprovalDecision, Outcome, WorkflowState
+from models.limits import (
+    MAX_ACTION_TYPE_CHARS,
+    MAX_APPROVERS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTES_CHARS,
+    MAX_REASONING_CHARS,
+    MAX_REQUEST_CHARS,
+)
+from models.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Outcome,
+    ProposedAction,
+    WorkflowState,
+)
 from slack_approvals import routes
-from slack_approvals.messages import APPROVE_ACTION, NOTES_BLOCK, NOTES_INPUT, REJECT_ACTION
+from slack_approvals.messages import (
+    APPROVE_ACTION,
+    NOTES_BLOCK,
+    NOTES_INPUT,
+    REJECT_ACTION,
+    request_message,
+)
 from slack_approvals.settings import SlackEndpoint
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign
 from tests.helpers import TimeSkippingRuns, fallback_tool_call, wait_for_state, wait_until
+from tools.models import EffectPreview
 
 ALICE, BOB, STRANGER = "U0ALICE", "U0BOB", "U0STRANGER"
 RISKY = {
@@ -44,6 +68,7 @@ RISKY = {
     "risky_action": True,
     "tool_call": fallback_tool_call("Pay $500 to ACME"),
 }
+WIDE = "\N{GRINNING FACE}"  # outside the BMP: a surrogate pair once escaped in JSON
 BUTTON = '{"workflow_id": "wf-1", "request_id": "req-1", "stage": null}'
 
 
@@ -163,6 +188,63 @@ async def test_a_press_not_signed_by_slack_just_now_is_refused(
     assert response.status_code == 401
     assert "signing secret" in response.json()["error"]
     assert service.decisions == []
+
+
+def largest_request() -> ApprovalRequest:
+    """Every field the message shows at its limit, in the character that costs most once
+    Slack sends it back: four bytes of UTF-8, twelve as JSON's escapes, sixteen in a form."""
+    now = datetime.now(UTC)
+    return ApprovalRequest(
+        workflow_id=WIDE * 250,  # Temporal's limit: 1,000 bytes
+        request_id=WIDE * MAX_NAME_CHARS,
+        user_request=WIDE * MAX_REQUEST_CHARS,
+        proposed_action=ProposedAction(
+            action_type=WIDE * MAX_ACTION_TYPE_CHARS,
+            description=WIDE * MAX_DESCRIPTION_CHARS,
+            reasoning=WIDE * MAX_REASONING_CHARS,
+            risky_action=True,
+        ),
+        risk_reasons=[WIDE * 1000] * 5,
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+        approvers=[WIDE * MAX_NAME_CHARS] * MAX_APPROVERS,
+        stage=WIDE * MAX_NAME_CHARS,
+        preview=EffectPreview(
+            tool="t", summary=WIDE * 1000, affected=1, details=[WIDE * 1000], fingerprint="f"
+        ),
+    )
+
+
+def press_on(blocks: list[dict[str, Any]], text: str, user: str, notes: str, url: str) -> bytes:
+    """A press as Slack sends it: the message it was pressed on included, whole, in JSON
+    with every non-ASCII character and slash escaped."""
+    [value] = {e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"][:2]}
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": "T0TEAM"},
+        "container": {"type": "message", "message_ts": "1.2", "channel_id": CHANNEL},
+        "message": {"type": "message", "text": text, "ts": "1.2", "blocks": blocks},
+        "state": {"values": {NOTES_BLOCK: {NOTES_INPUT: {"type": "x", "value": notes}}}},
+        "response_url": url,
+        "actions": [{"action_id": APPROVE_ACTION, "block_id": "hitl_decide", "value": value}],
+    }
+    return urlencode({"payload": json.dumps(payload).replace("/", "\\/")}).encode()
+
+
+async def test_a_press_on_the_largest_message_posted_is_taken(
+    slack: FakeSlack, endpoint: SlackEndpoint
+) -> None:
+    """Slack sends the whole message back with each press: the route must take a press on
+    any message the worker posts, however long and in whatever script its text is."""
+    service = Recording()
+    text, blocks = request_message(largest_request())
+    body = press_on(blocks, text, ALICE, WIDE * MAX_NOTES_CHARS, slack.response_url("largest"))
+    async with inbox(service, endpoint) as client:
+        response = await send(client, body)
+        over = await send(client, b"payload=" + b"x" * SLACK_BODY_BYTES)  # still bounded
+    assert response.status_code == 200, response.text
+    assert [decision[1:4] for decision in service.decisions] == [("alice", True, WIDE * 1000)]
+    assert over.status_code == 413
 
 
 async def test_headers_that_are_missing_or_not_numbers_are_refused_without_a_trace(
