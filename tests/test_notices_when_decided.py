@@ -17,10 +17,12 @@ from contextlib import asynccontextmanager
 import httpx2
 from temporalio.testing import WorkflowEnvironment
 
+from activities.slack_notifier import SlackNotifier
 from activities.webhook_notifier import WebhookNotifier
 from benchmarks.fake_openai import ok
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, EscalationPolicy, Outcome, WorkflowState
+from tests.fake_slack import CHANNEL, FakeSlack
 from tests.helpers import (
     TimeSkippingRuns,
     fallback_tool_call,
@@ -113,3 +115,35 @@ async def test_an_approval_while_the_escalation_notice_is_sent_is_executed_not_c
     assert result.outcome == Outcome.APPROVED, result.audit_trail
     assert "notification_cancelled" in events and "cancelled" not in events
     assert result.execution is not None
+
+
+async def test_a_slack_message_posted_while_the_webhook_retries_is_closed_once_decided(
+    runs: TimeSkippingRuns, dev_server: WorkflowEnvironment
+) -> None:
+    """Slack took the message at once; the webhook is down, its notice retrying when the
+    request is approved. The message posted must still show the outcome, buttons gone."""
+    runs = dataclasses.replace(runs, env=dev_server)
+    slack = FakeSlack().start()
+    try:
+        async with (
+            webhook_down() as notifier,
+            runs.worker(notifier=notifier, slack=SlackNotifier(slack.client(), CHANNEL)),
+        ):
+            handle = await runs.start("Pay ACME [webhook down, Slack up]", ok(RISKY))
+            status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+            assert status.approval_request is not None
+            await handle.execute_update(
+                SUBMIT_DECISION_UPDATE,
+                ApprovalDecision(
+                    request_id=status.approval_request.request_id, approved=True, reviewer="ann"
+                ),
+            )
+            result = await handle.result()
+        posted, updates = slack.of("chat.postMessage"), slack.of("chat.update")
+    finally:
+        slack.stop()
+    assert result.outcome == Outcome.APPROVED, result.audit_trail
+    assert len(posted) == 1
+    [update] = updates  # the posted message, closed
+    assert update["blocks"][1]["text"]["text"].startswith("Request approved by ann at ")
+    assert "notification_cancelled" in [entry.event for entry in result.audit_trail]

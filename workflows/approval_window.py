@@ -230,9 +230,7 @@ class ApprovalWindow:
         self._notices.append(asyncio.create_task(self._send(request, opening)))
 
     async def _send(self, request: ApprovalRequest, opening: bool) -> None:
-        sent = await send_notices(request, opening=opening)
-        self.slack_messages += sent.slack
-        for event, detail in sent.events:
+        for event, detail in await send_notices(request, self.slack_messages, opening=opening):
             self._record(event, detail)
 
     async def _stop_notices(self) -> None:

@@ -12,7 +12,6 @@ cancellation is never a notice failure: it is raised, so a cancellation stays on
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
@@ -51,18 +50,14 @@ DELIVERED_EVENTS = {
 }
 
 
-@dataclass
-class Sent:
-    """What a notice did: its audit events, and the Slack messages it posted."""
-
-    events: AuditEvents
-    slack: list[SlackMessage] = field(default_factory=list)
-
-
-async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> Sent:
-    """Notify everywhere configured, all at once; return audit events (event, detail) and
-    the Slack messages posted. ``opening``: the request's first notice, tried once as a
-    local activity.
+async def send_notices(
+    request: ApprovalRequest, posted: list[SlackMessage], *, opening: bool = False
+) -> AuditEvents:
+    """Notify everywhere configured, all at once; return audit events (event, detail).
+    ``opening``: the request's first notice, tried once as a local activity. Each Slack
+    message goes into ``posted`` as soon as it is known, not once every channel is done: a
+    request decided while another channel still retries cancels this notice, and its Slack
+    message must still be closed.
 
     An unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering
     nothing.
@@ -85,13 +80,20 @@ async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> Se
     except ActivityError as err:
         if is_cancelled_exception(err):
             raise
-        return Sent([("notification_failed", f"notices: {root_message(err)}")])
+        return [("notification_failed", f"notices: {root_message(err)}")]
+    posted += [notice.slack_message for notice in report.channels if notice.slack_message]
     events = [event for notice in report.channels for event in _reported(notice)]
     retried = [notice.channel for notice in report.channels if notice.retryable]
-    outcomes = await _gather([_channel_activity(channel, request) for channel in retried])
-    posted = [notice.slack_message for notice in report.channels if notice.slack_message]
-    posted += [o.message for o in outcomes if isinstance(o, SlackDelivery) and o.message]
-    return Sent(events + _audit_all(retried, outcomes), posted)
+    outcomes = await _gather([_kept(_channel_activity(c, request), posted) for c in retried])
+    return events + _audit_all(retried, outcomes)
+
+
+async def _kept(sending: Awaitable[ChannelDelivery], posted: list[SlackMessage]) -> ChannelDelivery:
+    """A retried channel's delivery; the Slack message it posted, if any, kept at once."""
+    delivery = await sending
+    if isinstance(delivery, SlackDelivery) and delivery.message is not None:
+        posted.append(delivery.message)
+    return delivery
 
 
 async def close_slack_messages(
