@@ -187,7 +187,7 @@ async def test_a_press_not_signed_by_slack_just_now_is_refused(
         response = await send(client, press(ALICE, APPROVE_ACTION, BUTTON, url), **signing)
     assert response.status_code == 401
     assert "signing secret" in response.json()["error"]
-    assert service.decisions == []
+    assert service.decisions == [] and slack.replies(url) == []  # nothing sent anywhere
 
 
 def largest_request() -> ApprovalRequest:
