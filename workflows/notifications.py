@@ -106,7 +106,8 @@ async def close_slack_messages(
             SlackNotifier.update_slack_messages,
             SlackClosing(messages=messages, request=request, decision=decision),
             start_to_close_timeout=NOTICE_TIMEOUT,
-            retry_policy=SLACK_UPDATE_RETRY,
+            schedule_to_close_timeout=NOTICE_TIMEOUT,  # all attempts: a Slack outage holds
+            retry_policy=SLACK_UPDATE_RETRY,  # a decided run briefly, never for minutes
         )
     except ActivityError as err:
         if is_cancelled_exception(err):
