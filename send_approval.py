@@ -18,6 +18,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -34,10 +35,10 @@ from console_format import terminal_safe
 from constants import ALREADY_APPLIED_ERROR, SUBMIT_DECISION_UPDATE
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
-    MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS,
     MAX_NOTES_CHARS,
     decision_problem,
+    edited_arguments,
     first_problem,
     too_long,
 )
@@ -135,7 +136,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("decision", nargs="+", help='[<request-id>] approve|reject ["notes"]')
     parser.add_argument("--reviewer", default=os_user(), help="default: your OS user")
     parser.add_argument(
-        "--edit-description", metavar="TEXT", help="approve an amended action description"
+        "--edit-arguments",
+        metavar="JSON",
+        type=edit_arguments,
+        help="approve the tool call with these arguments instead (a JSON object, whole); "
+        "the edited call is previewed and asked about again",
     )
     parser.add_argument(
         "--stage",
@@ -157,17 +162,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("cannot tell who you are from the OS; name yourself with --reviewer NAME")
     if not args.reviewer.strip():
         parser.error("--reviewer must not be empty")
-    if args.edit_description is not None and args.verdict != "approve":
-        parser.error("--edit-description only goes with approve")
-    if args.edit_description is not None and not args.edit_description.strip():
-        parser.error("--edit-description must not be empty")
+    if args.edit_arguments is not None and args.verdict != "approve":
+        parser.error("--edit-arguments only goes with approve")
     if args.stage is not None and not args.stage.strip():
         parser.error("--stage must not be empty")
-    if args.stage is not None and args.edit_description is not None:
+    if args.stage is not None and args.edit_arguments is not None:
         parser.error("a stage approves or rejects the action; it cannot amend it")
     if problem := over_a_limit(args):
         parser.error(problem)
     return args
+
+
+def edit_arguments(text: str) -> dict[str, Any]:
+    """``--edit-arguments``, parsed and bounded (``models.limits.edited_arguments``)."""
+    try:
+        return edited_arguments(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def over_a_limit(args: argparse.Namespace) -> str | None:
@@ -176,7 +187,6 @@ def over_a_limit(args: argparse.Namespace) -> str | None:
         too_long("the request ID", args.request_id or "", MAX_NAME_CHARS),
         too_long("the reviewer name", args.reviewer, MAX_NAME_CHARS),
         too_long("the notes", args.notes, MAX_NOTES_CHARS),
-        too_long("--edit-description", args.edit_description or "", MAX_DESCRIPTION_CHARS),
         too_long("--stage", args.stage or "", MAX_NAME_CHARS),
     )
 
@@ -202,7 +212,7 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
     workflow recorded it. For a staged request it decides one stage, bound to it."""
     progress = progress or Progress()
     client = await connect()
-    if args.request_id is not None and args.stage is None and args.edit_description is None:
+    if args.request_id is not None and args.stage is None and args.edit_arguments is None:
         # Everything is known: sent as it is, without asking the run first (a run whose
         # worker is down still gets it when one starts). A staged run refuses it and names
         # the waiting stage: then it goes to that stage, bound to it, as below.
@@ -227,11 +237,13 @@ async def send(args: argparse.Namespace, progress: Progress | None = None) -> Ap
         pending = await pending_status(client, args.workflow_id, status)
         assert pending.approval_request is not None
         request_id = request_id or pending.approval_request.request_id
-        if args.edit_description is not None:
-            proposed = pending.approval_request.proposed_action.model_dump()
-            amended = ProposedAction.model_validate(
-                {**proposed, "description": args.edit_description}
-            )
+        if args.edit_arguments is not None:
+            try:
+                amended = pending.approval_request.proposed_action.with_arguments(
+                    args.edit_arguments
+                )
+            except ValueError as err:
+                raise DecisionNotAppliedError(f"Not sent: {err}.") from None
     if stage is not None and amended is not None:
         raise DecisionNotAppliedError(
             "Not sent: a stage approves or rejects the action; it cannot amend it."

@@ -21,7 +21,6 @@ a reset after the deadline asks for a new request rather than executing an old a
 """
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -261,8 +260,7 @@ def call_text(action: ProposedAction) -> str:
     call = action.tool_call
     if call is None:
         return "no tool call"
-    arguments = json.dumps(call.arguments, ensure_ascii=False, sort_keys=True)
-    return cut(f"{call.tool} {arguments}", MAX_AUDIT_DETAIL_CHARS // 2 - 100)
+    return cut(call.as_text(), MAX_AUDIT_DETAIL_CHARS // 2 - 100)
 
 
 def _verdict(vote: ApprovalDecision) -> str:
