@@ -50,8 +50,8 @@ from inbox.settings import InboxSettings
 from inbox.sign_in_limits import SignInLimiter
 from inbox.views import decided_item, pending_item, status_json
 from inbox.visible_text import finalize
-from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
-from models.models import ProposedAction, WorkflowState, WorkflowStatus
+from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS, edited_arguments
+from models.models import WorkflowState, WorkflowStatus
 
 HERE = Path(__file__).parent
 log = logging.getLogger("inbox")
@@ -101,7 +101,8 @@ class DecisionBody(BaseModel):
     # A staged request: the stage decided. A retry after that stage was decided is answered
     # "already applied" (or refused), never applied to the next stage.
     stage: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
-    amended_action: ProposedAction | None = None
+    # Approve the tool call with these arguments instead (the edited call is asked again).
+    amended_arguments: dict[str, Any] | None = None
 
 
 def create_app(settings: InboxSettings, service: TemporalService | None = None) -> FastAPI:
@@ -412,7 +413,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
         verdict = form.get("verdict", "")
         if verdict not in VERDICTS:
             raise FormError("verdict: must be approve, reject or approve_edited")
-        edits = _edits(form) if verdict == "approve_edited" else None
+        arguments = _edited_arguments(form) if verdict == "approve_edited" else None
         try:
             await temporal.decide(
                 workflow_id,
@@ -420,7 +421,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
                 VERDICTS[verdict],
                 form.get("notes", ""),
                 request_id=form.get("request_id") or None,
-                edits=edits,
+                arguments=arguments,
                 stage=form.get("stage") or None,
             )
         except RefusedError as refused:
@@ -468,7 +469,6 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
             body = DecisionBody.model_validate_json(await request.body())
         except ValidationError as err:
             raise ApiError(422, _describe_errors(err.errors())) from None
-        amended = body.amended_action
         try:
             decision = await temporal.decide(
                 workflow_id,
@@ -476,7 +476,7 @@ def create_app(settings: InboxSettings, service: TemporalService | None = None) 
                 body.approved,
                 body.notes,
                 request_id=body.request_id,
-                edits=amended.model_dump() if amended is not None else None,
+                arguments=body.amended_arguments,
                 stage=body.stage,
             )
         except RefusedError as refused:
@@ -498,6 +498,8 @@ def _template_environment() -> Environment:
     env.filters["urlid"] = lambda value: quote(str(value), safe="")
     env.filters["when"] = _when
     env.filters["left"] = _time_left
+    # A form field longer than this is refused whole (request_limits.py); the textarea stops there.
+    env.globals["MAX_FORM_PART_BYTES"] = MAX_FORM_PART_BYTES
     return env
 
 
@@ -556,19 +558,11 @@ def _next_url(request: Request, token: str | None) -> str | None:
     return _with_page_token(request, token) if token is not None else None
 
 
-def _edits(form: dict[str, str]) -> dict[str, Any]:
-    description = form.get("description", "").strip()
-    if not description:
-        raise FormError("description: the amended action needs a description")
-    parameters: dict[str, str] = {}
-    for number, line in enumerate(form.get("parameters", "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise FormError(f"parameters: line {number} is not key=value")
-        parameters[key.strip()] = value.strip()
-    return {"description": description, "parameters": parameters}
+def _edited_arguments(form: dict[str, str]) -> dict[str, Any]:
+    try:
+        return edited_arguments(form.get("arguments", ""))
+    except ValueError as err:
+        raise FormError(f"arguments: {err}") from None
 
 
 def _describe_errors(errors: Any) -> str:

@@ -28,7 +28,6 @@ from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
-    ProposedAction,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
@@ -282,21 +281,22 @@ class TemporalService:
         approved: bool,
         notes: str,
         request_id: str | None = None,
-        edits: dict[str, Any] | None = None,
+        arguments: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> ApprovalDecision:
         """Submit the signed-in reviewer's decision for the request waiting now (or, with
         ``request_id``, only for that one); for a staged run, to the stage ``stage`` (the
         one waiting now when None) and never another: a repeat that arrives once that stage
         was decided is answered with the vote it counted, or refused with how it ended.
-        ``edits`` (fields of the proposed action) approve an amended action."""
+        ``arguments`` approve the tool call with these arguments instead: the edited call is
+        previewed and asked about again."""
         status = await self.status(workflow_id)
         request = status.approval_request
         waiting = status.current_stage
         stage = stage or (waiting.stage if waiting is not None else None)
         if stage is not None:
             return await self._decide_stage(
-                workflow_id, status, reviewer, approved, notes, request_id, edits, stage
+                workflow_id, status, reviewer, approved, notes, request_id, arguments, stage
             )
         if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
             raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
@@ -304,11 +304,11 @@ class TemporalService:
             raise RefusedError(
                 f"request {request_id} is no longer the one waiting ({request.request_id})"
             )
-        amended = (
-            ProposedAction.model_validate({**request.proposed_action.model_dump(), **edits})
-            if edits is not None
-            else None
-        )
+        try:
+            action = request.proposed_action
+            amended = action.with_arguments(arguments) if arguments is not None else None
+        except ValueError as err:
+            raise RefusedError(f"Not sent: {err}.") from None
         decision = ApprovalDecision(
             request_id=request.request_id,
             approved=approved,
@@ -331,11 +331,11 @@ class TemporalService:
         approved: bool,
         notes: str,
         request_id: str | None,
-        edits: dict[str, Any] | None,
+        arguments: dict[str, Any] | None,
         stage: str,
     ) -> ApprovalDecision:
         """A stage's decision, bound to that stage of that round (``deliver_to_stage``)."""
-        if edits is not None:
+        if arguments is not None:
             raise RefusedError("a stage approves or rejects the action; it cannot amend it")
         request = status.approval_request
         request_id = request_id or (request.request_id if request is not None else None)
@@ -406,7 +406,7 @@ class TemporalService:
 
 def checked(decision: ApprovalDecision) -> None:
     """Refuse, before sending, what the workflow would refuse for its size: the form's notes
-    and edits too, and an amended tool call from the API."""
+    and an edited call too."""
     if problem := decision_problem(decision):
         raise RefusedError(f"Not sent: {problem}.")
 
