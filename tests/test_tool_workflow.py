@@ -287,7 +287,7 @@ async def test_narrowing_a_deletion_to_one_row_executes_the_one_row_call(
     assert count(db_path, "SELECT COUNT(*) FROM customers WHERE id = 2001") == 0
     (amendment,) = [e.detail for e in result.audit_trail if e.event == "action_amended"]
     before, after = amendment.split(" -> ")
-    assert f'"value": "{TEST_STATUS}"' in before and '"value": "2001"' in after
+    assert f'"value":"{TEST_STATUS}"' in before and '"value":"2001"' in after
     assert result.execution is not None and "where id = '2001'" in result.execution.summary
 
 
