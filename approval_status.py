@@ -11,20 +11,12 @@ import sys
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from client.connection import TemporalUnavailableError, connect, means_no_such_workflow
+from client.listing import pending_runs
+from client.status import StatusUnavailableError, query_status
+from console_exit import interrupted, run_script
 from console_format import format_status, terminal_safe
 from encryption.codec import UndecryptablePayloadError
-from temporal_client import (
-    PENDING_RUNS_QUERY,
-    StatusUnavailableError,
-    TemporalUnavailableError,
-    connect,
-    exit_process,
-    interrupted,
-    means_no_such_workflow,
-    query_status,
-)
-
-PENDING_QUERY = PENDING_RUNS_QUERY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +38,7 @@ async def list_pending(client: Client) -> str:
     lines = [
         f"{terminal_safe(execution.id)}  "
         f"started {execution.start_time.isoformat(timespec='seconds')}"
-        async for execution in client.list_workflows(PENDING_QUERY)
+        async for execution in pending_runs(client)
     ]
     return "\n".join(lines) if lines else "No runs are waiting for a decision."
 
@@ -77,4 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    run_script(main)

@@ -7,10 +7,14 @@ would look like part of the notice (a forged "Approve or reject:" command).
 """
 
 import unicodedata
+from dataclasses import dataclass
 
 from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
-from tools.models import EffectPreview
+from tools.models import EffectPreview, ToolStatus
 
+# A read-only answer as a table: cells cut to fit a terminal line (the rows and columns are
+# bounded by the result itself: tools/models.py).
+MAX_ANSWER_CELL_CHARS = 30
 # The escapes written for the three control characters people know by name.
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Control characters (C0, DEL, C1: ESC and CSI start every escape sequence), invisible
@@ -50,6 +54,7 @@ def format_audit_trail(events: list[AuditEvent]) -> str:
 
 def format_result(result: WorkflowResult) -> str:
     lines = [f"Result: {result.outcome.value} - {terminal_safe(result.message)}"]
+    lines += format_answer(result)
     if result.request_id is not None:
         lines.append(f"Request ID: {terminal_safe(result.request_id)}")
     lines.append(format_audit_trail(result.audit_trail))
@@ -95,6 +100,7 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
     if status.result is not None:
         result = status.result
         lines.append(f"Result:     {result.outcome.value} - {terminal_safe(result.message)}")
+        lines += format_answer(result)
     lines.append(format_audit_trail(status.audit_trail))
     return "\n".join(lines)
 
@@ -116,3 +122,50 @@ def _who_decides(request: ApprovalRequest, status: WorkflowStatus) -> list[str]:
             + (f" ({terminal_safe(votes)})" if votes else "")
         )
     return lines
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a read-only tool answered (rows found, or counts by group), as text cells: the
+    table the terminal and the inbox show. ``more_rows`` were found but not kept."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    more_rows: int
+
+
+def answer_of(result: WorkflowResult | None) -> Answer | None:
+    """The answer a run's execution returned, or None (it changed data, or found nothing)."""
+    execution = result.execution if result is not None else None
+    outcome = execution.tool_outcome if execution is not None else None
+    if outcome is None or outcome.status is not ToolStatus.EXECUTED or not outcome.rows:
+        return None
+    columns = list(outcome.rows[0])
+    rows = [
+        ["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in outcome.rows
+    ]
+    return Answer(columns=columns, rows=rows, more_rows=outcome.rows_left_off)
+
+
+def format_answer(result: WorkflowResult | None) -> list[str]:
+    """The answer as an aligned table, every cell made terminal-safe and cut to fit."""
+    answer = answer_of(result)
+    if answer is None:
+        return []
+    table = [
+        [_fit(terminal_safe(cell)) for cell in line] for line in [answer.columns, *answer.rows]
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(answer.columns))]
+    rule = ["-" * width for width in widths]
+    lines = ["Answer:"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+              for line in [table[0], rule, *table[1:]]]  # fmt: skip
+    if answer.more_rows:
+        lines.append(f"  ... and {answer.more_rows:,} more rows, not kept in the result")
+    return lines
+
+
+def _fit(text: str) -> str:
+    if len(text) <= MAX_ANSWER_CELL_CHARS:
+        return text
+    return text[: MAX_ANSWER_CELL_CHARS - 1] + "…"

@@ -42,6 +42,13 @@ ENCRYPTION_KEY_FILE_ENV = "HITL_ENCRYPTION_KEY_FILE"
 CODEC_TOKEN_ENV = "HITL_CODEC_TOKEN"  # bearer token the codec server requires
 CODEC_CORS_ORIGIN_ENV = "HITL_CODEC_CORS_ORIGIN"  # the Web UI origin allowed to call it
 METRICS_ADDRESS_ENV = "HITL_METRICS_ADDRESS"  # host:port where the worker serves /metrics
+# Slack (optional): the worker posts approval messages with Approve / Reject buttons, and the
+# inbox's /slack/interactions route takes the presses (docs/slack.md).
+SLACK_BOT_TOKEN_ENV = "HITL_SLACK_BOT_TOKEN"  # xoxb-...: the worker posts and updates messages
+SLACK_CHANNEL_ENV = "HITL_SLACK_CHANNEL"  # the channel ID approval messages go to
+SLACK_SIGNING_SECRET_ENV = "HITL_SLACK_SIGNING_SECRET"  # the inbox checks each press with it
+SLACK_REVIEWERS_ENV = "HITL_SLACK_REVIEWERS"  # JSON file {"U012AB3CD": "alice"}: who is who
+SLACK_INTERACTIONS_PATH = "/slack/interactions"  # the app manifest's interactivity URL path
 # Who may approve each stage: a JSON file {"manager": ["alice"], "cfo": ["dana"]}, read by
 # whatever starts a run (start_workflow, the inbox, the demo) into the run's input.
 STAGE_APPROVERS_ENV = "HITL_STAGE_APPROVERS"
@@ -79,6 +86,9 @@ APPROVAL_STATUS_SEARCH_ATTRIBUTE = "ApprovalStatus"
 NAMED_APPROVERS_STAGE = "approvers"
 # The reviewer recorded for the shorthand signal, which carries no identity.
 SHORTHAND_REVIEWER = "temporal-cli"
+# How a staged run refuses a decision sent to itself (then it names the waiting stage, its
+# members and its child); send_approval finds the words in the refusal and goes there.
+STAGED_PARENT_REFUSAL = "decided stage by stage"
 
 
 def task_queue() -> str:

@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable
@@ -42,9 +44,29 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from client import connection
+from client.connection import (
+    DEV_SERVER_COMMAND,
+    TemporalSettingsError,
+    TemporalUnavailableError,
+    configured_address,
+    configured_namespace,
+    connect,
+)
+from client.decide import (
+    DecisionNotAppliedError,
+    NoWorkerError,
+    Verdict,
+    decide,
+    explain_rpc_error,
+    new_update_id,
+)
+from client.start import FAILED_OUTCOMES, start_run
+from console_args import os_user, wait_seconds
+from console_exit import INTERRUPTED_EXIT_CODE, interrupted, run_script
 from console_format import format_preview, format_result, terminal_safe
 from console_logging import configure_logging
-from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATUS_QUERY, task_queue
+from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV, STATUS_QUERY, task_queue
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
 from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
@@ -53,7 +75,6 @@ from local_llm.server import LocalModelError, serving
 from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-    ApprovalDecision,
     ApprovalRequest,
     StageProgress,
     WorkflowInput,
@@ -61,32 +82,12 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import (
-    DecisionNotAppliedError,
-    NoWorkerError,
-    deliver_to_stage,
-    explain_rpc_error,
-    new_update_id,
-    os_user,
-    submit,
-)
 from stage_approvers import StageApprovers, StageApproversError, load_stage_approvers
-from start_workflow import FAILED_OUTCOMES, start_run, wait_seconds
-from temporal_client import (
-    DEV_SERVER_COMMAND,
-    INTERRUPTED_EXIT_CODE,
-    WORKER_WAIT_SECONDS,
-    TemporalSettingsError,
-    TemporalUnavailableError,
-    configured_address,
-    configured_namespace,
-    connect,
-    exit_process,
-    interrupted,
-)
-from worker import WorkerStartError, build_worker, check_namespace
+from tools.database import DATABASE_FILE, reset_database
+from worker_setup import WorkerStartError, build_worker, check_namespace
 
 DEFAULT_DATA_DIR = Path(".temporal")
+SAMPLE_DATA_FOLDER = "sample-data"  # under --data-dir: the demo's own operations database
 POLL_SECONDS = 0.25
 LOCAL_PROBE_SECONDS = 5.0
 STAGE_LOOKUP_SECONDS = 2.0  # how long a loopback address gets to answer as Temporal
@@ -194,6 +195,31 @@ def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
     say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
 
 
+class SampleDataError(Exception):
+    """The demo's copy of the sample data could not be seeded."""
+
+
+def sample_data_dir(data_dir: Path) -> Path:
+    return data_dir.resolve() / SAMPLE_DATA_FOLDER
+
+
+def use_own_sample_data(data_dir: Path) -> None:
+    """The demo's worker acts on its own copy of the sample data, seeded afresh for each
+    demo: what an earlier demo deleted is back, and no other worker's data is touched."""
+    folder = sample_data_dir(data_dir)
+    try:
+        reset_database(folder / DATABASE_FILE)
+    except (OSError, sqlite3.Error) as err:
+        raise SampleDataError(
+            terminal_safe(
+                f"Cannot seed the demo's sample data in {folder} ({err}); "
+                "choose another --data-dir."
+            )
+        ) from None
+    os.environ[STATE_DIR_ENV] = str(folder)  # read by the tools at each call
+    say(terminal_safe(f"Sample data: a fresh copy for this demo, in {folder}."))
+
+
 @dataclass
 class Progress:
     """How far the demo got, so that Ctrl-C can say what it leaves behind."""
@@ -211,6 +237,7 @@ async def run_demo(
         analysis = analysis_activities(settings, offline=args.offline)
         if args.inbox:
             start_inbox(stack, args.data_dir)
+        use_own_sample_data(args.data_dir)
         await stack.enter_async_context(build_worker(client, task_queue(), analysis))
         run_input = WorkflowInput(
             user_request=args.request,
@@ -474,33 +501,26 @@ async def send_verdict(
     notes: str,
     member: str | None = None,
 ) -> None:
-    """Send the decision as send_approval does (for a stage, as ``member``, bound to that
-    stage); a decision not applied (refused, or too late) is reported, and the run's
-    outcome follows."""
+    """Send the decision as send_approval does (``client.decide``; for a stage, as
+    ``member``, bound to that stage); a decision not applied (refused, or too late) is
+    reported, and the run's outcome follows."""
     request, stage = status.approval_request, status.current_stage
     assert request is not None
+    verdict = Verdict(
+        approved=approved,
+        reviewer=member or os_user() or "demo terminal",
+        notes=notes,
+        request_id=request.request_id,
+        stage=stage.stage if stage is not None else None,
+    )
     try:
-        if stage is not None and member is not None:
-            decision = ApprovalDecision(
-                request_id=request.request_id,
-                approved=approved,
-                reviewer=member,
-                reviewer_notes=notes,
-                stage=stage.stage,
-            )
-            await decide_stage(client, handle, status, decision)
-            verdict = "approve" if approved else "reject"
+        if stage is not None:
+            await decide_stage(client, handle, status, verdict)
+            what = "approve" if approved else "reject"
             name = terminal_safe(stage.stage)
-            say(f"Sent {verdict} to stage {name} ({stage.position}/{stage.of}) as {member}.")
+            say(f"Sent {what} to stage {name} ({stage.position}/{stage.of}) as {member}.")
             return
-        decision = ApprovalDecision(
-            request_id=request.request_id,
-            approved=approved,
-            reviewer=os_user() or "demo terminal",
-            reviewer_notes=notes,
-            decided_at=datetime.now(UTC),
-        )
-        await submit_until_taken(client, handle, request, decision)
+        await submit_until_taken(client, handle, status, verdict)
     except DecisionNotAppliedError as err:
         say(terminal_safe(err))
     except RPCError as err:
@@ -509,7 +529,7 @@ async def send_verdict(
 
 
 async def submit_until_taken(
-    client: Client, handle: Run, request: ApprovalRequest, decision: ApprovalDecision
+    client: Client, handle: Run, status: WorkflowStatus, verdict: Verdict
 ) -> None:
     """Send the decision until the run answers it (applied or refused), or its deadline.
 
@@ -523,13 +543,15 @@ async def submit_until_taken(
     once, whichever send gets through; a send the run sees after another was counted is
     answered "already applied", which is success too.
     """
+    request = status.approval_request
+    assert request is not None
     update_id = new_update_id()
     while True:
         try:
-            await submit(client, handle.id, decision, update_id)
+            await decide(client, handle.id, verdict, status=status, update_id=update_id)
             return
         except NoWorkerError:
-            why = f"no answer within {WORKER_WAIT_SECONDS}s"
+            why = f"no answer within {connection.WORKER_WAIT_SECONDS}s"
         except RPCError as err:
             if err.status not in RESEND_STATUSES:
                 raise
@@ -551,14 +573,14 @@ async def submit_until_taken(
 
 
 async def decide_stage(
-    client: Client, handle: Run, status: WorkflowStatus, decision: ApprovalDecision
+    client: Client, handle: Run, status: WorkflowStatus, verdict: Verdict
 ) -> None:
     """Send a stage's decision to its child workflow, which may start a moment after the
     parent names it."""
     give_up = time.monotonic() + CHILD_START_SECONDS
     while True:
         try:
-            await deliver_to_stage(client, handle.id, status, decision)
+            await decide(client, handle.id, verdict, status=status)
             return
         except RPCError as err:
             not_yet = err.status == RPCStatusCode.NOT_FOUND and time.monotonic() < give_up
@@ -578,12 +600,14 @@ async def waiting_stage(handle: Run) -> StageProgress | None:
 
 def worker_command(args: argparse.Namespace) -> str:
     """How to run a worker like this demo's; the local model stops with the demo, so it is
-    served again first."""
+    served again first. It acts on the demo's copy of the sample data, as the demo did."""
+    state = shlex.quote(str(sample_data_dir(args.data_dir)))
+    worker = f"{STATE_DIR_ENV}={state} {WORKER_COMMAND}"
     if args.offline:
-        return f"{WORKER_COMMAND} --offline"
+        return f"{worker} --offline"
     if args.local_model:
-        return f"{LOCAL_MODEL_COMMAND}\n  {WORKER_COMMAND}"
-    return WORKER_COMMAND
+        return f"{LOCAL_MODEL_COMMAND}\n  {worker}"
+    return worker
 
 
 def resume_hint(
@@ -666,6 +690,7 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
         WorkerStartError,
         UndecryptablePayloadError,
         InboxStartError,
+        SampleDataError,
     ) as err:
         print(err, file=sys.stderr)
         return 1
@@ -680,4 +705,4 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    run_script(main)

@@ -13,8 +13,8 @@ from pathlib import Path
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
+from client.connection import data_converter
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
-from temporal_client import data_converter
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}

@@ -6,63 +6,42 @@ uv run python -m start_workflow "Delete all test data from the production databa
 import argparse
 import asyncio
 import sys
-import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from console_format import format_result, terminal_safe
-from constants import (
-    APPROVAL_STATUS_SEARCH_ATTRIBUTE,
-    STAGE_APPROVERS_ENV,
-    STAGE_ID_MARKER,
-    WORKFLOW_ID_PREFIX,
-    WORKFLOW_TYPE,
-    task_queue,
+from client.connection import TemporalUnavailableError, connect
+from client.start import (
+    FAILED_OUTCOMES,
+    ResultUnavailableError,
+    new_workflow_id,
+    no_worker_polling,
+    result_unless_stuck,
+    start_run,
 )
+from console_args import positive_int, wait_seconds
+from console_exit import interrupted, run_script
+from console_format import format_result, terminal_safe
+from constants import STAGE_APPROVERS_ENV, STAGE_ID_MARKER, task_queue
 from encryption.codec import UndecryptablePayloadError
 from models.limits import run_input_problem
 from models.models import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-    MAX_WAIT_SECONDS,
-    ApprovalStatus,
     EscalationPolicy,
-    Outcome,
     VotingPolicy,
     WorkflowInput,
     WorkflowResult,
 )
 from models.validation import summarise
 from stage_approvers import StageApprovers, StageApproversError, load_stage_approvers, unstaffed
-from temporal_client import (
-    TemporalUnavailableError,
-    connect,
-    exit_process,
-    interrupted,
-    not_progressing,
-)
 from workflows.stage_ids import reserved_for_stages
 
-FAILED_OUTCOMES = {Outcome.ANALYSIS_FAILED, Outcome.INPUT_REFUSED}
-# While waiting for the result, how often to ask the server whether the run still moves.
-PROGRESS_CHECK_SECONDS = 10
-INITIAL_SEARCH_ATTRIBUTES = TypedSearchAttributes(
-    [
-        SearchAttributePair(
-            SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
-            ApprovalStatus.ANALYSING.value,
-        )
-    ]
-)
-
-
-class ResultUnavailableError(Exception):
-    """The run started, but waiting for its result failed; the run itself goes on."""
+# How long a started run may wait for a worker before the script says none polls.
+WORKER_CHECK_SECONDS = 3
 
 
 @dataclass
@@ -72,23 +51,6 @@ class Progress:
     workflow_id: str
     start_sent: bool = False
     started: bool = False
-
-
-def positive_int(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
-    return value
-
-
-def wait_seconds(text: str) -> int:
-    """A positive number of seconds a run may wait, within what a workflow accepts."""
-    value = positive_int(text)
-    if value > MAX_WAIT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_WAIT_SECONDS} seconds (365 days), not {text}"
-        )
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -187,31 +149,6 @@ def run_input_from(args: argparse.Namespace, stage_approvers: StageApprovers) ->
     )
 
 
-async def start_run(
-    client: Client, run_input: WorkflowInput, workflow_id: str | None = None
-) -> WorkflowHandle[Any, WorkflowResult]:
-    """Start the run, tagged for `temporal workflow list` when ApprovalStatus is registered."""
-    workflow_id = workflow_id or new_workflow_id()
-    options = {"id": workflow_id, "task_queue": task_queue(), "result_type": WorkflowResult}
-    try:
-        return await client.start_workflow(
-            WORKFLOW_TYPE, run_input, search_attributes=INITIAL_SEARCH_ATTRIBUTES, **options
-        )
-    except RPCError as err:
-        if err.status != RPCStatusCode.INVALID_ARGUMENT or "search attribute" not in err.message:
-            raise
-    print(
-        f"Note: the {APPROVAL_STATUS_SEARCH_ATTRIBUTE} search attribute is not registered, so "
-        "this run will not show in pending-approval lists (see the README).",
-        file=sys.stderr,
-    )
-    return await client.start_workflow(WORKFLOW_TYPE, run_input, **options)
-
-
-def new_workflow_id() -> str:
-    return f"{WORKFLOW_ID_PREFIX}-{uuid.uuid4().hex[:12]}"
-
-
 async def start_and_wait(args: argparse.Namespace, progress: Progress) -> WorkflowResult:
     client = await connect()
     progress.start_sent = True
@@ -220,7 +157,7 @@ async def start_and_wait(args: argparse.Namespace, progress: Progress) -> Workfl
     print(f"Started workflow. Workflow ID: {handle.id}", flush=True)
     print("Waiting for the result; watch the worker terminal for approval requests.", flush=True)
     try:
-        return await result_unless_stuck(client, handle)
+        return await result_or_no_worker(client, result_unless_stuck(client, handle))
     except RPCError as err:  # the server went away or refused the read: the run goes on
         raise ResultUnavailableError(
             f"Workflow {handle.id} was started, but waiting for its result failed "
@@ -228,18 +165,15 @@ async def start_and_wait(args: argparse.Namespace, progress: Progress) -> Workfl
         ) from None
 
 
-async def result_unless_stuck(
-    client: Client, handle: WorkflowHandle[Any, WorkflowResult]
-) -> WorkflowResult:
-    """The run's result; or, once the server says the run is not progressing, why."""
-    result = asyncio.ensure_future(handle.result())
+async def result_or_no_worker(client: Client, waiting: Awaitable[WorkflowResult]) -> WorkflowResult:
+    """``waiting``'s result; if none came within ``WORKER_CHECK_SECONDS`` and no worker polls
+    the task queue, that is said on stderr, and the wait goes on."""
+    result = asyncio.ensure_future(waiting)
     try:
-        while True:
-            done, _ = await asyncio.wait({result}, timeout=PROGRESS_CHECK_SECONDS)
-            if done:
-                return result.result()
-            if stuck := await not_progressing(client, handle.id):
-                raise ResultUnavailableError(f"{stuck} Stopped waiting for its result.")
+        done, _ = await asyncio.wait({result}, timeout=WORKER_CHECK_SECONDS)
+        if not done and (missing := await no_worker_polling(client, task_queue())):
+            print(missing, file=sys.stderr, flush=True)
+        return await result
     finally:
         result.cancel()  # no-op once done
 
@@ -284,4 +218,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    run_script(main)

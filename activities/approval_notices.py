@@ -1,4 +1,4 @@
-"""Every channel of an approval notice in one activity: the terminal, the webhook, e-mail.
+"""Every channel of an approval notice in one activity: the terminal, webhook, e-mail, Slack.
 
 Each activity a run schedules adds three events to its history and, when it completes, a
 workflow task; one activity per channel cost every waiting run up to nine events and two
@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
+from activities.slack_notifier import SlackNotifier
 from activities.webhook_notifier import WebhookNotifier
 from models.models import (
     ApprovalRequest,
@@ -24,19 +25,23 @@ from models.models import (
     EmailDelivery,
     NoticeChannel,
     NoticeReport,
+    SlackDelivery,
     WebhookDelivery,
 )
 
 # What one channel's own activity returns: the terminal notice returns nothing.
-ChannelDelivery = WebhookDelivery | EmailDelivery | None
+ChannelDelivery = WebhookDelivery | EmailDelivery | SlackDelivery | None
 
 
 class ApprovalNotices:
     """The worker's notice channels, sent together."""
 
-    def __init__(self, webhook: WebhookNotifier, email: EmailNotifier) -> None:
+    def __init__(
+        self, webhook: WebhookNotifier, email: EmailNotifier, slack: SlackNotifier | None = None
+    ) -> None:
         self._webhook = webhook
         self._email = email
+        self._slack = slack or SlackNotifier(None, None)
 
     @activity.defn
     async def send_approval_notices(self, request: ApprovalRequest) -> NoticeReport:
@@ -45,6 +50,7 @@ class ApprovalNotices:
             _attempt(NoticeChannel.TERMINAL, notify_approval_needed(request)),
             _attempt(NoticeChannel.WEBHOOK, self._webhook.send_webhook_notice(request)),
             _attempt(NoticeChannel.EMAIL, self._email.send_email_notice(request)),
+            _attempt(NoticeChannel.SLACK, self._slack.send_slack_notice(request)),
         )
         return NoticeReport(channels=list(channels))
 
@@ -63,4 +69,10 @@ async def _attempt(channel: NoticeChannel, sending: Awaitable[ChannelDelivery]) 
         return ChannelNotice(channel=channel, failed=True, retryable=True, detail=detail)
     if delivery is None:  # the terminal: printed
         return ChannelNotice(channel=channel, delivered=True)
-    return ChannelNotice(channel=channel, delivered=delivery.delivered, detail=delivery.detail)
+    posted = delivery.message if isinstance(delivery, SlackDelivery) else None
+    return ChannelNotice(
+        channel=channel,
+        delivered=delivery.delivered,
+        detail=delivery.detail,
+        slack_message=posted,
+    )

@@ -17,8 +17,23 @@ from urllib.parse import quote
 from temporalio import activity
 
 from console_format import format_preview, terminal_safe
-from constants import APPROVAL_DECISION_SIGNAL, INBOX_URL_ENV, STAGE_ID_MARKER
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    CODEC_TOKEN_ENV,
+    ENCRYPTION_KEY_FILE_ENV,
+    ENCRYPTION_KEYS_ENV,
+    INBOX_URL_ENV,
+    STAGE_ID_MARKER,
+)
 from models.models import ApprovalRequest
+
+REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts $USER into the decision's JSON
+ENCRYPTION_ENVS = (ENCRYPTION_KEYS_ENV, ENCRYPTION_KEY_FILE_ENV)
+# With encryption on, the worker refuses a decision it cannot open: the CLI must encrypt it.
+CODEC_HINT = (
+    "    (encryption is on: add --codec-endpoint <codec-server-url> "
+    f'--codec-auth "Bearer ${CODEC_TOKEN_ENV}", or the run refuses it)'
+)
 
 
 def inbox_link(workflow_id: str) -> str | None:
@@ -45,17 +60,31 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
             f'  {decide} approve "notes" {member}',
             f'  {decide} reject "notes" {member}',
         ]
-    approve_json = json.dumps(
-        {"request_id": request.request_id, "approved": True, "reviewer_notes": "Looks good"}
-    )
+    # The reviewer is whoever pastes it: the shell fills in their user name, as
+    # send_approval's --reviewer defaults to it (unquoted for that one word only).
+    before, after = json.dumps(
+        {
+            "request_id": request.request_id,
+            "approved": True,
+            "reviewer": REVIEWER_MARK,
+            "reviewer_notes": "Looks good",
+        }
+    ).split(REVIEWER_MARK)
+    approve_json = f'{shlex.quote(before)}"$USER"{shlex.quote(after)}'
     return [
         "Approve or reject:",
         f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',
         f'  uv run python -m send_approval {workflow_id} {request_id} reject "notes"',
         "Or with the Temporal CLI:",
         f"  uv run temporal workflow signal --workflow-id {workflow_id} \\",
-        f"    --name {APPROVAL_DECISION_SIGNAL} --input {shlex.quote(approve_json)}",
+        f"    --name {APPROVAL_DECISION_SIGNAL} --input {approve_json}",
+        *([CODEC_HINT] if _encrypting() else []),
     ]
+
+
+def _encrypting() -> bool:
+    """Keys are set (the worker checked them at start): a signal sent in clear is refused."""
+    return any(os.environ.get(name, "").strip() for name in ENCRYPTION_ENVS)
 
 
 def format_approval_notice(request: ApprovalRequest) -> str:

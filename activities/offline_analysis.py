@@ -3,9 +3,9 @@
 It lets the whole flow run with no model at all (tests, benchmarks, a first look), and
 flags as risky exactly what the risk policy would. It proposes a tool call for the few
 phrasings ``offline_tool_calls`` knows ("Pay $25,000 to ACME", "Show me five customers in
-Germany", "Delete all test data"). For any other request no tool fits, and only a tool can
-act, so it refuses with ``NoToolFits``: its rules are deterministic, so asking again could
-never give another answer.
+Germany", "Delete all test data"). For any other request, or one whose target its rules
+cannot tell, no tool fits, and only a tool can act, so it refuses with ``NoToolFits``: its
+rules are deterministic, so asking again could never give another answer.
 """
 
 import re
@@ -17,8 +17,8 @@ from workflows.risk_policy import matching_rules
 
 OFFLINE_LABEL = "offline rule-based analyser (not an LLM)"
 NO_TOOL_FITS = (
-    f"No tool fits this request, so the {OFFLINE_LABEL} cannot act on it. It understands: "
-    f"{UNDERSTOOD}. Rephrase the request, or use a real model."
+    f"The {OFFLINE_LABEL} cannot map this request to a tool and its target, so nothing "
+    f"acts on it. It understands: {UNDERSTOOD}. Rephrase the request, or use a real model."
 )
 
 

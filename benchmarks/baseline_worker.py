@@ -6,6 +6,7 @@ uv run python -m benchmarks.baseline_worker [--max-cached-workflows N]
 A process of its own, like ``python -m worker``, so both are measured the same way.
 """
 
+import argparse
 import asyncio
 import logging
 
@@ -14,10 +15,11 @@ from temporalio.worker import Worker
 from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettings, analysis_activities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
+from client.connection import connect
+from console_exit import exit_process
 from console_logging import configure_logging
 from constants import task_queue
-from temporal_client import connect, exit_process
-from worker import parse_args, serve_until_stopped
+from worker_setup import parse_capacity, serve_until_stopped
 
 
 async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) -> None:
@@ -35,7 +37,10 @@ async def run_worker(max_cached_workflows: int, max_concurrent_activities: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="benchmarks.baseline_worker", description=__doc__.splitlines()[0]
+    )
+    args = parse_capacity(parser, argv)
     configure_logging()
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     asyncio.run(run_worker(args.max_cached_workflows, args.max_concurrent_activities))

@@ -31,10 +31,10 @@ from activities.llm_settings import LLMSettings, analysis_activities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from benchmarks.phases import RISKY_REQUEST
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
+from client.connection import data_converter
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from dev_server import TEMPORAL_CLI
-from temporal_client import data_converter
-from worker import build_worker
+from worker_setup import build_worker
 
 WARM_UP_RUNS = 5
 POLL_SECONDS = 0.25

@@ -15,9 +15,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
 from benchmarks.subjects import PRODUCT, Subject
+from client.connection import converter_with_keys
 from constants import ENCRYPTION_KEYS_ENV
 from encryption.keys import parse_keys
-from temporal_client import converter_with_keys
 
 ENCRYPTED_PRODUCT = dataclasses.replace(PRODUCT, name="product-encrypted")
 MAX_THROUGHPUT_LOSS_PERCENT = 10.0

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from tests.fake_openai import FakeOpenAIServer
+from benchmarks.fake_openai import FakeOpenAIServer
 
 READY_PREFIX = "LLM listening on "
 

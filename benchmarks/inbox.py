@@ -5,7 +5,7 @@ uv run python -m benchmarks.inbox [--waiting-runs N] [--samples K] [--json PATH]
 Starts its own in-memory dev server, a worker in this process (offline analysis, notices
 to /dev/null) and the inbox in a thread; parks N runs waiting for a decision; then times
 the pending page and ``GET /api/requests?status=pending`` (K each, a page of 25 runs),
-decisions through the API, and the same decisions through ``send_approval``'s ``submit``
+decisions through the API, and the same decisions through ``client.decide.submit``
 (K each). Targets: the list p50 < 300 ms, an API decision p50 < 100 ms.
 """
 
@@ -30,18 +30,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import OfflineAnalysisActivities
+from client.decide import submit
+from client.listing import PENDING_RUNS_QUERY
+from client.start import INITIAL_SEARCH_ATTRIBUTES
+from client.status import query_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE, WORKFLOW_TYPE
 from dev_server import TEMPORAL_CLI
 from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.background import serve_in_background
-from inbox.service import MAX_PAGE_SIZE, PAGE_SIZE, PENDING_QUERY, TemporalService
+from inbox.service import MAX_PAGE_SIZE, PAGE_SIZE, TemporalService
 from inbox.settings import InboxSettings
 from models.models import ApprovalDecision, WorkflowInput, WorkflowResult
-from send_approval import submit
-from start_workflow import INITIAL_SEARCH_ATTRIBUTES
-from temporal_client import query_status
-from worker import build_worker
+from worker_setup import build_worker
 
 LIST_TARGET_MS = 300.0
 DECISION_TARGET_MS = 100.0
@@ -83,21 +84,21 @@ async def park_runs(client: Client, queue: str, count: int) -> list[WorkflowHand
             )
 
     handles = await asyncio.gather(*(start(n) for n in range(count)))
-    while (await client.count_workflows(PENDING_QUERY)).count < count:
+    while (await client.count_workflows(PENDING_RUNS_QUERY)).count < count:
         await asyncio.sleep(0.5)  # visibility catches up: polled, not a fixed wait
     return handles
 
 
 async def visibility_page(client: Client) -> int:
     """What every pending list costs at least: one page of the visibility query."""
-    executions = client.list_workflows(PENDING_QUERY, page_size=PAGE_SIZE)
+    executions = client.list_workflows(PENDING_RUNS_QUERY, page_size=PAGE_SIZE)
     await executions.fetch_next_page()
     return len(executions.current_page or [])
 
 
 async def visibility_all(client: Client) -> int:
     """Every waiting run in one visibility list: what a list without pages reads."""
-    return len([e async for e in client.list_workflows(PENDING_QUERY)])
+    return len([e async for e in client.list_workflows(PENDING_RUNS_QUERY)])
 
 
 def load_average() -> list[float]:
@@ -234,7 +235,7 @@ def report(figures: dict[str, Any]) -> str:
             f"{figures['pending_api_max_page_p50_ms']:8.1f} ms",
             f"  decision through the API              {figures['api_decision_p50_ms']:8.1f} ms"
             f"  ({verdict(figures['api_decision_p50_ms'], DECISION_TARGET_MS)})",
-            "  decision through send_approval.submit "
+            "  decision through client.decide.submit "
             f"{figures['send_approval_submit_p50_ms']:8.1f} ms",
         ]
     )

@@ -50,9 +50,9 @@ from benchmarks.processes import (
 from benchmarks.report import judge, ratios, table
 from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
+from console_exit import exit_process
 from dev_server import free_port
-from temporal_client import exit_process
-from worker import DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_ACTIVITIES
+from worker_setup import DEFAULT_MAX_CACHED_WORKFLOWS, DEFAULT_MAX_CONCURRENT_ACTIVITIES
 
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 # Quiet: the 1-minute load average at most a quarter of the CPUs (0.5 on 2 cores).

@@ -25,6 +25,7 @@ from openai import AsyncOpenAI
 from temporalio.testing import ActivityEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
 from benchmarks.phases import percentile
 from benchmarks.proposal_cases import CASES, Case
 from benchmarks.proposal_score import Score, score, seeded_database
@@ -32,7 +33,6 @@ from console_format import terminal_safe
 from local_llm.model_file import ModelFileError, checked_model, model_name, packaged_model
 from local_llm.server import LocalModelError, serving
 from models.models import AnalysisRequest, ProposedAction
-from tests.fake_openai import FakeOpenAIServer
 
 # Far above any answer, so a slow one is measured rather than cut off.
 REQUEST_TIMEOUT_SECONDS = 600

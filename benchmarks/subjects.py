@@ -20,6 +20,7 @@ from benchmarks.baseline_workflow import (
     BASELINE_DECIDE_UPDATE,
     BASELINE_WORKFLOW_TYPE,
 )
+from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import APPROVAL_DECISION_SIGNAL, STATUS_QUERY, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import (
     ApprovalDecision,
@@ -29,7 +30,6 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from start_workflow import INITIAL_SEARCH_ATTRIBUTES
 
 # Long enough that no waiting run times out during a benchmark.
 APPROVAL_TIMEOUT_SECONDS = 6 * 3600

@@ -53,7 +53,7 @@ from models.models import (
 )
 from tools.database import database_path, ensure_database
 from tools.registry import TOOLS
-from worker import build_worker
+from worker_setup import build_worker
 from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only

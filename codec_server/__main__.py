@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from client.connection import TemporalSettingsError, data_converter
 from codec_server.app import create_app
+from console_exit import exit_process
 from console_logging import configure_logging
 from constants import (
     CODEC_CORS_ORIGIN_ENV,
@@ -24,7 +26,6 @@ from constants import (
     ENCRYPTION_KEYS_ENV,
 )
 from encryption.codec import EncryptionCodec
-from temporal_client import TemporalSettingsError, data_converter, exit_process
 
 DEFAULT_PORT = 8081
 MIN_TOKEN_LENGTH = 16

@@ -9,7 +9,9 @@ the cipher's associated data: a payload relabelled with another ID fails to open
 
 A worker's copy (``for_worker``) does not raise on a payload it cannot open when decoding
 for a workflow: it hands over a marker instead (``encryption/undecodable.py``), so one
-forged signal cannot fail every workflow task of a run.
+forged signal cannot fail every workflow task of a run. With keys, a worker's copy cannot
+open a payload that is not encrypted either: the key is what proves a decision (or a start)
+came from someone who holds it, so a client without one cannot decide as anyone.
 """
 
 import copy
@@ -35,6 +37,12 @@ from encryption.undecodable import shown, undecodable_payload
 ENCRYPTED_ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12  # GCM's standard nonce; random per payload
+NOT_ENCRYPTED_REASON = "it is not encrypted, and this worker takes only encrypted payloads"
+NOT_ENCRYPTED_MESSAGE = (
+    "A payload reached this worker not encrypted while encryption is on: a client without a "
+    "key sent it (or it predates encryption). A run takes only payloads sealed with a key "
+    f"its worker holds ({ENCRYPTION_KEYS_ENV})."
+)
 
 
 class UndecryptablePayloadError(Exception):
@@ -114,7 +122,9 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
 
     def _open(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCRYPTED_ENCODING:
-            return payload  # written before encryption was on: readable as it is
+            if self._for_worker and self._encrypting is not None:
+                raise UndecryptablePayloadError(NOT_ENCRYPTED_MESSAGE, NOT_ENCRYPTED_REASON)
+            return payload  # a client reads what was written before encryption was on
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

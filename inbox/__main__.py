@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 
+from console_exit import exit_process
 from console_logging import configure_logging
 from inbox.accounts import (
     AccountsError,
@@ -24,7 +25,7 @@ from inbox.accounts import (
 from inbox.app import create_app
 from inbox.server import server_config
 from inbox.settings import InboxSettings, SettingsError, listen_defaults
-from temporal_client import exit_process
+from slack_approvals.settings import SlackEndpoint, SlackSettingsError
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -72,9 +73,11 @@ def add_user(name: str) -> int:
 
 def serve(host: str, port: int) -> int:
     settings = InboxSettings.from_env()
+    slack = SlackEndpoint.from_env()
     configure_logging()
     print(f"Approval inbox on http://{host}:{port}/ (accounts: {settings.users_file})", flush=True)
-    uvicorn.Server(server_config(create_app(settings), host, port, log_level="info")).run()
+    app = create_app(settings, slack=slack)
+    uvicorn.Server(server_config(app, host, port, log_level="info")).run()
     return 0
 
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(new_token(users_file(), args.name))
             return 0
         return serve(args.host, args.port)
-    except (AccountsError, SettingsError) as err:
+    except (AccountsError, SettingsError, SlackSettingsError) as err:
         print(err, file=sys.stderr)
         return 1
 

@@ -59,7 +59,7 @@ class InboxStartError(Exception):
 def serve_demo_inbox(users_file: Path) -> tuple[BackgroundInbox, str]:
     """The inbox for ``python -m demo --inbox``: a ``demo`` account with a fresh password
     (returned, to print), on ``HITL_INBOX_HOST``/``HITL_INBOX_PORT``, connected through
-    ``temporal_client.connect`` like every script."""
+    ``client.connection.connect`` like every script."""
     password = secrets.token_urlsafe(12)
     try:
         set_password(users_file, DEMO_USER, password)

@@ -1,7 +1,7 @@
 """Every Temporal call the inbox makes: list the runs, read one run, submit a decision.
 
 Routes (pages and the JSON API) call these and nothing else, and the decision itself goes
-through ``send_approval.submit``, the same update the CLI sends: the rules are written once.
+through ``client.decide``, as the CLI's and the demo's do: the rules are written once.
 Errors come out as one of three exceptions the routes turn into HTTP answers.
 """
 
@@ -22,46 +22,30 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.connection import TemporalUnavailableError, connect, means_no_such_workflow
+from client.decide import (
+    Applied,
+    DecisionNotAppliedError,
+    DecisionRefusedError,
+    NoWorkerError,
+    Verdict,
+    decide,
+)
+from client.listing import DECIDED_RUNS_QUERY, PENDING_RUNS_QUERY
+from client.status import StatusUnavailableError, closed_status, query_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
-from models.limits import decision_problem
 from models.models import (
     ApprovalDecision,
-    ApprovalStatus,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
     WorkflowStatus,
 )
-from send_approval import (
-    DecisionNotAppliedError,
-    DecisionRefusedError,
-    NoWorkerError,
-    deliver_to_stage,
-    submit,
-)
-from temporal_client import (
-    StatusUnavailableError,
-    TemporalUnavailableError,
-    connect,
-    means_no_such_workflow,
-    query_status,
-)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PENDING_QUERY = (
-    f'{APPROVAL_STATUS_SEARCH_ATTRIBUTE} = "{ApprovalStatus.PENDING.value}" '
-    'AND ExecutionStatus = "Running"'
-)
-DECIDED_STATUSES = [
-    s.value for s in ApprovalStatus if s not in (ApprovalStatus.PENDING, ApprovalStatus.ANALYSING)
-]
-DECIDED_QUERY = (
-    f"{APPROVAL_STATUS_SEARCH_ATTRIBUTE} IN ({', '.join(repr(s) for s in DECIDED_STATUSES)}) "
-    'AND ExecutionStatus != "Running"'
-)
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 # A list is read one page at a time, newest first (visibility's own order): one visibility
 # call of PAGE_SIZE runs, then per run its history length and, if it grew, its status query
@@ -104,7 +88,8 @@ class StageOf(Exception):
 class Pending:
     workflow_id: str
     started: datetime
-    status: WorkflowStatus | None  # None: no worker answered the status query in time
+    status: WorkflowStatus | None  # None: no worker answered in time, or unreadable
+    unreadable: str | None = None  # why its status cannot be read here (a key it lacks)
 
 
 @dataclass(frozen=True)
@@ -114,6 +99,7 @@ class Decided:
     approval_status: str  # the search attribute: readable even when the payloads are not
     result: WorkflowResult | None  # None: encrypted with a key this inbox does not hold
     user_request: str | None
+    unreadable: str | None = None  # why the result cannot be read here
 
 
 @dataclass(frozen=True)
@@ -127,8 +113,18 @@ class UnreadableError(Exception):
 
 
 class SealedError(Exception):
-    """A closed run this inbox cannot decrypt: not transient, so no page should retry it.
-    The message names the outcome, which the search attribute keeps readable."""
+    """A run this inbox cannot decrypt: not transient, so no page should retry it. For a
+    closed run the message names the outcome, which the search attribute keeps readable."""
+
+
+# A payload this inbox cannot open: a key it lacks (the codec's error), or no codec at all
+# for an encrypted payload (the converter's unknown encoding).
+UNREADABLE_ERRORS = (UndecryptablePayloadError, KeyError)
+
+
+def unreadable_reason(err: Exception) -> str:
+    """The codec's message names the key ID and where to add it; a KeyError's is quoted."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
 class TemporalService:
@@ -164,10 +160,9 @@ class TemporalService:
         token, scanned = page_token, 0
         found: list[Pending] = []
         while True:
-            executions, token = await self._page(client, PENDING_QUERY, page_size, token)
-            statuses = await asyncio.gather(*(self._current_status(client, e) for e in executions))
-            for execution, status in zip(executions, statuses, strict=True):
-                row = Pending(execution.id, execution.start_time, status)
+            executions, token = await self._page(client, PENDING_RUNS_QUERY, page_size, token)
+            rows = await asyncio.gather(*(self._pending_row(client, e) for e in executions))
+            for row in rows:
                 if _still_waiting(row) and (for_user is None or waits_for(row, for_user)):
                     found.append(row)
             scanned += len(executions)
@@ -182,14 +177,14 @@ class TemporalService:
         """One page of outcomes, most recently closed first, read from history: closed runs
         need no worker."""
         client = await self.client()
-        executions, token = await self._page(client, DECIDED_QUERY, page_size, page_token)
+        executions, token = await self._page(client, DECIDED_RUNS_QUERY, page_size, page_token)
 
         async def outcome(execution: WorkflowExecution) -> Decided | None:
             status = execution.typed_search_attributes.get(APPROVAL_STATUS) or ""
             try:
                 found = await self._from_history(client, execution.id, execution.run_id)
-            except UnreadableError:
-                return Decided(execution.id, execution.close_time, status, None, None)
+            except UnreadableError as err:
+                return Decided(execution.id, execution.close_time, status, None, None, str(err))
             if found is None:
                 return None
             run_input, result = found
@@ -222,6 +217,11 @@ class TemporalService:
             ) from None
         except RPCError as err:
             raise _translated(err, workflow_id) from None
+        except UNREADABLE_ERRORS as err:
+            raise SealedError(
+                f"The run's status is encrypted with a key this inbox does not hold, so it "
+                f"cannot show it. {unreadable_reason(err)}"
+            ) from None
 
     async def _closed_status(self, client: Client, workflow_id: str) -> WorkflowStatus | None:
         """A stage's ID (StageOf) or a closed run's status from history; None if running."""
@@ -245,13 +245,7 @@ class TemporalService:
         if found is None:
             return None
         _, result = found
-        return WorkflowStatus(
-            state=WorkflowState.COMPLETED,
-            decision=result.decision,
-            votes=result.votes,
-            result=result,
-            audit_trail=result.audit_trail,
-        )
+        return closed_status(result)
 
     async def _from_history(
         self, client: Client, workflow_id: str, run_id: str | None
@@ -269,9 +263,9 @@ class TemporalService:
                     return run_input, result
         except (WorkflowFailureError, RPCError, ValueError):
             pass  # failed or terminated: not an outcome of the agent
-        except (KeyError, UndecryptablePayloadError) as err:
+        except UNREADABLE_ERRORS as err:
             logger.warning("Run %s cannot be read here: %s", workflow_id, err)
-            raise UnreadableError("payload encrypted, not readable here") from None
+            raise UnreadableError(unreadable_reason(err)) from None
         return None
 
     async def decide(
@@ -284,75 +278,33 @@ class TemporalService:
         arguments: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> ApprovalDecision:
-        """Submit the signed-in reviewer's decision for the request waiting now (or, with
-        ``request_id``, only for that one); for a staged run, to the stage ``stage`` (the
-        one waiting now when None) and never another: a repeat that arrives once that stage
-        was decided is answered with the vote it counted, or refused with how it ended.
-        ``arguments`` approve the tool call with these arguments instead: the edited call is
-        previewed and asked about again."""
-        status = await self.status(workflow_id)
-        request = status.approval_request
-        waiting = status.current_stage
-        stage = stage or (waiting.stage if waiting is not None else None)
-        if stage is not None:
-            return await self._decide_stage(
-                workflow_id, status, reviewer, approved, notes, request_id, arguments, stage
-            )
-        if status.state != WorkflowState.AWAITING_APPROVAL or request is None:
-            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
-        if request_id is not None and request_id != request.request_id:
-            raise RefusedError(
-                f"request {request_id} is no longer the one waiting ({request.request_id})"
-            )
-        try:
-            action = request.proposed_action
-            amended = action.with_arguments(arguments) if arguments is not None else None
-        except ValueError as err:
-            raise RefusedError(f"Not sent: {err}.") from None
-        decision = ApprovalDecision(
-            request_id=request.request_id,
-            approved=approved,
-            reviewer=reviewer,
-            reviewer_notes=notes,
-            decided_at=None,  # the workflow records when it received it
-            amended_action=amended,
+        """``decide_applied``'s decision, as the workflow recorded it."""
+        applied = await self.decide_applied(
+            workflow_id, reviewer, approved, notes, request_id, arguments, stage
         )
-        checked(decision)
-        client = await self.client()
-        # One update per POST, with a fresh ID: a repeat of a vote already counted (a
-        # double click, a second tab) is answered with that vote, as recorded then.
-        return await _sent(workflow_id, submit(client, workflow_id, decision))
+        return applied.decision
 
-    async def _decide_stage(
+    async def decide_applied(
         self,
         workflow_id: str,
-        status: WorkflowStatus,
         reviewer: str,
         approved: bool,
         notes: str,
-        request_id: str | None,
-        arguments: dict[str, Any] | None,
-        stage: str,
-    ) -> ApprovalDecision:
-        """A stage's decision, bound to that stage of that round (``deliver_to_stage``)."""
-        if arguments is not None:
-            raise RefusedError("a stage approves or rejects the action; it cannot amend it")
-        request = status.approval_request
-        request_id = request_id or (request.request_id if request is not None else None)
-        if request_id is None:
-            raise RefusedError(f"this run is not waiting for a decision ({status.state.value})")
-        decision = ApprovalDecision(
-            request_id=request_id,
-            approved=approved,
-            reviewer=reviewer,
-            reviewer_notes=notes,
-            decided_at=None,
-            stage=stage,
-        )
-        checked(decision)
+        request_id: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        stage: str | None = None,
+    ) -> Applied:
+        """Submit the signed-in reviewer's decision (``client.decide``): for the request
+        waiting now, or with ``request_id`` only for that one; for a staged run, to the
+        stage ``stage`` (the one waiting now when None) and never another. ``arguments``
+        approve the tool call with these arguments instead: the edited call is previewed
+        and asked about again."""
+        status = await self.status(workflow_id)
         client = await self.client()
-        applied = _sent(workflow_id, deliver_to_stage(client, workflow_id, status, decision))
-        return (await applied).decision
+        verdict = Verdict(approved, reviewer, notes, request_id, stage, arguments)
+        # One update per POST, with a fresh ID: a repeat of a vote already counted (a
+        # double click, a second tab) is answered with that vote, as recorded then.
+        return await _sent(workflow_id, decide(client, workflow_id, verdict, status=status))
 
     async def _page(
         self, client: Client, query: str, page_size: int, token: bytes | None
@@ -365,6 +317,15 @@ class TemporalService:
         except RPCError as err:
             raise _translated(err, "") from None
         return list(executions.current_page or []), executions.next_page_token
+
+    async def _pending_row(self, client: Client, execution: WorkflowExecution) -> Pending:
+        """A listed run with its status; one this inbox cannot decrypt is listed as such,
+        with why, instead of taking the whole page down."""
+        try:
+            status = await self._current_status(client, execution)
+        except UNREADABLE_ERRORS as err:
+            return Pending(execution.id, execution.start_time, None, unreadable_reason(err))
+        return Pending(execution.id, execution.start_time, status)
 
     async def _current_status(
         self, client: Client, execution: WorkflowExecution
@@ -404,13 +365,6 @@ class TemporalService:
             return None
 
 
-def checked(decision: ApprovalDecision) -> None:
-    """Refuse, before sending, what the workflow would refuse for its size: the form's notes
-    and an edited call too."""
-    if problem := decision_problem(decision):
-        raise RefusedError(f"Not sent: {problem}.")
-
-
 async def _sent(workflow_id: str, sending: Awaitable[T]) -> T:
     """The workflow's answer to a decision being sent, or one of this module's errors."""
     try:
@@ -432,10 +386,13 @@ def _still_waiting(row: Pending) -> bool:
 
 
 def waits_for(row: Pending, user: str) -> bool:
-    """Waiting for me: I may decide (anyone may, or I am named) and have not voted yet. A
-    run whose status is unknown (no worker answered) is kept: it may be."""
+    """Waiting for me: I may decide (anyone may, or I am named, or I am a member of the
+    stage waiting now) and have not voted yet. A run whose status is unknown (no worker
+    answered, or one that does not name a stage's members) is kept: it may be."""
     if row.status is None:
         return True
+    if (stage := row.status.current_stage) is not None:
+        return not stage.members or user in stage.members
     request = row.status.approval_request
     approvers = request.approvers if request is not None else []
     voted = {vote.reviewer for vote in row.status.votes}

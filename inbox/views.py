@@ -21,9 +21,13 @@ def pending_item(pending: Pending) -> dict[str, Any]:
         "proposed_action": None,
         "preview": None,
         "deadline": None,
+        "risk_reasons": [],
+        "approvers": [],
+        "escalated": False,
+        "unreadable": pending.unreadable,
     }
     status = pending.status
-    if status is None:  # listed as pending, but no worker answered the status query
+    if status is None:  # listed as pending, but unreadable here or no worker answered
         return item | {"state": None}
     request = status.approval_request
     stage = status.current_stage
@@ -48,6 +52,26 @@ def pending_item(pending: Pending) -> dict[str, Any]:
 
 UNREADABLE = "payload encrypted, not readable here"
 
+# States and outcomes as a person reads them; the API keeps the values themselves.
+IN_WORDS = {
+    "analysing": "being analysed",
+    "awaiting_approval": "waiting for a decision",
+    "decided": "decided",
+    "executing": "carrying out the action",
+    "completed": "finished",
+    "auto_approved": "approved automatically (low risk)",
+    "timed_out": "timed out: nobody decided in time",
+    "analysis_failed": "not analysed: the analysis failed",
+    "execution_failed": "approved, but the action failed",
+    "stage_failed": "a stage could not run",
+    "input_refused": "refused: the request was over a limit",
+}
+
+
+def in_words(value: str) -> str:
+    """A state or outcome in words (``awaiting_approval`` -> waiting for a decision)."""
+    return IN_WORDS.get(value, value.replace("_", " "))
+
 
 def decided_item(decided: Decided) -> dict[str, Any]:
     result = decided.result
@@ -65,6 +89,7 @@ def decided_item(decided: Decided) -> dict[str, Any]:
             "decided_at": None,
             "closed": closed,
             "readable": False,
+            "unreadable": decided.unreadable,
         }
     decision = result.decision
     action = result.proposed_action
@@ -81,4 +106,5 @@ def decided_item(decided: Decided) -> dict[str, Any]:
         "decided_at": decided_at.isoformat() if decided_at is not None else None,
         "closed": closed,
         "readable": True,
+        "unreadable": None,
     }

@@ -309,6 +309,7 @@ class StageOutcome(BaseModel):
     decided_at: datetime | None = None
     notice_failures: list[str] = []
     reviewer: str | None = Field(default=None, description="who decided the stage")
+    notes: str = Field(default="", description="the deciding reviewer's notes")
     approvers: list[str] = Field(
         default_factory=list,
         description="everyone whose approval the stage counted (a quorum: more than the "
@@ -321,12 +322,15 @@ class StageOutcome(BaseModel):
 
 
 class StageProgress(BaseModel):
-    """Which stage waits now, and the child workflow to signal for it."""
+    """Which stage waits now, who may decide it, and the child workflow that takes it."""
 
     stage: str
     child_workflow_id: str
     position: int
     of: int
+    members: list[str] = Field(
+        default=[], description="who may decide the stage (empty: a worker that did not say)"
+    )
 
 
 class WebhookDelivery(BaseModel):
@@ -343,12 +347,37 @@ class EmailDelivery(BaseModel):
     detail: str
 
 
+class SlackMessage(BaseModel):
+    """A posted Slack message, by the two IDs ``chat.update`` needs to change it."""
+
+    channel: str
+    ts: str
+
+
+class SlackDelivery(BaseModel):
+    """What the Slack notifier did; ``message`` is the one it posted, if it posted one."""
+
+    delivered: bool
+    detail: str
+    message: SlackMessage | None = None
+
+
+class SlackClosing(BaseModel):
+    """Input of the activity that updates a request's Slack messages once it closed:
+    ``decision`` None means no decision counted in time (the request timed out)."""
+
+    messages: list[SlackMessage]
+    request: ApprovalRequest
+    decision: ApprovalDecision | None = None
+
+
 class NoticeChannel(StrEnum):
     """Where an approval notice goes; the names are those the audit trail uses."""
 
     TERMINAL = "terminal notice"
     WEBHOOK = "webhook"
     EMAIL = "e-mail"
+    SLACK = "slack"
 
 
 class ChannelNotice(BaseModel):
@@ -360,6 +389,7 @@ class ChannelNotice(BaseModel):
     failed: bool = False
     retryable: bool = False
     detail: str = ""
+    slack_message: SlackMessage | None = None  # the Slack channel's posted message
 
 
 class NoticeReport(BaseModel):
@@ -474,6 +504,7 @@ class CarriedRun(BaseModel):
     barred: list[str]
     audit_trail: list[AuditEvent]
     refused_updates: int
+    slack_messages: list[SlackMessage] = Field(default_factory=list)  # updated once decided
     from_run_id: str = Field(
         description="the run that carried it: the next run checks it is the one it continues"
     )

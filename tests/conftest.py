@@ -20,11 +20,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     ENCRYPTION_KEY_FILE_ENV,
     ENCRYPTION_KEYS_ENV,
     INBOX_URL_ENV,
     METRICS_ADDRESS_ENV,
+    SLACK_BOT_TOKEN_ENV,
+    SLACK_CHANNEL_ENV,
     SMTP_HOST_ENV,
     STATE_DIR_ENV,
     WEBHOOK_TOKEN_ENV,
@@ -36,7 +39,6 @@ from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from tests import launcher
 from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -57,6 +59,8 @@ OPT_IN_SETTINGS = (
     METRICS_ADDRESS_ENV,
     SMTP_HOST_ENV,
     INBOX_URL_ENV,
+    SLACK_BOT_TOKEN_ENV,  # else every test's worker would post to the developer's Slack
+    SLACK_CHANNEL_ENV,
 )
 
 

@@ -8,7 +8,7 @@ from history. Test-only: run as ``python -m tests.crash_worker_logging_evictions
 import logging
 
 import worker
-from temporal_client import exit_process
+from console_exit import exit_process
 
 EVICTION_LOGGER = "temporalio.worker._workflow"
 

@@ -18,8 +18,8 @@ from typing import Any
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import TASK_QUEUE_ENV
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TEMPORAL_CLI,
     background_script,
@@ -235,7 +235,7 @@ async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> Approval
     wf = re.escape(run.workflow_id)
     pattern = re.compile(
         rf"Workflow ID: {wf}\nRequest ID: (?P<request_id>\S+)\n.*?"
-        rf"--workflow-id {wf} \\\n\s+--name (?P<name>\S+) --input '(?P<input>[^']*)'\n",
+        rf"--workflow-id {wf} \\\n\s+--name (?P<name>\S+) --input (?P<input>[^\n]+)\n",
         re.DOTALL,
     )
     log = await wait_until(
@@ -246,7 +246,20 @@ async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> Approval
     assert match, f"no approval notice for {run.workflow_id}; start_workflow said:\n" + (
         run.log.read_text()
     )
-    return ApprovalNotice(match.group(0), match["request_id"], match["name"], match["input"])
+    [signal_input] = shell_words(match["input"])
+    return ApprovalNotice(match.group(0), match["request_id"], match["name"], signal_input)
+
+
+PASTING_USER = "pat"  # the OS user of whoever pastes the notice's commands
+
+
+def shell_words(line: str) -> list[str]:
+    """The words of a printed command line as a shell reads them when ``PASTING_USER``
+    pastes it: quotes removed, ``$USER`` filled in."""
+    script = f'set -- {line}\nprintf "%s\\0" "$@"'
+    env = {"USER": PASTING_USER, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, check=True)
+    return done.stdout.decode().split("\0")[:-1]
 
 
 def notices_for(worker: WorkerProcess, workflow_id: str) -> int:
@@ -293,8 +306,8 @@ async def inbox_run(
     """A run started as ``start_workflow`` starts one (tagged ``ApprovalStatus``, so the
     inbox lists it) on the worker's queue, whose LLM proposes a risky action; yielded once
     it waits for a decision (``wait``), terminated on exit if still open."""
+    from client.start import INITIAL_SEARCH_ATTRIBUTES
     from models.models import WorkflowInput, WorkflowState
-    from start_workflow import INITIAL_SEARCH_ATTRIBUTES
     from tests.helpers import script_risky_proposal, start_run, wait_for_state
 
     script_risky_proposal(llm_server, request, **(proposal or {}))

@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, Reply, fallback_tool_call, ok
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     OPENAI_API_KEY_ENV,
@@ -50,8 +51,7 @@ from models.models import (
     WorkflowStatus,
 )
 from tests import launcher
-from tests.fake_openai import FakeOpenAIServer, Reply, fallback_tool_call, ok
-from worker import build_worker
+from worker_setup import build_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_TEST_SERVER = TEMPORAL_CLI.parent / "temporal-test-server"

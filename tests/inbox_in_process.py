@@ -59,7 +59,7 @@ class InProcessInbox:
         """Approve ``workflow_id`` as its page's form does, with the CSRF token of the
         client's session (a page is loaded first, as a browser would have)."""
         await client.get("/signin", headers=headers)
-        session = self.app.state.sessions.decode(client.cookies.get(SESSION_COOKIE))
+        session = self.app.state.inbox.sessions.decode(client.cookies.get(SESSION_COOKIE))
         return await client.post(
             f"/requests/{workflow_id}/decision",
             data={"verdict": "approve", "notes": "", "csrf_token": session.csrf},

@@ -33,6 +33,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
 from activities.webhook_notifier import WebhookNotifier
+from benchmarks.fake_openai import FakeOpenAIServer, Reply, ok
+from console_exit import exit_process
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -58,8 +60,6 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from temporal_client import exit_process
-from tests.fake_openai import FakeOpenAIServer, Reply, ok
 from tests.helpers import (
     TEMPORAL_TEST_SERVER,
     TEST_MODEL,
@@ -70,7 +70,7 @@ from tests.helpers import (
     wait_until,
 )
 from tools.database import database_path
-from worker import build_worker
+from worker_setup import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"

@@ -18,11 +18,11 @@ from activities.openai_responses import (
     AnalysisActivities,
 )
 from activities.proposal_parser import NO_TOOL_CALL, PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
+from benchmarks.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput, WorkflowResult
-from tests.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from tests.helpers import TEST_MODEL, start_run
-from worker import build_worker
+from worker_setup import build_worker
 
 TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
 PROPOSAL = {

@@ -37,7 +37,6 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-import send_approval
 from activities.approval_notices import ApprovalNotices
 from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
@@ -45,6 +44,8 @@ from activities.openai_responses import AnalysisActivities
 from activities.tool_activities import preview_tool_call
 from activities.webhook_notifier import WebhookNotifier
 from approval_status import list_pending
+from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
+from client.decide import deliver
 from constants import (
     ALREADY_APPLIED_ERROR,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
@@ -60,7 +61,6 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
-from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from tests.helpers import (
     STAGE_MEMBERS,
     Run,
@@ -797,12 +797,12 @@ async def test_a_decision_sent_again_gets_the_first_answer(runs: TimeSkippingRun
         first = decision_for(pending, approved=True, reviewer="alice").model_copy(
             update={"decided_at": datetime(2026, 1, 1, tzinfo=UTC)}
         )
-        applied = await send_approval.deliver(runs.client, handle.id, first)
+        applied = await deliver(runs.client, handle.id, first)
         await asyncio.wait_for(execute.started.wait(), 30)
         again = first.model_copy(update={"decided_at": datetime(2026, 1, 2, tzinfo=UTC)})
         with pytest.raises(WorkflowUpdateFailedError) as repeat:
             await handle.execute_update(SUBMIT_DECISION_UPDATE, again)
-        answer = await send_approval.deliver(runs.client, handle.id, again)
+        answer = await deliver(runs.client, handle.id, again)
         execute.release.set()
         result = await handle.result()
     cause = repeat.value.cause

@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     DECISION_REFUSED_ERROR,
@@ -42,7 +43,6 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
-from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from tests.helpers import (
     Run,
     start_run,
@@ -51,7 +51,7 @@ from tests.helpers import (
 )
 from tests.record_histories import decision_for, pending_request, recorded
 from tools.database import connect, database_path, ensure_database
-from worker import build_worker
+from worker_setup import build_worker
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 

@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.approval_notices import ApprovalNotices, _attempt
 from activities.email_notifier import EmailNotifier
 from activities.webhook_notifier import WebhookNotifier
-from constants import SMTP_HOST_ENV
+from constants import SLACK_BOT_TOKEN_ENV, SMTP_HOST_ENV
 from models.models import ChannelNotice, NoticeChannel, Outcome, WorkflowInput, WorkflowState
 from tests.helpers import TimeSkippingRuns, status_of, wait_for_state, wait_until
 from tests.test_email_notifier import Inbox, settings, smtp_server  # noqa: F401 - fixture
@@ -61,7 +61,7 @@ async def test_every_channel_is_tried_once_and_reported_on_its_own(
     receiver.answer(503)
     async with notices(receiver.url, port) as sender:
         report = await ActivityEnvironment().run(sender.send_approval_notices, approval_request())
-    terminal, webhook, email = report.channels
+    terminal, webhook, email, _ = report.channels
     assert terminal == ChannelNotice(channel=NoticeChannel.TERMINAL, delivered=True)
     assert webhook == ChannelNotice(
         channel=NoticeChannel.WEBHOOK,
@@ -81,9 +81,12 @@ async def test_a_refusal_is_not_retryable_and_an_unconfigured_channel_sends_noth
     receiver.always(404)
     async with notices(receiver.url, None) as sender:
         report = await ActivityEnvironment().run(sender.send_approval_notices, approval_request())
-    _, webhook, email = report.channels
+    _, webhook, email, slack = report.channels
     assert webhook.failed and not webhook.retryable
     assert email == ChannelNotice(channel=NoticeChannel.EMAIL, detail=f"{SMTP_HOST_ENV} is not set")
+    assert slack == ChannelNotice(
+        channel=NoticeChannel.SLACK, detail=f"{SLACK_BOT_TOKEN_ENV} is not set"
+    )
 
 
 async def test_an_unexpected_error_is_reported_as_retryable() -> None:

@@ -10,7 +10,10 @@ The scripts run as real processes against the session's dev server and one share
 import argparse
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +23,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import approval_status
 import send_approval as send_approval_script
-import temporal_client
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
+from client import status as client_status
+from console_exit import BROKEN_PIPE_EXIT_CODE
 from constants import (
     OPENAI_API_KEY_ENV,
     OPENAI_BASE_URL_ENV,
@@ -40,8 +46,8 @@ from tests.e2e import (
     started_run,
     unique,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
+    PROJECT_ROOT,
     background_script,
     is_running,
     member_of,
@@ -371,7 +377,7 @@ async def test_the_status_query_gives_up_when_no_worker_answers(
 ) -> None:
     """Without a request ID, send_approval asks the run first: with no worker that query
     is bounded like the update, and says so (here the bound is shortened to 1 s)."""
-    monkeypatch.setattr(temporal_client, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     workflow_id = f"no-worker-{uuid.uuid4().hex[:8]}"
@@ -385,7 +391,7 @@ async def test_the_status_query_gives_up_when_no_worker_answers(
         args = send_approval_script.parse_args([workflow_id, "approve", "--reviewer", "ann"])
         with pytest.raises(send_approval_script.DecisionNotAppliedError) as refused:
             await asyncio.wait_for(send_approval_script.send(args), timeout=20)
-        with pytest.raises(temporal_client.StatusUnavailableError) as unanswered:
+        with pytest.raises(client_status.StatusUnavailableError) as unanswered:
             status_args = argparse.Namespace(pending=False, workflow_id=workflow_id)
             await asyncio.wait_for(approval_status.report(status_args), timeout=20)
     finally:
@@ -493,10 +499,32 @@ async def test_settings_that_cannot_be_loaded_are_named_in_one_line(
     assert callable(make_value)
     value = make_value(tmp_path)
     (tmp_path / "temporal.toml").write_text("address = = 1\n")
-    for name in temporal_client.PROFILE_SETTINGS:  # only the setting under test is named
+    for name in client_connection.PROFILE_SETTINGS:  # only the setting under test is named
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(setting, str(value))
 
-    with pytest.raises(temporal_client.TemporalSettingsError) as failure:
-        await temporal_client.connect()
+    with pytest.raises(client_connection.TemporalSettingsError) as failure:
+        await client_connection.connect()
     assert re.fullmatch(expected, str(failure.value)), str(failure.value)
+
+
+def test_a_reader_that_goes_away_ends_a_script_without_a_traceback(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    """``approval_status --pending | head``: once the reader has gone, the script ends
+    quietly (exit 141, as a shell reports SIGPIPE), with nothing on stderr."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader has gone before anything was written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "approval_status", "--pending"],
+            cwd=PROJECT_ROOT,
+            env=script_env(address_of(dev_server), "http://127.0.0.1:9", "no-queue"),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (BROKEN_PIPE_EXIT_CODE, "")

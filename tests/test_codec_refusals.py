@@ -3,8 +3,12 @@
 A signal whose payload names a key no worker holds, or an encoding nobody knows, once
 failed every workflow task of the run it reached, for ever. Now the worker hands it to the
 signal handler as ``Undecodable``, the run records the refusal with the reason, and a
-valid decision still decides the run. Where a type is asked for (an update's argument, the
-workflow's input) the payload still fails loudly: an update is rejected to its sender.
+valid decision still decides the run. An update is refused by its validator, with the reason,
+to its sender. Where a type is asked for (the workflow's input) the payload still fails
+loudly.
+
+With encryption on, a payload that is not encrypted is refused the same way: the key is
+what proves a decision came from someone who holds it.
 """
 
 import base64
@@ -22,20 +26,32 @@ from temporalio.converter import (
     DataConverter,
     WorkflowSerializationContext,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
-from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
-from encryption.codec import KEY_ID_METADATA, EncryptionCodec, UndecryptablePayloadError
+from benchmarks.fake_openai import fallback_tool_call, ok
+from client.connection import converter_with_keys, worker_converter
+from client.status import not_progressing
+from constants import (
+    APPROVAL_DECISION_SIGNAL,
+    APPROVE_SIGNAL,
+    DECISION_REFUSED_ERROR,
+    SUBMIT_DECISION_UPDATE,
+)
+from encryption.codec import (
+    KEY_ID_METADATA,
+    NOT_ENCRYPTED_REASON,
+    EncryptionCodec,
+    UndecryptablePayloadError,
+)
 from encryption.keys import KeyRing, parse_keys
 from encryption.undecodable import UndecodablePayloadError
 from models.models import ApprovalDecision, Outcome, WorkflowInput, WorkflowState
 from models.validation import PayloadRefused, Undecodable, single_payload
-from temporal_client import converter_with_keys, not_progressing, worker_converter
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, start_run, wait_until
 from tests.record_histories import decision_for, pending_request, status_of, wait_for_refusals
-from worker import build_worker
+from worker_setup import build_worker
 
 WORKFLOW = WorkflowSerializationContext(namespace="default", workflow_id="wf-1")
 ACTIVITY = ActivitySerializationContext(
@@ -114,16 +130,20 @@ async def test_where_a_type_is_asked_for_it_still_fails_loudly() -> None:
     worker = worker_converter(converter_with_keys(new_ring("k1"))).with_context(WORKFLOW)
     with pytest.raises(UndecodablePayloadError, match=r"key ID 'nobody'.*add nobody:"):
         await decoded(worker, [FORGED], type_hints=[ApprovalDecision])
+    with pytest.raises(UndecodablePayloadError, match="not encrypted while encryption is on"):
+        await decoded(worker, [payload_of(True)], type_hints=[bool])
+    keyless = worker_converter(converter_with_keys(None)).with_context(WORKFLOW)
     with pytest.raises(KeyError, match="Unknown payload encoding binary/unknown"):
-        await decoded(worker, [UNKNOWN_ENCODING], type_hints=[bool])
+        await decoded(keyless, [UNKNOWN_ENCODING], type_hints=[bool])
 
 
 async def test_activity_results_and_clients_still_fail_loudly() -> None:
     worker = worker_converter(converter_with_keys(new_ring("k1")))
     with pytest.raises(UndecryptablePayloadError, match="key ID 'nobody'"):
         await decoded(worker.with_context(ACTIVITY), [FORGED])
+    keyless = worker_converter(converter_with_keys(None))
     with pytest.raises(KeyError, match="binary/unknown"):
-        await decoded(worker.with_context(ACTIVITY), [UNKNOWN_ENCODING])
+        await decoded(keyless.with_context(ACTIVITY), [UNKNOWN_ENCODING])
     client = converter_with_keys(new_ring("k1")).with_context(WORKFLOW)
     with pytest.raises(UndecryptablePayloadError, match="key ID 'nobody'"):
         await decoded(client, [FORGED])
@@ -135,6 +155,22 @@ async def test_a_worker_on_a_client_without_a_codec_still_names_the_key() -> Non
     assert value == Undecodable(
         "it is encrypted with key ID 'nobody', and this worker holds no keys"
     )
+
+
+async def test_with_keys_a_worker_takes_nothing_that_is_not_encrypted() -> None:
+    """Whoever holds no key cannot decide (or start, or finish an activity): a payload in
+    clear is refused like one under a key the worker lacks. Clients with the key, and a
+    worker without keys (encryption off), read it as before."""
+    ring = new_ring("k1")
+    worker = worker_converter(converter_with_keys(ring))
+    (value,) = await decoded(worker.with_context(WORKFLOW), [payload_of(True)])
+    assert value == Undecodable(NOT_ENCRYPTED_REASON)
+    with pytest.raises(UndecryptablePayloadError, match="not encrypted while encryption is on"):
+        await decoded(worker.with_context(ACTIVITY), [payload_of(True)])
+    keyless = worker_converter(converter_with_keys(None)).with_context(WORKFLOW)
+    client = converter_with_keys(ring).with_context(WORKFLOW)
+    for reader in (keyless, client):
+        assert await decoded(reader, [payload_of(True)]) == [True]
 
 
 def test_single_payload_refuses_an_undecodable_payload_before_counting() -> None:
@@ -208,8 +244,8 @@ async def test_with_encryption_a_key_no_worker_holds_is_refused_by_signal_and_up
     runs: TimeSkippingRuns,
 ) -> None:
     """A client encrypting with a key the worker lacks (rotated ahead of the workers, say):
-    its signal is refused and recorded, its update is rejected to it, with the reason; a
-    client encrypting with the worker's key then decides the run."""
+    its signal is refused and recorded, its update is rejected to it with the reason (and
+    counted); a client encrypting with the worker's key then decides the run."""
     ring = new_ring("k-worker")
     service, namespace = runs.client.service_client, runs.client.namespace
     keyed = Client(service, namespace=namespace, data_converter=converter_with_keys(ring))
@@ -229,16 +265,83 @@ async def test_with_encryption_a_key_no_worker_holds_is_refused_by_signal_and_up
             await forged.execute_update(
                 SUBMIT_DECISION_UPDATE, decision_for(pending, approved=True, reviewer="mallory")
             )
-        reason = rejected.value.cause.__cause__
-        assert reason is not None and "key ID 'nobody'" in str(reason), rejected.value.cause
+        refusal = rejected.value.cause
+        assert isinstance(refusal, ApplicationError), refusal
+        assert refusal.type == DECISION_REFUSED_ERROR
+        assert refusal.message == f"{NOT_HELD}which this worker does not hold"
         status = await status_of(handle)
         assert status.state == WorkflowState.AWAITING_APPROVAL and status.decision is None
+        assert status.refused_updates == 1
         await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(pending, approved=False))
         result = await handle.result()
     assert result.outcome == Outcome.REJECTED
     (refused,) = refusals([(entry.event, entry.detail) for entry in result.audit_trail])
     assert refused == f"{NOT_HELD}which this worker does not hold"
     assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_with_encryption_a_decision_sent_in_clear_is_refused_and_recorded(
+    runs: TimeSkippingRuns,
+) -> None:
+    """A client holding no key names alice, by both signals and by update: each is refused
+    (the signals recorded, the update rejected to it and counted) and the run waits on; the
+    status still answers a client with the key, and alice's decision, encrypted, decides."""
+    service, namespace = runs.client.service_client, runs.client.namespace
+    keyed = Client(service, namespace=namespace, data_converter=converter_with_keys(new_ring("k")))
+    request = f"Delete stale invoices [in clear {uuid.uuid4().hex[:8]}]"
+    runs.llm_server.on(request, ok(RISKY))
+    async with build_worker(keyed, runs.task_queue, runs.analysis):
+        handle = await start_run(
+            keyed, runs.task_queue, runs.workflow_id, WorkflowInput(user_request=request)
+        )
+        pending = await pending_request(handle)
+        forged = runs.client.get_workflow_handle(handle.id)  # pydantic JSON, no codec
+        as_alice = decision_for(pending, approved=True)
+        await forged.signal(APPROVAL_DECISION_SIGNAL, as_alice)
+        await forged.signal(APPROVE_SIGNAL, True)
+        await wait_for_refusals(handle, 2)
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await forged.execute_update(SUBMIT_DECISION_UPDATE, as_alice)
+        refusal = rejected.value.cause
+        assert isinstance(refusal, ApplicationError) and refusal.type == DECISION_REFUSED_ERROR
+        assert refusal.message == "Encoded failure"  # the reason is sealed: no key, no reading
+        status = await status_of(handle)
+        assert status.state == WorkflowState.AWAITING_APPROVAL and status.decision is None
+        assert status.refused_updates == 1
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, as_alice)
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.decision is not None and result.decision.reviewer == "alice"
+    refused = refusals([(entry.event, entry.detail) for entry in result.audit_trail])
+    assert refused == [f"could not be decoded: {NOT_ENCRYPTED_REASON}"] * 2
+    assert await failed_workflow_tasks(handle) == 0
+
+
+async def test_with_encryption_a_run_started_in_clear_never_runs_and_says_why(
+    dev_server: WorkflowEnvironment,
+    analysis_activities: AnalysisActivities,
+    task_queue: str,
+    workflow_id: str,
+) -> None:
+    """A start sent in clear (a client holding no key) asks no model and executes nothing:
+    its first workflow task fails, and the scripts say why until it is terminated."""
+    keyed = Client(
+        dev_server.client.service_client, data_converter=converter_with_keys(new_ring("k"))
+    )
+    async with build_worker(keyed, task_queue, analysis_activities):
+        handle = await start_run(
+            dev_server.client, task_queue, workflow_id, WorkflowInput(user_request="x")
+        )
+        try:
+            stuck = await wait_until(
+                lambda: not_progressing(keyed, workflow_id), lambda s: s is not None
+            )
+            events = [event.event_type async for event in handle.fetch_history_events()]
+        finally:
+            await handle.terminate("end of test")
+    assert stuck is not None
+    assert "not encrypted while encryption is on: a client without a key sent it" in stuck
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
 
 
 async def test_a_run_whose_input_no_worker_can_decode_still_fails_loudly_and_says_why(

@@ -16,19 +16,22 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import CODEC_CORS_ORIGIN_ENV, CODEC_TOKEN_ENV, ENCRYPTION_KEYS_ENV
 from dev_server import free_port
+from encryption.codec import NOT_ENCRYPTED_REASON
 from tests.e2e import (
     WorkerProcess,
     address_of,
+    approval_notice,
     listening_script,
     script,
+    started_run,
     temporal_cli,
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer
-from tests.helpers import script_env
+from tests.helpers import script_env, wait_until
 
 UI_ORIGIN = "http://localhost:8233"
 TOKEN = "codec-test-token-0123456789"
@@ -180,6 +183,42 @@ async def test_temporal_workflow_show_decodes_through_it(
     assert request not in plain.output
     assert decoded.returncode == 0, decoded.output
     assert request in decoded.output
+
+
+async def test_temporal_workflow_signal_decides_only_through_it(
+    codec_server: CodecServer,
+    encrypting_worker: WorkerProcess,
+    dev_server: WorkflowEnvironment,
+    tmp_path: Path,
+) -> None:
+    """The notice's CLI command, as typed, is sent in clear: the run refuses and records it
+    (a client without the key decides nothing). With ``--codec-endpoint`` the CLI encrypts
+    the same decision, and it decides."""
+    request = unique("Delete the stale rows of the staging invoices table")
+    async with started_run(encrypting_worker, dev_server, tmp_path, request) as run:
+        notice = await approval_notice(encrypting_worker, run)
+        assert "--codec-endpoint <codec-server-url>" in encrypting_worker.output()
+        signal = ("workflow", "signal", "--workflow-id", run.workflow_id)
+        signal += ("--name", notice.signal_name, "--input", notice.signal_input)
+        plain = await temporal_cli(*signal, env=codec_server.env)
+        status = await wait_until(
+            lambda: script("approval_status", run.workflow_id, env=encrypting_worker.env),
+            lambda ran: "decision_refused" in ran.stdout,
+        )
+        through_codec = await temporal_cli(
+            *signal,
+            "--codec-endpoint",
+            codec_server.url,
+            "--codec-auth",
+            f"Bearer {TOKEN}",
+            env=codec_server.env,
+        )
+        done = await run.finish()
+    assert plain.returncode == 0, plain.output  # fire and forget: accepted by the server
+    assert f"could not be decoded: {NOT_ENCRYPTED_REASON}" in status.stdout
+    assert through_codec.returncode == 0, through_codec.output
+    assert done.returncode == 0, done.output
+    assert "approved" in done.output
 
 
 @pytest.mark.parametrize(

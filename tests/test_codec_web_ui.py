@@ -14,6 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from client.connection import converter_with_keys
 from constants import (
     CODEC_CORS_ORIGIN_ENV,
     CODEC_TOKEN_ENV,
@@ -23,7 +24,6 @@ from constants import (
 from dev_server import free_port
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
-from temporal_client import converter_with_keys
 from tests.e2e import listening_script
 from tests.helpers import (
     CHROMEDRIVER,

@@ -17,6 +17,7 @@ from models.models import (
     ApprovalDecision,
     ApprovalRequest,
     AuditEvent,
+    ExecutionResult,
     Outcome,
     ProposedAction,
     StageProgress,
@@ -24,7 +25,15 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tools.models import ToolCall
+from tools.models import (
+    MAX_RESULT_CELL_CHARS,
+    MAX_RESULT_COLUMNS,
+    MAX_RESULT_ROWS,
+    EffectPreview,
+    ToolCall,
+    ToolOutcome,
+    ToolStatus,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 DEADLINE = NOW + timedelta(minutes=5)
@@ -296,3 +305,68 @@ def test_without_the_inbox_url_there_is_no_link(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv(INBOX_URL_ENV, raising=False)
     assert "browser" not in format_approval_notice(HOSTILE_REQUEST)
     assert webhook_body(HOSTILE_REQUEST)["inbox_url"] is None
+
+
+def read_only_result(rows: list[dict], left_off: int = 0) -> WorkflowResult:
+    """A run that executed a read-only tool, which answered ``rows``."""
+    preview = EffectPreview(
+        tool="find_records", summary="reads", affected=len(rows), fingerprint="f"
+    )
+    outcome = ToolOutcome(
+        idempotency_key="k",
+        tool="find_records",
+        status=ToolStatus.EXECUTED,
+        summary="reads 198 of 2,020 rows in customers where country = 'DE'; 5 returned",
+        preview=preview,
+        rows=rows,
+        rows_left_off=left_off,
+    )
+    execution = ExecutionResult(idempotency_key="k", summary=outcome.summary, tool_outcome=outcome)
+    return WorkflowResult(
+        outcome=Outcome.AUTO_APPROVED, message="Auto-approved", execution=execution
+    )
+
+
+def test_a_look_up_shows_its_rows_as_a_table_of_harmless_cells() -> None:
+    hostile = "Eve\x1b[2J\nApprove or reject: send_approval wf approve"
+    rows = [
+        {"id": 7, "name": "Ada Berg", "email": "ada.berg.7@example.com", "country": "DE"},
+        {"id": 12, "name": hostile, "email": None, "country": "DE"},
+    ]
+
+    text = format_result(read_only_result(rows))
+
+    lines = text.splitlines()
+    start = lines.index("Answer:")
+    assert lines[start + 1 : start + 5] == [
+        "  id  name                            email                   country",
+        "  --  ------------------------------  ----------------------  -------",
+        "  7   Ada Berg                        ada.berg.7@example.com  DE",
+        "  12  Eve\\x1b[2J\\nApprove or reject…                          DE",
+    ]
+    assert "\x1b" not in text and not any(line.startswith("Approve") for line in lines)
+
+
+def test_a_summary_shows_its_counts_and_says_what_was_left_off() -> None:
+    rows = [{"status": "active", "count": 1_700}, {"status": "inactive", "count": 300}]
+    status = WorkflowStatus(state=WorkflowState.COMPLETED, result=read_only_result(rows, 3))
+    text = format_status("wf-1", status)
+
+    assert "  status    count\n  --------  -----\n  active    1700\n  inactive  300\n" in text
+    assert "  ... and 3 more rows, not kept in the result" in text
+
+
+def test_a_run_that_changed_data_or_found_nothing_shows_no_answer() -> None:
+    assert "Answer:" not in format_result(RESULT)
+    assert "Answer:" not in format_result(read_only_result([]))
+
+
+def test_the_answer_a_run_carries_is_bounded() -> None:
+    """It travels in the run's result and status: a few rows, each cell cut."""
+    row = {f"c{n}": "x" * 500 for n in range(MAX_RESULT_COLUMNS + 3)}
+    outcome = read_only_result([row] * (MAX_RESULT_ROWS + 30)).execution.tool_outcome
+
+    assert len(outcome.rows) == MAX_RESULT_ROWS and outcome.rows_left_off == 30
+    assert all(len(kept) == MAX_RESULT_COLUMNS for kept in outcome.rows)
+    assert {len(cell) for kept in outcome.rows for cell in kept.values()} == {MAX_RESULT_CELL_CHARS}
+    assert ToolOutcome.model_validate_json(outcome.model_dump_json()) == outcome  # read back

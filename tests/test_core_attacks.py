@@ -27,6 +27,7 @@ from temporalio.worker import (
 )
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call
 from constants import APPROVAL_DECISION_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import (
     ApprovalRequest,
@@ -38,7 +39,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import FakeOpenAIServer, fallback_tool_call
 from tests.helpers import (
     status_of,
     wait_until,

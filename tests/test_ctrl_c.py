@@ -21,10 +21,10 @@ from temporalio import workflow
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import ApprovalDecision
 from tests.e2e import address_of, worker_process
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import PROJECT_ROOT, is_running, running_test_workflow, script_env, wait_until
 from tests.launcher import LaunchedProcess, popen
 
@@ -200,7 +200,8 @@ async def test_start_workflow_interrupted_while_waiting_says_the_run_goes_on(
             process.wait()
         with contextlib.suppress(RPCError):
             await handle.terminate("end of test")
-    assert_clean_stop(ran, f"workflow {workflow_id} keeps running")
+    # On a slow machine the line saying no worker polls the queue may come first.
+    assert_clean_stop(ran, f"workflow {workflow_id} keeps running", only_line=False)
 
 
 async def test_the_worker_stops_on_ctrl_c_with_130(

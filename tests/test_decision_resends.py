@@ -13,6 +13,7 @@ the inbox's ``TemporalService.decide``, the demo's ``send_verdict``) with the re
 on the time-skipping server and on the dev server (the real server's update registry).
 """
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
@@ -20,10 +21,13 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import demo
 import send_approval
+from benchmarks.fake_openai import FakeOpenAIServer
+from client.decide import DecisionNotAppliedError, DecisionRefusedError
 from inbox.service import RefusedError, TemporalService
 from models.models import (
     EscalationPolicy,
@@ -33,7 +37,6 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TimeSkippingRuns,
     script_risky_proposal,
@@ -81,7 +84,7 @@ def cli_sender(client: Client, handle: WorkflowHandle, monkeypatch: pytest.Monke
         args = send_approval.parse_args([handle.id, verdict, notes, "--reviewer", reviewer])
         try:
             await send_approval.send(args)
-        except send_approval.DecisionRefusedError:
+        except DecisionRefusedError:
             return False
         return True
 
@@ -252,3 +255,44 @@ async def wait_until_escalated(handle: WorkflowHandle) -> WorkflowStatus:
         lambda: status_of(handle),
         lambda s: s.approval_request is not None and s.approval_request.escalated,
     )
+
+
+CLOSED_RUN_ROUTES = ("send_approval", "send_approval by request ID", "inbox")
+
+
+async def send_by(route: str, client: Client, handle: WorkflowHandle, approved: bool) -> object:
+    """alice's decision through ``route``; what the route answers (the vote as recorded)."""
+    verdict = "approve" if approved else "reject"
+    if route == "inbox":
+
+        async def connect() -> Client:
+            return client
+
+        return await TemporalService(connect=connect).decide(handle.id, "alice", approved, "ok")
+    request_id = (await status_of(handle)).approval_request
+    assert request_id is not None
+    words = [verdict, "ok", "--reviewer", "alice"]
+    if route == "send_approval by request ID":
+        words = [request_id.request_id, *words]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(send_approval, "connect", lambda: asyncio.sleep(0, client))
+        return (await send_approval.send(send_approval.parse_args([handle.id, *words]))).decision
+
+
+@pytest.mark.parametrize("route", CLOSED_RUN_ROUTES)
+async def test_a_decision_re_sent_after_the_run_closed_is_already_applied(
+    route: str, runs: TimeSkippingRuns, risky_request: str
+) -> None:
+    """alice approves and the run closes; her same decision sent again, by any route, is
+    "already applied" with her vote as counted (the run's result shows it), never a "not
+    running" error; a different decision is not applied."""
+    async with runs.started(WorkflowInput(user_request=risky_request)) as handle:
+        await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+        first = await send_by(route, runs.client, handle, approved=True)
+        result = await handle.result()
+        again = await send_by(route, runs.client, handle, approved=True)
+        with pytest.raises((DecisionNotAppliedError, RefusedError, RPCError)):
+            await send_by(route, runs.client, handle, approved=False)
+
+    assert result.outcome == Outcome.APPROVED, result.message
+    assert first == again == result.decision

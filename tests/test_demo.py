@@ -10,7 +10,9 @@ import select
 import shlex
 import signal
 import socket
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import demo
-import send_approval
 from activities.openai_responses import OfflineAnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
+from client.connection import DEV_SERVER_COMMAND
 from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV
 from dev_server import UI_PORT_OFFSET, start_dev_server
 from models.models import (
@@ -29,8 +33,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from temporal_client import DEV_SERVER_COMMAND
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     DEFAULT_WAIT_SECONDS,
     PROJECT_ROOT,
@@ -49,7 +51,8 @@ from tests.helpers import (
     wait_until,
 )
 from tests.launcher import popen
-from worker import build_worker
+from tools.database import DATABASE_FILE, reset_database
+from worker_setup import build_worker
 
 RISKY = "Delete all test data from the production database"
 UV_RUN_MODULE = ["uv", "run", "python", "-m"]
@@ -101,6 +104,34 @@ def test_the_demo_shows_the_effect_before_asking_and_the_tool_acts_once(tmp_path
     assert "delete_records changes data" in result.stdout
     assert f"executed: deleted {effect[1]} rows from customers" in result.stdout
     assert result.stdout.index("Effect:") < result.stdout.index("Result: approved")
+
+
+def test_the_demo_acts_on_its_own_fresh_copy_of_the_sample_data(tmp_path: Path) -> None:
+    """An earlier run deleted the test rows from the worker's database (``HITL_STATE_DIR``):
+    the demo still finds them, in its own copy seeded for this demo, and acts there only."""
+    shared = tmp_path / "worker-state" / DATABASE_FILE
+    reset_database(shared)
+    test_rows = "SELECT COUNT(*) FROM customers WHERE status = 'test'"
+    with closing(sqlite3.connect(shared)) as db, db:
+        db.execute("DELETE FROM customers WHERE status = 'test'")
+    env = demo_env(f"127.0.0.1:{embedded_server_port()}", "http://127.0.0.1:1/v1")
+    env[STATE_DIR_ENV] = str(shared.parent)
+    result = run_script(
+        "demo", "--offline", "--approve", "ok", "--data-dir", str(tmp_path), RISKY, env=env
+    )
+
+    assert result.returncode == 0, result.stderr
+    own = tmp_path.resolve() / demo.SAMPLE_DATA_FOLDER
+    assert f"Sample data: a fresh copy for this demo, in {own}." in result.stdout
+    assert re.search(r"Effect:\s+deletes 20 of 2,020 rows in customers", result.stdout)
+    assert "executed: deleted 20 rows from customers" in result.stdout
+    assert count(own / DATABASE_FILE, test_rows) == 0
+    assert count(shared, "SELECT COUNT(*) FROM customers") == 2_000  # not touched
+
+
+def count(path: Path, sql: str) -> int:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(sql).fetchone()[0]
 
 
 def test_demo_uses_the_configured_llm_and_rejects(
@@ -385,17 +416,20 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
     assert " ".join(server) == (
         f"{DEV_SERVER_COMMAND} --port {port} --db-filename {tmp_path / 'demo.db'}"
     )
-    assert worker == [*UV_RUN_MODULE, "worker", "--offline"]
+    sample_data = tmp_path.resolve() / demo.SAMPLE_DATA_FOLDER
+    assert worker == [f"{STATE_DIR_ENV}={sample_data}", *UV_RUN_MODULE, "worker", "--offline"]
     assert decide == [*UV_RUN_MODULE, "send_approval", workflow_id, "approve", "notes"]
 
     # The run survived in the database file: with a server on it, the printed worker (no
-    # key needed: the demo ran offline) and the printed decision finish it.
+    # key needed: the demo ran offline; on the demo's sample data) and the printed decision
+    # finish it.
     env = demo_env(address, "")
     del env[OPENAI_API_KEY_ENV], env[OPENAI_BASE_URL_ENV]
+    env[STATE_DIR_ENV] = str(sample_data)
     server_env = await start_dev_server(address, tmp_path / "demo.db")
     log = tmp_path / "worker.log"
     try:
-        with log.open("w") as out, background_script(*worker[4:], env=env, log=out):
+        with log.open("w") as out, background_script(*worker[5:], env=env, log=out):
             await wait_for_output(log, "Worker started")
             result = await asyncio.to_thread(run_script, *decide[4:], env=env)
             assert result.returncode == 0, result.stderr
@@ -438,7 +472,7 @@ async def test_a_decision_the_server_forgot_is_sent_again_until_the_run_takes_it
     time; then the server restarts, which forgets an update no worker has accepted (it is
     held in memory only). The demo keeps sending it, as the same update, until the run
     takes it: the run ends rejected, with one decision, instead of waiting out its deadline."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)  # "not answered in time"
     port, db_file = embedded_server_port(), tmp_path / "temporal.db"
     output = ""
 
@@ -488,7 +522,7 @@ async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_ap
 ) -> None:
     """Sending again stops at the deadline: with no worker at all, the demo says the
     decision was not confirmed, and leaves it to the run's outcome, which follows."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     client = dev_server.client
     run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
     async with build_worker(client, task_queue, OfflineAnalysisActivities()):

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.email_notifier import EmailNotifier, SmtpSettings, SmtpSettingsError
+from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import (
     APPROVE_SIGNAL,
     INBOX_URL_ENV,
@@ -23,7 +24,6 @@ from constants import (
     SMTP_TO_ENV,
 )
 from models.models import ApprovalRequest, ProposedAction
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, status_of, wait_until
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

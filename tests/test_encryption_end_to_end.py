@@ -17,11 +17,12 @@ from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
+from client.connection import converter_with_keys
+from client.start import start_run
 from constants import ENCRYPTION_KEYS_ENV, TASK_QUEUE_ENV
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
-from start_workflow import start_run
-from temporal_client import converter_with_keys
 from tests.e2e import (
     WorkerProcess,
     address_of,
@@ -33,7 +34,6 @@ from tests.e2e import (
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env, wait_until
 
 KEY_ID = "hitl-2026-11"

@@ -8,7 +8,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-import temporal_client
+from client import connection as client_connection
 from constants import ENCRYPTION_KEY_FILE_ENV, ENCRYPTION_KEYS_ENV
 from encryption.codec import (
     ENCRYPTED_ENCODING,
@@ -103,14 +103,14 @@ def test_keys_come_from_a_file_with_comments(
 
 def test_no_setting_means_no_encryption(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_keys() is None
-    converter = temporal_client.data_converter()
+    converter = client_connection.data_converter()
     assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
     assert converter.failure_converter_class is pydantic_data_converter.failure_converter_class
 
 
 def test_with_keys_failure_messages_are_encoded_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENCRYPTION_KEYS_ENV, f"k1:{new_key()}")
-    converter = temporal_client.data_converter()
+    converter = client_connection.data_converter()
     assert isinstance(converter.payload_codec, EncryptionCodec)
     assert converter.payload_codec.encrypts
     assert converter.failure_converter._encode_common_attributes  # type: ignore[attr-defined]
@@ -148,8 +148,8 @@ def test_bad_key_settings_reach_the_scripts_as_settings_errors(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(ENCRYPTION_KEY_FILE_ENV, str(tmp_path / "missing"))
-    with pytest.raises(temporal_client.TemporalSettingsError, match="Cannot read"):
-        temporal_client.data_converter()
+    with pytest.raises(client_connection.TemporalSettingsError, match="Cannot read"):
+        client_connection.data_converter()
     monkeypatch.setenv(ENCRYPTION_KEYS_ENV, f"k1:{new_key()}")
-    with pytest.raises(temporal_client.TemporalSettingsError, match="not both"):
-        temporal_client.data_converter()
+    with pytest.raises(client_connection.TemporalSettingsError, match="not both"):
+        client_connection.data_converter()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -27,6 +28,7 @@ from constants import (
 )
 from models.models import WorkflowState
 from tests.e2e import (
+    PASTING_USER,
     ApprovalNotice,
     BackgroundRun,
     Ran,
@@ -40,7 +42,6 @@ from tests.e2e import (
     temporal_cli,
     unique,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import script_env, script_risky_proposal, status_of, wait_until
 
 # What the stand-in's tool call for a request no offline rule maps does: one e-mail.
@@ -177,8 +178,8 @@ async def test_temporal_cli_signal_with_the_notice_json_approves(
         done = await run.finish()
 
     assert signalled.returncode == 0, signalled.output
-    assert "Result: approved - Approved by unknown" in done.output
-    assert "decision_approved: by unknown: Looks good" in done.output
+    assert f"Result: approved - Approved by {PASTING_USER}" in done.output  # never "unknown"
+    assert f"decision_approved: by {PASTING_USER}: Looks good" in done.output
     assert done.returncode == 0, done.output
 
 

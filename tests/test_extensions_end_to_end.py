@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import Outcome, WorkflowInput
 from tests.e2e import address_of, script, worker_process
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     STAGE_MEMBERS,
     is_running,

@@ -27,10 +27,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-import worker as worker_module
+import worker
+import worker_setup
 from activities.offline_analysis import propose_offline
 from activities.openai_responses import AnalysisActivities
 from activities.tool_activities import execute_tool_call
+from benchmarks.fake_openai import FakeOpenAIServer, ok
+from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
@@ -46,9 +49,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from start_workflow import INITIAL_SEARCH_ATTRIBUTES
 from tests.e2e import WorkerProcess, address_of, worker_process
-from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import (
     TEMPORAL_CLI,
     Run,
@@ -61,7 +62,7 @@ from tests.helpers import (
     wait_until,
 )
 from tools.models import ExecuteToolInput, ToolOutcome
-from worker import build_worker
+from worker_setup import build_worker
 
 RISKY_REQUEST = "Delete the stale rows from the production orders table"
 SAFE_REQUEST = "Summarise last week's support tickets"
@@ -557,7 +558,7 @@ async def test_execute_retry_reuses_the_idempotency_key(
             raise RuntimeError("connection reset after the action was carried out")
         return outcome
 
-    monkeypatch.setattr(worker_module, "execute_tool", execute_then_lose_first_reply)
+    monkeypatch.setattr(worker_setup, "execute_tool", execute_then_lose_first_reply)
     client = dev_server.client
     async with build_worker(client, task_queue, analysis_activities):
         handle = await start_risky_run(
@@ -585,7 +586,7 @@ async def execute_held_until_killed(request: ExecuteToolInput) -> ToolOutcome:
 if __name__ == "__main__":
     # ``python -m tests.test_fault_tolerance``: the real worker, whose execute activity holds
     # (see test_worker_killed_while_executing_leaves_the_action_to_a_new_worker).
-    from temporal_client import exit_process
+    from console_exit import exit_process
 
-    worker_module.execute_tool = execute_held_until_killed
-    exit_process(worker_module.main())
+    worker_setup.execute_tool = execute_held_until_killed
+    exit_process(worker.main())

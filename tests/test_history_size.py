@@ -19,12 +19,12 @@ from temporalio.worker import Worker
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
+from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from benchmarks.subjects import BASELINE, PRODUCT, Subject
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from models.models import ApprovalStatus
-from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from tests.helpers import wait_until
-from worker import build_worker
+from worker_setup import build_worker
 
 MAX_RATIO = 1.3
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)

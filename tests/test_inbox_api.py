@@ -28,11 +28,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from benchmarks.fake_openai import FakeOpenAIServer
+from client.connection import TemporalUnavailableError, converter_with_keys
 from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     INBOX_PORT_ENV,
     INBOX_USERS_ENV,
     STATE_DIR_ENV,
+    STATUS_QUERY,
 )
 from encryption.codec import EncryptionCodec
 from encryption.keys import parse_keys
@@ -43,11 +46,9 @@ from inbox.auth import SESSION_COOKIE, Sessions
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.limits import MAX_NOTES_CHARS, MAX_TOOL_CALL_BYTES
-from models.models import ApprovalStatus, WorkflowState
-from temporal_client import TemporalUnavailableError
+from models.models import ApprovalStatus, WorkflowState, WorkflowStatus
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, address_of, inbox_run, serve_inbox, unique
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import embedded_server_port, status_of, wait_until
 
 
@@ -314,12 +315,101 @@ async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
     assert "payload encrypted, not readable here" in listed and "rejected" in listed
     assert row["readable"] is False
     assert row["message"] == "payload encrypted, not readable here"
+    assert "encrypted" in row["unreadable"] and row["unreadable"] in listed
     assert row["outcome"] == "rejected" and row["user_request"] is None
     # Its own page says why and does not retry: waiting will not give the inbox the key.
     assert opened.status_code == asked.status_code == 403
     assert "key this inbox does not hold" in asked.json()["error"]
     assert "outcome is 'rejected'" in asked.json()["error"]
     assert 'data-retry="1"' not in opened.text and "key this inbox does not hold" in opened.text
+
+
+@workflow.defn(name="InboxSealedPending", sandboxed=False)
+class SealedPending:
+    """A run waiting for a decision, whose status a worker with keys answers encrypted."""
+
+    @workflow.run
+    async def run(self, text: str) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> WorkflowStatus:
+        return WorkflowStatus(state=WorkflowState.AWAITING_APPROVAL)
+
+
+async def test_a_pending_run_it_cannot_decrypt_is_one_unreadable_row_not_a_broken_page(
+    dev_server: WorkflowEnvironment,
+    own_inbox: Any,
+    inbox_accounts: tuple[Path, InboxAccounts],
+) -> None:
+    """An inbox without the key (encryption on, as ``python -m inbox`` connects) lists the
+    run as unreadable, saying which key it lacks, and still shows the readable one; the
+    run's own page says the same (403), and no page is a 500."""
+    address = address_of(dev_server)
+
+    async def keyless() -> Client:
+        return await Client.connect(address, data_converter=converter_with_keys(None))
+
+    inbox = own_inbox(connect=keyless)
+    key = base64.b64encode(os.urandom(32)).decode()
+    ring = parse_keys([f"inbox-lacks:{key}"], source="test")
+    sealed = await Client.connect(address, data_converter=converter_with_keys(ring))
+    plain = await Client.connect(address, data_converter=pydantic_data_converter)
+    pending = TypedSearchAttributes(
+        [
+            SearchAttributePair(
+                SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE),
+                ApprovalStatus.PENDING.value,
+            )
+        ]
+    )
+    handles = []
+    async with contextlib.AsyncExitStack() as stack:
+        for client in (sealed, plain):
+            queue = f"sealed-{uuid.uuid4().hex[:8]}"
+            await stack.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=[SealedPending],
+                    workflow_runner=UnsandboxedWorkflowRunner(),
+                )
+            )
+            handle = await client.start_workflow(
+                SealedPending.run,
+                "the secret request",
+                id=f"sealed-{uuid.uuid4().hex[:8]}",
+                task_queue=queue,
+                search_attributes=pending,
+            )
+            stack.push_async_callback(handle.terminate, "end of test")
+            handles.append(handle)
+        _, accounts = inbox_accounts
+        headers = {"Authorization": f"Bearer {accounts.token}"}
+        async with httpx2.AsyncClient(base_url=inbox.url, headers=headers, timeout=60) as api:
+
+            async def listed() -> list[dict[str, Any]]:
+                answer = await api.get("/api/requests")
+                assert answer.status_code == 200, answer.text
+                return answer.json()
+
+            ids = {h.id for h in handles}
+            items = await wait_until(listed, lambda i: ids <= {x["workflow_id"] for x in i})
+            opened = await api.get(f"/api/requests/{handles[0].id}")
+        async with signed_in_client(inbox.url, "alice", accounts.passwords["alice"]) as (b, _):
+            page = await b.get("/")
+            its_page = await b.get(f"/requests/{handles[0].id}")
+
+    rows = {item["workflow_id"]: item for item in items}
+    unreadable, readable = rows[handles[0].id], rows[handles[1].id]
+    assert "inbox-lacks" in unreadable["unreadable"] and unreadable["state"] is None
+    assert readable["unreadable"] is None and readable["state"] == "awaiting_approval"
+    assert page.status_code == 200
+    row = page.text[page.text.index(f'data-workflow-id="{handles[0].id}"') :].split("</tr>")[0]
+    assert "cannot be read here" in row and "inbox-lacks" in row, row
+    assert f'data-workflow-id="{handles[1].id}"' in page.text
+    assert opened.status_code == its_page.status_code == 403
+    assert "inbox-lacks" in opened.json()["error"] and "inbox-lacks" in its_page.text
 
 
 async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
@@ -543,7 +633,7 @@ async def test_a_signed_in_session_reaches_the_pages_and_an_expired_one_does_not
     ):
         fresh = await browser.get("/", follow_redirects=False)
         cookie = browser.cookies[SESSION_COOKIE]
-    sessions: Sessions = inbox.server.config.app.state.sessions
+    sessions: Sessions = inbox.server.config.app.state.inbox.sessions
     session = sessions.decode(cookie)
     assert session is not None and session.user == "alice"
     day_ago = int(time.time()) - 24 * 3600
@@ -825,4 +915,4 @@ async def test_an_api_retry_of_a_stage_decision_is_already_applied_never_the_nex
     assert "stage manager was decided by alice (approved)" in other.json()["error"]
     assert after.current_stage is not None and after.current_stage.stage == "director"
     approved = [e.detail for e in after.audit_trail if e.event == "stage_approved"]
-    assert approved == ["manager (1/2) by alice"]
+    assert approved == ["manager (1/2) by alice: ok"]  # with the notes sent

@@ -7,6 +7,7 @@ conditions (WebDriverWait polls the page), never fixed sleeps.
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import Outcome
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, inbox_run, script, unique
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import PROJECT_ROOT, is_running, status_of, wait_until
 
 WAIT_SECONDS = 45
 # Set to a folder to save the README's screenshots there (e.g. _assets).
 SCREENSHOTS_ENV = "INBOX_SCREENSHOTS"
+WAITING = "waiting for a decision"
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -80,7 +82,7 @@ def run_for(
 
 def open_request(driver: WebDriver, inbox: InboxServer, workflow_id: str) -> None:
     driver.get(f"{inbox.url}/requests/{workflow_id}")
-    wait_for(driver, shows("state", "awaiting_approval"))
+    wait_for(driver, shows("state", WAITING))
 
 
 def mark_page(driver: WebDriver) -> None:
@@ -95,6 +97,8 @@ def same_load(driver: WebDriver) -> bool:
 def decide(driver: WebDriver, button: str, notes: str = "") -> None:
     if notes:
         driver.find_element(By.ID, "notes").send_keys(notes)
+    if button == "approve":  # the second step: Approve... then Yes, approve
+        driver.find_element(By.ID, "approve-start").click()
     driver.find_element(By.ID, button).click()
 
 
@@ -131,7 +135,7 @@ async def test_a_new_run_appears_live_and_is_approved_with_notes(
         assert "left" in alice.find_element(By.CSS_SELECTOR, f"{row} .countdown").text
         screenshot(alice, "inbox_pending.png")
         alice.find_element(By.CSS_SELECTOR, f"{row} a").click()
-        wait_for(alice, shows("state", "awaiting_approval"))
+        wait_for(alice, shows("state", WAITING))
         screenshot(alice, "inbox_request.png")
 
         decide(alice, "approve", "Checked the backup first")
@@ -168,7 +172,7 @@ async def test_approve_with_edits_edits_the_call_and_asks_about_it_again(
         first = (await status_of(handle)).approval_request
         assert first is not None and first.proposed_action.tool_call is not None
         call = first.proposed_action.tool_call
-        alice.find_element(By.CSS_SELECTOR, "details summary").click()
+        alice.find_element(By.CSS_SELECTOR, "#decide > details > summary").click()
         arguments = alice.find_element(By.ID, "edit-arguments")
         assert json.loads(arguments.get_attribute("value") or "") == call.arguments
         edited = {**call.arguments, "subject": "Refund half of the order"}
@@ -201,7 +205,7 @@ async def test_a_non_approver_is_refused_with_the_reason_shown(
 
         wait_for(alice, shows("refused", "alice"))
         assert "approver" in text_of(alice, "refused")
-        assert text_of(alice, "state") == "awaiting_approval"
+        assert text_of(alice, "state") == WAITING
 
 
 async def test_a_decision_from_the_cli_shows_up_live(
@@ -233,7 +237,7 @@ async def test_a_deadline_passing_shows_the_run_timed_out(
 ) -> None:
     async with run_for("Shut down the old cluster", approval_timeout_seconds=3) as handle:
         alice.get(f"{inbox.url}/requests/{handle.id}")
-        wait_for(alice, shows("outcome", "timed_out"))
+        wait_for(alice, shows("outcome", "timed out"))
         assert (await handle.result()).outcome == Outcome.TIMED_OUT
 
 
@@ -338,3 +342,72 @@ async def test_a_double_click_approves_the_stage_once_and_never_the_next(
     events = [(e.event, e.detail) for e in status.audit_trail]
     assert [d for e, d in events if e == "stage_approved"] == ["manager (1/2) by alice"]
     assert not [d for e, d in events if e == "decision_refused"]
+
+
+def colour(driver: WebDriver, element_id: str) -> tuple[int, ...]:
+    """The element's background as (red, green, blue)."""
+    css = driver.find_element(By.ID, element_id).value_of_css_property("background-color")
+    return tuple(int(part) for part in re.findall(r"\d+", css)[:3])
+
+
+async def test_approve_looks_unlike_reject_and_takes_a_second_step(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    async with run_for("Purge the audit logs") as handle:
+        open_request(alice, inbox, handle.id)
+        hidden = alice.find_element(By.ID, "approve").is_displayed()
+        approve, reject = colour(alice, "approve-start"), colour(alice, "reject")
+        alice.find_element(By.ID, "approve-start").click()
+        shown = alice.find_element(By.ID, "approve").is_displayed()
+        assert text_of(alice, "state") == WAITING  # opening the step decided nothing
+
+    assert not hidden and shown
+    (red, green, _), (red_r, green_r, _) = approve, reject
+    assert green > red and red_r > green_r, (approve, reject)  # green, and red
+
+
+async def test_times_are_shown_in_the_readers_time_zone(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    """The page says UTC; the script shows the reader's zone (Tokyo here, UTC+9), keeping
+    the UTC time as the element's title."""
+    alice.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    try:
+        async with run_for("Rotate the signing keys") as handle:
+            open_request(alice, inbox, handle.id)
+            times = alice.find_elements(By.CSS_SELECTOR, "#status time[datetime]")
+            shown = [(t.text, t.get_attribute("title")) for t in times]
+    finally:
+        alice.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+    assert shown
+    for text, title in shown:
+        assert title.endswith(" UTC") and "GMT+9" in text, (text, title)
+
+
+NO_OVERFLOW = "return [document.documentElement.scrollWidth, window.innerWidth];"
+
+
+async def test_the_pending_list_and_a_request_fit_a_phone_400_px_wide(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    """Nothing wider than the screen, long unbroken text included."""
+    long_word = "x" * 150
+    proposal = {"description": f"Delete {long_word}", "parameters": {"path": long_word}}
+    size = alice.get_window_size()
+    alice.set_window_size(400, 900)
+    try:
+        async with run_for(f"Clean up {long_word}", proposal) as handle:
+            alice.get(f"{inbox.url}/")
+            row = f'tr[data-workflow-id="{handle.id}"]'
+            wait_for(alice, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+            listed = alice.execute_script(NO_OVERFLOW)
+            open_request(alice, inbox, handle.id)
+            opened = alice.execute_script(NO_OVERFLOW)
+            screenshot(alice, "inbox_phone.png")
+    finally:
+        alice.set_window_size(size["width"], size["height"])
+
+    assert listed[1] <= 400, listed
+    assert listed[0] <= listed[1], f"the pending list overflows: {listed}"
+    assert opened[0] <= opened[1], f"the request page overflows: {opened}"

@@ -16,11 +16,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from inbox.accounts import set_password
 from inbox.auth import SESSION_COOKIE
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, inbox_run, unique
-from tests.fake_openai import FakeOpenAIServer
 from tests.test_inbox_browser import open_request, shows, sign_in, text_of, wait_for
 
 USER, PASSWORD = "erin", "erin-password-1234"

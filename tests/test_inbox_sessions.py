@@ -39,7 +39,7 @@ def inbox(tmp_path: Path) -> InProcessInbox:
 
 async def old_cookie_decides(inbox: InProcessInbox, cookie: str) -> httpx2.Response:
     """What someone holding a copy of the cookie (and its CSRF token) can do."""
-    session = inbox.app.state.sessions.decode(cookie)
+    session = inbox.app.state.inbox.sessions.decode(cookie)
     async with inbox.client(cookies={SESSION_COOKIE: cookie}) as copy:
         return await copy.post(
             "/requests/wf-delete/decision",
@@ -62,7 +62,7 @@ async def test_a_copy_of_the_cookie_works_until_sign_out_and_not_after(
         cookie = browser.cookies[SESSION_COOKIE]
         assert (await old_cookie_decides(inbox, cookie)).status_code == 303  # it works now
         other = await signed_in_cookie(inbox)  # the same person, in another browser
-        session = inbox.app.state.sessions.decode(cookie)
+        session = inbox.app.state.inbox.sessions.decode(cookie)
         out = await browser.post(
             "/signout",
             data={"csrf_token": session.csrf},

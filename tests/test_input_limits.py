@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from benchmarks.fake_openai import ok
 from constants import APPROVAL_DECISION_SIGNAL, APPROVE_SIGNAL, SUBMIT_DECISION_UPDATE
 from models.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -33,7 +34,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import ok
 from tests.helpers import TimeSkippingRuns, wait_until
 from tests.record_histories import (
     amended_call_over_limit,

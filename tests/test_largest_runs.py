@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -38,7 +39,6 @@ from models.models import (
     VotingPolicy,
     WorkflowInput,
 )
-from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import Run, decide_stage_as_member, is_running, started, wait_until
 from tests.record_histories import pending_request, status_of, wait_for_refusals
 from tests.test_limits import (
@@ -48,7 +48,7 @@ from tests.test_limits import (
     largest_tool_call,
     text,
 )
-from worker import build_worker
+from worker_setup import build_worker
 
 ESCALATE_AFTER_SECONDS = 2
 OTHER_COSTLY = "\u0002"  # as costly in JSON as COSTLY: an edit as large as the call

@@ -52,7 +52,15 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tools.models import ToolCall
+from tools.models import (
+    MAX_RESULT_CELL_CHARS,
+    MAX_RESULT_COLUMNS,
+    MAX_RESULT_ROWS,
+    EffectPreview,
+    ToolCall,
+    ToolOutcome,
+    ToolStatus,
+)
 from workflows.audit_trail import NOT_ITEMISED, AuditBounds
 
 # JSON's costliest character: a control character is written \u0001, 6 bytes.
@@ -344,6 +352,23 @@ def test_details_are_cut_saying_how_long_they_were() -> None:
 # The arithmetic: the largest status the limits allow
 
 
+def largest_answer(fill: str) -> ToolOutcome:
+    """A look-up's answer at its bounds (tools/models.py): every row, column and cell full,
+    column names as long as the schema's longest."""
+    row = {
+        text(16, f"c{n}"): text(MAX_RESULT_CELL_CHARS, fill=fill) for n in range(MAX_RESULT_COLUMNS)
+    }
+    preview = EffectPreview(tool="find_records", summary="", affected=0, fingerprint="0" * 64)
+    return ToolOutcome(
+        idempotency_key="k",
+        tool="find_records",
+        status=ToolStatus.EXECUTED,
+        summary="",
+        preview=preview,
+        rows=[row] * MAX_RESULT_ROWS,
+    )
+
+
 def largest_status(fill: str) -> WorkflowStatus:
     """What the status query answers for the largest run the limits allow, every text at
     its limit in ``fill``: the request, an amended action at its limit in a vote, the
@@ -404,6 +429,7 @@ def largest_status(fill: str) -> WorkflowStatus:
         execution=ExecutionResult(
             idempotency_key=f"{workflow_id}/{request.request_id}",
             summary=text(MAX_ACTION_TYPE_CHARS + MAX_DESCRIPTION_CHARS + 20, fill=fill),
+            tool_outcome=largest_answer(fill),
         ),
         audit_trail=trail,
     )

@@ -13,9 +13,9 @@ from activities.llm_settings import (
 )
 from activities.offline_analysis import OFFLINE_LABEL
 from activities.openai_responses import OfflineAnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from dev_server import free_port
 from models.models import AnalysisRequest
-from tests.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 
 PROPOSAL = {
     "action_type": "rotate_keys",

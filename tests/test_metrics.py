@@ -10,6 +10,7 @@ import httpx2
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.fake_openai import FakeOpenAIServer, http_error
 from constants import METRICS_ADDRESS_ENV
 from dev_server import free_port
 from tests.e2e import (
@@ -22,7 +23,6 @@ from tests.e2e import (
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer, http_error
 from tests.helpers import script_env
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")

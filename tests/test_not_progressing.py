@@ -1,5 +1,5 @@
 """A run whose workflow task keeps failing is named as such, with the server's reason,
-instead of a status query that times out (``temporal_client.not_progressing``).
+instead of a status query that times out (``client.status.not_progressing``).
 
 The run is wedged on purpose by a test-only workflow that raises in its workflow code: the
 SDK fails the workflow task, and the server retries it for ever, as it did for a run that
@@ -22,13 +22,17 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import approval_status
 import send_approval
 import start_workflow
-import temporal_client
+from benchmarks.fake_openai import FakeOpenAIServer
+from client import connection as client_connection
+from client import decide as client_decide
+from client import start as client_start
+from client import status as client_status
+from client.connection import converter_with_keys
+from client.status import not_progressing
 from constants import TASK_QUEUE_ENV, WORKFLOW_TYPE
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
-from temporal_client import converter_with_keys, not_progressing
 from tests.e2e import address_of, script
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import running_test_workflow, script_env, start_run, wait_until
 
 WEDGE = "deliberately wedged for the test"
@@ -98,11 +102,11 @@ async def test_a_decision_sent_by_request_id_says_it_was_not_applied(
 ) -> None:
     """With a request ID, send_approval sends the update at once: when no answer comes,
     it names the stuck run rather than a missing worker (wait shortened to 1 s)."""
-    monkeypatch.setattr(send_approval, "WORKER_WAIT_SECONDS", 1)
+    monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     args = send_approval.parse_args([wedged.id, "req-1", "approve", "--reviewer", "ann"])
-    with pytest.raises(send_approval.DecisionNotAppliedError) as refused:
+    with pytest.raises(client_decide.DecisionNotAppliedError) as refused:
         await asyncio.wait_for(send_approval.send(args), timeout=20)
     assert f"Workflow {wedged.id} is not progressing" in str(refused.value)
     assert str(refused.value).endswith("The decision was not applied.")
@@ -121,10 +125,10 @@ async def test_a_run_that_waits_or_has_no_worker_is_not_called_stuck(
     )
     try:
         assert await not_progressing(client, handle.id) is None
-        monkeypatch.setattr(temporal_client, "WORKER_WAIT_SECONDS", 1)
+        monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
         monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
         monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
-        with pytest.raises(temporal_client.StatusUnavailableError) as unanswered:
+        with pytest.raises(client_status.StatusUnavailableError) as unanswered:
             status_args = argparse.Namespace(pending=False, workflow_id=handle.id)
             await asyncio.wait_for(approval_status.report(status_args), timeout=20)
     finally:
@@ -137,7 +141,7 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
 ) -> None:
     """It would wait for ever; it says why and exits instead (checks every 0.5 s here)."""
     task_queue = f"wedged-agent-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(start_workflow, "PROGRESS_CHECK_SECONDS", 0.5)
+    monkeypatch.setattr(client_start, "PROGRESS_CHECK_SECONDS", 0.5)
     monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
     monkeypatch.setenv(TASK_QUEUE_ENV, task_queue)
@@ -150,7 +154,7 @@ async def test_start_workflow_stops_waiting_for_a_run_that_is_not_progressing(
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
         try:
-            with pytest.raises(start_workflow.ResultUnavailableError) as stopped:
+            with pytest.raises(client_start.ResultUnavailableError) as stopped:
                 progress = start_workflow.Progress(workflow_id)
                 await asyncio.wait_for(start_workflow.start_and_wait(args, progress), timeout=60)
         finally:
@@ -178,3 +182,34 @@ async def test_with_encryption_the_failure_is_decrypted_for_the_reader(
     ]
     assert failures and all(WEDGE not in message for message in failures)
     assert stuck is not None and f"with: {WEDGE}." in stuck
+
+
+async def test_start_workflow_says_when_no_worker_polls_its_task_queue(
+    dev_server: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No worker on the queue: after a short wait (0.2 s here) one line on stderr says so
+    and names the queue, and the script goes on waiting (the run proceeds once one polls)."""
+    task_queue = f"nobody-polls-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(start_workflow, "WORKER_CHECK_SECONDS", 0.2)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address_of(dev_server))
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    monkeypatch.setenv(TASK_QUEUE_ENV, task_queue)
+    workflow_id = f"unserved-{uuid.uuid4().hex[:8]}"
+    args = start_workflow.parse_args(["Delete the logs", "--workflow-id", workflow_id])
+    waiting = asyncio.ensure_future(
+        start_workflow.start_and_wait(args, start_workflow.Progress(workflow_id))
+    )
+    said: list[str] = []
+    try:
+        await wait_until(
+            lambda: asyncio.sleep(0, said.append(capsys.readouterr().err)),
+            lambda _: "No worker is polling" in "".join(said) or waiting.done(),
+        )
+        assert not waiting.done(), "it stopped waiting"
+    finally:
+        waiting.cancel()
+        await dev_server.client.get_workflow_handle(workflow_id).terminate("end of test")
+    [line] = "".join(said).splitlines()
+    assert line.startswith(f"No worker is polling task queue {task_queue!r}; the run waits")

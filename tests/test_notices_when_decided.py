@@ -18,9 +18,9 @@ import httpx2
 from temporalio.testing import WorkflowEnvironment
 
 from activities.webhook_notifier import WebhookNotifier
+from benchmarks.fake_openai import ok
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, EscalationPolicy, Outcome, WorkflowState
-from tests.fake_openai import ok
 from tests.helpers import (
     TimeSkippingRuns,
     fallback_tool_call,

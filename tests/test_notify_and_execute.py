@@ -3,7 +3,6 @@ simulated execute step (the benchmarks' baseline; the workflow executes only thr
 must carry the idempotency key and never pretend it changed anything."""
 
 import json
-import shlex
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from models.models import (
     ExecutionResult,
     ProposedAction,
 )
+from tests.e2e import PASTING_USER, shell_words
 from workflows.stage_ids import stage_child_id
 
 ACTION = ProposedAction(
@@ -48,9 +48,10 @@ async def _printed_notice(
 
 
 def _commands(notice: str, marker: str) -> list[list[str]]:
-    """The shell words of every command line containing ``marker`` (continuations joined)."""
+    """The words of every command line containing ``marker`` (continuations joined), as a
+    shell reads them when ``PASTING_USER`` pastes the line."""
     joined = notice.replace("\\\n", " ")
-    return [shlex.split(line) for line in joined.splitlines() if marker in line]
+    return [shell_words(line) for line in joined.splitlines() if marker in line]
 
 
 def _option(words: list[str], name: str) -> str:
@@ -108,6 +109,7 @@ async def test_notice_temporal_cli_command_sends_a_valid_decision_for_this_reque
     decision = ApprovalDecision.model_validate(json.loads(_option(words, "--input")))
     assert decision.request_id == REQUEST.request_id
     assert decision.approved is True
+    assert decision.reviewer == PASTING_USER  # never "unknown"
 
 
 async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(

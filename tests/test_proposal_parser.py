@@ -12,7 +12,7 @@ from activities.proposal_parser import (
     ProposalAnswer,
     parse_proposed_action,
 )
-from tests.fake_openai import check_strict
+from benchmarks.fake_openai import check_strict
 
 TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
 TOOL_CALL = {"tool": "delete_records", "arguments": {"table": "customers", "filters": [TEST_ROWS]}}

@@ -23,6 +23,8 @@ from temporalio.worker import Replayer
 
 from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer, ok
+from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
@@ -44,8 +46,6 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
-from start_workflow import INITIAL_SEARCH_ATTRIBUTES
-from tests.fake_openai import FakeOpenAIServer, ok
 from tests.helpers import start_run
 from tests.record_histories import (
     CHILD_HISTORIES_DIR,
@@ -58,7 +58,7 @@ from tests.record_histories import (
     run_main_paths,
     stage_workflow_id,
 )
-from worker import build_worker
+from worker_setup import build_worker
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 

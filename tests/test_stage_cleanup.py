@@ -15,11 +15,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.openai_responses import AnalysisActivities
+from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import WorkflowInput
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import STAGE_MEMBERS, is_running, script_risky_proposal, started, wait_until
 from tests.record_histories import started_children
-from worker import build_worker
+from worker_setup import build_worker
 
 TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING

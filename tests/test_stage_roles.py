@@ -7,16 +7,23 @@ stage nobody may approve ends the run, never "anyone".
 """
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from constants import APPROVE_SIGNAL, NAMED_APPROVERS_STAGE, SUBMIT_DECISION_UPDATE
+from benchmarks.fake_openai import fallback_tool_call, ok
+from constants import (
+    APPROVE_SIGNAL,
+    NAMED_APPROVERS_STAGE,
+    STAGED_PARENT_REFUSAL,
+    SUBMIT_DECISION_UPDATE,
+)
+from inbox.service import Pending, waits_for
 from models.limits import decision_problem, run_input_problem
 from models.models import ApprovalDecision, Outcome, StageOutcome, WorkflowInput
 from start_workflow import parse_args
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, status_of, wait_until
 from tests.record_histories import Run, recorded
 
@@ -96,6 +103,34 @@ async def test_each_stage_is_approved_only_by_its_members_one_stage_each(
     ]
     manager_outcome: StageOutcome = result.stages[1]
     assert any("temporal-cli" in refusal for refusal in manager_outcome.refusals)
+
+
+async def test_a_staged_run_names_who_may_decide_the_stage_waiting_now(
+    runs: TimeSkippingRuns,
+) -> None:
+    """Its status names the waiting stage's members, so the inbox lists the run as waiting
+    for them only; a decision sent to the run itself is refused naming that stage and its
+    members (in the words send_approval looks for, to take it there)."""
+    text = PAYMENT + " by Friday"
+    handle = await runs.start(text, ok(proposal(text)), stage_approvers=ROLES)
+    manager, request_id = await waiting_stage(runs, handle, "manager")
+    status = await status_of(handle)
+    assert status.current_stage is not None and status.current_stage.members == ["bob", "mia"]
+    row = Pending(workflow_id=handle.id, started=datetime.now(UTC), status=status)
+    assert [waits_for(row, name) for name in ("bob", "mia", "dana")] == [True, True, False]
+    unnamed = status.current_stage.model_copy(update={"members": []})  # an older worker's
+    older = Pending(handle.id, row.started, status.model_copy(update={"current_stage": unnamed}))
+    assert waits_for(older, "dana")  # kept, as a run whose status is unknown is
+
+    decision = ApprovalDecision(request_id=request_id, approved=True, reviewer="bob")
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    assert getattr(failure.value.cause, "message", None) == (
+        f"this request is {STAGED_PARENT_REFUSAL}: stage manager (1/3) waits, and only its "
+        f"members (bob, mia) may decide it, in its workflow {manager.id}"
+    )
+    await handle.cancel()
+    assert (await handle.result()).outcome == Outcome.CANCELLED
 
 
 async def test_a_stage_nobody_may_approve_ends_the_run_and_nothing_runs(

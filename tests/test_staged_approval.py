@@ -22,6 +22,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 
 from activities.webhook_notifier import WebhookNotifier
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     APPROVE_SIGNAL,
     DECISION_REFUSED_ERROR,
@@ -39,13 +40,14 @@ from models.models import (
     WorkflowInput,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     STAGE_MEMBERS,
     TimeSkippingRuns,
     decide_stage_as_member,
     is_running,
+    member_of,
     script_risky_proposal,
+    stage_of,
     status_of,
     wait_until,
 )
@@ -204,6 +206,46 @@ async def test_a_rejected_stage_rejects_and_later_stages_never_start(
     assert result.outcome == Outcome.REJECTED
     assert result.execution is None
     assert [(s.stage, s.approved) for s in result.stages] == [("manager", False)]
+
+
+async def decide_stage_with_notes(
+    client: Client, child_id: str, approved: bool, notes: str
+) -> None:
+    """Decide the stage as its member with notes, as the inbox's form sends them."""
+    request_id, stage = stage_of(child_id)
+    decision = ApprovalDecision(
+        request_id=request_id,
+        approved=approved,
+        reviewer=member_of(stage),
+        reviewer_notes=notes,
+        stage=stage,
+    )
+    await client.get_workflow_handle(child_id).execute_update(
+        SUBMIT_DECISION_UPDATE, decision, result_type=ApprovalDecision
+    )
+
+
+async def test_a_stages_notes_are_kept_in_its_outcome_the_audit_trail_and_the_message(
+    runs: TimeSkippingRuns, contract_renewal: str
+) -> None:
+    """What a stage's approver typed reaches the run: the parent's audit trail, the
+    stage's outcome, and (for the deciding stage) the result's message."""
+    client = runs.client
+    async with runs.started(staged(contract_renewal, "manager", "director")) as handle:
+        manager_id = await child_id(client, handle, "manager")
+        await decide_stage_with_notes(client, manager_id, True, "budget checked")
+        director_id = await child_id(client, handle, "director")
+        await decide_stage_with_notes(client, director_id, False, "not this quarter")
+        result = await handle.result()
+
+    assert [(s.stage, s.notes) for s in result.stages] == [
+        ("manager", "budget checked"),
+        ("director", "not this quarter"),
+    ]
+    decided = [e.detail for e in result.audit_trail if e.event.startswith("stage_")]
+    assert any(d.endswith(": budget checked") for d in decided), decided
+    assert any(d.endswith(": not this quarter") for d in decided), decided
+    assert "not this quarter" in result.message
 
 
 @pytest.mark.parametrize("lax_payload", ["yes", 1, "maybe"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from activities.offline_analysis import NO_TOOL_FITS
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import STATE_DIR_ENV
 from tests.e2e import (
     WorkerProcess,
@@ -23,7 +24,6 @@ from tests.e2e import (
     unique,
     worker_process,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env
 from tools.database import DATABASE_FILE, database_path, ensure_database
 
@@ -85,6 +85,9 @@ async def test_a_read_only_look_up_runs_unasked(
         done = await run.finish()
     assert "Result: auto_approved" in done.output
     assert "executed: reads the balances of 3 accounts; changes nothing" in done.output
+    # The answer itself, not only its count.
+    assert "Answer:\n  id         name               balance_cents\n" in done.output
+    assert "  operating  Operating account  " in done.output
     assert done.returncode == 0, done.output
 
 

@@ -18,10 +18,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import tools.execution as execution
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import Outcome
 from tests.e2e import address_of
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import script_env, wait_for_output
 from tests.test_fault_tolerance import (
     EXECUTE_HEARTBEAT_TIMEOUT_SECONDS,
@@ -99,8 +99,8 @@ def _held_record(*args: Any) -> None:
 
 
 if __name__ == "__main__":
-    import worker as worker_module
-    from temporal_client import exit_process
+    import worker
+    from console_exit import exit_process
 
     execution._record = _held_record
-    exit_process(worker_module.main())
+    exit_process(worker.main())

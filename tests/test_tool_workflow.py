@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from benchmarks.fake_openai import ok
 from constants import APPROVAL_DECISION_SIGNAL, STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
 from models.models import Outcome, WorkflowResult
-from tests.fake_openai import ok
 from tests.helpers import STAGE_MEMBERS, TimeSkippingRuns, wait_until
 from tests.record_histories import Run, decision_for, pending_request, status_of
 from tests.test_tools import WRITE_CALLS

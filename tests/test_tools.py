@@ -61,6 +61,7 @@ def run(path: Path, tool_call: ToolCall, preview: EffectPreview, key: str = "key
 
 DE = {"column": "country", "op": "=", "value": "DE"}
 INACTIVE = {"column": "status", "op": "=", "value": "inactive"}
+TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
 
 
 def open_invoice(path: Path) -> tuple[int, str, int]:
@@ -248,6 +249,21 @@ def test_delete_records(db_path: Path) -> None:
 
     assert outcome.summary.startswith(f"deleted {matching} rows from customers")
     assert query(db_path, "SELECT COUNT(*) FROM customers") == [(2_020 - matching,)]
+
+
+def test_a_delete_with_nothing_left_to_delete_says_so_and_how_to_reseed(db_path: Path) -> None:
+    """The test rows deleted by an earlier run: the person asked sees why nothing matches
+    and the command that brings the sample data back."""
+    tool_call = call("delete_records", table="customers", filters=[TEST_ROWS])
+    run(db_path, tool_call, preview_call(db_path, tool_call))
+
+    again = preview_call(db_path, tool_call)
+
+    assert again.affected == 0
+    assert again.summary == (
+        "deletes 0 of 2,000 rows in customers where status = 'test'; no row matches "
+        "(changed already? `uv run python -m tools --reset` reseeds the sample data)"
+    )
 
 
 def test_update_records(db_path: Path) -> None:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from benchmarks.fake_openai import FakeOpenAIServer
 from constants import ALREADY_APPLIED_ERROR, DECISION_REFUSED_ERROR, SUBMIT_DECISION_UPDATE
 from models.models import (
     ApprovalDecision,
@@ -25,7 +26,6 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     TimeSkippingRuns,
     script_risky_proposal,

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError, checked_webhook
+from benchmarks.fake_openai import FakeOpenAIServer, send_json
 from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from dev_server import free_port
 from models.models import (
@@ -38,7 +39,6 @@ from models.models import (
     WorkflowStatus,
 )
 from tests.e2e import address_of, script, worker_process
-from tests.fake_openai import FakeOpenAIServer, send_json
 from tests.helpers import (
     Run,
     TimeSkippingRuns,

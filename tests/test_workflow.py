@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from benchmarks.fake_openai import fallback_tool_call, http_error, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -31,7 +32,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import fallback_tool_call, http_error, ok
 from tests.helpers import TimeSkippingRuns, activities_run, wait_until
 from tests.record_histories import (
     Run,

@@ -21,6 +21,7 @@ from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
 from activities.tool_activities import execute_tool
 from activities.webhook_notifier import WebhookNotifier
+from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVE_SIGNAL,
@@ -34,7 +35,6 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.fake_openai import fallback_tool_call, ok
 from tests.helpers import TimeSkippingRuns, wait_for_state, wait_until
 from tests.record_histories import (
     Run,

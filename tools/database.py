@@ -241,6 +241,9 @@ def _upgrade(db: sqlite3.Connection) -> None:
         db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (SCHEMA_VERSION,))
 
 
+RESEED_COMMAND = "uv run python -m tools --reset"
+
+
 def reset_database(path: Path) -> None:
     """Delete the database and seed a fresh one (``python -m tools --reset``)."""
     for suffix in ("", "-journal", "-wal", "-shm"):

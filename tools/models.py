@@ -5,10 +5,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_core import to_json
 
 Row = dict[str, str | int | float | None]
+# A read-only tool's answer travels in the run's result and status: kept small, as every
+# payload of a run is (models/limits.py). Enough for a look-up a person reads on a screen.
+MAX_RESULT_ROWS = 20
+MAX_RESULT_COLUMNS = 8  # wider than any table the tools may read
+MAX_RESULT_CELL_CHARS = 40
 
 
 class ToolCall(BaseModel):
@@ -69,4 +74,26 @@ class ToolOutcome(BaseModel):
     summary: str
     preview: EffectPreview = Field(description="the effect found at execution time")
     rows: list[Row] = Field(default_factory=list, description="a read-only tool's answer")
+    rows_left_off: int = Field(default=0, description="answer rows past MAX_RESULT_ROWS")
     executed_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "ToolOutcome":
+        """At most ``MAX_RESULT_ROWS`` rows of ``MAX_RESULT_COLUMNS`` columns, each text cut
+        to ``MAX_RESULT_CELL_CHARS``; the rows left off are counted. Idempotent, so an
+        outcome read back (a retry's, a result's) is unchanged."""
+        self.rows_left_off += max(len(self.rows) - MAX_RESULT_ROWS, 0)
+        self.rows = [_bounded_row(row) for row in self.rows[:MAX_RESULT_ROWS]]
+        return self
+
+
+def _bounded_row(row: Row) -> Row:
+    return {
+        column: _bounded_cell(value) for column, value in list(row.items())[:MAX_RESULT_COLUMNS]
+    }
+
+
+def _bounded_cell(value: str | int | float | None) -> str | int | float | None:
+    if isinstance(value, str) and len(value) > MAX_RESULT_CELL_CHARS:
+        return value[: MAX_RESULT_CELL_CHARS - 1] + "…"
+    return value

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tools.base import Effect, Tool, ToolArguments, as_rows, first
-from tools.database import TABLES
+from tools.database import RESEED_COMMAND, TABLES
 from tools.models import Row
 
 TableName = Literal[
@@ -190,11 +190,18 @@ def _preview_delete(db: sqlite3.Connection, args: DeleteRecordsArgs) -> Effect:
     rows = _matching(db, args.table, args.filters)
     return Effect(
         summary=f"deletes {len(rows):,} of {_count(db, args.table):,} rows in {args.table} "
-        f"{describe_filters(args.filters)}; first {min(len(rows), 5)} shown",
+        f"{describe_filters(args.filters)}; {_shown(rows)}",
         affected=len(rows),
         fingerprint_rows=rows,
         sample_rows=first(rows),
     )
+
+
+def _shown(rows: list[Row]) -> str:
+    """Which rows the preview lists; with none, why that may be and how to get them back."""
+    if rows:
+        return f"first {min(len(rows), 5)} shown"
+    return f"no row matches (changed already? `{RESEED_COMMAND}` reseeds the sample data)"
 
 
 def _apply_delete(db: sqlite3.Connection, args: DeleteRecordsArgs) -> str:
@@ -213,7 +220,7 @@ def _preview_update(db: sqlite3.Connection, args: UpdateRecordsArgs) -> Effect:
         details.append(f"{change.column}: {shown or 'nothing'} -> {change.value!r}")
     return Effect(
         summary=f"updates {len(rows):,} of {_count(db, args.table):,} rows in {args.table} "
-        f"{describe_filters(args.filters)}: sets {settings}; first {min(len(rows), 5)} shown",
+        f"{describe_filters(args.filters)}: sets {settings}; {_shown(rows)}",
         affected=len(rows),
         fingerprint_rows=rows,
         details=tuple(details),

@@ -35,10 +35,11 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         EscalationPolicy,
         ProposedAction,
+        SlackMessage,
         VotingPolicy,
     )
     from workflows.decision_rules import duplicate_of, refusal_reason, settled
-    from workflows.notifications import send_notices
+    from workflows.notifications import close_slack_messages, send_notices
 
 Record = Callable[[str, str], None]
 
@@ -80,6 +81,7 @@ class ApprovalWindow:
         self.votes: list[ApprovalDecision] = []
         self.decision: ApprovalDecision | None = None
         self.amenders: list[str] = []  # who edited the action this request now shows
+        self.slack_messages: list[SlackMessage] = []  # shown the outcome once it closes
         self.open = True
         self._record = record
         self._notices: list[asyncio.Task[None]] = []
@@ -181,6 +183,10 @@ class ApprovalWindow:
                 f"({self.request.deadline.isoformat()}); the request timed out",
             )
             self.decision = None
+        if self.slack_messages:  # none unless Slack is configured: no command otherwise
+            closing = await close_slack_messages(self.slack_messages, self.request, self.decision)
+            for event, detail in closing:
+                self._record(event, detail)
         return self.decision
 
     async def _wait_until(self, until: datetime) -> bool:
@@ -226,7 +232,9 @@ class ApprovalWindow:
         self._notices.append(asyncio.create_task(self._send(request, opening)))
 
     async def _send(self, request: ApprovalRequest, opening: bool) -> None:
-        for event, detail in await send_notices(request, opening=opening):
+        sent = await send_notices(request, opening=opening)
+        self.slack_messages += sent.slack
+        for event, detail in sent.events:
             self._record(event, detail)
 
     async def _stop_notices(self) -> None:

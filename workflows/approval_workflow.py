@@ -10,7 +10,8 @@ Message surface:
 - signal ``approve`` (``true`` / ``false``): the CLI's short form, recorded as decided by
   ``temporal-cli`` (it carries no identity).
 - update ``submit_decision`` (``ApprovalDecision``): the same decision with its reviewer; the
-  validator refuses what cannot count (another round's request ID, a barred reviewer, a
+  validator refuses what cannot count (a payload that is not one decision, or that the
+  worker could not decode (another round's request ID, a barred reviewer, a
   late or a closed stage) before anything reaches history, and a repeat of the counted
   decision is answered ``AlreadyApplied``.
 - query ``get_status``: the stage's outcome once decided, else None.
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.validation import PayloadRefused, single_payload
     from workflows.approval_window import ApprovalWindow, WindowRules
-    from workflows.decisions import refused_update, signalled
+    from workflows.decisions import refused_update, signalled, submitted
 
 # Events of the stage's window that the parent's audit trail carries.
 NOTICE_FAILED = "notification_failed"
@@ -65,6 +66,7 @@ class ApprovalWorkflow:
             approved=decision.approved if decision else None,
             decided_at=decision.decided_at if decision else None,
             reviewer=decision.reviewer if decision else None,
+            notes=decision.reviewer_notes if decision else "",
             approvers=[vote.reviewer for vote in self._window.votes if vote.approved],
             notice_failures=self._notice_failures,
             refusals=self._refusals,
@@ -86,13 +88,13 @@ class ApprovalWorkflow:
         signalled(self._window, decision, self._record)
 
     @workflow.update(name=SUBMIT_DECISION_UPDATE)
-    def submit_decision(self, decision: ApprovalDecision) -> ApprovalDecision:
-        return self._window.apply(decision)  # the validator passed it in this same task
+    def submit_decision(self, *payloads: object) -> ApprovalDecision:
+        return self._window.apply(submitted(payloads))  # the validator passed it, this task
 
     @submit_decision.validator
-    def _validate_decision(self, decision: ApprovalDecision) -> None:
+    def _validate_decision(self, *payloads: object) -> None:
         # A validator's rejection never reaches history: the sender is told, nothing else.
-        refused_update(self._window, decision)
+        refused_update(self._window, payloads)
 
     @workflow.query(name=STATUS_QUERY)
     def get_status(self) -> StageOutcome | None:

@@ -9,11 +9,12 @@ Message surface (names in ``constants.py``):
   audit trail, since the signal is in history anyway.
 - signal ``approve`` (``true`` / ``false``): the CLI's short form; it decides the pending
   request as reviewer ``temporal-cli``.
-  Both signals take ``*payloads`` and validate the one they expect, so a payload of the
-  wrong shape, or none, or two, is refused and recorded instead of failing the task.
 - update ``submit_decision`` (``ApprovalDecision``): the same decision, answered. Its
   validator rejects what cannot count before anything reaches history (counted in memory
   for the status); a repeat of a counted decision is answered ``AlreadyApplied``.
+  All three take ``*payloads`` and validate the one they expect, so a payload of the
+  wrong shape, or none, or two, or one the worker could not decode (with encryption on:
+  one not encrypted with a key it holds) is refused, never a failed task.
 - query ``get_status``: state, the request, votes, the waiting stage, the audit trail.
 
 The wait and the deadline rule live in ``workflows/approval_window.py``.
@@ -64,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
         describe,
     )
     from workflows.audit_trail import AuditTrail
-    from workflows.decisions import refused_update, signalled
+    from workflows.decisions import refused_update, signalled, submitted
     from workflows.default_deny import assess, reassess, still_asks
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message
@@ -160,16 +161,16 @@ class HumanInTheLoopWorkflow:
         signalled(waiting, shorthand, self._audit.record)
 
     @workflow.update(name=SUBMIT_DECISION_UPDATE)
-    def submit_decision(self, decision: ApprovalDecision) -> ApprovalDecision:
+    def submit_decision(self, *payloads: object) -> ApprovalDecision:
         window = self._waiting()
         assert isinstance(window, ApprovalWindow)  # the validator passed it in this task
-        return window.apply(decision)
+        return window.apply(submitted(payloads))
 
     @submit_decision.validator
-    def _validate_decision(self, decision: ApprovalDecision) -> None:
+    def _validate_decision(self, *payloads: object) -> None:
         # A rejection here never reaches history: the sender is told, this worker counts it.
         try:
-            refused_update(self._waiting(), decision)
+            refused_update(self._waiting(), payloads)
         except Exception:
             self._refused_updates += 1
             raise
@@ -308,6 +309,7 @@ class HumanInTheLoopWorkflow:
             barred=self._barred,
             audit_trail=self._audit.events,
             refused_updates=self._refused_updates,
+            slack_messages=window.slack_messages,
             from_run_id=workflow.info().run_id,
         )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
@@ -325,6 +327,7 @@ class HumanInTheLoopWorkflow:
         self._tool_call.previews = carried.previews
         self._resumed = self._open_window(carried.request, resumed=True)
         self._resumed.votes, self._resumed.amenders = carried.votes, carried.amenders
+        self._resumed.slack_messages = carried.slack_messages
         return True
 
     def _new_request(self) -> ApprovalRequest:
@@ -472,10 +475,7 @@ class HumanInTheLoopWorkflow:
         """The window a decision for this run counts on, or why there is none."""
         asking = self._asking
         if isinstance(asking, StagedApproval):
-            if asking.progress is not None:
-                child = asking.progress.child_workflow_id
-                return f"this request is decided stage by stage; signal {child}"
-            return NOT_WAITING
+            return asking.refusal() or NOT_WAITING
         return asking if asking is not None else NOT_WAITING
 
     def _decoded(

@@ -1,4 +1,4 @@
-"""Sending an approval notice from workflow code: to the terminal, the webhook and e-mail.
+"""Sending an approval notice from workflow code: to the terminal, webhook, e-mail and Slack.
 
 Shared by the main workflow (first notice, escalation reminder) and each approval stage.
 A failed notice never fails the run: the request can still be found (status query,
@@ -12,6 +12,7 @@ cancellation is never a notice failure: it is raised, so a cancellation stays on
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
@@ -22,8 +23,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.approval_notices import ApprovalNotices, ChannelDelivery
     from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
+    from activities.slack_notifier import SlackNotifier
     from activities.webhook_notifier import WebhookNotifier
-    from models.models import ApprovalRequest, ChannelNotice, NoticeChannel, NoticeReport
+    from models.models import (
+        ApprovalDecision,
+        ApprovalRequest,
+        ChannelNotice,
+        NoticeChannel,
+        NoticeReport,
+        SlackClosing,
+        SlackDelivery,
+        SlackMessage,
+    )
 
 NOTICE_TIMEOUT = timedelta(seconds=30)
 NOTICE_RETRY = RetryPolicy(
@@ -31,12 +42,27 @@ NOTICE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
 )
+SLACK_UPDATE_RETRY = RetryPolicy(maximum_attempts=3)  # the run waits for it: briefly
 AuditEvents = list[tuple[str, str]]
+DELIVERED_EVENTS = {
+    NoticeChannel.WEBHOOK: "webhook_delivered",
+    NoticeChannel.EMAIL: "email_delivered",
+    NoticeChannel.SLACK: "slack_delivered",
+}
 
 
-async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> AuditEvents:
-    """Notify everywhere configured, all at once; return audit events (event, detail).
-    ``opening``: the request's first notice, tried once as a local activity.
+@dataclass
+class Sent:
+    """What a notice did: its audit events, and the Slack messages it posted."""
+
+    events: AuditEvents
+    slack: list[SlackMessage] = field(default_factory=list)
+
+
+async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> Sent:
+    """Notify everywhere configured, all at once; return audit events (event, detail) and
+    the Slack messages posted. ``opening``: the request's first notice, tried once as a
+    local activity.
 
     An unconfigured channel (no webhook URL, no SMTP host) answers at once, delivering
     nothing.
@@ -59,11 +85,32 @@ async def send_notices(request: ApprovalRequest, *, opening: bool = False) -> Au
     except ActivityError as err:
         if is_cancelled_exception(err):
             raise
-        return [("notification_failed", f"notices: {root_message(err)}")]
+        return Sent([("notification_failed", f"notices: {root_message(err)}")])
     events = [event for notice in report.channels for event in _reported(notice)]
     retried = [notice.channel for notice in report.channels if notice.retryable]
     outcomes = await _gather([_channel_activity(channel, request) for channel in retried])
-    return events + _audit_all(retried, outcomes)
+    posted = [notice.slack_message for notice in report.channels if notice.slack_message]
+    posted += [o.message for o in outcomes if isinstance(o, SlackDelivery) and o.message]
+    return Sent(events + _audit_all(retried, outcomes), posted)
+
+
+async def close_slack_messages(
+    messages: list[SlackMessage], request: ApprovalRequest, decision: ApprovalDecision | None
+) -> AuditEvents:
+    """Show the outcome in the request's Slack messages and take their buttons away. A
+    local activity: one marker in history, in the task that closed the request."""
+    try:
+        await workflow.execute_local_activity_method(
+            SlackNotifier.update_slack_messages,
+            SlackClosing(messages=messages, request=request, decision=decision),
+            start_to_close_timeout=NOTICE_TIMEOUT,
+            retry_policy=SLACK_UPDATE_RETRY,
+        )
+    except ActivityError as err:
+        if is_cancelled_exception(err):
+            raise
+        return [("notification_failed", f"slack update: {root_message(err)}")]
+    return []
 
 
 def _channel_activity(
@@ -77,11 +124,11 @@ def _channel_activity(
             start_to_close_timeout=NOTICE_TIMEOUT,
             retry_policy=NOTICE_RETRY,
         )
-    notifier = (
-        WebhookNotifier.send_webhook_notice
-        if channel == NoticeChannel.WEBHOOK
-        else EmailNotifier.send_email_notice
-    )
+    notifier = {
+        NoticeChannel.WEBHOOK: WebhookNotifier.send_webhook_notice,
+        NoticeChannel.EMAIL: EmailNotifier.send_email_notice,
+        NoticeChannel.SLACK: SlackNotifier.send_slack_notice,
+    }[channel]
     return workflow.execute_activity_method(
         notifier, request, start_to_close_timeout=NOTICE_TIMEOUT, retry_policy=NOTICE_RETRY
     )
@@ -128,8 +175,7 @@ def _audited(channel: NoticeChannel, outcome: ChannelDelivery | ActivityError) -
 def _delivered(channel: NoticeChannel, delivered: bool, detail: str) -> AuditEvents:
     if not delivered or channel == NoticeChannel.TERMINAL:
         return []
-    event = "webhook_delivered" if channel == NoticeChannel.WEBHOOK else "email_delivered"
-    return [(event, detail)]
+    return [(DELIVERED_EVENTS[channel], detail)]
 
 
 def root_message(err: BaseException) -> str:

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from constants import STAGED_PARENT_REFUSAL
     from models.models import (
         ApprovalDecision,
         ApprovalRequest,
@@ -65,6 +66,19 @@ class StagedApproval:
         last = self.outcomes[-1] if self.outcomes else None
         return f"Stage {last.stage}: {last.detail}" if last and last.detail else None
 
+    def refusal(self) -> str | None:
+        """Why a decision sent to the request's own workflow does not count while a stage
+        waits: which stage, who may decide it, and where; None when no stage waits."""
+        waiting = self.progress
+        if waiting is None:
+            return None
+        return (
+            f"this request is {STAGED_PARENT_REFUSAL}: stage {waiting.stage} "
+            f"({waiting.position}/{waiting.of}) waits, and only its members "
+            f"({', '.join(waiting.members)}) may decide it, in its workflow "
+            f"{waiting.child_workflow_id}"
+        )
+
     async def run(self) -> ApprovalDecision | None:
         """Approve stage by stage; the last stage's decision is the request's decision."""
         self._record(
@@ -85,6 +99,7 @@ class StagedApproval:
             request_id=self.request.request_id,
             approved=last.approved,
             reviewer=by,
+            reviewer_notes=last.notes,
             decided_at=last.decided_at,
         )
 
@@ -105,7 +120,7 @@ class StagedApproval:
         child_id = stage_child_id(info.workflow_id, self.request.request_id, position, stage)
         of = len(self.stages)
         self.progress = StageProgress(
-            stage=stage, child_workflow_id=child_id, position=position, of=of
+            stage=stage, child_workflow_id=child_id, position=position, of=of, members=members
         )
         self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
         now = workflow.now()
@@ -148,7 +163,8 @@ class StagedApproval:
             self._record("decision_refused", f"stage {stage}: {refusal}")
         verdict = {True: "approved", False: "rejected", None: "timed_out"}[outcome.approved]
         by = f" by {outcome.reviewer}" if outcome.reviewer else ""
-        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}")
+        notes = f": {outcome.notes}" if outcome.notes else ""
+        self._record(f"stage_{verdict}", f"{stage} ({position}/{of}){by}{notes}")
         return outcome
 
     def _failed(self, stage: str, reason: str) -> StageOutcome:

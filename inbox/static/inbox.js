@@ -3,7 +3,8 @@
 // changed. The new regions come from the server's autoescaped templates through
 // DOMParser: no HTML is ever built from strings here, and nothing is assigned to innerHTML.
 // A form region is swapped only when what it decides changed, so typed notes survive
-// another approver's vote. Countdowns tick every second.
+// another approver's vote. Countdowns tick every second. Times come in UTC (labelled so,
+// for a page without scripts) and are shown here in the reader's own time zone.
 "use strict";
 (function () {
   const POLL_MS = 2000;
@@ -14,6 +15,21 @@
       el.textContent = left > 0
         ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " left"
         : "deadline passed";
+    }
+  }
+
+  const LOCAL = {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  };
+
+  function localTimes() {
+    for (const el of document.querySelectorAll("time[datetime]:not([data-local])")) {
+      const at = new Date(el.dateTime);
+      if (isNaN(at)) continue;
+      el.title = el.textContent;  // the UTC time, on hover
+      el.textContent = at.toLocaleString(undefined, LOCAL);
+      el.dataset.local = "1";
     }
   }
 
@@ -45,9 +61,11 @@
       }
     }
     countdown();
+    localTimes();
   }
 
   function start() {
+    localTimes();
     countdown();
     setInterval(countdown, 1000);
     if (document.querySelector("[data-live]") || document.body.dataset.retry) {
