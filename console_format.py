@@ -78,6 +78,11 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
         lines += [
             f"Request ID: {terminal_safe(request.request_id)}",
             f"Action:     {terminal_safe(action.action_type)}: {terminal_safe(action.description)}",
+            *(
+                [f"Call:       {terminal_safe(action.tool_call.as_text())}"]
+                if action.tool_call
+                else []
+            ),
             *(format_preview(request.preview) if request.preview is not None else []),
             f"Risk:       {terminal_safe('; '.join(request.risk_reasons))}",
             f"Deadline:   {request.deadline.isoformat(timespec='seconds')}",

@@ -14,6 +14,7 @@ says why and exits 1.
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from temporalio.service import RPCError
 
@@ -31,9 +32,9 @@ from console_exit import interrupted, run_script
 from console_format import terminal_safe
 from encryption.codec import UndecryptablePayloadError
 from models.limits import (
-    MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS,
     MAX_NOTES_CHARS,
+    edited_arguments,
     first_problem,
     too_long,
 )
@@ -50,7 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("decision", nargs="+", help='[<request-id>] approve|reject ["notes"]')
     parser.add_argument("--reviewer", default=os_user(), help="default: your OS user")
     parser.add_argument(
-        "--edit-description", metavar="TEXT", help="approve an amended action description"
+        "--edit-arguments",
+        metavar="JSON",
+        type=edit_arguments,
+        help="approve the tool call with these arguments instead (a JSON object, whole); "
+        "the edited call is previewed and asked about again",
     )
     parser.add_argument(
         "--stage",
@@ -72,17 +77,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("cannot tell who you are from the OS; name yourself with --reviewer NAME")
     if not args.reviewer.strip():
         parser.error("--reviewer must not be empty")
-    if args.edit_description is not None and args.verdict != "approve":
-        parser.error("--edit-description only goes with approve")
-    if args.edit_description is not None and not args.edit_description.strip():
-        parser.error("--edit-description must not be empty")
+    if args.edit_arguments is not None and args.verdict != "approve":
+        parser.error("--edit-arguments only goes with approve")
     if args.stage is not None and not args.stage.strip():
         parser.error("--stage must not be empty")
-    if args.stage is not None and args.edit_description is not None:
+    if args.stage is not None and args.edit_arguments is not None:
         parser.error("a stage approves or rejects the action; it cannot amend it")
     if problem := over_a_limit(args):
         parser.error(problem)
     return args
+
+
+def edit_arguments(text: str) -> dict[str, Any]:
+    """``--edit-arguments``, parsed and bounded (``models.limits.edited_arguments``)."""
+    try:
+        return edited_arguments(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def over_a_limit(args: argparse.Namespace) -> str | None:
@@ -91,7 +102,6 @@ def over_a_limit(args: argparse.Namespace) -> str | None:
         too_long("the request ID", args.request_id or "", MAX_NAME_CHARS),
         too_long("the reviewer name", args.reviewer, MAX_NAME_CHARS),
         too_long("the notes", args.notes, MAX_NOTES_CHARS),
-        too_long("--edit-description", args.edit_description or "", MAX_DESCRIPTION_CHARS),
         too_long("--stage", args.stage or "", MAX_NAME_CHARS),
     )
 
@@ -99,14 +109,13 @@ def over_a_limit(args: argparse.Namespace) -> str | None:
 async def send(args: argparse.Namespace, progress: Sending | None = None) -> Applied:
     """Send the decision (one update, fresh for this run of the script); return it as the
     workflow recorded it. For a staged request it decides one stage, bound to it."""
-    edits = {"description": args.edit_description} if args.edit_description is not None else None
     verdict = Verdict(
         approved=VERDICTS[args.verdict],
         reviewer=args.reviewer,
         notes=args.notes,
         request_id=args.request_id,
         stage=args.stage,
-        edits=edits,
+        arguments=args.edit_arguments,
     )
     return await decide(await connect(), args.workflow_id, verdict, sending=progress)
 

@@ -103,7 +103,7 @@ class Verdict:
     notes: str = ""
     request_id: str | None = None  # None: the request waiting now
     stage: str | None = None  # None: the stage waiting now, for a request decided in stages
-    edits: dict[str, Any] | None = None  # fields of the proposed action: approve it amended
+    arguments: dict[str, Any] | None = None  # approve the tool call with these arguments
 
 
 @dataclass
@@ -124,7 +124,7 @@ async def decide(
 ) -> Applied:
     """Send ``verdict`` to run ``workflow_id``; return it as the workflow recorded it.
 
-    With everything known (a request ID, no stage, no edits) it is sent without asking the
+    With everything known (a request ID, no stage, no edit) it is sent without asking the
     run first: a run whose worker is down still gets it when one starts. Otherwise the
     run's status (``status``, when the caller has read it) says which request, and which
     stage, it decides. A run that no longer waits answers a repeat of a vote it counted
@@ -136,7 +136,7 @@ async def decide(
         status is None
         and verdict.request_id is not None
         and verdict.stage is None
-        and verdict.edits is None
+        and verdict.arguments is None
     ):
         # A staged run refuses it and names the waiting stage: then it goes to that stage,
         # bound to it, as below.
@@ -165,15 +165,17 @@ async def decide(
     if request_id is None:
         raise not_waiting(workflow_id, status)
     amended = None
-    if verdict.edits is not None:
+    if verdict.arguments is not None:
         if stage is not None:
             raise DecisionNotAppliedError(
                 "Not sent: a stage approves or rejects the action; it cannot amend it."
             )
         if request is None:
             raise not_waiting(workflow_id, status)
-        proposed = request.proposed_action.model_dump()
-        amended = ProposedAction.model_validate({**proposed, **verdict.edits})
+        try:
+            amended = request.proposed_action.with_arguments(verdict.arguments)
+        except ValueError as err:
+            raise DecisionNotAppliedError(f"Not sent: {err}.") from None
     decision = bound(verdict, request_id, amended, stage)
     if stage is None and status.state != WorkflowState.AWAITING_APPROVAL:
         return repeated(workflow_id, status, decision)

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from console_format import answer_of
 from inbox.context import identity, inbox_of, session_of, via_proxy
+from inbox.request_limits import MAX_FORM_PART_BYTES
 from inbox.views import in_words, status_json
 from inbox.visible_text import finalize
 from models.models import WorkflowState, WorkflowStatus
@@ -36,6 +37,8 @@ def template_environment() -> Environment:
     env.filters["utc"] = _utc
     env.filters["left"] = _time_left
     env.filters["words"] = in_words
+    # A form field longer than this is refused whole (request_limits.py); a textarea stops there.
+    env.globals["MAX_FORM_PART_BYTES"] = MAX_FORM_PART_BYTES
     env.filters["answer"] = answer_of  # a read-only tool's rows, as the terminal shows them
     return env
 

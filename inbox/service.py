@@ -275,12 +275,12 @@ class TemporalService:
         approved: bool,
         notes: str,
         request_id: str | None = None,
-        edits: dict[str, Any] | None = None,
+        arguments: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> ApprovalDecision:
         """``decide_applied``'s decision, as the workflow recorded it."""
         applied = await self.decide_applied(
-            workflow_id, reviewer, approved, notes, request_id, edits, stage
+            workflow_id, reviewer, approved, notes, request_id, arguments, stage
         )
         return applied.decision
 
@@ -291,16 +291,17 @@ class TemporalService:
         approved: bool,
         notes: str,
         request_id: str | None = None,
-        edits: dict[str, Any] | None = None,
+        arguments: dict[str, Any] | None = None,
         stage: str | None = None,
     ) -> Applied:
         """Submit the signed-in reviewer's decision (``client.decide``): for the request
         waiting now, or with ``request_id`` only for that one; for a staged run, to the
-        stage ``stage`` (the one waiting now when None) and never another. ``edits``
-        (fields of the proposed action) approve an amended action."""
+        stage ``stage`` (the one waiting now when None) and never another. ``arguments``
+        approve the tool call with these arguments instead: the edited call is previewed
+        and asked about again."""
         status = await self.status(workflow_id)
         client = await self.client()
-        verdict = Verdict(approved, reviewer, notes, request_id, stage, edits)
+        verdict = Verdict(approved, reviewer, notes, request_id, stage, arguments)
         # One update per POST, with a fresh ID: a repeat of a vote already counted (a
         # double click, a second tab) is answered with that vote, as recorded then.
         return await _sent(workflow_id, decide(client, workflow_id, verdict, status=status))

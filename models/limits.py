@@ -17,6 +17,11 @@ The checks are plain functions returning why, or None: the workflow calls them f
 handlers (deterministic, no I/O), the scripts from their argument parsing.
 """
 
+import json
+from typing import Any, NoReturn
+
+from pydantic_core import to_json
+
 from models.models import ApprovalDecision, ProposedAction, WorkflowInput
 
 MAX_REQUEST_CHARS = 16_000  # the user's request: a page or two, a pasted log excerpt
@@ -139,6 +144,27 @@ def tool_call_problem(action: ProposedAction) -> str | None:
     if size <= MAX_TOOL_CALL_BYTES:
         return None
     return f"the tool call is {size:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}"
+
+
+def edited_arguments(text: str) -> dict[str, Any]:
+    """A reviewer's edit of a tool call's arguments (``send_approval --edit-arguments``, the
+    inbox's form): a JSON object within the tool call's limit. Raises ValueError saying
+    what is wrong, never quoting the text; the tool's schema judges the arguments when the
+    workflow previews the edited call."""
+    try:
+        arguments = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"not JSON ({err})") from None
+    if not isinstance(arguments, dict):
+        raise ValueError('must be a JSON object of the arguments by name, e.g. {"table": "users"}')
+    size = len(to_json(arguments))
+    if size > MAX_TOOL_CALL_BYTES:
+        raise ValueError(f"is {size:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}")
+    return arguments
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def decision_problem(decision: ApprovalDecision) -> str | None:

@@ -7,7 +7,7 @@ match its model is refused at the edge instead of surfacing as a confusing error
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -187,6 +187,16 @@ class ProposedAction(BaseModel):
         "without one, so None appears only in runs analysed before it did",
     )
 
+    def with_arguments(self, arguments: dict[str, Any]) -> "ProposedAction":
+        """This action with its tool call's arguments replaced: what an approval with edits
+        approves. An edit changes what runs, so it changes the call, never the words about
+        it; the tool stays (``workflows/decision_rules.py``). Raises ValueError without a
+        call to edit."""
+        if self.tool_call is None:
+            raise ValueError("this action has no tool call to edit")
+        call = self.tool_call.model_copy(update={"arguments": arguments})
+        return self.model_copy(update={"tool_call": call})
+
 
 class AnalysisRequest(BaseModel):
     """Input of the analysis activity."""
@@ -243,8 +253,9 @@ class ApprovalDecision(BaseModel):
     """An approver's answer to one approval request.
 
     ``decided_at`` may be omitted (e.g. from the Temporal CLI); the workflow then records the
-    time it received the decision. ``amended_action`` approves an edited version of the
-    proposal: that is what executes.
+    time it received the decision. ``amended_action`` approves the proposal with its tool
+    call's arguments edited (``ProposedAction.with_arguments``): that call is previewed and
+    asked about again, and it is what executes.
     """
 
     request_id: str = Field(min_length=1)

@@ -81,6 +81,12 @@ VOTERS = ("alice", "bob", "carol")
 STAGES = ("manager", "director")
 # Who approves each of STAGES: one member a stage, nobody in two (one person, one stage).
 STAGE_APPROVERS = {"manager": ["mia"], "director": ["carol"]}
+# The first of the test customers (numbered after the 2,000 seeded ones): an edit narrows
+# the deletion of all of them to this one.
+ONE_TEST_CUSTOMER = {
+    "table": "customers",
+    "filters": [{"column": "id", "op": "=", "value": "2001"}],
+}
 
 
 @dataclass(frozen=True)
@@ -246,15 +252,6 @@ async def _refuse_then_approve(run: PathRun) -> None:
     await handle.signal(APPROVAL_DECISION_SIGNAL, decision_for(request, approved=True))
 
 
-async def _approve_with_edits(run: PathRun) -> None:
-    request = await pending_request(run.handle)
-    amended = request.proposed_action.model_copy(
-        update={"description": "Carry out the request on the staging copy only"}
-    )
-    decision = decision_for(request, approved=True, amended_action=amended)
-    await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
-
-
 def amended_call_over_limit(request: ApprovalRequest) -> ApprovalDecision:
     """An approval amending the tool call to one byte over its limit, as JSON."""
     call = request.proposed_action.tool_call
@@ -359,16 +356,13 @@ async def _reject_at_the_second_stage(run: PathRun) -> None:
     await _decide_stages(run, True, False)
 
 
-async def _amend_into_more_risk_then_approve_again(run: PathRun) -> None:
-    """dana's amendment adds a risk, so her approval does not carry it: erin decides the
-    re-opened request."""
+async def _approve_with_edits(run: PathRun) -> None:
+    """dana narrows the deletion of the test customers to one of them: her edited call is
+    previewed and asked about again (her approval does not carry it), and erin's approval
+    executes it."""
     request = await pending_request(run.handle)
-    amended = request.proposed_action.model_copy(
-        update={"description": "Pay $500 to ACME and DROP DATABASE prod"}
-    )
-    decision = decision_for(request, approved=True, reviewer="dana").model_copy(
-        update={"amended_action": amended}
-    )
+    narrowed = request.proposed_action.with_arguments(ONE_TEST_CUSTOMER)
+    decision = decision_for(request, approved=True, reviewer="dana", amended_action=narrowed)
     await run.handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
     reopened = await wait_until(
         lambda: status_of(run.handle),
@@ -467,7 +461,7 @@ MAIN_PATHS: tuple[MainPath, ...] = (
     ),
     MainPath(
         "approve_with_edits",
-        "Wipe the cache on the production web servers",
+        "Delete the test customers",
         Outcome.APPROVED,
         decide=_approve_with_edits,
     ),
@@ -525,12 +519,6 @@ MAIN_PATHS: tuple[MainPath, ...] = (
         Outcome.REJECTED,
         decide=_reject_at_the_second_stage,
         approval_stages=STAGES,
-    ),
-    MainPath(
-        "amendment_reopened",
-        "Pay $500 to ACME for the March invoice",
-        Outcome.APPROVED,
-        decide=_amend_into_more_risk_then_approve_again,
     ),
     MainPath(
         "cancelled_while_waiting",

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -50,6 +51,7 @@ from constants import (
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
     APPROVE_SIGNAL,
     SHORTHAND_REVIEWER,
+    STATE_DIR_ENV,
     SUBMIT_DECISION_UPDATE,
 )
 from models.models import (
@@ -91,6 +93,22 @@ RISKY = {
     "reasoning": "It is what the user asked for.",
     "risky_action": True,
     "tool_call": fallback_tool_call("Pay $500 to ACME"),
+}
+# A payment small enough for one approver, which an edit can make large.
+SMALL_PAYMENT = {
+    "action_type": "pay_vendor",
+    "description": "Pay ACME for March",
+    "reasoning": "It is what the user asked for.",
+    "risky_action": True,
+    "tool_call": {
+        "tool": "pay_vendor",
+        "arguments": {
+            "vendor": "ACME",
+            "amount_cents": 50_000,
+            "from_account": "operating",
+            "memo": "March",
+        },
+    },
 }
 SAFE = {
     "action_type": "summarise_document",
@@ -347,8 +365,10 @@ async def test_an_amendment_that_adds_risk_reopens_the_request_and_the_amender_c
 ) -> None:
     async with runs.worker():
         handle, pending = await waiting_run(runs, "Pay ACME [amend adds risk]")
-        amended = pending.proposed_action.model_copy(
-            update={"description": "Pay $500 to ACME and DROP DATABASE prod"}
+        call = pending.proposed_action.tool_call
+        assert call is not None
+        amended = pending.proposed_action.with_arguments(
+            {**call.arguments, "subject": "Pay $500 to ACME and DROP DATABASE prod"}
         )
         await handle.execute_update(
             SUBMIT_DECISION_UPDATE,
@@ -377,24 +397,30 @@ async def test_an_amendment_that_adds_risk_reopens_the_request_and_the_amender_c
     assert result.outcome == Outcome.APPROVED
     assert result.decision is not None and result.decision.reviewer == "erin"
     assert result.execution is not None  # what was approved: the amendment
-    assert result.proposed_action is not None
-    assert "DROP DATABASE" in result.proposed_action.description
+    assert result.proposed_action == amended
     (reopening,) = details(result, "approval_reopened")
     assert "targets production" in reopening and pending.request_id in reopening
 
 
 async def test_an_amendment_that_crosses_into_stages_is_decided_stage_by_stage(
-    runs: TimeSkippingRuns,
+    runs: TimeSkippingRuns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stages record who decided them (``submit_decision`` on the child); the amender may
     not approve a stage of their own amendment, though a member of it."""
     members = {"manager": ["boss1", "dana"], "director": ["boss2"], "cfo": ["boss3"]}
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))  # the payment is made in its own books
     async with runs.worker():
-        handle, pending = await waiting_run(
-            runs, "Pay ACME [amend into stages]", stage_approvers=members
+        handle = await runs.start(
+            "Pay ACME [amend into stages]",
+            ok(SMALL_PAYMENT),
+            approval_timeout_seconds=TIMEOUT,
+            stage_approvers=members,
         )
-        amended = pending.proposed_action.model_copy(
-            update={"description": "Wire $500,000 to offshore account 9999"}
+        pending = await pending_request(handle)
+        call = pending.proposed_action.tool_call
+        assert call is not None
+        amended = pending.proposed_action.with_arguments(
+            {**call.arguments, "amount_cents": 50_000_000}  # $500,000
         )
         await handle.execute_update(
             SUBMIT_DECISION_UPDATE,
@@ -439,7 +465,8 @@ async def test_an_amendment_that_crosses_into_stages_is_decided_stage_by_stage(
     ]
     assert "approval_reopened" in events(result)
     assert result.execution is not None  # what the stages approved: the amendment
-    assert result.proposed_action is not None and "offshore" in result.proposed_action.description
+    assert result.proposed_action == amended
+    assert result.execution.summary == "paid $500,000.00 to ACME from operating"
 
 
 # --- 4. explicit settings are honoured ------------------------------------------------------

@@ -2,6 +2,7 @@
 and correct commands must mean exactly what the README says."""
 
 import getpass
+import json
 
 import pytest
 
@@ -9,6 +10,7 @@ import approval_status
 import demo
 import send_approval
 import start_workflow
+from models.limits import MAX_TOOL_CALL_BYTES
 from models.models import DEFAULT_APPROVAL_TIMEOUT_SECONDS, MAX_WAIT_SECONDS
 
 
@@ -115,7 +117,7 @@ def test_send_three_word_form_with_request_id_and_notes() -> None:
     assert args.request_id == "req-1"
     assert args.verdict == "approve"
     assert args.notes == "looks good"
-    assert args.edit_description is None
+    assert args.edit_arguments is None
 
 
 def test_send_without_request_id_targets_the_pending_request() -> None:
@@ -165,7 +167,7 @@ def test_send_stage_names_the_stage_decided_and_cannot_amend(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``--stage`` binds the decision to one stage of a staged request; a stage approves or
-    rejects the action, so it never goes with an amended description."""
+    rejects the action, so it never goes with edited arguments."""
     args = send_approval.parse_args(["wf-1", "approve", "--stage", "manager", "--reviewer", "bob"])
     assert (args.stage, args.reviewer) == ("manager", "bob")
     assert send_approval.parse_args(["wf-1", "approve"]).stage is None
@@ -173,15 +175,47 @@ def test_send_stage_names_the_stage_decided_and_cannot_amend(
         capsys,
         "send_approval",
         send_approval.parse_args,
-        ["wf-1", "approve", "--stage", "manager", "--edit-description", "fewer"],
+        ["wf-1", "approve", "--stage", "manager", "--edit-arguments", "{}"],
     )
     assert "cannot amend" in err
 
 
-def test_send_edit_description_goes_with_approve() -> None:
-    args = send_approval.parse_args(["wf-1", "approve", "--edit-description", "Only 10 rows"])
+def test_send_edit_arguments_goes_with_approve() -> None:
+    edit = '{"table": "customers", "filters": [{"column": "id", "op": "=", "value": "2001"}]}'
+    args = send_approval.parse_args(["wf-1", "approve", "--edit-arguments", edit])
 
-    assert args.edit_description == "Only 10 rows"
+    assert args.edit_arguments == {
+        "table": "customers",
+        "filters": [{"column": "id", "op": "=", "value": "2001"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ('{"table": "customers"', "not JSON (Expecting ',' delimiter: line 1 column 22"),
+        ("table=customers", "not JSON (Expecting value: line 1 column 1"),
+        ('{"limit": NaN}', "not JSON (NaN is not a JSON value)"),
+        ("[1, 2]", "must be a JSON object of the arguments by name"),
+        ('"customers"', "must be a JSON object of the arguments by name"),
+        ("[" * 5_000 + "]" * 5_000, "not JSON (maximum recursion depth exceeded"),
+        (
+            json.dumps({"body": "b" * MAX_TOOL_CALL_BYTES}),
+            f"is {MAX_TOOL_CALL_BYTES + 11:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}",
+        ),
+    ],
+    ids=["unclosed", "not json", "nan", "array", "string", "nested", "too long"],
+)
+def test_send_refuses_edit_arguments_that_are_no_json_object_within_the_limit(
+    capsys: pytest.CaptureFixture[str], edit: str, reason: str
+) -> None:
+    """Said before anything is sent, without repeating what was typed."""
+    err = _usage_error(
+        capsys, "send_approval", send_approval.main, ["wf-1", "approve", "--edit-arguments", edit]
+    )
+
+    assert f"argument --edit-arguments: {reason}" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
@@ -202,13 +236,13 @@ def test_send_refuses_malformed_decisions(
     assert "expected approve or reject" in err
 
 
-def test_send_refuses_edit_description_with_reject(capsys: pytest.CaptureFixture[str]) -> None:
-    """An amended action that is rejected means nothing; say so before sending it."""
+def test_send_refuses_edit_arguments_with_reject(capsys: pytest.CaptureFixture[str]) -> None:
+    """An edit that is rejected means nothing; say so before sending it."""
     err = _usage_error(
-        capsys, "send_approval", send_approval.main, ["wf-1", "reject", "--edit-description", "x"]
+        capsys, "send_approval", send_approval.main, ["wf-1", "reject", "--edit-arguments", "{}"]
     )
 
-    assert "--edit-description only goes with approve" in err
+    assert "--edit-arguments only goes with approve" in err
 
 
 def test_send_without_a_decision_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ The scripts run as real processes against the session's dev server and one share
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -184,10 +185,33 @@ async def test_a_reviewer_not_on_the_approver_list_is_refused(
     assert status.state == WorkflowState.AWAITING_APPROVAL
 
 
+async def test_an_edit_that_keeps_the_call_is_refused_and_the_run_still_waits(
+    worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Approving "with edits" the very arguments shown would approve the old call under the
+    word "edited": refused, with the reason, and nothing counted."""
+    async with started_run(worker, dev_server, tmp_path, unique("Delete the cache")) as run:
+        await approval_notice(worker, run)
+        handle = dev_server.client.get_workflow_handle(run.workflow_id)
+        request = (await status_of(handle)).approval_request
+        assert request is not None and request.proposed_action.tool_call is not None
+        same = json.dumps(request.proposed_action.tool_call.arguments)
+        sent = await send_approval(worker, run, "approve", "--edit-arguments", same)
+        status = await status_of(handle)
+
+    assert_one_line_error(
+        sent, 1, r"^Refused: the amended call is the one awaiting approval; approve it without"
+    )
+    assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
+
+
 USAGE_ERRORS = [
     ("send_approval", ("wf-1", "maybe"), "expected approve or reject"),
     ("send_approval", ("wf-1", "req-1", "approve", "notes", "extra"), "expected approve or reject"),
     ("send_approval", ("wf-1",), "the following arguments are required: decision"),
+    ("send_approval", ("wf-1", "approve", "--edit-arguments", "{table"), "not JSON \\(Expecting"),
+    ("send_approval", ("wf-1", "approve", "--edit-arguments", "[]"), "must be a JSON object"),
+    ("send_approval", ("wf-1", "reject", "--edit-arguments", "{}"), "only goes with approve"),
     ("approval_status", (), "one of the arguments workflow_id --pending is required"),
 ]
 

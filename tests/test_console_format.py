@@ -30,6 +30,7 @@ from tools.models import (
     MAX_RESULT_COLUMNS,
     MAX_RESULT_ROWS,
     EffectPreview,
+    ToolCall,
     ToolOutcome,
     ToolStatus,
 )
@@ -101,6 +102,19 @@ def test_format_status_while_awaiting_shows_request_id_deadline_and_risk() -> No
     assert "destructive or irreversible operation; targets production" in text
     for event in AUDIT[:2]:
         assert event.detail in text
+
+
+def test_format_status_shows_the_call_as_send_approval_edit_arguments_takes_it() -> None:
+    """An approver who edits the call starts from its arguments, shown as JSON on one line
+    (what ``--edit-arguments`` takes), with what the model wrote made harmless."""
+    call = ToolCall(tool="delete_records", arguments={"table": "customers", "note": "a\x1b[2Jb"})
+    action = ACTION.model_copy(update={"tool_call": call})
+    request = REQUEST.model_copy(update={"proposed_action": action})
+    status = WorkflowStatus(state=WorkflowState.AWAITING_APPROVAL, approval_request=request)
+
+    (line,) = [line for line in format_status("wf-1", status).splitlines() if "Call:" in line]
+
+    assert line == 'Call:       delete_records {"table":"customers","note":"a\\u001b[2Jb"}'
 
 
 def test_format_status_when_completed_shows_decision_outcome_message_and_trail() -> None:

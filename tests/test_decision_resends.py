@@ -15,6 +15,7 @@ on the time-skipping server and on the dev server (the real server's update regi
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -124,18 +125,23 @@ def demo_sender(client: Client, handle: WorkflowHandle, monkeypatch: pytest.Monk
     return send
 
 
+def sender(
+    name: str, runs: TimeSkippingRuns, handle: WorkflowHandle, monkeypatch: pytest.MonkeyPatch
+) -> Send:
+    if name == "send_approval":
+        return cli_sender(runs.client, handle, monkeypatch)
+    if name == "inbox":
+        return inbox_sender(runs.client, handle)
+    return demo_sender(runs.client, handle, monkeypatch)
+
+
 def decider(
     name: str, runs: TimeSkippingRuns, handle: WorkflowHandle, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str, bool, str], Awaitable[bool]]:
     """Decide through sender ``name``: True if the vote was counted now, False if refused.
     An answer of "applied" with no vote counted (the stale answer of an earlier update)
     fails the test."""
-    if name == "send_approval":
-        send = cli_sender(runs.client, handle, monkeypatch)
-    elif name == "inbox":
-        send = inbox_sender(runs.client, handle)
-    else:
-        send = demo_sender(runs.client, handle, monkeypatch)
+    send = sender(name, runs, handle, monkeypatch)
 
     async def decide(reviewer: str, approved: bool, notes: str) -> bool:
         before = await status_of(handle)
@@ -149,8 +155,14 @@ def decider(
     return decide
 
 
-async def amend(runs: TimeSkippingRuns, handle: WorkflowHandle, reviewer: str, text: str) -> None:
-    """``send_approval <workflow-id> approve --edit-description TEXT --reviewer NAME``."""
+async def amend(
+    runs: TimeSkippingRuns, handle: WorkflowHandle, reviewer: str, subject: str
+) -> None:
+    """``send_approval <workflow-id> approve --edit-arguments JSON --reviewer NAME``: the
+    e-mail's call with another subject."""
+    request = (await status_of(handle)).approval_request
+    assert request is not None and request.proposed_action.tool_call is not None
+    edited = {**request.proposed_action.tool_call.arguments, "subject": subject}
 
     async def connect() -> Client:
         return runs.client
@@ -158,7 +170,7 @@ async def amend(runs: TimeSkippingRuns, handle: WorkflowHandle, reviewer: str, t
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(send_approval, "connect", connect)
         args = send_approval.parse_args(
-            [handle.id, "approve", "--edit-description", text, "--reviewer", reviewer]
+            [handle.id, "approve", "--edit-arguments", json.dumps(edited), "--reviewer", reviewer]
         )
         await send_approval.send(args)
 
@@ -167,9 +179,10 @@ async def amend(runs: TimeSkippingRuns, handle: WorkflowHandle, reviewer: str, t
 async def test_a_re_vote_after_an_amendment_reset_the_votes_is_counted(
     name: str, server_runs: TimeSkippingRuns, risky_request: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """alice approves; bob approves an amended action, which voids alice's vote (it was for
-    the earlier action); alice approves again in the same words, and it counts: with bob's
-    it makes the quorum of two."""
+    """alice approves; bob approves an edited call, which voids alice's vote (it was for the
+    earlier call); alice approves again in the same words, and it counts: with bob's it
+    makes the quorum of two, so the edited call is asked about again (bob, who edited it,
+    may not approve it then)."""
     runs = server_runs
     run_input = WorkflowInput(
         user_request=risky_request,
@@ -183,12 +196,30 @@ async def test_a_re_vote_after_an_amendment_reset_the_votes_is_counted(
         await amend(runs, handle, "bob", "Close only the dormant accounts")
         reset = await status_of(handle)
         assert [vote.reviewer for vote in reset.votes] == ["bob"], "alice's vote was not reset"
-        assert await decide("alice", True, "checked the ticket")
+        assert reset.approval_request is not None
+        # Counted, or the quorum would not be reached and nothing asked again: the run may
+        # move on to the edited call before a status could show the vote.
+        assert await sender(name, runs, handle, monkeypatch)("alice", True, "checked the ticket")
+        await wait_until(
+            lambda: status_of(handle),
+            lambda s: (
+                s.state == WorkflowState.AWAITING_APPROVAL
+                and s.approval_request is not None
+                and s.approval_request.request_id != reset.approval_request.request_id
+            ),
+        )
+        assert await decide("alice", True, "checked the edited call")
+        assert await decide("carol", True, "checked the edited call")
         result = await handle.result()
 
     assert result.outcome == Outcome.APPROVED, result.message
-    assert [vote.reviewer for vote in result.votes] == ["bob", "alice"]
-    assert result.decision is not None and result.decision.reviewer == "alice"
+    assert [vote.reviewer for vote in result.votes] == ["alice", "carol"]
+    approvals = [e.detail for e in result.audit_trail if e.event == "decision_approved"]
+    assert approvals[:3] == [
+        "by alice: checked the ticket",
+        "by bob: -",
+        "by alice: checked the ticket",
+    ]
 
 
 @pytest.mark.parametrize("name", SENDERS)

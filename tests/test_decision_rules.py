@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.models import ApprovalDecision, ApprovalRequest, ProposedAction
+from tools.models import ToolCall
 from workflows.approval_window import AlreadyApplied, ApprovalWindow, WindowRules
 from workflows.decision_rules import refusal_reason
 
@@ -18,7 +19,12 @@ ACTION = ProposedAction(
     description="Delete the test rows from production",
     reasoning="asked for",
     risky_action=True,
+    tool_call=ToolCall(
+        tool="delete_records",
+        arguments={"table": "customers", "filters": [{"column": "status", "value": "test"}]},
+    ),
 )
+ONE_ROW = {"table": "customers", "filters": [{"column": "id", "value": 2001}]}
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 NOBODY_BARRED: list[str] = []
 REQUESTER = ["alice"]  # the run's requester is barred from approving
@@ -165,16 +171,49 @@ def test_an_amender_cannot_approve_what_they_amended() -> None:
     assert "requested or amended" in reason
 
 
-def test_amendment_is_accepted_with_an_approval() -> None:
-    """Approve-with-edits: the approver narrows the action and approves that."""
-    amended = ACTION.model_copy(update={"description": "Delete 10 rows only"})
+def test_amendment_of_the_call_is_accepted_with_an_approval() -> None:
+    """Approve-with-edits: the approver narrows the call's arguments and approves that."""
+    amended = ACTION.with_arguments(ONE_ROW)
 
     assert refusal_reason(_decision(amended=amended), OPEN, [], NOBODY_BARRED) is None
 
 
+@pytest.mark.parametrize(
+    ("amended", "reason"),
+    [
+        (ACTION, "the amended call is the one awaiting approval; approve it without edits"),
+        (
+            ACTION.model_copy(update={"description": "Delete only customer 2001"}),
+            "an edit changes only the tool call's arguments, not the words about it",
+        ),
+        (
+            ACTION.with_arguments(ONE_ROW).model_copy(update={"parameters": {"id": "2001"}}),
+            "an edit changes only the tool call's arguments, not the words about it",
+        ),
+        (
+            ACTION.model_copy(
+                update={"tool_call": ToolCall(tool="run_sql", arguments={"sql": "SELECT 1"})}
+            ),
+            "an edit changes the arguments of delete_records; it cannot switch to another tool",
+        ),
+        (
+            ACTION.model_copy(update={"tool_call": None}),
+            "an edit changes the tool call's arguments; this action has no tool call to edit",
+        ),
+    ],
+    ids=["same call", "words only", "words and call", "another tool", "call removed"],
+)
+def test_an_amendment_that_does_not_edit_the_call_is_refused(
+    amended: ProposedAction, reason: str
+) -> None:
+    """What executes is the call: an "edit" that leaves it as it was would approve the old
+    call under new words, and another tool is another request, not a narrower call."""
+    assert refusal_reason(_decision(amended=amended), OPEN, [], NOBODY_BARRED) == reason
+
+
 def test_amendment_with_a_rejection_is_refused() -> None:
     """An amended action that is not approved would be meaningless, and confusing in the trail."""
-    amended = ACTION.model_copy(update={"description": "Delete 10 rows only"})
+    amended = ACTION.with_arguments(ONE_ROW)
 
     reason = refusal_reason(_decision(False, amended=amended), OPEN, [], NOBODY_BARRED)
 

@@ -320,24 +320,39 @@ async def test_temporal_cli_list_finds_the_waiting_run_by_approval_status(
     assert "Running" in line
 
 
-async def test_approve_with_edits_approves_the_amended_description(
+async def test_approve_with_edits_edits_the_call_which_is_asked_about_again_and_runs(
     worker: WorkerProcess, dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """An approver can reword the action; what is approved is their version, not the LLM's,
-    and what acts is its tool call (the stand-in's e-mail), unchanged by the wording."""
-    amended = unique("Delete only the rows older than 90 days")
+    """An approver reads the call (``approval_status``) and approves it with other
+    arguments: the edited call is asked about again, and once another approver approves
+    it, it is what runs; the audit trail shows both calls."""
     async with started_run(worker, dev_server, tmp_path, unique("Delete the old rows")) as run:
         notice = await approval_notice(worker, run)
-        sent = await send_approval(worker, run, "approve", "--edit-description", amended)
+        shown = await script("approval_status", run.workflow_id, env=worker.env)
+        call = next(line for line in shown.stdout.splitlines() if line.startswith("Call:"))
+        tool, _, arguments = call.removeprefix("Call:").strip().partition(" ")
+        edited = json.dumps({**json.loads(arguments), "subject": "Only the rows of 2019"})
+        sent = await send_approval(worker, run, "approve", "--edit-arguments", edited)
+        handle = dev_server.client.get_workflow_handle(run.workflow_id)
+        await wait_until(
+            lambda: status_of(handle),
+            lambda s: (
+                s.approval_request is not None
+                and s.approval_request.request_id != notice.request_id
+                and s.state == WorkflowState.AWAITING_APPROVAL
+            ),
+        )
+        again = await send_approval(worker, run, "approve", "--reviewer", "bob")
         done = await run.finish()
 
+    assert tool == "send_email"
     assert sent.stdout == confirmation(getpass.getuser(), "approved", notice, run)
-    assert sent.returncode == 0, sent.output
+    assert sent.returncode == 0 and again.returncode == 0, sent.output + again.output
     result_line = next(line for line in done.output.splitlines() if line.startswith("Result:"))
-    assert result_line.startswith("Result: approved")
-    assert result_line.endswith(f"executed: {EMAILED}")
+    assert result_line == f"Result: approved - Approved by bob; executed: {EMAILED}"
     (amendment,) = [line for line in done.output.splitlines() if "action_amended" in line]
-    assert amended in amendment
+    assert arguments in amendment and '"subject":"Only the rows of 2019"' in amendment
+    assert "approval_reopened" in done.output
     assert done.returncode == 0, done.output
 
 

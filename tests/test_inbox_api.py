@@ -434,23 +434,67 @@ async def test_an_api_decision_is_recorded_for_the_tokens_owner_only(
     assert result.decision is not None and result.decision.reviewer == "alice"
 
 
-async def test_an_amended_tool_call_over_its_limit_is_not_sent(
+async def test_an_api_approval_with_edited_arguments_asks_about_the_edited_call(
     api: httpx2.AsyncClient, run_for: Any
 ) -> None:
-    """The API takes a whole amended action; its tool call is bounded before anything is sent."""
-    oversized = {"tool": "send_email", "arguments": {"body": "b" * MAX_TOOL_CALL_BYTES}}
-    amended = {"action_type": "send_email", "description": "Send it", "reasoning": "edited",
-               "risky_action": True, "tool_call": oversized}  # fmt: skip
-    async with run_for("Rotate the production keys [oversized call]") as handle:
+    """The API takes the edited call's arguments: the run asks again about that call (its
+    effect worked out anew), and whoever edited it may not approve it."""
+    async with run_for("Rotate the production keys [edited by api]") as handle:
+        pending = await status_of(handle)
+        assert pending.approval_request is not None
+        call = pending.approval_request.proposed_action.tool_call
+        assert call is not None
+        edited = {**call.arguments, "subject": "Rotate the staging keys only"}
         answer = await api.post(
             f"/api/requests/{handle.id}/decision",
-            json={"approved": True, "amended_action": amended},
+            json={"approved": True, "amended_arguments": edited},
         )
+        again = await wait_until(
+            lambda: status_of(handle),
+            lambda s: (
+                s.state == WorkflowState.AWAITING_APPROVAL
+                and s.approval_request is not None
+                and s.approval_request.request_id != pending.approval_request.request_id
+            ),
+        )
+        own = await api.post(f"/api/requests/{handle.id}/decision", json={"approved": True})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["amended_action"]["tool_call"]["arguments"] == edited
+    assert again.approval_request is not None and again.approval_request.preview is not None
+    assert again.approval_request.proposed_action.tool_call == call.model_copy(
+        update={"arguments": edited}
+    )
+    assert "'Rotate the staging keys only'" in again.approval_request.preview.summary
+    assert own.status_code == 409
+    assert own.json()["error"] == "'alice' requested or amended this action and cannot approve it"
+
+
+async def test_edited_arguments_over_the_limit_or_unchanged_are_not_applied(
+    api: httpx2.AsyncClient, run_for: Any
+) -> None:
+    """Over the tool call's limit: refused before anything is sent. The arguments as they
+    are: refused by the workflow, with its reason. Neither counts."""
+    async with run_for("Rotate the production keys [oversized call]") as handle:
+        path = f"/api/requests/{handle.id}/decision"
+        oversized = {"body": "b" * MAX_TOOL_CALL_BYTES}
+        too_big = await api.post(path, json={"approved": True, "amended_arguments": oversized})
+        request = (await status_of(handle)).approval_request
+        assert request is not None and request.proposed_action.tool_call is not None
+        same = request.proposed_action.tool_call.arguments
+        unchanged = await api.post(path, json={"approved": True, "amended_arguments": same})
+        not_an_object = await api.post(path, json={"approved": True, "amended_arguments": [1]})
         status = await status_of(handle)
 
-    assert answer.status_code == 409
-    assert answer.json()["error"].startswith("Not sent: the amended action: the tool call is ")
-    assert f"bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}" in answer.json()["error"]
+    assert too_big.status_code == 409
+    assert too_big.json()["error"].startswith("Not sent: the amended action: the tool call is ")
+    assert f"bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}" in too_big.json()["error"]
+    assert unchanged.status_code == 409
+    assert unchanged.json()["error"] == (
+        "the amended call is the one awaiting approval; approve it without edits"
+    )
+    assert not_an_object.status_code == 422
+    assert "amended_arguments" in not_an_object.json()["error"]
     assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
 
 
@@ -538,7 +582,10 @@ async def test_cross_origin_and_tokenless_form_posts_are_refused_and_apply_nothi
         no_token = await browser.post(path, data={**form, "csrf_token": ""})
         bad_verdict = await browser.post(path, data={**form, "verdict": "maybe"})
         bad_edit = await browser.post(
-            path, data={**form, "verdict": "approve_edited", "description": "x", "parameters": "y"}
+            path, data={**form, "verdict": "approve_edited", "arguments": "subject=x"}
+        )
+        not_an_object = await browser.post(
+            path, data={**form, "verdict": "approve_edited", "arguments": '["x"]'}
         )
         get_does_nothing = await browser.get(path)
         status = await status_of(handle)
@@ -547,7 +594,9 @@ async def test_cross_origin_and_tokenless_form_posts_are_refused_and_apply_nothi
     assert [cross_origin.status_code, cross_site.status_code, no_token.status_code] == [403] * 3
     assert "Nothing was changed" in no_token.text
     assert bad_verdict.status_code == 422 and "verdict" in bad_verdict.text
-    assert bad_edit.status_code == 422 and "parameters: line 1" in bad_edit.text
+    assert bad_edit.status_code == 422 and "arguments: not JSON (Expecting value" in bad_edit.text
+    assert not_an_object.status_code == 422
+    assert "arguments: must be a JSON object" in not_an_object.text
     assert get_does_nothing.status_code == 404
     assert status.votes == [] and status.state == WorkflowState.AWAITING_APPROVAL
 

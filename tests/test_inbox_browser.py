@@ -5,6 +5,7 @@ One browser and one inbox serve the whole session; each test has its own runs. W
 conditions (WebDriverWait polls the page), never fixed sleeps.
 """
 
+import json
 import os
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import Outcome
 from tests.conftest import InboxAccounts
 from tests.e2e import InboxServer, WorkerProcess, inbox_run, script, unique
-from tests.helpers import PROJECT_ROOT, is_running, status_of
+from tests.helpers import PROJECT_ROOT, is_running, status_of, wait_until
 
 WAIT_SECONDS = 45
 # Set to a folder to save the README's screenshots there (e.g. _assets).
@@ -161,26 +162,38 @@ async def test_a_rejection_shows_as_the_outcome(
         assert "alice" in alice.find_element(By.CSS_SELECTOR, row).text
 
 
-async def test_approve_with_edits_executes_the_edited_action(
+async def test_approve_with_edits_edits_the_call_and_asks_about_it_again(
     alice: WebDriver, inbox: InboxServer, run_for: Any
 ) -> None:
-    async with run_for("Refund the order", {"parameters": {"amount": "900"}}) as handle:
+    """The form holds the call's arguments as JSON; alice edits them and approves: the
+    edited call is asked about again, and it is what the request shows from then on."""
+    async with run_for("Refund the order") as handle:
         open_request(alice, inbox, handle.id)
+        first = (await status_of(handle)).approval_request
+        assert first is not None and first.proposed_action.tool_call is not None
+        call = first.proposed_action.tool_call
         alice.find_element(By.CSS_SELECTOR, "#decide > details > summary").click()
-        description = alice.find_element(By.ID, "edit-description")
-        description.clear()
-        description.send_keys("Refund half of the order")
-        parameters = alice.find_element(By.ID, "edit-parameters")
-        parameters.clear()
-        parameters.send_keys("amount=450")
+        arguments = alice.find_element(By.ID, "edit-arguments")
+        assert json.loads(arguments.get_attribute("value") or "") == call.arguments
+        edited = {**call.arguments, "subject": "Refund half of the order"}
+        arguments.clear()
+        arguments.send_keys(json.dumps(edited))
         alice.find_element(By.ID, "approve-edited").click()
 
-        wait_for(alice, shows("outcome", "approved"))
-        result = await handle.result()
-    assert result.proposed_action is not None
-    assert result.proposed_action.description == "Refund half of the order"
-    assert result.proposed_action.parameters == {"amount": "450"}
-    assert "action_amended by alice" in text_of(alice, "audit")
+        again = await wait_until(
+            lambda: status_of(handle),
+            lambda s: (
+                s.approval_request is not None
+                and s.approval_request.request_id != first.request_id
+                and s.state.value == "awaiting_approval"
+            ),
+        )
+        wait_for(alice, lambda d: "approval_reopened" in text_of(d, "audit"))
+    assert again.approval_request is not None
+    assert again.approval_request.proposed_action.tool_call == call.model_copy(
+        update={"arguments": edited}
+    )
+    assert "action_amended by alice: send_email {" in text_of(alice, "audit")
 
 
 async def test_a_non_approver_is_refused_with_the_reason_shown(

@@ -17,10 +17,10 @@ import demo
 from constants import WORKFLOW_TYPE
 from models.limits import (
     MAX_APPROVERS,
-    MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS,
     MAX_NOTES_CHARS,
     MAX_REQUEST_CHARS,
+    MAX_TOOL_CALL_BYTES,
 )
 from models.models import Outcome, WorkflowResult
 from tests.e2e import (
@@ -51,7 +51,7 @@ async def test_start_and_send_approval_work_at_the_limits(
 ) -> None:
     request = request_of(MAX_REQUEST_CHARS)
     assert len(request) == MAX_REQUEST_CHARS
-    notes, description = "n" * MAX_NOTES_CHARS, "d" * MAX_DESCRIPTION_CHARS
+    notes = "n" * MAX_NOTES_CHARS
     reviewer = "r" * MAX_NAME_CHARS
     async with started_run(worker, dev_server, tmp_path, request) as run:
         notice = await approval_notice(worker, run)
@@ -63,8 +63,6 @@ async def test_start_and_send_approval_work_at_the_limits(
             notes,
             "--reviewer",
             reviewer,
-            "--edit-description",
-            description,
         )
         done = await run.finish()
     assert sent.returncode == 0, sent.output
@@ -89,14 +87,14 @@ async def test_start_and_send_approval_work_at_the_limits(
                 "approve",
                 "--reviewer",
                 "ann",
-                "--edit-description",
-                "d" * (MAX_DESCRIPTION_CHARS + 1),
+                "--edit-arguments",
+                json.dumps({"body": "b" * (MAX_TOOL_CALL_BYTES - 10)}),
             ],
-            f"--edit-description is {MAX_DESCRIPTION_CHARS + 1:,} characters; "
-            f"the limit is {MAX_DESCRIPTION_CHARS:,}",
+            f"argument --edit-arguments: is {MAX_TOOL_CALL_BYTES + 1:,} bytes as JSON; "
+            f"the limit is {MAX_TOOL_CALL_BYTES:,}",
         ),
     ],
-    ids=["notes", "reviewer", "edit description"],
+    ids=["notes", "reviewer", "edit arguments"],
 )
 async def test_send_approval_refuses_one_character_over_before_sending(
     worker: WorkerProcess, args: list[str], reason: str

@@ -41,10 +41,17 @@ from models.models import (
 )
 from tests.helpers import Run, decide_stage_as_member, is_running, started, wait_until
 from tests.record_histories import pending_request, status_of, wait_for_refusals
-from tests.test_limits import COSTLY, PAYLOAD_LIMIT_BYTES, largest_action, text
+from tests.test_limits import (
+    COSTLY,
+    PAYLOAD_LIMIT_BYTES,
+    largest_action,
+    largest_tool_call,
+    text,
+)
 from worker_setup import build_worker
 
 ESCALATE_AFTER_SECONDS = 2
+OTHER_COSTLY = "\u0002"  # as costly in JSON as COSTLY: an edit as large as the call
 STAGE_NAME_CHARS = 40  # stage names become child workflow IDs: kept short and plain
 LARGEST_STAGES = [f"stage-{n:02d}-".ljust(STAGE_NAME_CHARS, "s") for n in range(MAX_STAGES)]
 # Each stage's members, the longest names, one person a stage (one approves one stage);
@@ -129,8 +136,16 @@ async def refuse_until_counted(handle: Run, pending: ApprovalRequest) -> None:
 
 
 async def approve_with_the_largest_edit(_: Client, handle: Run, pending: ApprovalRequest) -> None:
-    vote = longest_vote(pending, name(0), amended_action=largest_action(COSTLY))
-    await handle.execute_update(SUBMIT_DECISION_UPDATE, vote)
+    """The largest call, edited into another as large, is asked about again: the second
+    approver approves the edit (the first, who edited it, may not)."""
+    edit = largest_action(COSTLY).with_arguments(largest_tool_call(OTHER_COSTLY).arguments)
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, longest_vote(pending, name(0), amended_action=edit)
+    )
+    again = await wait_until(
+        lambda: pending_request(handle), lambda request: request.request_id != pending.request_id
+    )
+    await handle.execute_update(SUBMIT_DECISION_UPDATE, longest_vote(again, name(1)))
 
 
 async def every_approver_votes(_: Client, handle: Run, pending: ApprovalRequest) -> None:
@@ -164,7 +179,9 @@ async def approve_every_stage(client: Client, handle: Run, pending: ApprovalRequ
 async def test_the_largest_approval_with_edits_completes(
     largest: LargestRun, record_property: Callable[[str, object], None]
 ) -> None:
-    _, measured = await largest.complete(approve_with_the_largest_edit, approvers=[name(0)])
+    _, measured = await largest.complete(
+        approve_with_the_largest_edit, approvers=[name(0), name(1)]
+    )
     record_property("measured", f"largest approve-with-edits run: {measured}")
 
 

@@ -23,6 +23,7 @@ from models.models import (
     WorkflowResult,
 )
 from models.validation import summarise
+from tools.models import ToolCall
 
 ACTION = ProposedAction(
     action_type="delete_records",
@@ -31,6 +32,7 @@ ACTION = ProposedAction(
     risky_action=True,
     parameters={"table": "test_data"},
 )
+TEN_ROWS = ToolCall(tool="delete_records", arguments={"table": "test_data", "limit": 10})
 
 
 def test_workflow_input_defaults_to_a_five_minute_timeout_and_no_forced_approval() -> None:
@@ -163,7 +165,7 @@ def _full_result() -> WorkflowResult:
             reviewer="bob",
             reviewer_notes="ok",
             decided_at=at + timedelta(seconds=30),
-            amended_action=ACTION.model_copy(update={"description": "Delete 10 rows only"}),
+            amended_action=ACTION.model_copy(update={"tool_call": TEN_ROWS}),
         ),
         execution=ExecutionResult(idempotency_key="wf/req-1", summary="Simulated delete_records"),
         audit_trail=[
@@ -194,7 +196,7 @@ def test_workflow_result_payload_is_plain_json_with_enum_values() -> None:
     assert payload.metadata["encoding"] == b"json/plain"
     data = json.loads(payload.data)
     assert data["outcome"] == "approved"
-    assert data["decision"]["amended_action"]["description"] == "Delete 10 rows only"
+    assert data["decision"]["amended_action"]["tool_call"] == TEN_ROWS.model_dump()
     assert [event["event"] for event in data["audit_trail"]] == [
         "action_proposed",
         "decision_approved",

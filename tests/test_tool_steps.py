@@ -1,5 +1,5 @@
-"""The plain rules of a run's tool call: when an effect must be previewed (again), how often
-a run asks again after drift, and what a re-ask after drift requires."""
+"""The plain rules of a run's tool call: the effect asked about, how often a run asks again
+after drift, and what a re-ask after drift requires."""
 
 from models.models import RiskAssessment
 from tools.models import EffectPreview, ToolCall, ToolOutcome, ToolStatus
@@ -15,28 +15,17 @@ def preview(affected: int) -> EffectPreview:
     )
 
 
-def test_the_analysis_preview_covers_its_call_and_counts_as_the_first_preview() -> None:
-    """``propose_action`` works the effect out with the proposal: that call needs no other
-    preview before asking, and the preview is counted against the re-asks after drift."""
+def test_the_analysis_preview_is_the_effect_asked_about_and_counts_as_the_first() -> None:
+    """``propose_action`` works the effect out with the proposal: that is the effect people
+    are asked about, and it is counted against the re-asks after drift."""
     state = ToolCallState()
-    assert state.proposed(CALL, preview(3)) == ("effect_previewed", "deletes 3")
-    assert not state.needs_preview(CALL)
+    assert state.proposed(preview(3)) == ("effect_previewed", "deletes 3")
     assert (state.preview, state.previews) == (preview(3), 1)
-
-
-def test_a_call_needs_a_preview_until_its_own_was_worked_out_and_again_once_amended() -> None:
-    state = ToolCallState()
-    assert state.needs_preview(CALL) and not state.needs_preview(None)
-    state.preview, state.previewed_call = preview(3), CALL
-    assert not state.needs_preview(CALL)
-    amended = CALL.model_copy(update={"arguments": {"table": "customers", "filters": []}})
-    assert state.needs_preview(amended)
-    assert state.needs_preview(None)  # the amendment dropped the call: the effect is stale
 
 
 def test_drift_shows_the_fresh_effect_and_asks_again_only_a_few_times() -> None:
     state = ToolCallState()
-    state.proposed(CALL, preview(3))
+    state.proposed(preview(3))
     fresh = preview(4)
     drift = ToolOutcome(
         idempotency_key="k", tool=CALL.tool, status=ToolStatus.DRIFTED, summary="", preview=fresh

@@ -15,7 +15,7 @@ import pytest
 
 from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
 from benchmarks.fake_openai import ok
-from constants import STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
+from constants import APPROVAL_DECISION_SIGNAL, STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
 from models.models import Outcome, WorkflowResult
 from tests.helpers import STAGE_MEMBERS, TimeSkippingRuns, wait_until
 from tests.record_histories import Run, decision_for, pending_request, status_of
@@ -23,6 +23,7 @@ from tests.test_tools import WRITE_CALLS
 from tests.test_workflow import finish, scheduled_activities
 from tools.database import DATABASE_FILE, ensure_database
 from tools.models import ToolCall
+from tools.seed_data import TEST_CUSTOMERS, TEST_STATUS
 from workflows.default_deny import CHANGES_DATA_REASON
 from workflows.risk_policy import LARGE_AMOUNT_STAGES
 
@@ -74,6 +75,9 @@ def change(path: Path, sql: str) -> None:
         db.execute(sql)
 
 
+TEST_ROWS = [{"column": "status", "op": "=", "value": TEST_STATUS}]
+ONLY_2001 = [{"column": "id", "op": "=", "value": "2001"}]
+TEST_CUSTOMER_ROWS = f"SELECT COUNT(*) FROM customers WHERE status = '{TEST_STATUS}'"
 GERMAN_INACTIVE = "SELECT COUNT(*) FROM customers WHERE country = 'DE' AND status = 'inactive'"
 
 
@@ -255,18 +259,74 @@ async def test_a_large_amount_in_the_preview_is_staged(runs: TimeSkippingRuns) -
     await end_by_cancelling(handle)
 
 
+async def test_narrowing_a_deletion_to_one_row_executes_the_one_row_call(
+    runs: TimeSkippingRuns, db_path: Path
+) -> None:
+    """The issue's scenario: a reviewer narrowed "delete the test customers" to customer
+    2001 alone, and all 20 were deleted while the trail recorded the narrowed words. Now
+    the edit is the call: it is previewed and asked about again, and it is what runs."""
+    proposal = harmless("delete_records", table="customers", filters=TEST_ROWS)
+    handle = await runs.start("Delete the test customers [narrowed]", ok(proposal))
+    first = await pending_request(handle)
+    assert first.preview is not None and first.preview.affected == TEST_CUSTOMERS
+    narrowed = first.proposed_action.with_arguments({"table": "customers", "filters": ONLY_2001})
+    dana = decision_for(first, approved=True, reviewer="dana", amended_action=narrowed)
+    await handle.signal(APPROVAL_DECISION_SIGNAL, dana)  # a signal is judged as an update is
+    second = await wait_until(
+        lambda: pending_request(handle), lambda request: request.request_id != first.request_id
+    )
+    assert second.proposed_action == narrowed
+    assert second.preview is not None and second.preview.affected == 1
+    assert count(db_path, TEST_CUSTOMER_ROWS) == TEST_CUSTOMERS  # nothing yet
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
+    )
+    result = await finish(handle)
+    assert result.outcome == Outcome.APPROVED
+    assert count(db_path, TEST_CUSTOMER_ROWS) == TEST_CUSTOMERS - 1
+    assert count(db_path, "SELECT COUNT(*) FROM customers WHERE id = 2001") == 0
+    (amendment,) = [e.detail for e in result.audit_trail if e.event == "action_amended"]
+    before, after = amendment.split(" -> ")
+    assert f'"value":"{TEST_STATUS}"' in before and '"value":"2001"' in after
+    assert result.execution is not None and "where id = '2001'" in result.execution.summary
+
+
+async def test_an_edited_call_its_tool_refuses_is_recorded_and_never_runs(
+    runs: TimeSkippingRuns, db_path: Path
+) -> None:
+    """The tool's schema judges an edited call at its preview: one that does not fit is
+    recorded as such, asked about with no effect to approve, and cannot execute."""
+    proposal = harmless("delete_records", table="customers", filters=TEST_ROWS)
+    handle = await runs.start("Delete the test customers [edited badly]", ok(proposal))
+    first = await pending_request(handle)
+    unfit = first.proposed_action.with_arguments({"table": "customers", "filters": "id 2001"})
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE,
+        decision_for(first, approved=True, reviewer="dana", amended_action=unfit),
+    )
+    second = await wait_until(
+        lambda: pending_request(handle), lambda request: request.request_id != first.request_id
+    )
+    assert second.preview is None
+    trail = (await status_of(handle)).audit_trail
+    (failed,) = [entry.detail for entry in trail if entry.event == "preview_failed"]
+    assert "invalid arguments for delete_records: filters" in failed
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision_for(second, approved=True, reviewer="bob")
+    )
+    result = await finish(handle)
+    assert result.outcome == Outcome.EXECUTION_FAILED
+    assert count(db_path, TEST_CUSTOMER_ROWS) == TEST_CUSTOMERS
+
+
 async def test_an_amended_tool_call_is_previewed_and_asked_again(
     runs: TimeSkippingRuns, db_path: Path
 ) -> None:
     proposal = harmless("delete_records", table="customers", filters=DE_INACTIVE)
     handle = await runs.start("Tidy up the German accounts [amended]", ok(proposal))
     first = await pending_request(handle)
-    amended = first.proposed_action.model_copy(
-        update={
-            "tool_call": first.proposed_action.tool_call.model_copy(  # type: ignore[union-attr]
-                update={"arguments": {"table": "customers", "filters": DE_INACTIVE[1:]}}
-            )
-        }
+    amended = first.proposed_action.with_arguments(
+        {"table": "customers", "filters": DE_INACTIVE[1:]}
     )
     await handle.execute_update(
         SUBMIT_DECISION_UPDATE, decision_for(first, approved=True, amended_action=amended)

@@ -294,52 +294,79 @@ async def test_a_quorum_that_needs_the_escalation_tier_waits_for_it(
     assert [v.reviewer for v in result.votes] == ["a", "b", "c"]
 
 
+def dormant_only(action: ProposedAction) -> ProposedAction:
+    """The action with its call narrowed (here: the e-mail's subject), as an edit does."""
+    assert action.tool_call is not None
+    return action.with_arguments({**action.tool_call.arguments, "subject": "Dormant only"})
+
+
+async def reopened(handle: WorkflowHandle, before: WorkflowStatus) -> WorkflowStatus:
+    """The request the run opens once an approved edit reached the quorum: the edited call,
+    previewed, asked about again."""
+    assert before.approval_request is not None
+    asked = before.approval_request.request_id
+    return await wait_until(
+        lambda: status_of(handle),
+        lambda s: (
+            s.state == WorkflowState.AWAITING_APPROVAL
+            and s.approval_request is not None
+            and s.approval_request.request_id != asked
+        ),
+    )
+
+
 async def test_an_approval_with_edits_is_what_later_voters_see_and_what_executes(
     runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    """Everyone votes on what will run: after a's amendment, the status (which b reads)
-    shows the amended action; the audit trail keeps both versions."""
+    """Everyone votes on what will run: after a's edit, the status (which b reads) shows
+    the edited call; once approved it is previewed and asked about again (a, who edited it,
+    may not approve it), and it is what executes. The audit trail keeps both calls."""
     async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         assert status.approval_request is not None
         original = status.approval_request.proposed_action
-        amended = original.model_copy(update={"description": "Close only the dormant accounts"})
-        await vote(handle, status, "a", True, amended_action=amended)
+        edited = dormant_only(original)
+        await vote(handle, status, "a", True, amended_action=edited)
         seen_by_b = await status_of(handle)
         assert seen_by_b.approval_request is not None
-        assert seen_by_b.approval_request.proposed_action == amended
+        assert seen_by_b.approval_request.proposed_action == edited
         assert seen_by_b.decision is None
         await vote(handle, seen_by_b, "b", True)
+        again = await reopened(handle, seen_by_b)
+        assert again.approval_request is not None and again.approval_request.preview is not None
+        assert "Dormant only" in again.approval_request.preview.summary
+        await vote(handle, again, "b", True)
+        await vote(handle, again, "c", True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
-    assert result.proposed_action == amended
-    # What runs is the amended action's tool call (the rewording kept it): one e-mail.
+    assert result.proposed_action == edited
     assert result.execution is not None and result.execution.tool_outcome is not None
-    assert result.execution.tool_outcome.tool == "send_email"
+    assert "subject 'Dormant only'" in result.execution.tool_outcome.preview.summary
     (amendment,) = events(result.audit_trail, "action_amended")
-    assert original.description in amendment.detail and amended.description in amendment.detail
+    assert amendment.detail.startswith("by a: send_email {") and "Dormant only" in amendment.detail
 
 
 async def test_an_amendment_voids_the_approvals_given_to_the_earlier_action(
     runs: TimeSkippingRuns, risky_request: str
 ) -> None:
-    """a approved the LLM's action, not b's narrower one: a's vote must not carry it over
-    the quorum. a may vote again on the amended action."""
+    """a approved the LLM's call, not b's narrower one: a's vote must not carry it over
+    the quorum. a may vote again on the edited call."""
     async with runs.started(quorum_of_two(risky_request)) as handle:
         status = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
         assert status.approval_request is not None
         await vote(handle, status, "a", True)
-        amended = status.approval_request.proposed_action.model_copy(
-            update={"description": "Close only the dormant accounts"}
-        )
-        await vote(handle, status, "b", True, amended_action=amended)
+        edited = dormant_only(status.approval_request.proposed_action)
+        await vote(handle, status, "b", True, amended_action=edited)
         after_amendment = await status_of(handle)
-        assert after_amendment.decision is None, "a's approval of the old action counted"
+        assert after_amendment.decision is None, "a's approval of the old call counted"
         assert [v.reviewer for v in after_amendment.votes] == ["b"]
         await vote(handle, after_amendment, "a", True)
+        again = await reopened(handle, after_amendment)
+        await vote(handle, again, "a", True)
+        await vote(handle, again, "c", True)
         result = await handle.result()
     assert result.outcome == Outcome.APPROVED
-    assert [v.reviewer for v in result.votes] == ["b", "a"]
+    assert [v.reviewer for v in result.votes] == ["a", "c"]
     (reset,) = events(result.audit_trail, "votes_reset")
     assert "a" in reset.detail
 

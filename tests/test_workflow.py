@@ -32,7 +32,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
-from tests.helpers import TimeSkippingRuns, activities_run
+from tests.helpers import TimeSkippingRuns, activities_run, wait_until
 from tests.record_histories import (
     Run,
     decision_for,
@@ -381,35 +381,48 @@ async def test_require_approval_sends_even_a_safe_request_to_a_human(
     assert result.execution is not None
 
 
-async def test_approval_with_edits_executes_the_amended_action_and_audits_both(
+async def test_approval_with_edits_asks_again_and_executes_the_edited_call(
     runs: TimeSkippingRuns,
 ) -> None:
+    """An edit changes what runs: dana's edited call is previewed and asked about again (her
+    own approval does not carry it), and the call bob approves is the edited one."""
     handle, pending = await awaiting_decision(
         runs, "Delete the stale staging orders [approve with edits]"
     )
     original = pending.proposed_action
-    amended = original.model_copy(
-        update={"description": "Archive, do not delete, the stale staging orders"}
-    )
-    decision = decision_for(pending, approved=True, reviewer="dana", amended_action=amended)
+    assert original.tool_call is not None
+    edited = original.with_arguments({**original.tool_call.arguments, "subject": "Edited"})
+    decision = decision_for(pending, approved=True, reviewer="dana", amended_action=edited)
     await handle.execute_update(SUBMIT_DECISION_UPDATE, decision)
+    again = await wait_until(
+        lambda: pending_request(handle), lambda request: request.request_id != pending.request_id
+    )
+    assert again.proposed_action == edited
+    await handle.execute_update(
+        SUBMIT_DECISION_UPDATE, decision_for(again, approved=True, reviewer="bob")
+    )
     result = await finish(handle)
     assert result.outcome == Outcome.APPROVED
-    assert result.proposed_action == amended
-    assert result.decision is not None and result.decision.amended_action == amended
-    # A tool executes its call, not a sentence: the amendment kept the call, so the effect
-    # approved is the one previewed.
+    assert result.proposed_action == edited
     assert result.execution is not None and result.execution.tool_outcome is not None
-    assert result.execution.tool_outcome.tool == "send_email"
-    assert result.execution.summary == "queued 1 e-mail to 1 recipients in the outbox (never sent)"
+    assert "subject 'Edited'" in result.execution.tool_outcome.preview.summary
     await assert_audit(
         handle,
         result,
-        [*REQUESTED, "decision_approved", "action_amended", "amendment_assessed", "executed"],
+        [
+            *REQUESTED,
+            "decision_approved",
+            "action_amended",
+            "effect_previewed",
+            "approval_reopened",
+            "approval_requested",
+            "decision_approved",
+            "executed",
+        ],
     )
     (amendment,) = [e.detail for e in result.audit_trail if e.event == "action_amended"]
-    assert "dana" in amendment
-    assert original.description in amendment and amended.description in amendment
+    assert amendment.startswith("by dana: send_email {")
+    assert original.tool_call.arguments["subject"] in amendment and '"Edited"' in amendment
 
 
 async def test_llm_answering_prose_fails_analysis_after_bounded_attempts(

@@ -43,6 +43,7 @@ from tests.record_histories import (
     status_of,
     wait_for_refusals,
 )
+from tools.models import ToolCall
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
@@ -104,9 +105,39 @@ UPDATE_REFUSALS: list[tuple[str, dict[str, Any], Refusal, str]] = [
         lambda p: decision_for(
             p,
             approved=False,
-            amended_action=p.proposed_action.model_copy(update={"description": "Truncate it"}),
+            amended_action=p.proposed_action.with_arguments({"to": "someone@example.com"}),
         ),
         "only an approval can amend the action",
+    ),
+    (
+        "amendment of the words alone",
+        {},
+        lambda p: decision_for(
+            p,
+            approved=True,
+            amended_action=p.proposed_action.model_copy(
+                update={"description": "Delete only the rows of customer 2001"}
+            ),
+        ),
+        "an edit changes only the tool call's arguments, not the words about it",
+    ),
+    (
+        "amendment to the same call",
+        {},
+        lambda p: decision_for(p, approved=True, amended_action=p.proposed_action),
+        "the amended call is the one awaiting approval; approve it without edits",
+    ),
+    (
+        "amendment to another tool",
+        {},
+        lambda p: decision_for(
+            p,
+            approved=True,
+            amended_action=p.proposed_action.model_copy(
+                update={"tool_call": ToolCall(tool="run_sql", arguments={"sql": "SELECT 1"})}
+            ),
+        ),
+        "an edit changes the arguments of send_email; it cannot switch to another tool",
     ),
 ]
 
@@ -142,6 +173,29 @@ async def test_refused_update_explains_why_is_counted_and_changes_nothing(
     # Rejected before history: neither in it nor in the audit trail.
     assert refusals(result) == []
     assert accepted_updates(await handle.fetch_history()) == 1
+
+
+async def test_an_amendment_that_keeps_the_call_is_refused_by_signal_too(
+    runs: TimeSkippingRuns,
+) -> None:
+    """The signal is judged by the same rule as the update; its refusal is recorded, and
+    nothing executes on words that changed nothing."""
+    async with runs.worker():
+        handle = await runs.start("Delete stale orders [same call by signal]", ok(RISKY))
+        pending = await pending_request(handle)
+        reworded = pending.proposed_action.model_copy(update={"description": "Only one row"})
+        await handle.signal(
+            APPROVAL_DECISION_SIGNAL,
+            decision_for(pending, approved=True, reviewer="dana", amended_action=reworded),
+        )
+        status = await wait_for_refusals(handle, 1)
+        assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
+        await handle.signal(APPROVE_SIGNAL, False)
+        result = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert refusals(result) == [
+        "from dana: an edit changes only the tool call's arguments, not the words about it"
+    ]
 
 
 async def test_decision_while_still_analysing_is_refused(runs: TimeSkippingRuns) -> None:

@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
+from pydantic_core import to_json
 
 Row = dict[str, str | int | float | None]
 # A read-only tool's answer travels in the run's result and status: kept small, as every
@@ -20,6 +21,11 @@ class ToolCall(BaseModel):
 
     tool: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def as_text(self) -> str:
+        """One line: the tool, then its arguments as JSON (what ``send_approval
+        --edit-arguments`` takes), for the audit trail and the terminal."""
+        return f"{self.tool} {to_json(self.arguments).decode()}"
 
 
 class EffectPreview(BaseModel):

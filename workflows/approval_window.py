@@ -29,7 +29,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from models.limits import decision_problem, votes_problem
+    from models.limits import MAX_AUDIT_DETAIL_CHARS, cut, decision_problem, votes_problem
     from models.models import (
         ApprovalDecision,
         ApprovalRequest,
@@ -136,10 +136,12 @@ class ApprovalWindow:
         return vote
 
     def _amend(self, reviewer: str, amended: ProposedAction) -> None:
-        """Approve-with-edits: the amended action is what runs, so it is what the request
-        shows from now on; votes cast on the earlier action no longer count."""
+        """Approve-with-edits: the amended call is what runs, so it is what the request
+        shows from now on; votes cast on the earlier call no longer count."""
         before = self.request.proposed_action
-        self._record("action_amended", f"by {reviewer}: {describe(before)} -> {describe(amended)}")
+        self._record(
+            "action_amended", f"by {reviewer}: {call_text(before)} -> {call_text(amended)}"
+        )
         self.request = self.request.model_copy(update={"proposed_action": amended})
         if reviewer not in self.amenders:
             self.amenders.append(reviewer)
@@ -256,6 +258,15 @@ def _past(deadline: datetime) -> bool:
 
 def describe(action: ProposedAction) -> str:
     return f"{action.action_type}: {action.description}"
+
+
+def call_text(action: ProposedAction) -> str:
+    """The action's tool call as the audit trail shows an edit of it: short enough that an
+    amendment's detail holds both calls, before and after."""
+    call = action.tool_call
+    if call is None:
+        return "no tool call"
+    return cut(call.as_text(), MAX_AUDIT_DETAIL_CHARS // 2 - 100)
 
 
 def _verdict(vote: ApprovalDecision) -> str:

@@ -7,7 +7,7 @@ valid decision settles the request: the single-approver case is just a quorum of
 
 from collections.abc import Collection
 
-from models.models import ApprovalDecision, ApprovalRequest, VotingPolicy
+from models.models import ApprovalDecision, ApprovalRequest, ProposedAction, VotingPolicy
 
 
 def refusal_reason(
@@ -34,8 +34,31 @@ def refusal_reason(
         return f"{decision.reviewer!r} requested or amended this action and cannot approve it"
     if decision.amended_action is not None and not decision.approved:
         return "only an approval can amend the action"
+    if decision.amended_action is not None and (
+        problem := amendment_problem(decision.amended_action, awaiting.proposed_action)
+    ):
+        return problem
     if any(vote.reviewer == decision.reviewer for vote in votes):
         return f"{decision.reviewer!r} has already voted; a vote counts once"
+    return None
+
+
+def amendment_problem(amended: ProposedAction, current: ProposedAction) -> str | None:
+    """Why ``amended`` is no edit of ``current``, or None.
+
+    An edit changes what runs: the tool call's arguments, and nothing else. Words alone
+    would change what people read and not what executes; another tool is another request,
+    not a narrower call. The reasons never quote the amendment (a refusal is recorded).
+    """
+    before, after = current.tool_call, amended.tool_call
+    if before is None or after is None:
+        return "an edit changes the tool call's arguments; this action has no tool call to edit"
+    if after.tool != before.tool:
+        return f"an edit changes the arguments of {before.tool}; it cannot switch to another tool"
+    if amended.with_arguments(before.arguments) != current:
+        return "an edit changes only the tool call's arguments, not the words about it"
+    if after.arguments == before.arguments:
+        return "the amended call is the one awaiting approval; approve it without edits"
     return None
 
 

@@ -127,11 +127,11 @@ class HumanInTheLoopWorkflow:
                 self._audit.record("risk_classified", reasons)
                 if not self._risk.requires_approval:
                     return await self._end_executed(await self._execute(), Outcome.AUTO_APPROVED)
-            while True:  # amendments that add risk, and data that drifted, ask again
+            while True:  # amended calls, and data that drifted, ask again
                 self._decision = await self._ask()
                 if self._decision is None or not self._decision.approved:
                     return await self._end_undecided()
-                if await self._amendment_adds_risk():
+                if await self._amendment_asks_again():
                     continue
                 executed = await self._execute()
                 if not self._drifted(executed):
@@ -214,12 +214,12 @@ class HumanInTheLoopWorkflow:
         if proposal.preview_failure is not None:
             self._audit.record("preview_failed", f"Preview failed: {proposal.preview_failure}")
             return False
-        self._audit.record(*self._tool_call.proposed(proposal.action.tool_call, proposal.preview))
+        self._audit.record(*self._tool_call.proposed(proposal.preview))
         return True
 
     async def _preview(self) -> bool:
         """Work out an amended call's effect; False, recorded, when it cannot be."""
-        assert self._action is not None
+        assert self._action is not None and self._action.tool_call is not None
         try:
             self._audit.record(*await self._tool_call.preview_effect(self._action.tool_call))
         except ActivityError as err:
@@ -323,7 +323,7 @@ class HumanInTheLoopWorkflow:
         self._audit = AuditTrail.carried(carried.audit_trail)
         self._action, self._risk, self._barred = carried.action, carried.risk, carried.barred
         self._refused_updates = carried.refused_updates
-        self._tool_call.proposed(carried.action.tool_call, carried.preview)
+        self._tool_call.proposed(carried.preview)
         self._tool_call.previews = carried.previews
         self._resumed = self._open_window(carried.request, resumed=True)
         self._resumed.votes, self._resumed.amenders = carried.votes, carried.amenders
@@ -345,32 +345,27 @@ class HumanInTheLoopWorkflow:
             preview=self._tool_call.preview,
         )
 
-    async def _amendment_adds_risk(self) -> bool:
-        """An approval covers the action it was given for: an approved amendment is
-        previewed and assessed, and asked again (a new request) if it adds risk or effect.
-        Whoever amended it may not approve it then."""
+    async def _amendment_asks_again(self) -> bool:
+        """An approval covers the call it was given for. An approved amendment is another
+        call (the decision rules refuse any other edit), so it is previewed, assessed and
+        asked about again, as a new request that whoever amended it may not approve."""
         window = self._asking
         if not isinstance(window, ApprovalWindow) or not window.amenders:
             return False
         self._action = window.request.proposed_action
         self._barred += [name for name in window.amenders if name not in self._barred]
-        added: list[str] = []
-        if self._tool_call.needs_preview(self._action.tool_call):
-            if await self._preview():
-                preview = self._tool_call.preview
-                added.append(f"a new effect: {preview.summary if preview else 'no tool call'}")
-            else:
-                added.append("the amended tool call's effect could not be worked out")
+        if await self._preview():
+            assert self._tool_call.preview is not None
+            effect = f"its effect: {self._tool_call.preview.summary}"
+        else:
+            effect = "its effect could not be worked out"
         assert self._risk is not None
         more, self._risk = reassess(self._input, self._action, self._risk, self._tool_call.preview)
-        added = [*more, *added]
-        if not added:
-            self._audit.record("amendment_assessed", "no new risk: the approval covers it")
-            return False
+        adds = f"; it adds: {'; '.join(more)}" if more else ""
         self._audit.record(
             "approval_reopened",
-            f"the amended action adds: {'; '.join(added)}; the approval of request "
-            f"{window.request.request_id} does not cover it",
+            f"the approval of request {window.request.request_id} does not cover the amended "
+            f"call; {effect}{adds}",
         )
         return True
 

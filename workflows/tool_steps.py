@@ -32,33 +32,26 @@ MAX_PREVIEWS = 3
 class ToolCallState:
     """What a run knows about its tool call.
 
-    ``preview`` is the effect people are asked about, worked out for ``previewed_call``; an
-    amendment that changes the call needs a fresh one. ``previews`` counts them, so data
-    that keeps changing under an approval ends the run instead of asking forever.
+    ``preview`` is the effect people are asked about; an amended call gets a fresh one.
+    ``previews`` counts them, so data that keeps changing under an approval ends the run
+    instead of asking forever.
     """
 
     preview: EffectPreview | None = None
-    previewed_call: ToolCall | None = None
     previews: int = 0
 
-    def needs_preview(self, call: ToolCall | None) -> bool:
-        """A call nobody has seen the effect of (an amendment may remove the call: then the
-        old effect is stale too)."""
-        return call != self.previewed_call
-
-    async def preview_effect(self, call: ToolCall | None) -> tuple[str, str]:
-        """Work the call's effect out (none for no call) and return the audit entry.
-        Raises ActivityError when the tool cannot work it out; the old effect is dropped."""
-        self.preview, self.previewed_call = None, call
-        if call is None:
-            return "effect_previewed", "no tool call: nothing to preview"
+    async def preview_effect(self, call: ToolCall) -> tuple[str, str]:
+        """Work the call's effect out and return the audit entry. Raises ActivityError when
+        the tool cannot work it out (its arguments do not fit it, say); the old effect is
+        dropped."""
+        self.preview = None
         self.preview = await preview_effect(call)
         self.previews += 1
         return "effect_previewed", self.preview.summary
 
-    def proposed(self, call: ToolCall | None, preview: EffectPreview | None) -> tuple[str, str]:
+    def proposed(self, preview: EffectPreview | None) -> tuple[str, str]:
         """The analysis worked the effect out with the proposal; the audit entry."""
-        self.preview, self.previewed_call = preview, call
+        self.preview = preview
         self.previews += preview is not None
         return "effect_previewed", preview.summary if preview else "no tool call"
 

@@ -1,6 +1,8 @@
 """The JSON API, for programs: the same lists and decisions as the pages, with a bearer
 token (``python -m inbox add-token``) instead of a session."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -12,7 +14,6 @@ from inbox.routes.pages import PAGE_SIZE_PARAMETER
 from inbox.service import RefusedError
 from inbox.views import decided_item, pending_item, status_json
 from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
-from models.models import ProposedAction
 
 router = APIRouter(prefix="/api")
 
@@ -29,7 +30,8 @@ class DecisionBody(BaseModel):
     # A staged request: the stage decided. A retry after that stage was decided is answered
     # "already applied" (or refused), never applied to the next stage.
     stage: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
-    amended_action: ProposedAction | None = None
+    # Approve the tool call with these arguments instead (the edited call is asked again).
+    amended_arguments: dict[str, Any] | None = None
 
 
 @router.get("/requests")
@@ -71,7 +73,6 @@ async def api_decide(
         body = DecisionBody.model_validate_json(await request.body())
     except ValidationError as err:
         raise ApiError(422, describe_errors(err.errors())) from None
-    amended = body.amended_action
     try:
         decision = await temporal.decide(
             workflow_id,
@@ -79,7 +80,7 @@ async def api_decide(
             body.approved,
             body.notes,
             request_id=body.request_id,
-            edits=amended.model_dump() if amended is not None else None,
+            arguments=body.amended_arguments,
             stage=body.stage,
         )
     except RefusedError as refused:

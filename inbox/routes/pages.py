@@ -12,6 +12,7 @@ from inbox.errors import FormError
 from inbox.rendering import list_page, request_page
 from inbox.service import MAX_PAGE_SIZE, PAGE_SIZE, RefusedError
 from inbox.views import decided_item, pending_item
+from models.limits import edited_arguments
 
 router = APIRouter()
 VERDICTS = {"approve": True, "reject": False, "approve_edited": True}
@@ -65,7 +66,7 @@ async def decide_from_page(
     verdict = form.get("verdict", "")
     if verdict not in VERDICTS:
         raise FormError("verdict: must be approve, reject or approve_edited")
-    edits = _edits(form) if verdict == "approve_edited" else None
+    arguments = _edited_arguments(form) if verdict == "approve_edited" else None
     try:
         await temporal.decide(
             workflow_id,
@@ -73,7 +74,7 @@ async def decide_from_page(
             VERDICTS[verdict],
             form.get("notes", ""),
             request_id=form.get("request_id") or None,
-            edits=edits,
+            arguments=arguments,
             stage=form.get("stage") or None,
         )
     except RefusedError as refused:
@@ -83,16 +84,8 @@ async def decide_from_page(
     return RedirectResponse(f"/requests/{quote(workflow_id, safe='')}?sent={sent}", status_code=303)
 
 
-def _edits(form: dict[str, str]) -> dict[str, Any]:
-    description = form.get("description", "").strip()
-    if not description:
-        raise FormError("description: the amended action needs a description")
-    parameters: dict[str, str] = {}
-    for number, line in enumerate(form.get("parameters", "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise FormError(f"parameters: line {number} is not key=value")
-        parameters[key.strip()] = value.strip()
-    return {"description": description, "parameters": parameters}
+def _edited_arguments(form: dict[str, str]) -> dict[str, Any]:
+    try:
+        return edited_arguments(form.get("arguments", ""))
+    except ValueError as err:
+        raise FormError(f"arguments: {err}") from None
