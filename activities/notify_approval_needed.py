@@ -12,17 +12,15 @@ prints as one harmless line.
 import json
 import os
 import shlex
-from urllib.parse import quote
 
 from temporalio import activity
 
-from console_format import format_preview, terminal_safe
+from console_format import format_preview, inbox_link, terminal_safe
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     CODEC_TOKEN_ENV,
     ENCRYPTION_KEY_FILE_ENV,
     ENCRYPTION_KEYS_ENV,
-    INBOX_URL_ENV,
     STAGE_ID_MARKER,
 )
 from models.models import ApprovalRequest
@@ -34,13 +32,6 @@ CODEC_HINT = (
     "    (encryption is on: add --codec-endpoint <codec-server-url> "
     f'--codec-auth "Bearer ${CODEC_TOKEN_ENV}", or the run refuses it)'
 )
-
-
-def inbox_link(workflow_id: str) -> str | None:
-    """The request's page in the web inbox, when ``HITL_INBOX_URL`` says where it runs
-    (the page still asks the reader to sign in)."""
-    base = os.environ.get(INBOX_URL_ENV, "").strip().rstrip("/")
-    return f"{base}/requests/{quote(workflow_id, safe='')}" if base else None
 
 
 def _decision_commands(request: ApprovalRequest) -> list[str]:

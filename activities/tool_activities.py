@@ -22,10 +22,10 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from models.tools import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome
 from tools.budget import CallGuard, ToolCallStopped
 from tools.database import database_path
 from tools.execution import ApprovalMissing, IdempotencyKeyReused, execute_call, preview_call
-from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome
 from tools.registry import InvalidToolCall
 
 HEARTBEAT_EVERY_SECONDS = 2.0

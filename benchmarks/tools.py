@@ -51,10 +51,10 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from policy.risk_policy import LARGE_AMOUNT
 from tools.database import database_path, ensure_database
 from tools.registry import TOOLS
 from worker_setup import build_worker
-from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
 PAY_REQUEST = "Pay invoice {n} from operating"  # pay_invoice: previewed, then paid

@@ -61,6 +61,8 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
+from models.tools import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
+from policy import risk_policy
 from tests.helpers import (
     STAGE_MEMBERS,
     Run,
@@ -78,9 +80,7 @@ from tests.record_histories import (
     started_children,
     wait_for_timers,
 )
-from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
 from tools.registry import get_tool
-from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 from workflows.stage_ids import stage_child_id

@@ -25,7 +25,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tools.models import (
+from models.tools import (
     MAX_RESULT_CELL_CHARS,
     MAX_RESULT_COLUMNS,
     MAX_RESULT_ROWS,

@@ -39,6 +39,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from models.tools import ToolCall
 from tests.helpers import (
     status_of,
     wait_until,
@@ -55,7 +56,6 @@ from tests.test_approval_core import (
 )
 from tools.database import database_path
 from tools.execution import preview_call
-from tools.models import ToolCall
 
 pytestmark = pytest.mark.timeout(240)
 

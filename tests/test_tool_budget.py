@@ -16,6 +16,7 @@ from temporalio.testing import ActivityEnvironment
 import activities.tool_activities as tool_activities
 from activities.tool_activities import execute_tool_call, preview_tool_call
 from constants import STATE_DIR_ENV
+from models.tools import ExecuteToolInput, ToolStatus
 from tests.helpers import wait_until
 from tests.test_tools import (
     WRITE_CALLS,
@@ -29,7 +30,6 @@ from tests.test_tools import (
 from tools.budget import CANCELLED, CallBudget, CallGuard, ToolCallStopped
 from tools.database import DATABASE_FILE, ensure_database
 from tools.execution import execute_call, preview_call
-from tools.models import ExecuteToolInput, ToolStatus
 
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
 ENDLESS_SELECT = f"{ENDLESS} SELECT max(x) FROM c"

@@ -32,6 +32,8 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from policy.default_deny import CHANGES_DATA_REASON
+from policy.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 from tests.helpers import TimeSkippingRuns, activities_run, wait_until
 from tests.record_histories import (
     Run,
@@ -41,8 +43,6 @@ from tests.record_histories import (
     wait_for_refusals,
 )
 from tools.database import connect, database_path
-from workflows.default_deny import CHANGES_DATA_REASON
-from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
 PRODUCTION = "targets production"

@@ -35,6 +35,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from models.tools import ToolCall
 from tests.helpers import TimeSkippingRuns, wait_for_state, wait_until
 from tests.record_histories import (
     Run,
@@ -43,7 +44,6 @@ from tests.record_histories import (
     status_of,
     wait_for_refusals,
 )
-from tools.models import ToolCall
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 

@@ -56,8 +56,9 @@ with workflow.unsafe.imports_passed_through():
         WorkflowState,
         WorkflowStatus,
     )
+    from models.tools import ToolOutcome, ToolStatus
     from models.validation import PayloadRefused, single_payload
-    from tools.models import ToolOutcome, ToolStatus
+    from policy.default_deny import assess, reassess, still_asks
     from workflows.approval_window import (
         ApprovalWindow,
         ContinueAsNewSuggested,
@@ -66,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.audit_trail import AuditTrail
     from workflows.decisions import refused_update, signalled, submitted
-    from workflows.default_deny import assess, reassess, still_asks
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message
     from workflows.search_attributes import FINAL_APPROVAL_STATUS, set_approval_status
