@@ -43,7 +43,7 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from activities.send_webhook_notice import WebhookSettingsError, webhook_settings
 from client import connection
 from client.connection import (
     DEV_SERVER_COMMAND,

@@ -1,7 +1,7 @@
 """The notify activity: tell a human that a decision is needed, and exactly how to give it.
 
 Here the notice is printed in the worker's terminal, the one place this sample prints
-instead of logging: it is a message for a person. ``webhook_notifier.py`` sends the same
+instead of logging: it is a message for a person. ``send_webhook_notice.py`` sends the same
 notice to a chat or ticketing webhook.
 
 Everything in the notice that a requester or the model wrote goes through ``terminal_safe``:

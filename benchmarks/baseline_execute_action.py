@@ -1,6 +1,6 @@
 """The execute activity. The action is simulated: it is logged, and nothing is changed.
 
-New runs act only through tools (``tool_activities``): the analysis refuses a proposal
+New runs act only through tools (``activities/execute_tool.py``): the analysis refuses a proposal
 that names none. This activity serves the runs whose analysis was recorded before that
 (their proposal carries no tool call, so default-deny asked a person), and the histories
 recorded before tools, which replay through it.

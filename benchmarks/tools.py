@@ -39,7 +39,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from benchmarks.phases import percentile
 from constants import STATE_DIR_ENV, STATUS_QUERY, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from dev_server import TEMPORAL_CLI

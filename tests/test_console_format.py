@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from activities.notify_approval_needed import format_approval_notice
-from activities.webhook_notifier import webhook_body
+from activities.send_webhook_notice import webhook_body
 from console_format import format_result, format_status, terminal_safe
 from constants import INBOX_URL_ENV
 from demo import describe_wait

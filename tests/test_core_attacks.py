@@ -26,7 +26,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call
 from constants import APPROVAL_DECISION_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import (

@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import demo
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from client import connection as client_connection
 from client.connection import DEV_SERVER_COMMAND

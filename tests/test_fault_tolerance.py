@@ -29,9 +29,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker
 import worker_setup
+from activities.execute_tool import execute_tool_call
 from activities.offline_analysis import propose_offline
-from activities.openai_responses import AnalysisActivities
-from activities.tool_activities import execute_tool_call
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, ok
 from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (

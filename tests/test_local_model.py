@@ -22,8 +22,8 @@ from openai import AsyncOpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
-from activities.openai_responses import CHAT_RESPONSE_FORMAT
 from activities.proposal_parser import ProposalAnswer, parse_proposed_action
+from activities.propose_action import CHAT_RESPONSE_FORMAT
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     LLM_API_ENV,

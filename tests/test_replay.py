@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.baseline_execute_action import ExecuteActionInput, execute_action
 from benchmarks.fake_openai import FakeOpenAIServer, ok
 from client.start import INITIAL_SEARCH_ATTRIBUTES

@@ -21,7 +21,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
-from activities.webhook_notifier import WebhookNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     APPROVE_SIGNAL,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from activities.propose_action import MAX_MALFORMED_ATTEMPTS
 from benchmarks.fake_openai import ok
 from constants import APPROVAL_DECISION_SIGNAL, STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
 from models.models import Outcome, WorkflowResult

@@ -15,7 +15,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from activities.propose_action import MAX_MALFORMED_ATTEMPTS
 from benchmarks.fake_openai import fallback_tool_call, http_error, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,

@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.approval_notices import ApprovalNotices
-from activities.email_notifier import EmailNotifier
+from activities.execute_tool import execute_tool
 from activities.notify_approval_needed import notify_approval_needed
-from activities.tool_activities import execute_tool
-from activities.webhook_notifier import WebhookNotifier
+from activities.send_approval_notices import ApprovalNotices
+from activities.send_email_notice import EmailNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,

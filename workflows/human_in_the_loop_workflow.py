@@ -29,7 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.openai_responses import AnalysisActivities
+    from activities.propose_action import AnalysisActivities
     from constants import (
         APPROVAL_DECISION_SIGNAL,
         APPROVE_SIGNAL,
