@@ -25,7 +25,10 @@ from constants import (
 )
 from models.models import ApprovalRequest
 
-REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts $USER into the decision's JSON
+REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts its user into the decision's JSON
+# $USER, or the OS user where a container or service shell leaves it unset (an empty
+# reviewer would be refused).
+PASTING_USER = "${USER:-$(id -un)}"
 ENCRYPTION_ENVS = (ENCRYPTION_KEYS_ENV, ENCRYPTION_KEY_FILE_ENV)
 # With encryption on, the worker refuses a decision it cannot open: the CLI must encrypt it.
 CODEC_HINT = (
@@ -61,7 +64,7 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
             "reviewer_notes": "Looks good",
         }
     ).split(REVIEWER_MARK)
-    approve_json = f'{shlex.quote(before)}"$USER"{shlex.quote(after)}'
+    approve_json = f'{shlex.quote(before)}"{PASTING_USER}"{shlex.quote(after)}'
     return [
         "Approve or reject:",
         f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',

@@ -3,6 +3,8 @@ simulated execute step (the benchmarks' baseline; the workflow executes only thr
 must carry the idempotency key and never pretend it changed anything."""
 
 import json
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,6 +109,18 @@ async def test_notice_temporal_cli_command_sends_a_valid_decision_for_this_reque
     assert decision.request_id == REQUEST.request_id
     assert decision.approved is True
     assert decision.reviewer == PASTING_USER  # never "unknown"
+
+
+async def test_notice_signal_names_the_os_user_where_the_shell_has_no_user(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Containers and service shells often leave $USER unset: the pasted decision must still
+    name someone (an empty reviewer is refused), the OS user, as send_approval does."""
+    notice = (await _printed_notice(capsys)).replace("\\\n", " ")
+    [line] = [line for line in notice.splitlines() if "temporal workflow signal" in line]
+    words = shell_words(line, user=None)
+    decision = ApprovalDecision.model_validate(json.loads(_option(words, "--input")))
+    assert decision.reviewer == pwd.getpwuid(os.getuid()).pw_name
 
 
 async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(
