@@ -97,6 +97,8 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
             f"Stage:      {terminal_safe(stage.stage)} ({stage.position}/{stage.of}), "
             f"waiting in child workflow {terminal_safe(stage.child_workflow_id)}"
         )
+        if stage.members:
+            lines.append(f"Members:    {terminal_safe(', '.join(stage.members))}")
     if status.decision is not None:
         verdict = "approved" if status.decision.approved else "rejected"
         lines.append(f"Decision:   {verdict} by {terminal_safe(status.decision.reviewer)}")

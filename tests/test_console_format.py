@@ -168,13 +168,18 @@ def test_format_status_of_a_staged_run_names_the_child_to_signal() -> None:
         state=WorkflowState.AWAITING_APPROVAL,
         approval_request=REQUEST,
         current_stage=StageProgress(
-            stage="director", child_workflow_id="wf-1-director", position=2, of=3
+            stage="director",
+            child_workflow_id="wf-1-director",
+            position=2,
+            of=3,
+            members=["dee", "eve\x1b[2J"],
         ),
     )
 
     text = format_status("wf-1", status)
 
     assert "Stage:      director (2/3), waiting in child workflow wf-1-director" in text
+    assert "Members:    dee, eve\\x1b[2J" in text  # who may decide it, made harmless
     assert "Votes:" not in text
     assert "Approvers:" not in text
 
