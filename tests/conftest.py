@@ -34,7 +34,6 @@ from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
-from tests import launcher
 from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
@@ -79,14 +78,6 @@ def isolated_from_the_environment(
             session_patch.delenv(name, raising=False)
         session_patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("hitl-state")))
         yield
-
-
-@pytest.fixture(scope="session", autouse=True)
-def script_launcher() -> Iterator[None]:
-    """The process that starts the scripts for this test process (``tests/launcher.py``),
-    started on first use and stopped at the end of the session."""
-    yield
-    launcher.stop_launcher()
 
 
 @pytest.fixture(scope="session", autouse=True)

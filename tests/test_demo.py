@@ -33,7 +33,6 @@ from temporal_client import DEV_SERVER_COMMAND
 from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import (
     DEFAULT_WAIT_SECONDS,
-    PROJECT_ROOT,
     TEMPORAL_CLI,
     background_script,
     dev_server_search_attributes,
@@ -42,13 +41,13 @@ from tests.helpers import (
     port_is_open,
     run_script,
     script_env,
+    script_process,
     stage_approvers_file,
     start_run,
     wait_for_output,
     wait_for_state,
     wait_until,
 )
-from tests.launcher import popen
 from worker import build_worker
 
 RISKY = "Delete all test data from the production database"
@@ -142,10 +141,10 @@ class Terminal:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.fd, child_end = pty.openpty()
         try:
-            self.process = popen(
-                ["demo", *args],
+            self.process = script_process(
+                "demo",
+                *args,
                 env=env,
-                cwd=PROJECT_ROOT,
                 stdin=child_end,
                 stdout=child_end,
                 stderr=child_end,
