@@ -49,6 +49,9 @@ from tests.helpers import (
     time_skipping_is_free,
 )
 
+# Each async test's deadline, inside its loop (a test that times out fails alone).
+pytest_plugins = ("tests.deadlines",)
+
 # Features a developer may have switched on in their shell; tests opt in themselves.
 OPT_IN_SETTINGS = (
     ENCRYPTION_KEYS_ENV,
@@ -107,14 +110,25 @@ def analysis_activities(llm_server: FakeOpenAIServer) -> AnalysisActivities:
     return AnalysisActivities(client, TEST_MODEL)
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
+async def start_time_skipping() -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEMPORAL_TEST_SERVER),
         data_converter=pydantic_data_converter,
     )
-    yield env
-    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_servers() -> AsyncIterator[list[WorkflowEnvironment]]:
+    """The session's time-skipping server, as the one item of a list: a test that leaves
+    its clock held has it replaced (see ``runs``), so the tests after it skip time again."""
+    servers = [await start_time_skipping()]
+    yield servers
+    await servers[0].shutdown()
+
+
+@pytest.fixture
+def time_skipping_env(time_skipping_servers: list[WorkflowEnvironment]) -> WorkflowEnvironment:
+    return time_skipping_servers[0]
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +161,7 @@ def workflow_id() -> str:
 
 @pytest.fixture
 async def runs(
+    time_skipping_servers: list[WorkflowEnvironment],
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,
     llm_server: FakeOpenAIServer,
@@ -156,16 +171,21 @@ async def runs(
     """The test's runs on the shared time-skipping server. Runs the test leaves open (a
     failed assertion, a run that never settled) are closed with a worker serving them: a
     workflow task left outstanding would stop the clock for every later test on the server,
-    whose timers would then wait in real time."""
+    whose timers would then wait in real time: if it is held all the same, this test fails
+    and the tests after it get a new server."""
     runs = TimeSkippingRuns(
         time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
     )
     yield runs
     await close_left_open(runs)
-    assert await time_skipping_is_free(time_skipping_env), (
-        "the time-skipping server's clock is held after this test: something it started "
-        "is still counted in progress"
-    )
+    if not await time_skipping_is_free(time_skipping_env):
+        time_skipping_servers[0] = await start_time_skipping()
+        await time_skipping_env.shutdown()
+        pytest.fail(
+            "the time-skipping server's clock is held after this test: something it started "
+            "is still counted in progress (the next tests run on a new server)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
