@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from openai import AsyncOpenAI
 from temporalio.client import Client
@@ -49,8 +50,8 @@ from tests.helpers import (
     time_skipping_is_free,
 )
 
-# Each async test's deadline, inside its loop (a test that times out fails alone).
-pytest_plugins = ("tests.deadlines",)
+# Each test's tier, read from its fixtures; each async test's deadline, inside its loop.
+pytest_plugins = ("tests.tiers", "tests.deadlines")
 
 # Features a developer may have switched on in their shell; tests opt in themselves.
 OPT_IN_SETTINGS = (
@@ -94,6 +95,24 @@ async def no_task_left_running() -> AsyncIterator[None]:
     for task in left:
         print(f"\nleft running at the end of the session: {task!r}", file=sys.stderr)
         task.print_stack(file=sys.stderr)
+
+
+@pytest.fixture
+def processes() -> Iterator[None]:
+    """For a test that starts processes of its own (``script_process``, a server binary):
+    it puts the test in the ``process`` tier (``tests/tiers.py``), and the processes the
+    test left running are killed and named, so none outlives its test."""
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    yield
+    left = [
+        child
+        for child in me.children(recursive=True)
+        if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+    ]
+    for child in left:
+        child.kill()
+    assert not left, f"the test left these running: {[c.cmdline() for c in left]}"
 
 
 @pytest.fixture(scope="session")

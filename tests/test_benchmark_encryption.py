@@ -40,6 +40,7 @@ def test_only_the_encrypted_subject_gets_a_key() -> None:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.usefixtures("processes")
 def test_a_toy_run_reports_encryption_on_and_off(tmp_path: Path) -> None:
     report_path = tmp_path / "load.json"
     done = subprocess.run(

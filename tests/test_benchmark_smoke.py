@@ -26,6 +26,9 @@ from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
 from dev_server import free_port
 from tests.helpers import PROJECT_ROOT
 
+# The benchmark runs as a process, with the servers and workers it starts.
+pytestmark = pytest.mark.usefixtures("processes")
+
 BENCH_TIMEOUT_SECONDS = 90
 # Not HITL_-prefixed: the benchmark drops HITL_ (and TEMPORAL_, OPENAI_) variables from its
 # workers' environment, and the marker must reach every process it starts.

@@ -33,6 +33,9 @@ from tests.helpers import (
     wait_until,
 )
 
+# Each of these interrupts a script, a real process, as a terminal does.
+pytestmark = pytest.mark.usefixtures("processes")
+
 INTERRUPTED = 130
 RECEIVED_QUERY = "update_received"
 

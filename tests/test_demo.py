@@ -50,6 +50,9 @@ from tests.helpers import (
 )
 from worker import build_worker
 
+# Each of these runs the demo (with its embedded server) or a script as a process.
+pytestmark = pytest.mark.usefixtures("processes")
+
 RISKY = "Delete all test data from the production database"
 UV_RUN_MODULE = ["uv", "run", "python", "-m"]
 STAGED = "Pay $25,000 to ACME"  # $10,000 or more: manager -> director -> cfo

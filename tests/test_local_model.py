@@ -232,6 +232,7 @@ async def test_the_same_request_gets_the_same_answer(local_model: LocalModelServ
         assert details is None or not details.cached_tokens
 
 
+@pytest.mark.usefixtures("processes")
 async def test_ctrl_c_stops_the_server_with_one_line(tmp_path: Path) -> None:
     """A user stops ``python -m local_llm`` with Ctrl-C: exit 130, one line, no traceback."""
     log_path = tmp_path / "local_llm.log"
