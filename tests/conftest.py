@@ -231,7 +231,6 @@ SLOWEST_MODULES = (
     "test_local_model.py",
     "test_fault_tolerance.py",
     "test_demo.py",
-    "test_benchmark_encryption.py",
     "test_encryption_end_to_end.py",
     "test_benchmark_smoke.py",
     "test_inbox_browser.py",
