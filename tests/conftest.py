@@ -6,6 +6,7 @@ OpenAI-compatible server in ``fake_openai.py``. No test reaches the developer's 
 """
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -105,14 +106,13 @@ def processes() -> Iterator[None]:
     me = psutil.Process()
     before = {child.pid for child in me.children(recursive=True)}
     yield
-    left = [
-        child
-        for child in me.children(recursive=True)
-        if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
-    ]
-    for child in left:
-        child.kill()
-    assert not left, f"the test left these running: {[c.cmdline() for c in left]}"
+    left: list[list[str]] = []
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+            if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE:
+                left.append(child.cmdline())
+                child.kill()
+    assert not left, f"the test left these running: {left}"
 
 
 @pytest.fixture(scope="session")
