@@ -4,8 +4,10 @@ real Temporal dev server, and the worker processes and inbox on it), ``process``
 of its own: the ``processes`` fixture), and ``fast`` (the rest: plain functions, in-process
 scripts, and the shared time-skipping test server).
 
-A fast test that starts a process fails saying which fixture it lacks, so a new test cannot
-slow the fast tier down unnoticed. ``docs/testing.md`` gives each tier's command.
+A fast test that starts a process (``subprocess``, ``os.fork``, a Temporal server) fails
+saying which fixture it lacks, so a new test cannot slow the fast tier down unnoticed;
+``multiprocessing``'s spawn raises no audit event, so its tests request ``processes``
+themselves. ``docs/testing.md`` gives each tier's command.
 """
 
 import functools
