@@ -6,6 +6,7 @@ OpenAI-compatible server in ``fake_openai.py``. No test reaches the developer's 
 """
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from openai import AsyncOpenAI
 from temporalio.client import Client
@@ -37,7 +39,6 @@ from inbox.accounts import new_token, set_password
 from inbox.app import create_app
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
-from tests import launcher
 from tests.e2e import InboxServer, WorkerProcess, address_of, running_worker, serve_inbox
 from tests.helpers import (
     CHROMEDRIVER,
@@ -51,6 +52,9 @@ from tests.helpers import (
     dev_server_search_attributes,
     time_skipping_is_free,
 )
+
+# Each test's tier, read from its fixtures; each async test's deadline, inside its loop.
+pytest_plugins = ("tests.tiers", "tests.deadlines")
 
 # Features a developer may have switched on in their shell; tests opt in themselves.
 OPT_IN_SETTINGS = (
@@ -86,14 +90,6 @@ def isolated_from_the_environment(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def script_launcher() -> Iterator[None]:
-    """The process that starts the scripts for this test process (``tests/launcher.py``),
-    started on first use and stopped at the end of the session."""
-    yield
-    launcher.stop_launcher()
-
-
-@pytest.fixture(scope="session", autouse=True)
 async def no_task_left_running() -> AsyncIterator[None]:
     """Name the tasks a test left running in the session's event loop. The loop cancels
     them as it closes and waits for each: one that does not end would hang the suite there
@@ -104,6 +100,23 @@ async def no_task_left_running() -> AsyncIterator[None]:
     for task in left:
         print(f"\nleft running at the end of the session: {task!r}", file=sys.stderr)
         task.print_stack(file=sys.stderr)
+
+
+@pytest.fixture
+def processes() -> Iterator[None]:
+    """For a test that starts processes of its own (``script_process``, a server binary):
+    it puts the test in the ``process`` tier (``tests/tiers.py``), and the processes the
+    test left running are killed and named, so none outlives its test."""
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    yield
+    left: list[list[str]] = []
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+            if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE:
+                left.append(child.cmdline())
+                child.kill()
+    assert not left, f"the test left these running: {left}"
 
 
 @pytest.fixture(scope="session")
@@ -120,14 +133,25 @@ def analysis_activities(llm_server: FakeOpenAIServer) -> AnalysisActivities:
     return AnalysisActivities(client, TEST_MODEL)
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
+async def start_time_skipping() -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEMPORAL_TEST_SERVER),
         data_converter=pydantic_data_converter,
     )
-    yield env
-    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_servers() -> AsyncIterator[list[WorkflowEnvironment]]:
+    """The session's time-skipping server, as the one item of a list: a test that leaves
+    its clock held has it replaced (see ``runs``), so the tests after it skip time again."""
+    servers = [await start_time_skipping()]
+    yield servers
+    await servers[0].shutdown()
+
+
+@pytest.fixture
+def time_skipping_env(time_skipping_servers: list[WorkflowEnvironment]) -> WorkflowEnvironment:
+    return time_skipping_servers[0]
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +184,7 @@ def workflow_id() -> str:
 
 @pytest.fixture
 async def runs(
+    time_skipping_servers: list[WorkflowEnvironment],
     time_skipping_env: WorkflowEnvironment,
     analysis_activities: AnalysisActivities,
     llm_server: FakeOpenAIServer,
@@ -169,16 +194,21 @@ async def runs(
     """The test's runs on the shared time-skipping server. Runs the test leaves open (a
     failed assertion, a run that never settled) are closed with a worker serving them: a
     workflow task left outstanding would stop the clock for every later test on the server,
-    whose timers would then wait in real time."""
+    whose timers would then wait in real time: if it is held all the same, this test fails
+    and the tests after it get a new server."""
     runs = TimeSkippingRuns(
         time_skipping_env, analysis_activities, llm_server, task_queue, workflow_id
     )
     yield runs
     await close_left_open(runs)
-    assert await time_skipping_is_free(time_skipping_env), (
-        "the time-skipping server's clock is held after this test: something it started "
-        "is still counted in progress"
-    )
+    if not await time_skipping_is_free(time_skipping_env):
+        time_skipping_servers[0] = await start_time_skipping()
+        await time_skipping_env.shutdown()
+        pytest.fail(
+            "the time-skipping server's clock is held after this test: something it started "
+            "is still counted in progress (the next tests run on a new server)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +235,6 @@ SLOWEST_MODULES = (
     "test_local_model.py",
     "test_fault_tolerance.py",
     "test_demo.py",
-    "test_benchmark_encryption.py",
     "test_encryption_end_to_end.py",
     "test_benchmark_smoke.py",
     "test_inbox_browser.py",

@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -50,7 +51,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tests import launcher
+from tests.scripts_in_process import call_main
 from worker_setup import build_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -414,23 +415,31 @@ def script_env(temporal_address: str, llm_url: str, task_queue: str) -> dict[str
     return env
 
 
-def run_script(
-    module: str, *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` from the project root and capture its output (a real
-    process, started by ``tests/launcher.py`` without the import cost of a new Python)."""
-    return launcher.run([module, *args], env=env, cwd=PROJECT_ROOT, timeout=timeout)
+def run_script(module: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` from the project root, called in this process as
+    ``main(argv)`` (``tests/scripts_in_process.py``), and its output."""
+    return call_main(module, args, env)
+
+
+def script_process(
+    module: str, *args: str, env: dict[str, str], **popen: Any
+) -> subprocess.Popen[str]:
+    """``python -m module args`` as a real process from the project root, for what only a
+    process has: running in the background, a signal, a kill, the interpreter's exit."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=env, text=True, **popen
+    )
 
 
 @contextmanager
 def background_script(
     module: str, *args: str, env: dict[str, str], log: IO[str]
-) -> Iterator[launcher.LaunchedProcess]:
+) -> Iterator[subprocess.Popen[str]]:
     """Start ``python -m module`` writing to ``log``; stop it (and wait) on exit."""
-    process = launcher.popen(
-        [module, *args],
+    process = script_process(
+        module,
+        *args,
         env=env,
-        cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,  # never a terminal, wherever the tests run
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -441,9 +450,7 @@ def background_script(
         stop_process(process, grace_seconds=15)
 
 
-def stop_process(
-    process: subprocess.Popen[Any] | launcher.LaunchedProcess, grace_seconds: float
-) -> None:
+def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
     """SIGTERM first, so the process can drain and let go of its ports and files; SIGKILL
     only if it is still there after ``grace_seconds``, so a hung process never hangs the test."""
     if process.poll() is not None:

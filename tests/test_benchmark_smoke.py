@@ -20,19 +20,24 @@ from typing import Any
 import psutil
 import pytest
 
+from benchmarks import encryption
 from benchmarks.load import connect_when_ready
 from benchmarks.processes import ProcessSet, dev_server_argv
 from benchmarks.resources import MachineBusyError, wait_for_quiet_machine
 from dev_server import free_port
 from tests.helpers import PROJECT_ROOT
 
-BENCH_TIMEOUT_SECONDS = 90
+# The benchmark runs as a process, with the servers and workers it starts; the first test
+# waits for the whole toy run (three subjects), which a loaded machine stretches.
+BENCH_TIMEOUT_SECONDS = 180
+pytestmark = [pytest.mark.usefixtures("processes"), pytest.mark.timeout(BENCH_TIMEOUT_SECONDS + 60)]
 # Not HITL_-prefixed: the benchmark drops HITL_ (and TEMPORAL_, OPENAI_) variables from its
 # workers' environment, and the marker must reach every process it starts.
 MARKER_ENV = "BENCH_SMOKE_MARKER"
 # How often the running benchmark's processes are listed, to see each one carry the marker.
 WATCH_INTERVAL_SECONDS = 0.5
 SUBJECTS = ("product", "baseline")
+MEASURED = (*SUBJECTS, "product-encrypted")  # every subject the run measured
 FIGURES = (
     "safe_runs",
     "safe_seconds",
@@ -140,6 +145,8 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkRun:
         # The shared test machine is never quiet; the load is recorded, not waited for.
         "--max-load=1000",
         "--quiet-timeout=0",
+        # One run serves the encryption tests too: the encrypted subject runs beside.
+        "--encryption",
         f"--json={report_path}",
     ]
     stdout_path, stderr_path = bench_dir / "stdout.txt", bench_dir / "stderr.txt"
@@ -200,6 +207,20 @@ def test_benchmark_exits_cleanly_and_prints_the_table(
     assert str(benchmark_run.report_path) in benchmark_run.stdout
 
 
+def test_the_run_reports_encryption_on_and_off(benchmark_run: BenchmarkRun) -> None:
+    report = benchmark_run.report()
+    figures = report["encryption"]
+    for figure, _ in encryption.COMPARED:
+        assert figures[f"{figure}_off"] > 0 and figures[f"{figure}_on"] > 0, figure
+    assert "payload encryption" in benchmark_run.stdout
+    assert "safe throughput lost to encryption" in benchmark_run.stdout
+    # Every result was checked by the benchmark, so the encrypted worker and the client
+    # shared the key: the client cannot read a sealed result without it, nor the worker a
+    # sealed input.
+    roles = {process["role"] for process in report["processes"]}
+    assert {"product-encrypted-worker", "product-encrypted-server"} <= roles
+
+
 def test_report_has_every_figure_for_product_and_baseline(benchmark_run: BenchmarkRun) -> None:
     report = benchmark_run.report()
     for subject in SUBJECTS:
@@ -221,7 +242,7 @@ def test_both_subjects_decided_by_the_same_paths(benchmark_run: BenchmarkRun) ->
         "one_at_a_time_by_signal": "signal",
         "burst_by_update": "update",
     }
-    assert paths == {"product": expected, "baseline": expected}
+    assert paths == dict.fromkeys(MEASURED, expected)
 
 
 def test_a_parked_runs_history_is_read_back_for_each_subject(benchmark_run: BenchmarkRun) -> None:
@@ -241,7 +262,7 @@ def test_report_records_the_load_it_ran_under(benchmark_run: BenchmarkRun) -> No
     machine = benchmark_run.report()["machine"]
     assert machine["max_load"] == 1000
     assert len(machine["load_average_before"]) == 3
-    assert set(machine["load_average_at_subject_start"]) == set(SUBJECTS)
+    assert set(machine["load_average_at_subject_start"]) == set(MEASURED)
 
 
 def test_a_busy_machine_is_waited_for_then_refused_with_the_load_seen() -> None:
@@ -267,10 +288,7 @@ def test_benchmark_stopped_every_process_it_started(benchmark_run: BenchmarkRun)
     roles = {process["role"] for process in processes}
     assert roles == {
         "llm",
-        "product-server",
-        "product-worker",
-        "baseline-server",
-        "baseline-worker",
+        *(f"{subject}-{role}" for subject in MEASURED for role in ("server", "worker")),
     }
     assert all(process["exit_code"] is not None for process in processes)
     # The survivor check below is blind to a process the marker did not reach.

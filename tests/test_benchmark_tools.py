@@ -13,6 +13,7 @@ KINDS = ("read_only_execute_ms", "previewed_execute_ms")
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.usefixtures("processes")
 def test_the_tool_benchmark_reports_execute_latency_with_and_without_a_preview(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -438,6 +438,7 @@ async def test_every_script_names_a_bad_temporal_setting(
     await assert_worker_and_scripts_refuse(env, commands, expected)
 
 
+@pytest.mark.usefixtures("processes")
 async def test_start_workflow_says_the_run_started_when_the_server_goes_away_while_waiting(
     llm_server: FakeOpenAIServer, tmp_path: Path
 ) -> None:

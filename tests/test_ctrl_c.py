@@ -25,8 +25,16 @@ from benchmarks.fake_openai import FakeOpenAIServer
 from constants import SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import ApprovalDecision
 from tests.e2e import address_of, worker_process
-from tests.helpers import PROJECT_ROOT, is_running, running_test_workflow, script_env, wait_until
-from tests.launcher import LaunchedProcess, popen
+from tests.helpers import (
+    is_running,
+    running_test_workflow,
+    script_env,
+    script_process,
+    wait_until,
+)
+
+# Each of these interrupts a script, a real process, as a terminal does.
+pytestmark = pytest.mark.usefixtures("processes")
 
 INTERRUPTED = 130
 RECEIVED_QUERY = "update_received"
@@ -81,17 +89,11 @@ class Interrupted:
         return self.stderr.strip().splitlines()[-1] if self.stderr.strip() else ""
 
 
-def launch(module: str, *args: str, env: dict[str, str]) -> LaunchedProcess:
-    return popen(
-        [module, *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def launch(module: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return script_process(module, *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-async def interrupt(process: LaunchedProcess) -> Interrupted:
+async def interrupt(process: subprocess.Popen[str]) -> Interrupted:
     """Ctrl-C, as a terminal sends it, then what the process said and its exit code."""
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)

@@ -41,7 +41,6 @@ from models.models import (
 )
 from tests.helpers import (
     DEFAULT_WAIT_SECONDS,
-    PROJECT_ROOT,
     TEMPORAL_CLI,
     background_script,
     dev_server_search_attributes,
@@ -50,15 +49,18 @@ from tests.helpers import (
     port_is_open,
     run_script,
     script_env,
+    script_process,
     stage_approvers_file,
     start_run,
     wait_for_output,
     wait_for_state,
     wait_until,
 )
-from tests.launcher import popen
 from tools.database import DATABASE_FILE, reset_database
 from worker_setup import build_worker
+
+# Each of these runs the demo (with its embedded server) or a script as a process.
+pytestmark = pytest.mark.usefixtures("processes")
 
 RISKY = "Delete all test data from the production database"
 UV_RUN_MODULE = ["uv", "run", "python", "-m"]
@@ -179,10 +181,10 @@ class Terminal:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.fd, child_end = pty.openpty()
         try:
-            self.process = popen(
-                ["demo", *args],
+            self.process = script_process(
+                "demo",
+                *args,
                 env=env,
-                cwd=PROJECT_ROOT,
                 stdin=child_end,
                 stdout=child_end,
                 stderr=child_end,

@@ -138,6 +138,7 @@ def _execute_in_process(ledger: str, acts_file: str, out_file: str, barrier: Any
     Path(out_file).write_text(asyncio.run(execute()).model_dump_json())
 
 
+@pytest.mark.usefixtures("processes")
 def test_workers_in_separate_processes_act_once_between_them(tmp_path: Path) -> None:
     """What a process-local lock cannot do: several workers, or one restarted, share the
     ledger on disk, and only the first to take it acts."""
@@ -260,6 +261,7 @@ def _act_then_die(ledger: str, acts_file: str) -> None:
     asyncio.run(execute())
 
 
+@pytest.mark.usefixtures("processes")
 async def test_a_crash_between_acting_and_recording_is_not_acted_on_again(
     ledger_dir: Path, acts: list[str]
 ) -> None:

@@ -363,6 +363,7 @@ async def connect_when_up(address: str, timeout: float = 30) -> Client:
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.usefixtures("processes")
 async def test_server_restart_keeps_waiting_runs_and_their_timers(
     llm_server: FakeOpenAIServer,
     task_queue: str,

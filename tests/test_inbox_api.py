@@ -775,6 +775,7 @@ def test_accounts_are_created_from_the_command_line_and_kept_hashed(
     assert accounts.user_for_token(secret) == "dave" and accounts.user_for_token("hitl_x") is None
 
 
+@pytest.mark.usefixtures("processes")
 async def test_the_demo_serves_the_inbox_and_a_browser_decision_ends_it(tmp_path: Path) -> None:
     """``demo --inbox`` with no terminal: it prints the inbox's URL and a demo account, and
     a decision made there (signed in as that account) ends the demo like any other."""

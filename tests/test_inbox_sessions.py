@@ -5,8 +5,6 @@ account was removed (a removed user approved a deletion); a cross-site form sign
 out; five failures with random names locked out an address, which behind the proxy every
 client shares. In-process: the recording service shows which decisions were sent."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from inbox.auth import SESSION_COOKIE
 from inbox.proxy import parse_networks
 from inbox.settings import InboxSettings
 from inbox.sign_in_limits import SignInLimiter
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import run_script
 from tests.inbox_in_process import (
     PROXY_SECRET,
     InProcessInbox,
@@ -90,14 +88,7 @@ async def test_a_new_password_ends_every_session_at_once(
 async def test_a_removed_user_can_no_longer_decide(inbox: InProcessInbox, tmp_path: Path) -> None:
     cookie = await signed_in_cookie(inbox)
     users = tmp_path / "users.json"
-    removed = subprocess.run(
-        [sys.executable, "-m", "inbox", "remove-user", "dora"],
-        cwd=PROJECT_ROOT,
-        env={"PATH": "/usr/bin:/bin", INBOX_USERS_ENV: str(users)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    removed = run_script("inbox", "remove-user", "dora", env={INBOX_USERS_ENV: str(users)})
     assert removed.returncode == 0, removed.stderr
     set_password(users, "dora", "re-added-with-the-same-name")  # a new account, not the old
 

@@ -550,6 +550,7 @@ execution.execute_call(Path(sys.argv[1]), ExecuteToolInput.model_validate_json(s
 """
 
 
+@pytest.mark.usefixtures("processes")
 async def test_a_process_killed_mid_execute_leaves_nothing_and_the_retry_acts_once(
     db_path: Path, tmp_path: Path
 ) -> None:
