@@ -21,6 +21,9 @@ from models.models import (
 from tests.e2e import PASTING_USER, shell_words
 from workflows.stage_ids import stage_child_id
 
+# The notice's commands are read by a real shell (sh), as a person pasting them would.
+pytestmark = pytest.mark.usefixtures("processes")
+
 ACTION = ProposedAction(
     action_type="delete_records",
     description="Delete the test rows from the production database",
