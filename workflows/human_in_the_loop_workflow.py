@@ -111,9 +111,8 @@ class HumanInTheLoopWorkflow:
         # Asked once, before any handler runs (an update's validator may not ask), and
         # carried on: a run continued from a 1.0 run keeps 1.0's path and records no marker.
         carried = run_input.carried
-        self._edits_change_the_call = (carried is None or carried.edits_change_the_call) and since(
-            EDITS_CHANGE_THE_CALL
-        )
+        new_path = carried is None or carried.edits_change_the_call
+        self._edits_change_the_call = new_path and since(EDITS_CHANGE_THE_CALL)
         # In __init__, so a decision handled in the run's first task finds the request.
         self._forged = run_input.carried is not None and not self._resume(run_input.carried)
 
