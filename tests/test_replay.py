@@ -1,7 +1,7 @@
 """Replay tests: the determinism guard for workflows that are already running.
 
 A workflow that waits days for a human is replayed from its history by whatever code the
-worker runs by then. The committed histories in ``tests/histories/`` (the 1.0 baseline,
+worker runs by then. The committed histories in ``tests/histories/`` (today's paths,
 written by ``python -m tests.record_histories``) must replay on the current code; if a
 change makes one fail, that change would break every run in flight on that path: version it
 (``workflows/versions.py``) instead. A staged path's stages are ``ApprovalWorkflow``
