@@ -6,14 +6,17 @@ Everything a requester, the model or a reviewer wrote is untrusted: it goes thro
 would look like part of the notice (a forged "Approve or reject:" command).
 """
 
+import os
 import unicodedata
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from constants import INBOX_URL_ENV
 from models.models import ApprovalRequest, AuditEvent, WorkflowResult, WorkflowStatus
-from tools.models import EffectPreview, ToolStatus
+from models.tools import EffectPreview, ToolStatus
 
 # A read-only answer as a table: cells cut to fit a terminal line (the rows and columns are
-# bounded by the result itself: tools/models.py).
+# bounded by the result itself: models/tools.py).
 MAX_ANSWER_CELL_CHARS = 30
 # The escapes written for the three control characters people know by name.
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -94,6 +97,8 @@ def format_status(workflow_id: str, status: WorkflowStatus) -> str:
             f"Stage:      {terminal_safe(stage.stage)} ({stage.position}/{stage.of}), "
             f"waiting in child workflow {terminal_safe(stage.child_workflow_id)}"
         )
+        if stage.members:
+            lines.append(f"Members:    {terminal_safe(', '.join(stage.members))}")
     if status.decision is not None:
         verdict = "approved" if status.decision.approved else "rejected"
         lines.append(f"Decision:   {verdict} by {terminal_safe(status.decision.reviewer)}")
@@ -169,3 +174,17 @@ def _fit(text: str) -> str:
     if len(text) <= MAX_ANSWER_CELL_CHARS:
         return text
     return text[: MAX_ANSWER_CELL_CHARS - 1] + "…"
+
+
+def chat_safe(text: str) -> str:
+    """Text a chat receiver shows as written: Slack-style receivers read ``<...>`` as links
+    and mentions (``<!channel>``) and ``&`` as an entity, so those three are escaped as
+    Slack documents. (The notice is already ``terminal_safe``: no control characters.)"""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def inbox_link(workflow_id: str) -> str | None:
+    """The request's page in the web inbox, when ``HITL_INBOX_URL`` says where it runs
+    (the page still asks the reader to sign in)."""
+    base = os.environ.get(INBOX_URL_ENV, "").strip().rstrip("/")
+    return f"{base}/requests/{quote(workflow_id, safe='')}" if base else None

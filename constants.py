@@ -99,6 +99,12 @@ def task_queue() -> str:
     return os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
 
 
+def demo_task_queue() -> str:
+    """The demo's own queue: a worker on the shared one never answers the demo's run (and
+    the demo never credits its model with another worker's answer)."""
+    return f"{task_queue()}-demo"
+
+
 # A stage's child workflow ID is "<workflow-id>/stage/<request-id>/<n>-<stage>"; workflow IDs
 # containing this marker are refused at start, so no user-chosen ID can take a stage's ID.
 STAGE_ID_MARKER = "/stage/"

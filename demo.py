@@ -43,7 +43,7 @@ from activities.llm_settings import (
     usable_settings,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from activities.webhook_notifier import WebhookSettingsError, webhook_settings
+from activities.send_webhook_notice import WebhookSettingsError, webhook_settings
 from client import connection
 from client.connection import (
     DEV_SERVER_COMMAND,
@@ -66,7 +66,14 @@ from console_args import os_user, wait_seconds
 from console_exit import INTERRUPTED_EXIT_CODE, interrupted, run_script
 from console_format import format_preview, format_result, terminal_safe
 from console_logging import configure_logging
-from constants import INBOX_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV, STATUS_QUERY, task_queue
+from constants import (
+    INBOX_URL_ENV,
+    STAGE_APPROVERS_ENV,
+    STATE_DIR_ENV,
+    STATUS_QUERY,
+    TASK_QUEUE_ENV,
+    demo_task_queue,
+)
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
 from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
@@ -238,14 +245,15 @@ async def run_demo(
         if args.inbox:
             start_inbox(stack, args.data_dir)
         use_own_sample_data(args.data_dir)
-        await stack.enter_async_context(build_worker(client, task_queue(), analysis))
+        queue = demo_task_queue()
+        await stack.enter_async_context(build_worker(client, queue, analysis))
         run_input = WorkflowInput(
             user_request=args.request,
             approval_timeout_seconds=args.approval_timeout,
             stage_approvers=args.stage_approvers,
         )
         progress.start_sent = True
-        handle = await start_run(client, run_input)
+        handle = await start_run(client, run_input, queue=queue)
         source = OFFLINE_LABEL if args.offline else settings.describe()
         say(f"Started workflow {handle.id}. Analysing the request with {source}...")
         try:
@@ -600,9 +608,11 @@ async def waiting_stage(handle: Run) -> StageProgress | None:
 
 def worker_command(args: argparse.Namespace) -> str:
     """How to run a worker like this demo's; the local model stops with the demo, so it is
-    served again first. It acts on the demo's copy of the sample data, as the demo did."""
+    served again first. It polls the demo's queue and acts on the demo's copy of the sample
+    data, as the demo's own worker did."""
     state = shlex.quote(str(sample_data_dir(args.data_dir)))
-    worker = f"{STATE_DIR_ENV}={state} {WORKER_COMMAND}"
+    queue = shlex.quote(demo_task_queue())
+    worker = f"{TASK_QUEUE_ENV}={queue} {STATE_DIR_ENV}={state} {WORKER_COMMAND}"
     if args.offline:
         return f"{worker} --offline"
     if args.local_model:

@@ -11,8 +11,8 @@ import sys
 
 from activities.llm_settings import LLMSettingsError, analysis_activities, usable_settings
 from activities.offline_analysis import OFFLINE_LABEL
-from activities.openai_responses import AnalysisActivities
-from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError
+from activities.propose_action import AnalysisActivities
+from activities.send_webhook_notice import WebhookNotifier, WebhookSettingsError
 from client.connection import TemporalUnavailableError, connect
 from console_exit import INTERRUPTED_EXIT_CODE, interrupted, run_script
 from console_logging import configure_logging
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     configure_logging()
     # One line per model call is noise; the webhook's URL never reaches this logger anyway
-    # (activities/webhook_notifier.py drops those records at the source).
+    # (activities/send_webhook_notice.py drops those records at the source).
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         notifier = WebhookNotifier.from_env()

@@ -14,14 +14,15 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.approval_notices import ApprovalNotices
-from activities.email_notifier import EmailNotifier, SmtpSettingsError
+from activities.execute_tool import execute_tool
 from activities.model_metrics import MODEL_CALL_LATENCY
 from activities.notify_approval_needed import notify_approval_needed
-from activities.openai_responses import AnalysisActivities
+from activities.preview_tool_call import preview_tool_call
+from activities.propose_action import AnalysisActivities
+from activities.send_approval_notices import ApprovalNotices
+from activities.send_email_notice import EmailNotifier, SmtpSettingsError
+from activities.send_webhook_notice import WebhookNotifier
 from activities.slack_notifier import SlackNotifier
-from activities.tool_activities import execute_tool, preview_tool_call
-from activities.webhook_notifier import WebhookNotifier
 from client.connection import worker_client
 from constants import METRICS_ADDRESS_ENV
 from slack_approvals.settings import SlackSettingsError
@@ -103,7 +104,6 @@ def build_worker(
         task_queue=queue,
         workflows=[HumanInTheLoopWorkflow, ApprovalWorkflow],
         activities=[
-            analysis.analyze_request,
             analysis.propose_action,
             ApprovalNotices(notifier, emailer, slack).send_approval_notices,
             notify_approval_needed,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from activities.openai_responses import AnalysisActivities, OfflineAnalysisActivities
+from activities.propose_action import AnalysisActivities, OfflineAnalysisActivities
 from constants import (
     DEFAULT_OPENAI_MODEL,
     LLM_API_ENV,

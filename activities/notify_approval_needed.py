@@ -1,7 +1,7 @@
 """The notify activity: tell a human that a decision is needed, and exactly how to give it.
 
 Here the notice is printed in the worker's terminal, the one place this sample prints
-instead of logging: it is a message for a person. ``webhook_notifier.py`` sends the same
+instead of logging: it is a message for a person. ``send_webhook_notice.py`` sends the same
 notice to a chat or ticketing webhook.
 
 Everything in the notice that a requester or the model wrote goes through ``terminal_safe``:
@@ -12,35 +12,29 @@ prints as one harmless line.
 import json
 import os
 import shlex
-from urllib.parse import quote
 
 from temporalio import activity
 
-from console_format import format_preview, terminal_safe
+from console_format import format_preview, inbox_link, terminal_safe
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     CODEC_TOKEN_ENV,
     ENCRYPTION_KEY_FILE_ENV,
     ENCRYPTION_KEYS_ENV,
-    INBOX_URL_ENV,
     STAGE_ID_MARKER,
 )
 from models.models import ApprovalRequest
 
-REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts $USER into the decision's JSON
+REVIEWER_MARK = "@reviewer@"  # where the pasting shell puts its user into the decision's JSON
+# $USER, or the OS user where a container or service shell leaves it unset (an empty
+# reviewer would be refused).
+PASTING_USER = "${USER:-$(id -un)}"
 ENCRYPTION_ENVS = (ENCRYPTION_KEYS_ENV, ENCRYPTION_KEY_FILE_ENV)
 # With encryption on, the worker refuses a decision it cannot open: the CLI must encrypt it.
 CODEC_HINT = (
     "    (encryption is on: add --codec-endpoint <codec-server-url> "
     f'--codec-auth "Bearer ${CODEC_TOKEN_ENV}", or the run refuses it)'
 )
-
-
-def inbox_link(workflow_id: str) -> str | None:
-    """The request's page in the web inbox, when ``HITL_INBOX_URL`` says where it runs
-    (the page still asks the reader to sign in)."""
-    base = os.environ.get(INBOX_URL_ENV, "").strip().rstrip("/")
-    return f"{base}/requests/{quote(workflow_id, safe='')}" if base else None
 
 
 def _decision_commands(request: ApprovalRequest) -> list[str]:
@@ -70,7 +64,7 @@ def _decision_commands(request: ApprovalRequest) -> list[str]:
             "reviewer_notes": "Looks good",
         }
     ).split(REVIEWER_MARK)
-    approve_json = f'{shlex.quote(before)}"$USER"{shlex.quote(after)}'
+    approve_json = f'{shlex.quote(before)}"{PASTING_USER}"{shlex.quote(after)}'
     return [
         "Approve or reject:",
         f'  uv run python -m send_approval {workflow_id} {request_id} approve "notes"',

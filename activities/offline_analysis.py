@@ -13,7 +13,7 @@ import re
 from activities.offline_tool_calls import UNDERSTOOD, propose_tool_call
 from models.limits import MAX_ACTION_TYPE_CHARS, MAX_DESCRIPTION_CHARS, cut
 from models.models import ProposedAction
-from workflows.risk_policy import matching_rules
+from policy.risk_policy import matching_rules
 
 OFFLINE_LABEL = "offline rule-based analyser (not an LLM)"
 NO_TOOL_FITS = (

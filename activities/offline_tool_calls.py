@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from models.tools import ToolCall
+from policy.risk_policy import largest_amount
 from tools.database import TABLES
-from tools.models import ToolCall
 from tools.records import MAX_LOOKUP_ROWS
 from tools.seed_data import VENDORS
-from workflows.risk_policy import largest_amount
 
 ACCOUNTS = ("operating", "payroll", "reserve")
 COUNTRIES = {

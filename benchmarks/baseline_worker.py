@@ -12,8 +12,8 @@ import logging
 
 from temporalio.worker import Worker
 
-from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettings, analysis_activities
+from benchmarks.baseline_execute_action import execute_action
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from client.connection import connect
 from console_exit import exit_process

@@ -16,10 +16,10 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from activities.execute_action import execute_action
-    from activities.openai_responses import AnalysisActivities
+    from activities.propose_action import AnalysisActivities
+    from benchmarks.baseline_execute_action import ExecuteActionInput, execute_action
     from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
-    from models.models import AnalysisRequest, ApprovalStatus, ExecuteActionInput
+    from models.models import AnalysisRequest, ApprovalStatus
 
 BASELINE_WORKFLOW_TYPE = "BaselineApprovalWorkflow"
 BASELINE_DECIDE_SIGNAL = "decide"  # payload: true approves, false rejects

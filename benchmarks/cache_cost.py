@@ -26,8 +26,8 @@ from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.execute_action import execute_action
 from activities.llm_settings import LLMSettings, analysis_activities
+from benchmarks.baseline_execute_action import execute_action
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from benchmarks.phases import RISKY_REQUEST
 from benchmarks.subjects import BASELINE, PRODUCT, Subject

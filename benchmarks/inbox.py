@@ -29,7 +29,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from client.decide import submit
 from client.listing import PENDING_RUNS_QUERY
 from client.start import INITIAL_SEARCH_ATTRIBUTES

@@ -24,7 +24,7 @@ from pathlib import Path
 from openai import AsyncOpenAI
 from temporalio.testing import ActivityEnvironment
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from benchmarks.phases import percentile
 from benchmarks.proposal_cases import CASES, Case

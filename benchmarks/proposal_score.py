@@ -14,8 +14,8 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from benchmarks.proposal_cases import Case, Rows
+from models.tools import ToolCall
 from tools.database import TABLES, connect, ensure_database
-from tools.models import ToolCall
 from tools.records import Filter, _matching
 from tools.registry import validated_arguments
 

@@ -39,7 +39,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from benchmarks.phases import percentile
 from constants import STATE_DIR_ENV, STATUS_QUERY, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from dev_server import TEMPORAL_CLI
@@ -51,10 +51,10 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from policy.risk_policy import LARGE_AMOUNT
 from tools.database import database_path, ensure_database
 from tools.registry import TOOLS
 from worker_setup import build_worker
-from workflows.risk_policy import LARGE_AMOUNT
 
 SAFE_REQUEST = "Summarise the report number {n}"  # summarize_records: read-only
 PAY_REQUEST = "Pay invoice {n} from operating"  # pay_invoice: previewed, then paid

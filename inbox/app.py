@@ -24,10 +24,10 @@ from inbox.page_tokens import PageTokens
 from inbox.rendering import template_environment
 from inbox.request_limits import BodyLimit
 from inbox.routes import api, pages, signin
+from inbox.routes.slack import slack_router
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from inbox.sign_in_limits import SignInLimiter
-from slack_approvals.routes import slack_router
 from slack_approvals.settings import SlackEndpoint
 
 STATIC = Path(__file__).parent / "static"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from tools.models import EffectPreview, ToolCall, ToolOutcome
+from models.tools import EffectPreview, ToolCall, ToolOutcome
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300
 # The longest a run may wait for a person. Far beyond it, the deadline (now + timeout)
@@ -396,13 +396,6 @@ class NoticeReport(BaseModel):
     """What ``send_approval_notices`` did on each channel, in ``NoticeChannel`` order."""
 
     channels: list[ChannelNotice]
-
-
-class ExecuteActionInput(BaseModel):
-    """Input of the execute activity. ``idempotency_key`` is stable across retries."""
-
-    idempotency_key: str
-    action: ProposedAction
 
 
 class ExecutionResult(BaseModel):

@@ -10,9 +10,7 @@ action type, escaped. Each text is cut to fit Slack's limits, so a long request 
 
 from pydantic import BaseModel, ValidationError
 
-from activities.notify_approval_needed import inbox_link
-from activities.webhook_notifier import chat_safe
-from console_format import terminal_safe
+from console_format import chat_safe, inbox_link, terminal_safe
 from constants import STAGE_ID_MARKER
 from models.limits import MAX_NOTES_CHARS
 from models.models import ApprovalDecision, ApprovalRequest

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     ENCRYPTION_KEY_FILE_ENV,

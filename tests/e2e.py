@@ -253,11 +253,11 @@ async def approval_notice(worker: WorkerProcess, run: BackgroundRun) -> Approval
 PASTING_USER = "pat"  # the OS user of whoever pastes the notice's commands
 
 
-def shell_words(line: str) -> list[str]:
-    """The words of a printed command line as a shell reads them when ``PASTING_USER``
-    pastes it: quotes removed, ``$USER`` filled in."""
+def shell_words(line: str, user: str | None = PASTING_USER) -> list[str]:
+    """The words of a printed command line as a shell reads them when ``user`` pastes it
+    (None: a shell with no ``$USER``): quotes removed, the user filled in."""
     script = f'set -- {line}\nprintf "%s\\0" "$@"'
-    env = {"USER": PASTING_USER, "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"} | ({"USER": user} if user is not None else {})
     done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, check=True)
     return done.stdout.decode().split("\0")[:-1]
 

@@ -31,8 +31,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
-from activities.webhook_notifier import WebhookNotifier
+from activities.propose_action import AnalysisActivities
+from activities.send_webhook_notice import WebhookNotifier
 from benchmarks.fake_openai import FakeOpenAIServer, Reply, ok
 from console_exit import exit_process
 from constants import (

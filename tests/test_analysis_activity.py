@@ -13,11 +13,11 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.llm_settings import LLMSettings, analysis_activities
-from activities.openai_responses import (
+from activities.proposal_parser import NO_TOOL_CALL, PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
+from activities.propose_action import (
     MAX_MALFORMED_ATTEMPTS,
     AnalysisActivities,
 )
-from activities.proposal_parser import NO_TOOL_CALL, PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME
 from benchmarks.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput, WorkflowResult

@@ -37,12 +37,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.approval_notices import ApprovalNotices
-from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
-from activities.openai_responses import AnalysisActivities
-from activities.tool_activities import preview_tool_call
-from activities.webhook_notifier import WebhookNotifier
+from activities.preview_tool_call import preview_tool_call
+from activities.propose_action import AnalysisActivities
+from activities.send_approval_notices import ApprovalNotices
+from activities.send_email_notice import EmailNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from approval_status import list_pending
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from client.decide import deliver
@@ -61,6 +61,8 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
+from models.tools import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
+from policy import risk_policy
 from tests.helpers import (
     STAGE_MEMBERS,
     Run,
@@ -78,9 +80,7 @@ from tests.record_histories import (
     started_children,
     wait_for_timers,
 )
-from tools.models import EffectPreview, ExecuteToolInput, ToolOutcome, ToolStatus
 from tools.registry import get_tool
-from workflows import risk_policy
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 from workflows.stage_ids import stage_child_id

@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,

@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
-from activities.approval_notices import ApprovalNotices, _attempt
-from activities.email_notifier import EmailNotifier
-from activities.webhook_notifier import WebhookNotifier
+from activities.send_approval_notices import ApprovalNotices, _attempt
+from activities.send_email_notice import EmailNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from constants import SLACK_BOT_TOKEN_ENV, SMTP_HOST_ENV
 from models.models import ChannelNotice, NoticeChannel, Outcome, WorkflowInput, WorkflowState
 from tests.helpers import TimeSkippingRuns, status_of, wait_for_state, wait_until

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.proposal_cases import CASES, Case
 from benchmarks.proposal_score import score, seeded_database
-from tools.models import ToolCall
+from models.tools import ToolCall
 from tools.registry import TOOLS
 
 MIN_CASES = 10

@@ -29,7 +29,7 @@ from temporalio.converter import (
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import fallback_tool_call, ok
 from client.connection import converter_with_keys, worker_converter
 from client.status import not_progressing

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from activities.notify_approval_needed import format_approval_notice
-from activities.webhook_notifier import webhook_body
+from activities.send_webhook_notice import webhook_body
 from console_format import format_result, format_status, terminal_safe
 from constants import INBOX_URL_ENV
 from demo import describe_wait
@@ -25,7 +25,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tools.models import (
+from models.tools import (
     MAX_RESULT_CELL_CHARS,
     MAX_RESULT_COLUMNS,
     MAX_RESULT_ROWS,
@@ -168,13 +168,18 @@ def test_format_status_of_a_staged_run_names_the_child_to_signal() -> None:
         state=WorkflowState.AWAITING_APPROVAL,
         approval_request=REQUEST,
         current_stage=StageProgress(
-            stage="director", child_workflow_id="wf-1-director", position=2, of=3
+            stage="director",
+            child_workflow_id="wf-1-director",
+            position=2,
+            of=3,
+            members=["dee", "eve\x1b[2J"],
         ),
     )
 
     text = format_status("wf-1", status)
 
     assert "Stage:      director (2/3), waiting in child workflow wf-1-director" in text
+    assert "Members:    dee, eve\\x1b[2J" in text  # who may decide it, made harmless
     assert "Votes:" not in text
     assert "Approvers:" not in text
 

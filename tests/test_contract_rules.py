@@ -19,13 +19,13 @@ from models.models import (
     RiskAssessment,
     WorkflowInput,
 )
-from tests.helpers import wait_until
-from workflows.risk_policy import (
+from policy.risk_policy import (
     EXPLICIT_SETTINGS_REASON,
     LARGE_AMOUNT_STAGES,
     adds_requirements,
     assess_request,
 )
+from tests.helpers import wait_until
 from workflows.stage_ids import MAX_WORKFLOW_ID_LENGTH, reserved_for_stages, stage_child_id
 
 REQUEST_ID = "0b5c6a4e-1f2d-4c3b-9a8e-7d6f5e4c3b2a"

@@ -26,7 +26,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call
 from constants import APPROVAL_DECISION_SIGNAL, SUBMIT_DECISION_UPDATE, WORKFLOW_TYPE
 from models.models import (
@@ -39,6 +39,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from models.tools import ToolCall
 from tests.helpers import (
     status_of,
     wait_until,
@@ -55,7 +56,6 @@ from tests.test_approval_core import (
 )
 from tools.database import database_path
 from tools.execution import preview_call
-from tools.models import ToolCall
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.models import ApprovalDecision, ApprovalRequest, ProposedAction
-from tools.models import ToolCall
+from models.tools import ToolCall
 from workflows.approval_window import AlreadyApplied, ApprovalWindow, WindowRules
 from workflows.decision_rules import AmendmentRule, amendment_problem, refusal_reason
 from workflows.legacy_1_0 import any_amendment

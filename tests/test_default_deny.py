@@ -4,17 +4,17 @@ trip no content rule runs without a person. The model here calls everything safe
 import pytest
 
 from models.models import ProposedAction, RecordedWorkflowInput
-from tests.test_tools import WRITE_CALLS, call
-from tools.models import EffectPreview, ToolCall
-from tools.registry import TOOLS
-from workflows.default_deny import (
+from models.tools import EffectPreview, ToolCall
+from policy.default_deny import (
     CHANGES_DATA_REASON,
     NO_TOOL_REASON,
     assess,
     tool_call_reasons,
     tool_call_stages,
 )
-from workflows.risk_policy import LARGE_AMOUNT_STAGES, assess_risk
+from policy.risk_policy import LARGE_AMOUNT_STAGES, assess_risk
+from tests.test_tools import WRITE_CALLS, call
+from tools.registry import TOOLS
 
 # Requests a prompt-injected model would call safe, each with the call it proposes. The
 # wording avoids the content rules on purpose: default-deny must hold without them.

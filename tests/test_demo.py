@@ -21,11 +21,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import demo
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from client import connection as client_connection
 from client.connection import DEV_SERVER_COMMAND
-from constants import OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, STAGE_APPROVERS_ENV, STATE_DIR_ENV
+from constants import (
+    OPENAI_API_KEY_ENV,
+    OPENAI_BASE_URL_ENV,
+    STAGE_APPROVERS_ENV,
+    STATE_DIR_ENV,
+    TASK_QUEUE_ENV,
+)
 from dev_server import UI_PORT_OFFSET, start_dev_server
 from models.models import (
     Outcome,
@@ -417,7 +423,14 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
         f"{DEV_SERVER_COMMAND} --port {port} --db-filename {tmp_path / 'demo.db'}"
     )
     sample_data = tmp_path.resolve() / demo.SAMPLE_DATA_FOLDER
-    assert worker == [f"{STATE_DIR_ENV}={sample_data}", *UV_RUN_MODULE, "worker", "--offline"]
+    demo_queue = f"{DEMO_TASK_QUEUE}-demo"  # the demo's own: no other worker answers it
+    assert worker == [
+        f"{TASK_QUEUE_ENV}={demo_queue}",
+        f"{STATE_DIR_ENV}={sample_data}",
+        *UV_RUN_MODULE,
+        "worker",
+        "--offline",
+    ]
     assert decide == [*UV_RUN_MODULE, "send_approval", workflow_id, "approve", "notes"]
 
     # The run survived in the database file: with a server on it, the printed worker (no
@@ -425,17 +438,18 @@ async def test_ctrl_c_stops_everything_and_keeps_the_run_for_later(tmp_path: Pat
     # finish it.
     env = demo_env(address, "")
     del env[OPENAI_API_KEY_ENV], env[OPENAI_BASE_URL_ENV]
-    env[STATE_DIR_ENV] = str(sample_data)
+    env[STATE_DIR_ENV], env[TASK_QUEUE_ENV] = str(sample_data), demo_queue
     server_env = await start_dev_server(address, tmp_path / "demo.db")
     log = tmp_path / "worker.log"
     try:
-        with log.open("w") as out, background_script(*worker[5:], env=env, log=out):
+        with log.open("w") as out, background_script(*worker[6:], env=env, log=out):
             await wait_for_output(log, "Worker started")
             result = await asyncio.to_thread(run_script, *decide[4:], env=env)
             assert result.returncode == 0, result.stderr
             client = await Client.connect(address, data_converter=pydantic_data_converter)
             handle = client.get_workflow_handle(workflow_id, result_type=WorkflowResult)
             assert (await handle.result()).outcome == Outcome.APPROVED
+            assert (await handle.describe()).task_queue == demo_queue
     finally:
         await server_env.shutdown()
 

@@ -12,7 +12,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.email_notifier import EmailNotifier, SmtpSettings, SmtpSettingsError
+from activities.send_email_notice import EmailNotifier, SmtpSettings, SmtpSettingsError
 from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import (
     APPROVE_SIGNAL,

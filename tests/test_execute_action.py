@@ -24,16 +24,17 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import activities.execute_action as execute_module
-from activities.execute_action import (
+import benchmarks.baseline_execute_action as execute_module
+from benchmarks.baseline_execute_action import (
     DEFAULT_STATE_DIR,
     LEDGER_FILE,
     PROJECT_DIR,
+    ExecuteActionInput,
     execute_action,
     ledger_path,
 )
 from constants import STATE_DIR_ENV
-from models.models import ExecuteActionInput, ExecutionResult, ProposedAction
+from models.models import ExecutionResult, ProposedAction
 
 ACTION = ProposedAction(
     action_type="refund_order",

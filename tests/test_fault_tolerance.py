@@ -29,9 +29,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker
 import worker_setup
+from activities.execute_tool import execute_tool_call
 from activities.offline_analysis import propose_offline
-from activities.openai_responses import AnalysisActivities
-from activities.tool_activities import execute_tool_call
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, ok
 from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (
@@ -49,6 +49,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from models.tools import ExecuteToolInput, ToolOutcome
 from tests.e2e import WorkerProcess, address_of, worker_process
 from tests.helpers import (
     TEMPORAL_CLI,
@@ -61,7 +62,6 @@ from tests.helpers import (
     wait_for_output,
     wait_until,
 )
-from tools.models import ExecuteToolInput, ToolOutcome
 from worker_setup import build_worker
 
 RISKY_REQUEST = "Delete the stale rows from the production orders table"

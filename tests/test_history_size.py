@@ -16,8 +16,8 @@ from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.execute_action import execute_action
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
+from benchmarks.baseline_execute_action import execute_action
 from benchmarks.baseline_workflow import BaselineApprovalWorkflow
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from benchmarks.subjects import BASELINE, PRODUCT, Subject

@@ -55,3 +55,23 @@ def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "late.py"
     module.write_text("def f():\n    from send_approval import main\n    import tests.helpers\n")
     assert list(imported(module)) == ["send_approval", "tests.helpers"]
+
+
+def package_of(path: Path) -> str | None:
+    parts = path.relative_to(PROJECT_ROOT).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def test_no_two_packages_import_each_other() -> None:
+    """Rooms that say what they hold: a package that imports another is built on it, so
+    the other never imports it back (``models`` holds the types ``tools`` and ``policy``
+    use; ``policy`` holds the rules ``workflows`` and ``activities`` both read)."""
+    packages = {package_of(path) for path in project_modules()} - {None}
+    uses = {
+        (package_of(path), name.split(".")[0])
+        for path in project_modules()
+        for name in imported(path)
+        if package_of(path) in packages and name.split(".")[0] in packages
+    }
+    cycles = sorted(f"{a} <-> {b}" for a, b in uses if a < b and (b, a) in uses)
+    assert cycles == []

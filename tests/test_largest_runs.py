@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,

@@ -52,7 +52,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from tools.models import (
+from models.tools import (
     MAX_RESULT_CELL_CHARS,
     MAX_RESULT_COLUMNS,
     MAX_RESULT_ROWS,
@@ -353,7 +353,7 @@ def test_details_are_cut_saying_how_long_they_were() -> None:
 
 
 def largest_answer(fill: str) -> ToolOutcome:
-    """A look-up's answer at its bounds (tools/models.py): every row, column and cell full,
+    """A look-up's answer at its bounds (models/tools.py): every row, column and cell full,
     column names as long as the schema's longest."""
     row = {
         text(16, f"c{n}"): text(MAX_RESULT_CELL_CHARS, fill=fill) for n in range(MAX_RESULT_COLUMNS)

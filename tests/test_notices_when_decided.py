@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager
 import httpx2
 from temporalio.testing import WorkflowEnvironment
 
+from activities.send_webhook_notice import WebhookNotifier
 from activities.slack_notifier import SlackNotifier
-from activities.webhook_notifier import WebhookNotifier
 from benchmarks.fake_openai import ok
 from constants import SUBMIT_DECISION_UPDATE
 from models.models import ApprovalDecision, EscalationPolicy, Outcome, WorkflowState

@@ -3,20 +3,19 @@ simulated execute step (the benchmarks' baseline; the workflow executes only thr
 must carry the idempotency key and never pretend it changed anything."""
 
 import json
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 import send_approval
-from activities.execute_action import execute_action
 from activities.notify_approval_needed import notify_approval_needed
 from constants import APPROVAL_DECISION_SIGNAL
 from models.models import (
     ApprovalDecision,
     ApprovalRequest,
-    ExecuteActionInput,
-    ExecutionResult,
     ProposedAction,
 )
 from tests.e2e import PASTING_USER, shell_words
@@ -112,6 +111,18 @@ async def test_notice_temporal_cli_command_sends_a_valid_decision_for_this_reque
     assert decision.reviewer == PASTING_USER  # never "unknown"
 
 
+async def test_notice_signal_names_the_os_user_where_the_shell_has_no_user(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Containers and service shells often leave $USER unset: the pasted decision must still
+    name someone (an empty reviewer is refused), the OS user, as send_approval does."""
+    notice = (await _printed_notice(capsys)).replace("\\\n", " ")
+    [line] = [line for line in notice.splitlines() if "temporal workflow signal" in line]
+    words = shell_words(line, user=None)
+    decision = ApprovalDecision.model_validate(json.loads(_option(words, "--input")))
+    assert decision.reviewer == pwd.getpwuid(os.getuid()).pw_name
+
+
 async def test_notice_commands_quote_ids_a_shell_would_split_or_expand(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -151,18 +162,3 @@ async def test_stage_notice_commands_decide_the_stage_as_a_member_through_uv_run
         assert (args.stage, args.reviewer) == ("manager", "MEMBER")
         verdicts.append(args.verdict)
     assert sorted(verdicts) == ["approve", "reject"]
-
-
-async def test_execute_returns_the_given_idempotency_key_and_says_it_is_simulated() -> None:
-    """The key is what stops a retried execution from acting twice downstream."""
-    key = "hitl-3b9c2e/0f6d7c1e-5a4b-4c3d-9e8f-1a2b3c4d5e6f"
-
-    result = await ActivityEnvironment().run(
-        execute_action, ExecuteActionInput(idempotency_key=key, action=ACTION)
-    )
-
-    assert isinstance(result, ExecutionResult)
-    assert result.idempotency_key == key
-    assert result.simulated is True
-    assert "Simulated" in result.summary
-    assert ACTION.description in result.summary

@@ -4,7 +4,7 @@ webhook; and what the model wrote in it cannot drive a terminal."""
 from pathlib import Path
 
 from activities.notify_approval_needed import format_approval_notice
-from activities.webhook_notifier import webhook_body
+from activities.send_webhook_notice import webhook_body
 from console_format import format_status
 from models.models import ApprovalRequest, WorkflowState, WorkflowStatus
 from tests.test_console_format import REQUEST

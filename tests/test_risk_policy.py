@@ -4,7 +4,7 @@ dangerous actions without a human; each rule, and how rules combine, is pinned h
 import pytest
 
 from models.models import ProposedAction
-from workflows.risk_policy import (
+from policy.risk_policy import (
     FORCED_REASON,
     LARGE_AMOUNT_STAGES,
     LLM_FLAGGED_REASON,

@@ -29,6 +29,7 @@ from client.decide import Applied
 from constants import SLACK_INTERACTIONS_PATH
 from inbox.app import create_app
 from inbox.request_limits import SLACK_BODY_BYTES
+from inbox.routes import slack as routes
 from inbox.service import TemporalService
 from inbox.settings import InboxSettings
 from models.limits import (
@@ -47,7 +48,7 @@ from models.models import (
     ProposedAction,
     WorkflowState,
 )
-from slack_approvals import routes
+from models.tools import EffectPreview
 from slack_approvals.messages import (
     APPROVE_ACTION,
     NOTES_BLOCK,
@@ -58,7 +59,6 @@ from slack_approvals.messages import (
 from slack_approvals.settings import SlackEndpoint
 from tests.fake_slack import CHANNEL, SIGNING_SECRET, FakeSlack, sign
 from tests.helpers import TimeSkippingRuns, fallback_tool_call, wait_for_state, wait_until
-from tools.models import EffectPreview
 
 ALICE, BOB, STRANGER = "U0ALICE", "U0BOB", "U0STRANGER"
 RISKY = {

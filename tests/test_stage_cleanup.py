@@ -14,7 +14,7 @@ from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from models.models import WorkflowInput
 from tests.helpers import STAGE_MEMBERS, is_running, script_risky_proposal, started, wait_until

@@ -21,7 +21,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
-from activities.webhook_notifier import WebhookNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from benchmarks.fake_openai import FakeOpenAIServer
 from constants import (
     APPROVE_SIGNAL,
@@ -40,6 +40,7 @@ from models.models import (
     WorkflowInput,
     WorkflowStatus,
 )
+from policy.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
 from tests.helpers import (
     STAGE_MEMBERS,
     TimeSkippingRuns,
@@ -52,7 +53,6 @@ from tests.helpers import (
     wait_until,
 )
 from tests.record_histories import notices_settled, started_children
-from workflows.risk_policy import LARGE_AMOUNT_STAGES, approval_stages, largest_amount
 
 CLOSED = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED,

@@ -19,7 +19,7 @@ Two kinds of module are reached but are not run by the workflow as a whole:
   stops at them, and a check below holds the premise: workflow-side code never calls a name
   it imported from an activity module.
 - the tool implementations behind ``tools/registry.py`` (every ``tools/*`` module but the
-  registry and ``tools/models.py``): their previews and executions run in the tool activities
+  registry and ``models/tools.py``): their previews and executions run in the tool activities
   (on SQLite, by design), but default-deny validates a proposed call's arguments in the
   workflow (``registry.validated_arguments``). So for them the guard covers exactly that
   code: each registered tool's argument models (their validators, their base and field
@@ -51,7 +51,7 @@ from workflows.search_attributes import FINAL_APPROVAL_STATUS
 PROJECT = Path(__file__).resolve().parent.parent
 ACTIVITIES = "activities"
 TOOLS_PACKAGE = "tools"
-TOOLS_RUN_WHOLE = {"tools.models", "tools.registry"}  # the rest: argument models only
+TOOLS_RUN_WHOLE = {"tools.registry"}  # the rest: argument models only
 
 FORBIDDEN_MODULES = {
     "time",
@@ -249,12 +249,12 @@ def test_the_workflow_side_modules_are_found() -> None:
         "workflows.approval_workflow",
         "workflows.approval_window",
         "workflows.decision_rules",
-        "workflows.risk_policy",
-        "workflows.default_deny",
+        "policy.risk_policy",
+        "policy.default_deny",
         "models.models",
         "models.limits",
         "models.validation",
-        "tools.models",
+        "models.tools",
         "tools.registry",
         "constants",
     }

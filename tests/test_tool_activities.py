@@ -7,11 +7,12 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.tool_activities import execute_tool_call, preview_tool_call
+from activities.execute_tool import execute_tool_call
+from activities.preview_tool_call import preview_tool_call
 from constants import STATE_DIR_ENV
+from models.tools import ExecuteToolInput, ToolStatus
 from tests.test_tools import WRITE_CALLS, balance, call, change
 from tools.database import DATABASE_FILE
-from tools.models import ExecuteToolInput, ToolStatus
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from models.tools import ToolStatus
 from tests.test_tools import balance, call, run, snapshot
 from tools.database import ensure_database
 from tools.execution import preview_call
-from tools.models import ToolStatus
 
 MONEY = "money moves only through the money tools"
 

@@ -13,9 +13,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import activities.tool_activities as tool_activities
-from activities.tool_activities import execute_tool_call, preview_tool_call
+import activities.tool_thread as tool_thread
+from activities.execute_tool import execute_tool_call
+from activities.preview_tool_call import preview_tool_call
 from constants import STATE_DIR_ENV
+from models.tools import ExecuteToolInput, ToolStatus
 from tests.helpers import wait_until
 from tests.test_tools import (
     WRITE_CALLS,
@@ -29,7 +31,6 @@ from tests.test_tools import (
 from tools.budget import CANCELLED, CallBudget, CallGuard, ToolCallStopped
 from tools.database import DATABASE_FILE, ensure_database
 from tools.execution import execute_call, preview_call
-from tools.models import ExecuteToolInput, ToolStatus
 
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
 ENDLESS_SELECT = f"{ENDLESS} SELECT max(x) FROM c"
@@ -138,7 +139,7 @@ async def test_cancelling_the_activity_interrupts_the_call_and_frees_the_databas
 ) -> None:
     """Before: the activity was cancelled but its thread went on looping, holding the lock."""
     guards = _RecordedGuards(FOREVER)
-    monkeypatch.setattr(tool_activities, "CallGuard", guards)
+    monkeypatch.setattr(tool_thread, "CallGuard", guards)
     env = ActivityEnvironment()
     before = snapshot(db_path)
     execution = asyncio.create_task(env.run(execute_tool_call, unapproved(ENDLESS_UPDATE)))
@@ -168,7 +169,7 @@ async def test_cancelling_the_activity_interrupts_the_call_and_frees_the_databas
 async def test_a_call_stopped_by_its_budget_fails_without_retries(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, activity: object, argument: object
 ) -> None:
-    monkeypatch.setattr(tool_activities, "CallGuard", _RecordedGuards(SHORT))
+    monkeypatch.setattr(tool_thread, "CallGuard", _RecordedGuards(SHORT))
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(activity, argument)  # type: ignore[arg-type]
     assert failed.value.type == "ToolCallStopped"

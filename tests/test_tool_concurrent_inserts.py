@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from models.tools import ToolStatus
 from tests.test_tools import call, change, query, run
 from tools.database import ensure_database
 from tools.execution import preview_call
-from tools.models import ToolStatus
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 
 import tools.adhoc_sql as adhoc_sql
 from activities.proposal_parser import MalformedProposalError, parse_proposed_action
+from models.tools import ToolStatus
 from tests.test_tools import call, query, run, snapshot
 from tools.database import ensure_database
 from tools.execution import preview_call
-from tools.models import ToolStatus
 from tools.registry import InvalidToolCall, validated_arguments
 
 # The reproductions: previewed as one effect, executed as another.

@@ -121,7 +121,7 @@ async def test_the_model_is_asked_for_a_tool_call_by_name_and_it_reaches_the_act
 
     import openai
 
-    from activities.openai_responses import AnalysisActivities
+    from activities.propose_action import AnalysisActivities
     from tests.helpers import TEST_MODEL
     from tests.test_analysis_activity import _analyse
 

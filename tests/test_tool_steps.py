@@ -2,8 +2,8 @@
 after drift, and what a re-ask after drift requires."""
 
 from models.models import RiskAssessment
-from tools.models import EffectPreview, ToolCall, ToolOutcome, ToolStatus
-from workflows.default_deny import still_asks
+from models.tools import EffectPreview, ToolCall, ToolOutcome, ToolStatus
+from policy.default_deny import still_asks
 from workflows.tool_steps import MAX_PREVIEWS, ToolCallState
 
 CALL = ToolCall(tool="delete_records", arguments={"table": "users", "filters": []})

@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from activities.propose_action import MAX_MALFORMED_ATTEMPTS
 from benchmarks.fake_openai import ok
 from constants import APPROVAL_DECISION_SIGNAL, STATE_DIR_ENV, SUBMIT_DECISION_UPDATE
 from models.models import Outcome, WorkflowResult
+from models.tools import ToolCall
+from policy.default_deny import CHANGES_DATA_REASON
+from policy.risk_policy import LARGE_AMOUNT_STAGES
 from tests.helpers import STAGE_MEMBERS, TimeSkippingRuns, wait_until
 from tests.record_histories import Run, decision_for, pending_request, status_of
 from tests.test_tools import WRITE_CALLS
 from tests.test_workflow import finish, scheduled_activities
 from tools.database import DATABASE_FILE, ensure_database
-from tools.models import ToolCall
 from tools.seed_data import TEST_CUSTOMERS, TEST_STATUS
-from workflows.default_deny import CHANGES_DATA_REASON
-from workflows.risk_policy import LARGE_AMOUNT_STAGES
 
 DE_INACTIVE = [
     {"column": "country", "op": "=", "value": "DE"},

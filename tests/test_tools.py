@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from models.tools import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 from tools.database import ensure_database, reset_database
 from tools.execution import (
     ApprovalMissing,
@@ -17,7 +18,6 @@ from tools.execution import (
     execute_call,
     preview_call,
 )
-from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 from tools.registry import TOOLS, InvalidToolCall
 
 
@@ -539,7 +539,7 @@ _DIES_MID_EXECUTE = """
 import sys, time
 from pathlib import Path
 import tools.execution as execution
-from tools.models import ExecuteToolInput
+from models.tools import ExecuteToolInput
 
 def hang(*args):
     Path(sys.argv[2]).write_text("acted")

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import PatchActivationInput, Worker
 
 import worker_setup
-from activities.openai_responses import AnalysisActivities
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer, fallback_tool_call, ok
 from constants import APPROVAL_DECISION_SIGNAL, EDITS_CHANGE_THE_CALL, SUBMIT_DECISION_UPDATE
 from models.models import (

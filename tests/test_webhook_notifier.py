@@ -24,7 +24,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.webhook_notifier import WebhookNotifier, WebhookSettingsError, checked_webhook
+from activities.send_webhook_notice import WebhookNotifier, WebhookSettingsError, checked_webhook
 from benchmarks.fake_openai import FakeOpenAIServer, send_json
 from constants import SUBMIT_DECISION_UPDATE, WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from dev_server import free_port

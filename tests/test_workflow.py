@@ -15,7 +15,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-from activities.openai_responses import MAX_MALFORMED_ATTEMPTS
+from activities.propose_action import MAX_MALFORMED_ATTEMPTS
 from benchmarks.fake_openai import fallback_tool_call, http_error, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
@@ -32,6 +32,8 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from policy.default_deny import CHANGES_DATA_REASON
+from policy.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 from tests.helpers import TimeSkippingRuns, activities_run, wait_until
 from tests.record_histories import (
     Run,
@@ -41,8 +43,6 @@ from tests.record_histories import (
     wait_for_refusals,
 )
 from tools.database import connect, database_path
-from workflows.default_deny import CHANGES_DATA_REASON
-from workflows.risk_policy import FORCED_REASON, LLM_FLAGGED_REASON
 
 DESTRUCTIVE = "destructive or irreversible operation"
 PRODUCTION = "targets production"

@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from activities.approval_notices import ApprovalNotices
-from activities.email_notifier import EmailNotifier
+from activities.execute_tool import execute_tool
 from activities.notify_approval_needed import notify_approval_needed
-from activities.tool_activities import execute_tool
-from activities.webhook_notifier import WebhookNotifier
+from activities.send_approval_notices import ApprovalNotices
+from activities.send_email_notice import EmailNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from benchmarks.fake_openai import fallback_tool_call, ok
 from constants import (
     APPROVAL_DECISION_SIGNAL,
@@ -35,6 +35,7 @@ from models.models import (
     WorkflowResult,
     WorkflowState,
 )
+from models.tools import ToolCall
 from tests.helpers import TimeSkippingRuns, wait_for_state, wait_until
 from tests.record_histories import (
     Run,
@@ -43,7 +44,6 @@ from tests.record_histories import (
     status_of,
     wait_for_refusals,
 )
-from tools.models import ToolCall
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 

@@ -11,10 +11,10 @@ import sys
 
 from pydantic import ValidationError
 
+from models.tools import ToolCall
 from models.validation import summarise
 from tools.database import database_path, ensure_database, reset_database
 from tools.execution import preview_call
-from tools.models import ToolCall
 from tools.registry import TOOLS, InvalidToolCall
 
 

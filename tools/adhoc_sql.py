@@ -19,11 +19,11 @@ from functools import partial
 
 from pydantic import Field, model_validator
 
+from models.tools import Row
 from tools.base import Effect, Tool, ToolArguments, ToolRefused
 from tools.budget import stopped_by_a_limit
 from tools.change_log import is_log_trigger
 from tools.database import TABLES
-from tools.models import Row
 from tools.sql_functions import function_refusal, guard_time, time_or_randomness
 
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}

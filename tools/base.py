@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.models import Row
+from models.tools import Row
 
 Args = TypeVar("Args", bound=BaseModel)
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from models.tools import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 from tools.base import Effect, Tool, ToolRefused, fingerprint
 from tools.budget import CallGuard
 from tools.change_log import changes_digest, forget_changes, log_changes
 from tools.database import connect, ensure_database, private_copy
-from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
 from tools.registry import validated_arguments
 
 

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from models.tools import Row
 from tools.base import Effect, Tool, ToolArguments, ToolRefused, as_rows, money
-from tools.models import Row
 
 AccountId = Literal["operating", "payroll", "reserve"]
 

@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from models.tools import Row
 from tools.base import Effect, Tool, ToolArguments, as_rows, first
 from tools.database import RESEED_COMMAND, TABLES
-from tools.models import Row
 
 TableName = Literal[
     "customers", "invoices", "payments", "accounts", "users", "user_roles", "mailing_list",

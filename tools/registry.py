@@ -4,11 +4,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from models.tools import ToolCall
 from models.validation import summarise
 from tools.adhoc_sql import RUN_SQL
 from tools.base import Tool
 from tools.email import SEND_EMAIL
-from tools.models import ToolCall
 from tools.money import ACCOUNT_BALANCES, PAY_INVOICE, PAY_VENDOR, TRANSFER_FUNDS
 from tools.records import DELETE_RECORDS, FIND_RECORDS, SUMMARIZE_RECORDS, UPDATE_RECORDS
 from tools.roles import GRANT_ROLE, REVOKE_ROLE

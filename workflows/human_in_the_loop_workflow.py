@@ -29,7 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.openai_responses import AnalysisActivities
+    from activities.propose_action import AnalysisActivities
     from constants import (
         APPROVAL_DECISION_SIGNAL,
         APPROVE_SIGNAL,
@@ -57,8 +57,9 @@ with workflow.unsafe.imports_passed_through():
         WorkflowState,
         WorkflowStatus,
     )
+    from models.tools import ToolOutcome, ToolStatus
     from models.validation import PayloadRefused, single_payload
-    from tools.models import ToolOutcome, ToolStatus
+    from policy.default_deny import assess, reassess, still_asks
     from workflows import legacy_1_0
     from workflows.approval_window import (
         ApprovalWindow,
@@ -69,7 +70,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.audit_trail import AuditTrail
     from workflows.decision_rules import amendment_problem
     from workflows.decisions import refused_update, signalled, submitted
-    from workflows.default_deny import assess, reassess, still_asks
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message
     from workflows.search_attributes import FINAL_APPROVAL_STATUS, set_approval_status

@@ -17,8 +17,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.models import ProposedAction
-    from tools.models import ToolCall
-    from workflows.default_deny import reassess
+    from models.tools import ToolCall
+    from policy.default_deny import reassess
 
 if TYPE_CHECKING:
     from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow

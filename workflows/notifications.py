@@ -3,7 +3,7 @@
 Shared by the main workflow (first notice, escalation reminder) and each approval stage.
 A failed notice never fails the run: the request can still be found (status query,
 ApprovalStatus search attribute) and decided, so failures are returned for the audit trail.
-Every channel goes out in one activity (``activities/approval_notices.py``); a channel that
+Every channel goes out in one activity (``activities/send_approval_notices.py``); a channel that
 failed is retried alone, with its own activity. The opening notice's one attempt is a local
 activity, sent in the workflow task that opens the request: one marker in history instead
 of an activity's three events and the workflow task its completion would take. A
@@ -19,11 +19,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.approval_notices import ApprovalNotices, ChannelDelivery
-    from activities.email_notifier import EmailNotifier
     from activities.notify_approval_needed import notify_approval_needed
+    from activities.send_approval_notices import ApprovalNotices, ChannelDelivery
+    from activities.send_email_notice import EmailNotifier
+    from activities.send_webhook_notice import WebhookNotifier
     from activities.slack_notifier import SlackNotifier
-    from activities.webhook_notifier import WebhookNotifier
     from models.models import (
         ApprovalDecision,
         ApprovalRequest,

@@ -13,9 +13,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tool_activities import preview_tool_call
+    from activities.preview_tool_call import preview_tool_call
     from models.models import ExecutionResult
-    from tools.models import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
+    from models.tools import EffectPreview, ExecuteToolInput, ToolCall, ToolOutcome, ToolStatus
     from tools.registry import get_tool
 
 # Execute rides out an outage of the target system: retries back off to one a minute and

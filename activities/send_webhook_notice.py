@@ -26,7 +26,8 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify_approval_needed import format_approval_notice, inbox_link
+from activities.notify_approval_needed import format_approval_notice
+from console_format import chat_safe, inbox_link
 from constants import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from models.models import ApprovalRequest, WebhookDelivery
 
@@ -60,13 +61,6 @@ def _unlogged() -> Iterator[None]:
 
 
 _install_log_filter()
-
-
-def chat_safe(text: str) -> str:
-    """Text a chat receiver shows as written: Slack-style receivers read ``<...>`` as links
-    and mentions (``<!channel>``) and ``&`` as an entity, so those three are escaped as
-    Slack documents. (The notice is already ``terminal_safe``: no control characters.)"""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def webhook_body(request: ApprovalRequest) -> dict[str, object]:

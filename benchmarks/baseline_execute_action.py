@@ -1,6 +1,6 @@
 """The execute activity. The action is simulated: it is logged, and nothing is changed.
 
-New runs act only through tools (``tool_activities``): the analysis refuses a proposal
+New runs act only through tools (``activities/execute_tool.py``): the analysis refuses a proposal
 that names none. This activity serves the runs whose analysis was recorded before that
 (their proposal carries no tool call, so default-deny asked a person), and the histories
 recorded before tools, which replay through it.
@@ -39,11 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from constants import STATE_DIR_ENV
-from models.models import ExecuteActionInput, ExecutionResult
+from models.models import ExecutionResult, ProposedAction
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = PROJECT_DIR / ".hitl"
@@ -73,6 +74,13 @@ def ledger_path() -> Path:
     A relative ``HITL_STATE_DIR`` is relative to the project, wherever the worker runs."""
     configured = os.environ.get(STATE_DIR_ENV)
     return (PROJECT_DIR / configured if configured else DEFAULT_STATE_DIR) / LEDGER_FILE
+
+
+class ExecuteActionInput(BaseModel):
+    """Input of the execute activity. ``idempotency_key`` is stable across retries."""
+
+    idempotency_key: str
+    action: ProposedAction
 
 
 @activity.defn

@@ -20,13 +20,13 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.model_metrics import measured_model_call
 from activities.offline_analysis import NoToolFits, propose_offline
+from activities.preview_tool_call import preview_tool_call
 from activities.proposal_parser import (
     PROPOSAL_SCHEMA,
     PROPOSAL_SCHEMA_NAME,
     MalformedProposalError,
     parse_proposed_action,
 )
-from activities.tool_activities import preview_tool_call
 from constants import (
     LLM_API_ENV,
     OPENAI_API_KEY_ENV,

@@ -16,15 +16,15 @@ Plain, deterministic functions: unit tests call them directly, and the risk asse
 from typing import Any
 
 from models.models import AssessRiskInput, ProposedAction, RecordedWorkflowInput, RiskAssessment
-from tools.models import EffectPreview, ToolCall
-from tools.registry import InvalidToolCall, validated_arguments
-from workflows.risk_policy import (
+from models.tools import EffectPreview, ToolCall
+from policy.risk_policy import (
     LARGE_AMOUNT,
     LARGE_AMOUNT_STAGES,
     adds_requirements,
     assess_request,
     matching_rules,
 )
+from tools.registry import InvalidToolCall, validated_arguments
 
 NO_TOOL_REASON = "no tool call was proposed (default-deny)"
 CHANGES_DATA_REASON = "{tool} changes data: only read-only tools run without a person"

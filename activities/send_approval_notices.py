@@ -15,10 +15,10 @@ from collections.abc import Awaitable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email_notifier import EmailNotifier
 from activities.notify_approval_needed import notify_approval_needed
+from activities.send_email_notice import EmailNotifier
+from activities.send_webhook_notice import WebhookNotifier
 from activities.slack_notifier import SlackNotifier
-from activities.webhook_notifier import WebhookNotifier
 from models.models import (
     ApprovalRequest,
     ChannelNotice,
