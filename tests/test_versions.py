@@ -92,6 +92,13 @@ def events(result: WorkflowResult) -> list[str]:
     return [entry.event for entry in result.audit_trail]
 
 
+async def listed(client: Client, handle: Run, version_query: str) -> int:
+    """How many open runs with ``handle``'s ID the server lists for ``version_query``: the
+    drain check of ``docs/versioning.md``, narrowed to this run."""
+    query = f'ExecutionStatus="Running" AND WorkflowId="{handle.id}" AND {version_query}'
+    return (await client.count_workflows(query)).count
+
+
 def test_a_run_carried_by_1_0_code_keeps_1_0s_path() -> None:
     """1.0 carried no path into a continued run: one without it is a 1.0 run."""
     assert CarriedRun.model_fields["edits_change_the_call"].default is False
@@ -106,6 +113,8 @@ async def test_a_new_run_records_the_version_and_refuses_an_edit_of_words_only(
     async with worker(dev_client, task_queue, analysis_activities, None):
         handle = await start(dev_client, task_queue, llm_server)
         request = await pending_request(handle)
+        version = f'TemporalChangeVersion="{EDITS_CHANGE_THE_CALL}"'
+        await wait_until(lambda: listed(dev_client, handle, version), lambda n: n == 1)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(SUBMIT_DECISION_UPDATE, reworded(request))
         assert refused.value.cause.message == WORDS_ONLY
@@ -133,6 +142,9 @@ async def test_a_run_started_on_1_0_keeps_1_0s_edits_on_todays_worker(
     async with worker(dev_client, task_queue, analysis_activities, on_1_0):
         handle = await start(dev_client, task_queue, llm_server)
         request = await pending_request(handle)
+    # What the drain check lists: a run still on 1.0.
+    unversioned = "TemporalChangeVersion IS NULL"
+    await wait_until(lambda: listed(dev_client, handle, unversioned), lambda n: n == 1)
     async with worker(dev_client, task_queue, analysis_activities, None):
         await handle.execute_update(SUBMIT_DECISION_UPDATE, reworded(request))
         result = await handle.result()
@@ -140,6 +152,38 @@ async def test_a_run_started_on_1_0_keeps_1_0s_edits_on_todays_worker(
     assert result.decision is not None and result.decision.reviewer == "dana"
     assert "amendment_assessed" in events(result)
     assert "approval_reopened" not in events(result)
+    history = await handle.fetch_history()
+    assert patch_markers(history) == []
+    await replayer().replay_workflow(history)
+
+
+async def test_a_run_started_on_1_0_previews_an_edited_call_and_asks_again(
+    dev_client: Client,
+    analysis_activities: AnalysisActivities,
+    llm_server: FakeOpenAIServer,
+    task_queue: str,
+) -> None:
+    """1.0's other branch: an amendment that changes the call gets its effect worked out,
+    and that new effect is asked about again; whoever amended it may not approve it."""
+    async with worker(dev_client, task_queue, analysis_activities, on_1_0):
+        handle = await start(dev_client, task_queue, llm_server)
+        request = await pending_request(handle)
+        call = request.proposed_action.tool_call
+        assert call is not None
+        edited = request.proposed_action.with_arguments(call.arguments | {"subject": "Agenda"})
+        amend = decision_for(request, approved=True, reviewer="dana", amended_action=edited)
+        await handle.execute_update(SUBMIT_DECISION_UPDATE, amend)
+        again = await wait_until(
+            lambda: pending_request(handle), lambda r: r.request_id != request.request_id
+        )
+        assert again.proposed_action == edited
+        await handle.execute_update(
+            SUBMIT_DECISION_UPDATE, decision_for(again, approved=True, reviewer="erin")
+        )
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED, result.message
+    reopened = [entry.detail for entry in result.audit_trail if entry.event == "approval_reopened"]
+    assert len(reopened) == 1 and reopened[0].startswith("the amended action adds: a new effect")
     history = await handle.fetch_history()
     assert patch_markers(history) == []
     await replayer().replay_workflow(history)
