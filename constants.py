@@ -72,7 +72,10 @@ STATUS_QUERY = "get_status"
 # docstring). 1.0 is the baseline; changes to a running workflow's commands since then are
 # listed here, newest first, each until its old runs have drained (at most two).
 WORKFLOW_BASELINE = "1.0"
-LIVE_VERSIONS: tuple[str, ...] = ()
+# An approval's edit must change the call, and every edited call is asked about again
+# (1.0 runs keep 1.0's rule: workflows/legacy_1_0.py).
+EDITS_CHANGE_THE_CALL = "hitl-2026-12-07-edits-change-the-call"
+LIVE_VERSIONS: tuple[str, ...] = (EDITS_CHANGE_THE_CALL,)
 
 # Error types a refused ``submit_decision`` update carries: refused (the reason is the
 # message), or a repeat of a decision already counted (the counted one is its detail).

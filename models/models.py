@@ -498,6 +498,11 @@ class CarriedRun(BaseModel):
     audit_trail: list[AuditEvent]
     refused_updates: int
     slack_messages: list[SlackMessage] = Field(default_factory=list)  # updated once decided
+    edits_change_the_call: bool = Field(
+        default=False,
+        description="the run takes version EDITS_CHANGE_THE_CALL's path (constants.py); "
+        "a run carried by 1.0 code says nothing and keeps 1.0's",
+    )
     from_run_id: str = Field(
         description="the run that carried it: the next run checks it is the one it continues"
     )

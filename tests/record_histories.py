@@ -5,9 +5,9 @@
 runs every main path (or only those named) on a time-skipping test server with the local
 LLM, through the real worker wiring, and writes each history to
 ``tests/histories/<path>.json``; a staged path's stages (``ApprovalWorkflow`` children) go
-to ``tests/histories/children/<path>/<stage>.json``. These are the 1.0 baseline's
-histories. A versioned change (``workflows/versions.py``) records its new paths beside
-them and keeps these until the version before it is retired.
+to ``tests/histories/children/<path>/<stage>.json``. These are today's paths, each run
+holding the live version's marker. A versioned change (``workflows/versions.py``) keeps
+the histories its old branches made (``tests/histories/1.0/``) until it is retired.
 ``tests/test_replay.py`` replays the committed files so that an accidental change that would
 break running workflows fails the build. The path-running code is shared with the tests.
 """
@@ -61,6 +61,7 @@ from models.models import (
     WorkflowStatus,
 )
 from tests.helpers import (
+    LOCAL_ACTIVITY_MARKER,
     TEMPORAL_TEST_SERVER,
     TEST_MODEL,
     Run,
@@ -74,6 +75,9 @@ from worker_setup import build_worker
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 CHILD_HISTORIES_DIR = HISTORIES_DIR / "children"
+# Histories 1.0 recorded of the paths a live version changed, kept as they were (this
+# script records today's paths only) until that version is retired.
+HISTORIES_1_0_DIR = HISTORIES_DIR / "1.0"
 RECORDING_TAG = "recorded"
 APPROVAL_TIMEOUT_SECONDS = 300
 ESCALATION_AFTER_SECONDS = 60
@@ -175,7 +179,11 @@ async def notices_settled(handle: WorkflowHandle) -> bool:
     scheduled: set[int] = set()
     closed: set[int] = set()
     events = (await handle.fetch_history()).events
-    if not any(event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for event in events):
+    if not any(
+        event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        for event in events
+        if event.HasField("marker_recorded_event_attributes")
+    ):  # the opening notice's (a version's patch marker is one too)
         return False
     for event in events:
         if event.HasField("activity_task_scheduled_event_attributes"):

@@ -25,9 +25,10 @@ def test_a_parked_run_is_its_history_before_the_decision_and_its_workflow_task()
     assert after[-1].HasField("workflow_execution_update_accepted_event_attributes")
     figures = profile(parked)
     assert figures["events"] == len(parked)
-    # The analysis (with the preview); the opening notice is a local activity's marker.
+    # The analysis (with the preview); the opening notice is a local activity's marker, and
+    # the run's version (workflows/versions.py) a patch marker.
     assert figures["activities"] == 1
-    assert figures["timers"] == 1 and figures["markers"] == 1
+    assert figures["timers"] == 1 and figures["markers"] == 2
     assert figures["start_to_parked_ms"] >= 0
     assert (
         figures["activity_queue_ms"] + figures["activity_run_ms"]

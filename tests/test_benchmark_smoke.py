@@ -249,11 +249,11 @@ def test_a_parked_runs_history_is_read_back_for_each_subject(benchmark_run: Benc
     """The baseline parks after its analysis; so does the product, whose one activity
     proposes the action with its e-mail's preview (the assessment runs in workflow code),
     then it sends the opening notice, one local activity (a marker) for every channel, and
-    starts the deadline timer."""
+    starts the deadline timer; its version is one more marker (``workflows/versions.py``)."""
     report = benchmark_run.report()
     assert report["baseline"]["parked_activities"] == 1
     assert report["product"]["parked_activities"] == 1
-    assert report["product"]["parked_markers"] == 1
+    assert report["product"]["parked_markers"] == 2
     assert report["product"]["parked_timers"] == 1
     assert report["product"]["parked_events"] > report["baseline"]["parked_events"]
 

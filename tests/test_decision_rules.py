@@ -12,7 +12,8 @@ import pytest
 from models.models import ApprovalDecision, ApprovalRequest, ProposedAction
 from models.tools import ToolCall
 from workflows.approval_window import AlreadyApplied, ApprovalWindow, WindowRules
-from workflows.decision_rules import refusal_reason
+from workflows.decision_rules import AmendmentRule, amendment_problem, refusal_reason
+from workflows.legacy_1_0 import any_amendment
 
 ACTION = ProposedAction(
     action_type="delete_records",
@@ -209,6 +210,26 @@ def test_an_amendment_that_does_not_edit_the_call_is_refused(
     """What executes is the call: an "edit" that leaves it as it was would approve the old
     call under new words, and another tool is another request, not a narrower call."""
     assert refusal_reason(_decision(amended=amended), OPEN, [], NOBODY_BARRED) == reason
+
+
+def test_a_run_started_on_1_0_keeps_its_rule_any_amendment_counts() -> None:
+    """1.0 counted whatever an approval amended; a run started then keeps that rule
+    (``legacy_1_0.any_amendment``) until it ends."""
+    reworded = ACTION.model_copy(update={"description": "Delete only customer 2001"})
+    for amended in (ACTION, reworded, ACTION.model_copy(update={"tool_call": None})):
+        decision = _decision(amended=amended)
+        assert refusal_reason(decision, OPEN, [], NOBODY_BARRED, any_amendment) is None
+
+
+@pytest.mark.parametrize("rule", [amendment_problem, any_amendment], ids=["today", "1.0"])
+def test_a_stage_takes_no_amendment_under_either_rule(rule: AmendmentRule) -> None:
+    """A stage's window (``may_amend=False``) refuses an amendment before any amendment rule
+    is asked, so the stage's child workflow needs no version."""
+    window = ApprovalWindow(
+        OPEN, WindowRules(may_amend=False, amendment_rule=rule), lambda event, detail: None
+    )
+    reason = window.refusal(_decision(amended=ACTION.with_arguments(ONE_ROW)))
+    assert reason == "this request cannot be amended; reject it and ask for a new request"
 
 
 def test_amendment_with_a_rejection_is_refused() -> None:

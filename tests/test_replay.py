@@ -1,12 +1,14 @@
 """Replay tests: the determinism guard for workflows that are already running.
 
 A workflow that waits days for a human is replayed from its history by whatever code the
-worker runs by then. The committed histories in ``tests/histories/`` (the 1.0 baseline,
+worker runs by then. The committed histories in ``tests/histories/`` (today's paths,
 written by ``python -m tests.record_histories``) must replay on the current code; if a
 change makes one fail, that change would break every run in flight on that path: version it
 (``workflows/versions.py``) instead. A staged path's stages are ``ApprovalWorkflow``
 children with histories of their own, in ``tests/histories/children/<path>/<stage>.json``:
-they are guarded the same way.
+they are guarded the same way. ``tests/histories/1.0/`` keeps, as 1.0 recorded them, the
+histories of the paths a live version changed: runs started on 1.0 (no marker) take the old
+branches (``workflows/legacy_1_0.py``), and those must replay too.
 """
 
 import json
@@ -28,6 +30,7 @@ from client.start import INITIAL_SEARCH_ATTRIBUTES
 from constants import (
     APPROVAL_DECISION_SIGNAL,
     APPROVAL_STATUS_SEARCH_ATTRIBUTE,
+    EDITS_CHANGE_THE_CALL,
     LIVE_VERSIONS,
     STAGE_APPROVAL_WORKFLOW_TYPE,
     SUBMIT_DECISION_UPDATE,
@@ -48,6 +51,7 @@ from models.models import (
 from tests.helpers import start_run
 from tests.record_histories import (
     CHILD_HISTORIES_DIR,
+    HISTORIES_1_0_DIR,
     HISTORIES_DIR,
     MAIN_PATHS,
     RECORDING_TAG,
@@ -63,6 +67,8 @@ from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 CHILD_HISTORY_FILES = sorted(CHILD_HISTORIES_DIR.glob("*/*.json"))
+HISTORY_1_0_FILES = sorted(HISTORIES_1_0_DIR.glob("*.json"))
+EVERY_HISTORY_FILE = HISTORY_FILES + CHILD_HISTORY_FILES + HISTORY_1_0_FILES
 # The marker name SDK core gives ``workflow.patched``; its details hold the patch ID.
 PATCH_MARKER_NAME = "core_patch"
 
@@ -76,9 +82,9 @@ def replayer() -> Replayer:
 
 
 def committed_history(path: Path) -> WorkflowHistory:
-    """A committed history: a run's, ``<path>.json``, or a stage's, ``children/<path>/<stage>.json``
-    (under the ID its parent gave it)."""
-    if path.parent == HISTORIES_DIR:
+    """A committed history: a run's, ``<path>.json`` (or ``1.0/<path>.json``), or a
+    stage's, ``children/<path>/<stage>.json`` (under the ID its parent gave it)."""
+    if path.parent in (HISTORIES_DIR, HISTORIES_1_0_DIR):
         return WorkflowHistory.from_json(
             main_workflow_id(path.stem, RECORDING_TAG), path.read_text()
         )
@@ -116,18 +122,28 @@ def test_every_staged_path_has_committed_stage_histories() -> None:
     assert recorded == staged
 
 
-@pytest.mark.parametrize("history_file", HISTORY_FILES + CHILD_HISTORY_FILES, ids=history_id)
+@pytest.mark.parametrize("history_file", EVERY_HISTORY_FILE, ids=history_id)
 async def test_committed_history_replays_on_current_code(history_file: Path) -> None:
     """Fails when a code change would make a run (or a stage) in flight on this path
     nondeterministic."""
     await replayer().replay_workflow(committed_history(history_file))
 
 
-@pytest.mark.parametrize("history_file", HISTORY_FILES + CHILD_HISTORY_FILES, ids=history_id)
+@pytest.mark.parametrize("history_file", EVERY_HISTORY_FILE, ids=history_id)
 def test_a_history_holds_only_live_version_markers(history_file: Path) -> None:
     """A patch marker names a version of the workflow's code; only those still live
-    (``constants.LIVE_VERSIONS``, none at 1.0) may be in a history the guard replays."""
+    (``constants.LIVE_VERSIONS``) may be in a history the guard replays."""
     assert set(patch_markers(committed_history(history_file))) <= set(LIVE_VERSIONS)
+
+
+def test_recorded_runs_took_todays_path_and_1_0_runs_the_old_one() -> None:
+    """Each run recorded today holds the live version's marker, so its replay takes the new
+    path; a 1.0 history holds none, so its replay takes 1.0's (a stage asks no version)."""
+    for history_file in HISTORY_FILES:
+        markers = patch_markers(committed_history(history_file))
+        assert markers == [EDITS_CHANGE_THE_CALL], history_file.name
+    for history_file in CHILD_HISTORY_FILES + HISTORY_1_0_FILES:
+        assert patch_markers(committed_history(history_file)) == [], history_id(history_file)
 
 
 def test_the_marker_check_reads_markers() -> None:
@@ -138,7 +154,8 @@ def test_the_marker_check_reads_markers() -> None:
     payload = marked.marker_recorded_event_attributes.details["patch_data"].payloads.add()
     payload.data = json.dumps({"id": "hitl-gone", "deprecated": False}).encode()
     events = [*history.events, marked]
-    assert patch_markers(WorkflowHistory(history.workflow_id, events)) == ["hitl-gone"]
+    marked_history = WorkflowHistory(history.workflow_id, events)
+    assert patch_markers(marked_history) == [EDITS_CHANGE_THE_CALL, "hitl-gone"]
 
 
 def approval_statuses(history: WorkflowHistory) -> list[str]:
@@ -213,7 +230,7 @@ async def test_a_new_run_upserts_its_status_only_when_it_changes_and_replays(
     for handle, statuses in expected.items():
         history = await handle.fetch_history()
         assert approval_statuses(history) == statuses
-        assert patch_markers(history) == []
+        assert patch_markers(history) == [EDITS_CHANGE_THE_CALL]
         await replayer().replay_workflow(history)
 
 
@@ -266,8 +283,8 @@ async def test_fresh_run_of_every_main_path_replays(
     task_queue: str,
 ) -> None:
     """Histories made by today's code replay on today's code (no hidden nondeterminism,
-    e.g. wall-clock time, random IDs or I/O in workflow code), and record no version
-    marker but the live ones."""
+    e.g. wall-clock time, random IDs or I/O in workflow code), and record the live
+    version's marker (a stage's child records none)."""
     runs = await run_main_paths(
         time_skipping_env, task_queue, analysis_activities, llm_server, uuid.uuid4().hex
     )
@@ -275,9 +292,10 @@ async def test_fresh_run_of_every_main_path_replays(
     for run in runs:
         assert run.result.outcome == run.path.outcome
         assert list(run.stage_histories) == [stage.stage for stage in run.result.stages]
+        assert patch_markers(run.history) == [EDITS_CHANGE_THE_CALL], run.path.name
         for history in (run.history, *run.stage_histories.values()):
-            assert set(patch_markers(history)) <= set(LIVE_VERSIONS), run.path.name
             await replayer().replay_workflow(history)
+        assert all(patch_markers(child) == [] for child in run.stage_histories.values())
 
 
 async def test_a_decision_sent_with_the_start_is_refused_and_the_run_replays(
@@ -307,5 +325,5 @@ async def test_a_decision_sent_with_the_start_is_refused_and_the_run_replays(
     assert result.outcome == Outcome.AUTO_APPROVED
     assert "decision_refused" in [entry.event for entry in result.audit_trail]
     history = await handle.fetch_history()
-    assert patch_markers(history) == []
+    assert patch_markers(history) == [EDITS_CHANGE_THE_CALL]
     await replayer().replay_workflow(history)

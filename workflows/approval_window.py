@@ -38,7 +38,13 @@ with workflow.unsafe.imports_passed_through():
         SlackMessage,
         VotingPolicy,
     )
-    from workflows.decision_rules import duplicate_of, refusal_reason, settled
+    from workflows.decision_rules import (
+        AmendmentRule,
+        amendment_problem,
+        duplicate_of,
+        refusal_reason,
+        settled,
+    )
     from workflows.notifications import close_slack_messages, send_notices
 
 Record = Callable[[str, str], None]
@@ -69,6 +75,7 @@ class WindowRules:
     barred: list[str] = field(default_factory=list)  # the requester, and amenders
     escalation: EscalationPolicy | None = None
     may_amend: bool = True
+    amendment_rule: AmendmentRule = amendment_problem  # a 1.0 run's is legacy_1_0's
     continues_as_new: bool = False  # the request's workflow carries it into a new run
 
 
@@ -101,7 +108,10 @@ class ApprovalWindow:
             return problem
         if decision.amended_action is not None and not self.rules.may_amend:
             return "this request cannot be amended; reject it and ask for a new request"
-        return refusal_reason(decision, self.request, self.votes, self.rules.barred)
+        rules = self.rules
+        return refusal_reason(
+            decision, self.request, self.votes, rules.barred, rules.amendment_rule
+        )
 
     def late(self) -> str | None:
         """Why an update handled now is too late: only for validators, whose rejections

@@ -5,9 +5,33 @@ code. With the default voting policy (one approval needed, a rejection vetoes) t
 valid decision settles the request: the single-approver case is just a quorum of one.
 """
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from models.models import ApprovalDecision, ApprovalRequest, ProposedAction, VotingPolicy
+
+
+def amendment_problem(amended: ProposedAction, current: ProposedAction) -> str | None:
+    """Why ``amended`` is no edit of ``current``, or None.
+
+    An edit changes what runs: the tool call's arguments, and nothing else. Words alone
+    would change what people read and not what executes; another tool is another request,
+    not a narrower call. The reasons never quote the amendment (a refusal is recorded).
+    """
+    before, after = current.tool_call, amended.tool_call
+    if before is None or after is None:
+        return "an edit changes the tool call's arguments; this action has no tool call to edit"
+    if after.tool != before.tool:
+        return f"an edit changes the arguments of {before.tool}; it cannot switch to another tool"
+    if amended.with_arguments(before.arguments) != current:
+        return "an edit changes only the tool call's arguments, not the words about it"
+    if after.arguments == before.arguments:
+        return "the amended call is the one awaiting approval; approve it without edits"
+    return None
+
+
+# Whether an amendment may stand in for the action awaiting approval: ``amendment_problem``,
+# or a 1.0 run's rule (``workflows/legacy_1_0.py``).
+AmendmentRule = Callable[[ProposedAction, ProposedAction], str | None]
 
 
 def refusal_reason(
@@ -15,6 +39,7 @@ def refusal_reason(
     awaiting: ApprovalRequest,
     votes: list[ApprovalDecision],
     barred: Collection[str] = (),
+    amendment_rule: AmendmentRule = amendment_problem,
 ) -> str | None:
     """Why ``decision`` must not be counted on ``awaiting``, or None when it may.
 
@@ -35,30 +60,11 @@ def refusal_reason(
     if decision.amended_action is not None and not decision.approved:
         return "only an approval can amend the action"
     if decision.amended_action is not None and (
-        problem := amendment_problem(decision.amended_action, awaiting.proposed_action)
+        problem := amendment_rule(decision.amended_action, awaiting.proposed_action)
     ):
         return problem
     if any(vote.reviewer == decision.reviewer for vote in votes):
         return f"{decision.reviewer!r} has already voted; a vote counts once"
-    return None
-
-
-def amendment_problem(amended: ProposedAction, current: ProposedAction) -> str | None:
-    """Why ``amended`` is no edit of ``current``, or None.
-
-    An edit changes what runs: the tool call's arguments, and nothing else. Words alone
-    would change what people read and not what executes; another tool is another request,
-    not a narrower call. The reasons never quote the amendment (a refusal is recorded).
-    """
-    before, after = current.tool_call, amended.tool_call
-    if before is None or after is None:
-        return "an edit changes the tool call's arguments; this action has no tool call to edit"
-    if after.tool != before.tool:
-        return f"an edit changes the arguments of {before.tool}; it cannot switch to another tool"
-    if amended.with_arguments(before.arguments) != current:
-        return "an edit changes only the tool call's arguments, not the words about it"
-    if after.arguments == before.arguments:
-        return "the amended call is the one awaiting approval; approve it without edits"
     return None
 
 

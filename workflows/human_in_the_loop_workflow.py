@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from constants import (
         APPROVAL_DECISION_SIGNAL,
         APPROVE_SIGNAL,
+        EDITS_CHANGE_THE_CALL,
         NAMED_APPROVERS_STAGE,
         SHORTHAND_REVIEWER,
         STATUS_QUERY,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from models.tools import ToolOutcome, ToolStatus
     from models.validation import PayloadRefused, single_payload
     from policy.default_deny import assess, reassess, still_asks
+    from workflows import legacy_1_0
     from workflows.approval_window import (
         ApprovalWindow,
         ContinueAsNewSuggested,
@@ -66,12 +68,14 @@ with workflow.unsafe.imports_passed_through():
         describe,
     )
     from workflows.audit_trail import AuditTrail
+    from workflows.decision_rules import amendment_problem
     from workflows.decisions import refused_update, signalled, submitted
     from workflows.metrics import record_approval_requested, record_outcome
     from workflows.notifications import root_message
     from workflows.search_attributes import FINAL_APPROVAL_STATUS, set_approval_status
     from workflows.staged_approval import StagedApproval
     from workflows.tool_steps import ToolCallState, execute_tool, execution_result
+    from workflows.versions import since
 
 Decoded = TypeVar("Decoded")
 ANALYSIS_RETRY = RetryPolicy(
@@ -104,6 +108,11 @@ class HumanInTheLoopWorkflow:
         self._result: WorkflowResult | None = None
         self._refused_updates = 0
         self._resumed: ApprovalWindow | None = None  # a request carried from the last run
+        # Asked once, before any handler runs (an update's validator may not ask), and
+        # carried on: a run continued from a 1.0 run keeps 1.0's path and records no marker.
+        carried = run_input.carried
+        new_path = carried is None or carried.edits_change_the_call
+        self._edits_change_the_call = new_path and since(EDITS_CHANGE_THE_CALL)
         # In __init__, so a decision handled in the run's first task finds the request.
         self._forged = run_input.carried is not None and not self._resume(run_input.carried)
 
@@ -286,6 +295,9 @@ class HumanInTheLoopWorkflow:
             barred=self._barred,
             escalation=self._input.escalation,
             continues_as_new=True,
+            amendment_rule=(
+                amendment_problem if self._edits_change_the_call else legacy_1_0.any_amendment
+            ),
         )
         window = self._asking = ApprovalWindow(request, rules, self._audit.record)
         if not resumed:
@@ -310,6 +322,7 @@ class HumanInTheLoopWorkflow:
             audit_trail=self._audit.events,
             refused_updates=self._refused_updates,
             slack_messages=window.slack_messages,
+            edits_change_the_call=self._edits_change_the_call,
             from_run_id=workflow.info().run_id,
         )
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
@@ -352,8 +365,11 @@ class HumanInTheLoopWorkflow:
         window = self._asking
         if not isinstance(window, ApprovalWindow) or not window.amenders:
             return False
-        self._action = window.request.proposed_action
+        asked, self._action = self._action, window.request.proposed_action
         self._barred += [name for name in window.amenders if name not in self._barred]
+        if not self._edits_change_the_call:  # a run started on 1.0
+            call = asked.tool_call if asked else None
+            return await legacy_1_0.amendment_adds_risk(self, call, window.request.request_id)
         if await self._preview():
             assert self._tool_call.preview is not None
             effect = f"its effect: {self._tool_call.preview.summary}"

@@ -12,9 +12,12 @@ version, asked here and nowhere else:
    ``workflow.deprecate_patch`` instead for one release, then delete the old branch and the
    version. At most two versions are ever live.
 
-Record a history of each new path (``python -m tests.record_histories``); ``tests/
-test_replay.py`` replays every one. 1.0 is the baseline: no version is live, and runs
-started before 1.0 must drain before workers are upgraded to it.
+Ask once a run, in the workflow's ``__init__`` (before any handler: an update's validator
+may not ask), keep the answer, and carry it into a continued run, which asks only if its
+first run took the version. The old branches live in one module (``legacy_1_0.py``).
+Record a history of each new path (``python -m tests.record_histories``) and keep the old
+ones (``tests/histories/1.0/``); ``tests/test_replay.py`` replays every one. 1.0 is the
+baseline: runs started before 1.0 must drain before workers are upgraded to it.
 """
 
 from temporalio import workflow
