@@ -102,6 +102,9 @@ async def no_task_left_running() -> AsyncIterator[None]:
         task.print_stack(file=sys.stderr)
 
 
+MULTIPROCESSING_TRACKER = "multiprocessing.resource_tracker"
+
+
 @pytest.fixture
 def processes() -> Iterator[None]:
     """For a test that starts processes of its own (``script_process``, a server binary):
@@ -113,9 +116,12 @@ def processes() -> Iterator[None]:
     left: list[list[str]] = []
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
-            if child.pid not in before and child.status() != psutil.STATUS_ZOMBIE:
-                left.append(child.cmdline())
-                child.kill()
+            if child.pid in before or child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if MULTIPROCESSING_TRACKER in " ".join(child.cmdline()):
+                continue  # the interpreter's own, started once and shared by later tests
+            left.append(child.cmdline())
+            child.kill()
     assert not left, f"the test left these running: {left}"
 
 

@@ -224,7 +224,7 @@ async def test_the_demo_encrypts_too(
     """The demo's own worker and client connect through the same helper: with keys set, its
     run is stored encrypted and it still shows the outcome in clear."""
     secret = marker()
-    request = f"Delete the draft for {secret}"
+    request = f"Delete the test data for {secret}"  # a request the offline rules map
     demo = ("demo", "--offline", "--approve", "fine", "--data-dir", str(tmp_path), request)
     done = await script(*demo, env=encrypting_worker.env)
     assert done.returncode == 0, done.output
