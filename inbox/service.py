@@ -36,7 +36,6 @@ from client.status import StatusUnavailableError, closed_status, query_status
 from constants import APPROVAL_STATUS_SEARCH_ATTRIBUTE
 from encryption.codec import UndecryptablePayloadError
 from models.models import (
-    ApprovalDecision,
     WorkflowInput,
     WorkflowResult,
     WorkflowState,
@@ -269,22 +268,6 @@ class TemporalService:
         return None
 
     async def decide(
-        self,
-        workflow_id: str,
-        reviewer: str,
-        approved: bool,
-        notes: str,
-        request_id: str | None = None,
-        arguments: dict[str, Any] | None = None,
-        stage: str | None = None,
-    ) -> ApprovalDecision:
-        """``decide_applied``'s decision, as the workflow recorded it."""
-        applied = await self.decide_applied(
-            workflow_id, reviewer, approved, notes, request_id, arguments, stage
-        )
-        return applied.decision
-
-    async def decide_applied(
         self,
         workflow_id: str,
         reviewer: str,

@@ -268,7 +268,8 @@ async def send_by(route: str, client: Client, handle: WorkflowHandle, approved: 
         async def connect() -> Client:
             return client
 
-        return await TemporalService(connect=connect).decide(handle.id, "alice", approved, "ok")
+        service = TemporalService(connect=connect)
+        return (await service.decide(handle.id, "alice", approved, "ok")).decision
     request_id = (await status_of(handle)).approval_request
     assert request_id is not None
     words = [verdict, "ok", "--reviewer", "alice"]

@@ -131,7 +131,7 @@ class Recording(TemporalService):
         super().__init__(_no_temporal)
         self.decisions: list[tuple[Any, ...]] = []
 
-    async def decide_applied(  # type: ignore[override]
+    async def decide(  # type: ignore[override]
         self, workflow_id: str, reviewer: str, approved: bool, notes: str, **where: Any
     ) -> Applied:
         self.decisions.append((workflow_id, reviewer, approved, notes, where["stage"]))

@@ -74,7 +74,7 @@ async def api_decide(
     except ValidationError as err:
         raise ApiError(422, describe_errors(err.errors())) from None
     try:
-        decision = await temporal.decide(
+        applied = await temporal.decide(
             workflow_id,
             user,
             body.approved,
@@ -85,4 +85,4 @@ async def api_decide(
         )
     except RefusedError as refused:
         raise ApiError(409, str(refused)) from None
-    return JSONResponse(decision.model_dump(mode="json"))
+    return JSONResponse(applied.decision.model_dump(mode="json"))

@@ -4,7 +4,7 @@ A press counts only if Slack signed it (its signing secret, checked by Slack's S
 than five minutes ago, and only once: the same signed body sent again is refused, so a
 captured press cannot be replayed, e.g. after an amendment reset the votes. The Slack user
 must be in the reviewers file; the decision then goes through the inbox's own
-``decide_applied``, the path the inbox and ``send_approval`` take, so the workflow judges
+``decide``, the path the inbox and ``send_approval`` take, so the workflow judges
 it by the same rules (approvers, stages, quorum, no self-approval) and a double press is
 answered "already applied". Slack wants an answer within three seconds, so the route
 answers at once and the person is told the outcome afterwards, in a message only they see
@@ -189,7 +189,7 @@ async def decided_text(service: TemporalService, press: Press, reviewer: str) ->
     """What to tell the person who pressed: applied, already applied, or why not."""
     button = press.button
     try:
-        applied = await service.decide_applied(
+        applied = await service.decide(
             button.workflow_id,
             reviewer,
             press.approved,
