@@ -71,7 +71,7 @@ class SlackNotifier:
         """Show the outcome in each message the request posted, its buttons gone."""
         if self._client is None:
             return SlackDelivery(delivered=False, detail=f"{SLACK_BOT_TOKEN_ENV} is not set")
-        text, blocks = decided_message(closing.request, closing.decision)
+        text, blocks = decided_message(closing.request, closing.decision, closing.cancelled)
         for message in closing.messages:
             await _call(
                 self._client.chat_update,

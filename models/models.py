@@ -364,11 +364,13 @@ class SlackDelivery(BaseModel):
 
 class SlackClosing(BaseModel):
     """Input of the activity that updates a request's Slack messages once it closed:
-    ``decision`` None means no decision counted in time (the request timed out)."""
+    ``decision`` None means no decision counted in time (the request timed out), or, with
+    ``cancelled``, that the run was cancelled while it waited."""
 
     messages: list[SlackMessage]
     request: ApprovalRequest
     decision: ApprovalDecision | None = None
+    cancelled: bool = False
 
 
 class NoticeChannel(StrEnum):

@@ -149,9 +149,13 @@ def request_message(request: ApprovalRequest) -> tuple[str, list[dict[str, objec
     return slack_text(f"{title}: {request.proposed_action.action_type}", 200), blocks
 
 
-def outcome_line(request: ApprovalRequest, decision: ApprovalDecision | None) -> str:
-    """Who decided, when, and how; or that nobody decided in time."""
+def outcome_line(
+    request: ApprovalRequest, decision: ApprovalDecision | None, cancelled: bool = False
+) -> str:
+    """Who decided, when, and how; or that nobody decided in time, or that it was cancelled."""
     what = f"Stage {request.stage}" if request.stage else "Request"
+    if cancelled:
+        return f"{what} was cancelled while it waited: nothing was approved."
     if decision is None:
         deadline = request.deadline.isoformat(timespec="seconds")
         return f"{what} timed out at {deadline}: no decision in time, nothing was approved."
@@ -162,11 +166,11 @@ def outcome_line(request: ApprovalRequest, decision: ApprovalDecision | None) ->
 
 
 def decided_message(
-    request: ApprovalRequest, decision: ApprovalDecision | None
+    request: ApprovalRequest, decision: ApprovalDecision | None, cancelled: bool = False
 ) -> tuple[str, list[dict[str, object]]]:
     """The message once the request closed: the outcome first, the request below it, and
     no buttons or notes field left to press."""
-    outcome = outcome_line(request, decision)
+    outcome = outcome_line(request, decision, cancelled)
     blocks = [
         {"type": "header", "text": plain(_title(request, closed=True), HEADER_LIMIT)},
         {"type": "section", "text": plain(outcome, TEXT_LIMIT)},

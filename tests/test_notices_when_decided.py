@@ -147,3 +147,26 @@ async def test_a_slack_message_posted_while_the_webhook_retries_is_closed_once_d
     [update] = updates  # the posted message, closed
     assert update["blocks"][1]["text"]["text"].startswith("Request approved by ann at ")
     assert "notification_cancelled" in [entry.event for entry in result.audit_trail]
+
+
+async def test_a_run_cancelled_while_waiting_closes_its_slack_message(
+    runs: TimeSkippingRuns,
+) -> None:
+    """A cancelled request can no longer be decided: its message says so, buttons gone, so
+    nobody presses Approve on a run that will never act."""
+    slack = FakeSlack().start()
+    try:
+        async with runs.worker(slack=SlackNotifier(slack.client(), CHANNEL)):
+            handle = await runs.start("Pay ACME [cancelled in Slack's sight]", ok(RISKY))
+            await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
+            await wait_until(lambda: asyncio.sleep(0, slack.of("chat.postMessage")), bool)
+            await handle.cancel()
+            result = await handle.result()
+    finally:
+        slack.stop()
+    assert result.outcome == Outcome.CANCELLED, result.audit_trail
+    [update] = slack.of("chat.update")
+    assert not [b for b in update["blocks"] if b["type"] in ("actions", "input")]
+    assert update["blocks"][1]["text"]["text"] == (
+        "Request was cancelled while it waited: nothing was approved."
+    )

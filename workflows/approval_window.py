@@ -183,6 +183,12 @@ class ApprovalWindow:
                 raise ContinueAsNewSuggested()
             # Read in the task that settled it, before anything else can take a task.
             late = self.decision is not None and _past(self.request.deadline)
+        except asyncio.CancelledError:
+            if self.slack_messages:  # no live buttons on a request that can no longer run
+                closing = await close_slack_messages(self.slack_messages, self.request, None, True)
+                for event, detail in closing:
+                    self._record(event, detail)
+            raise
         finally:
             self.open = continuing  # the request goes on in the next run
             await self._stop_notices()

@@ -97,14 +97,19 @@ async def _kept(sending: Awaitable[ChannelDelivery], posted: list[SlackMessage])
 
 
 async def close_slack_messages(
-    messages: list[SlackMessage], request: ApprovalRequest, decision: ApprovalDecision | None
+    messages: list[SlackMessage],
+    request: ApprovalRequest,
+    decision: ApprovalDecision | None,
+    cancelled: bool = False,
 ) -> AuditEvents:
     """Show the outcome in the request's Slack messages and take their buttons away. A
     local activity: one marker in history, in the task that closed the request."""
     try:
         await workflow.execute_local_activity_method(
             SlackNotifier.update_slack_messages,
-            SlackClosing(messages=messages, request=request, decision=decision),
+            SlackClosing(
+                messages=messages, request=request, decision=decision, cancelled=cancelled
+            ),
             start_to_close_timeout=NOTICE_TIMEOUT,
             schedule_to_close_timeout=NOTICE_TIMEOUT,  # all attempts: a Slack outage holds
             retry_policy=SLACK_UPDATE_RETRY,  # a decided run briefly, never for minutes
