@@ -160,6 +160,6 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
 def missing_key_message(key_id: str, has_keys: bool) -> str:
     held = "does not hold it" if has_keys else "holds no keys"
     return (
-        f"A payload is encrypted with key ID {key_id!r} and this process {held}: "
-        f"add {key_id}:<base64-key> to {ENCRYPTION_KEYS_ENV} (or {ENCRYPTION_KEY_FILE_ENV})."
+        f"A payload is encrypted with key ID {shown(key_id)} and this process {held}: add "
+        f"it as ID:<base64-key> to {ENCRYPTION_KEYS_ENV} (or {ENCRYPTION_KEY_FILE_ENV})."
     )

@@ -18,6 +18,7 @@ handlers (deterministic, no I/O), the scripts from their argument parsing.
 """
 
 import json
+import math
 from typing import Any, NoReturn
 
 from pydantic_core import to_json
@@ -42,6 +43,10 @@ MAX_PARAMETER_VALUE_CHARS = 500
 # address) fits. The tools' own argument models bound each value, but only once a preview
 # validates them: this bounds what a run stores first, a reviewer's amended call included.
 MAX_TOOL_CALL_BYTES = 6_000
+# How deep a reviewer's edited arguments nest (no tool's arguments nest past 3): the run
+# copies them into its status and into a continued run's input, several levels deeper, and
+# a payload nested past about 200 levels cannot be decoded there.
+MAX_ARGUMENT_DEPTH = 16
 # The model's raw answer, checked before it is parsed: every field at its limit, even with
 # every character escaped in JSON (6 characters each), plus room for a fence and spacing.
 MAX_MODEL_ANSWER_CHARS = 64_000
@@ -157,14 +162,36 @@ def edited_arguments(text: str) -> dict[str, Any]:
         raise ValueError(f"not JSON ({err})") from None
     if not isinstance(arguments, dict):
         raise ValueError('must be a JSON object of the arguments by name, e.g. {"table": "users"}')
+    bounded_arguments(arguments)
     size = len(to_json(arguments))
     if size > MAX_TOOL_CALL_BYTES:
         raise ValueError(f"is {size:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}")
     return arguments
 
 
+def bounded_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Edited arguments that a run can copy into its status and into a continued run, else
+    ValueError saying why: a typed edit, and the inbox API's ``amended_arguments`` (whose
+    size the decision's own check bounds)."""
+    if _depth(arguments) > MAX_ARGUMENT_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_ARGUMENT_DEPTH} levels")
+    return arguments
+
+
 def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: object) -> int:
+    """How many objects and arrays nest in ``value``, the outermost counted. Infinity is
+    refused on the way (1e400 parses to it): JSON cannot carry it, the run would get null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a number is too large")
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 def decision_problem(decision: ApprovalDecision) -> str | None:

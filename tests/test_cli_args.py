@@ -199,12 +199,16 @@ def test_send_edit_arguments_goes_with_approve() -> None:
         ("[1, 2]", "must be a JSON object of the arguments by name"),
         ('"customers"', "must be a JSON object of the arguments by name"),
         ("[" * 5_000 + "]" * 5_000, "not JSON (maximum recursion depth exceeded"),
+        # Decodable here, but not once the run nests it in its status or a continued run.
+        ('{"a": ' + "[" * 190 + "]" * 190 + "}", "nests deeper than 16 levels"),
+        # Infinity as a float, which JSON cannot carry: the run would be sent null.
+        ('{"amount_cents": 1e400}', "a number is too large"),
         (
             json.dumps({"body": "b" * MAX_TOOL_CALL_BYTES}),
             f"is {MAX_TOOL_CALL_BYTES + 11:,} bytes as JSON; the limit is {MAX_TOOL_CALL_BYTES:,}",
         ),
     ],
-    ids=["unclosed", "not json", "nan", "array", "string", "nested", "too long"],
+    ids=["unclosed", "not json", "nan", "array", "string", "nested", "deep", "inf", "too long"],
 )
 def test_send_refuses_edit_arguments_that_are_no_json_object_within_the_limit(
     capsys: pytest.CaptureFixture[str], edit: str, reason: str

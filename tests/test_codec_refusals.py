@@ -128,7 +128,7 @@ async def test_a_payload_that_opens_with_no_key_here_is_undecodable() -> None:
 async def test_where_a_type_is_asked_for_it_still_fails_loudly() -> None:
     """An update's argument or the workflow's input: the update is rejected, the task fails."""
     worker = worker_converter(converter_with_keys(new_ring("k1"))).with_context(WORKFLOW)
-    with pytest.raises(UndecodablePayloadError, match=r"key ID 'nobody'.*add nobody:"):
+    with pytest.raises(UndecodablePayloadError, match=r"key ID 'nobody'.*add it as ID:"):
         await decoded(worker, [FORGED], type_hints=[ApprovalDecision])
     with pytest.raises(UndecodablePayloadError, match="not encrypted while encryption is on"):
         await decoded(worker, [payload_of(True)], type_hints=[bool])
@@ -363,3 +363,14 @@ async def test_a_run_whose_input_no_worker_can_decode_still_fails_loudly_and_say
         finally:
             await handle.terminate("end of test")
     assert stuck is not None and "key ID 'k-input' and this process holds no keys" in stuck
+
+
+async def test_a_forged_key_id_is_cut_short_and_escaped_in_the_error_too() -> None:
+    """The error (a worker's log, a failed task in the Web UI, a client's message) quotes
+    the key ID as the audit trail does: a forged one cannot flood or forge log lines."""
+    forged_id = b"k" * 9999 + b"\n\x1b[31mWARNING forged"
+    forged = Payload(metadata={"encoding": b"binary/encrypted", KEY_ID_METADATA: forged_id})
+    with pytest.raises(UndecryptablePayloadError) as err:
+        await EncryptionCodec(None).decode([forged])
+    assert len(str(err.value)) < 400
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)

@@ -484,6 +484,8 @@ async def test_edited_arguments_over_the_limit_or_unchanged_are_not_applied(
         same = request.proposed_action.tool_call.arguments
         unchanged = await api.post(path, json={"approved": True, "amended_arguments": same})
         not_an_object = await api.post(path, json={"approved": True, "amended_arguments": [1]})
+        deep = {"a": [[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]}
+        too_deep = await api.post(path, json={"approved": True, "amended_arguments": deep})
         status = await status_of(handle)
 
     assert too_big.status_code == 409
@@ -495,6 +497,8 @@ async def test_edited_arguments_over_the_limit_or_unchanged_are_not_applied(
     )
     assert not_an_object.status_code == 422
     assert "amended_arguments" in not_an_object.json()["error"]
+    assert too_deep.status_code == 422
+    assert "nests deeper than 16 levels" in too_deep.json()["error"]
     assert status.state == WorkflowState.AWAITING_APPROVAL and status.votes == []
 
 

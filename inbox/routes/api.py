@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from inbox.dependencies import ApiUser, InboxDep, Temporal
 from inbox.errors import ApiError, describe_errors
@@ -13,7 +13,7 @@ from inbox.rendering import next_page_url
 from inbox.routes.pages import PAGE_SIZE_PARAMETER
 from inbox.service import RefusedError
 from inbox.views import decided_item, pending_item, status_json
-from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS
+from models.limits import MAX_NAME_CHARS, MAX_NOTES_CHARS, bounded_arguments
 
 router = APIRouter(prefix="/api")
 
@@ -32,6 +32,11 @@ class DecisionBody(BaseModel):
     stage: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     # Approve the tool call with these arguments instead (the edited call is asked again).
     amended_arguments: dict[str, Any] | None = None
+
+    @field_validator("amended_arguments")
+    @classmethod
+    def _bounded(cls, arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if arguments is None else bounded_arguments(arguments)
 
 
 @router.get("/requests")
