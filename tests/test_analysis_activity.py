@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
 from activities.llm_settings import LLMSettings, analysis_activities
@@ -21,7 +21,7 @@ from activities.propose_action import (
 from benchmarks.fake_openai import FakeOpenAIServer, Reply, http_error, ok
 from constants import LLM_API_ENV, OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV, OPENAI_MODEL_ENV
 from models.models import AnalysisRequest, Outcome, ProposedAction, WorkflowInput, WorkflowResult
-from tests.helpers import TEST_MODEL, start_run
+from tests.helpers import TEST_MODEL, TimeSkippingRuns, start_run
 from worker_setup import build_worker
 
 TEST_ROWS = {"column": "status", "op": "=", "value": "test"}
@@ -131,8 +131,7 @@ async def test_answer_missing_fields_is_malformed_and_names_them(
 )  # fmt: skip
 async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_failed(
     llm_server: FakeOpenAIServer,
-    dev_server: WorkflowEnvironment,
-    task_queue: str,
+    runs: TimeSkippingRuns,
     chat_completions: bool,
     answer: dict[str, Any],
 ) -> None:
@@ -144,7 +143,7 @@ async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_fail
     request = _unique_request("Delete the test rows")
     llm_server.on(request, *[ok(answer)] * (MAX_MALFORMED_ATTEMPTS + 2))
     analysis = AnalysisActivities(client, TEST_MODEL, chat_completions=chat_completions)
-    handle, result = await run_to_the_end(dev_server, task_queue, client, analysis, request)
+    handle, result = await run_to_the_end(runs, client, analysis, request)
 
     assert result.outcome == Outcome.ANALYSIS_FAILED
     assert result.message == (
@@ -156,20 +155,17 @@ async def test_a_proposal_naming_no_tool_is_malformed_retried_then_analysis_fail
 
 
 async def run_to_the_end(
-    dev_server: WorkflowEnvironment,
-    task_queue: str,
+    runs: TimeSkippingRuns,
     client: openai.AsyncOpenAI,
     analysis: AnalysisActivities,
     request: str,
 ) -> tuple[Any, WorkflowResult]:
-    """Run ``request`` on a worker with ``analysis`` until it ends, then close ``client``."""
+    """Run ``request`` on a worker with ``analysis`` until it ends (retry back-offs skipped
+    by the time-skipping server), then close ``client``."""
     try:
-        async with build_worker(dev_server.client, task_queue, analysis):
+        async with build_worker(runs.client, runs.task_queue, analysis):
             handle = await start_run(
-                dev_server.client,
-                task_queue,
-                f"analysed-{uuid.uuid4().hex[:8]}",
-                WorkflowInput(user_request=request),
+                runs.client, runs.task_queue, runs.workflow_id, WorkflowInput(user_request=request)
             )
             return handle, await handle.result()
     finally:
@@ -217,7 +213,7 @@ async def test_answer_without_a_message_is_malformed_not_an_outage(
 
 
 async def test_a_request_timeout_is_retried_and_the_retry_succeeds(
-    llm_server: FakeOpenAIServer, dev_server: WorkflowEnvironment, task_queue: str
+    llm_server: FakeOpenAIServer, runs: TimeSkippingRuns
 ) -> None:
     """The model takes longer than the client waits: the attempt fails with a plain
     timeout error, Temporal's retry policy runs it again, and the second answer is used."""
@@ -227,7 +223,7 @@ async def test_a_request_timeout_is_retried_and_the_retry_succeeds(
     request = _unique_request("Summarise the weekly report")
     llm_server.on(request, ok(SAFE_PROPOSAL, delay_seconds=3), ok(SAFE_PROPOSAL))
     analysis = AnalysisActivities(client, TEST_MODEL)
-    handle, result = await run_to_the_end(dev_server, task_queue, client, analysis, request)
+    handle, result = await run_to_the_end(runs, client, analysis, request)
 
     assert result.outcome == Outcome.AUTO_APPROVED
     assert result.proposed_action == ProposedAction.model_validate(SAFE_PROPOSAL)
