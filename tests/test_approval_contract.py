@@ -119,8 +119,9 @@ SAFE = {
     "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
-# Long enough that the worker has surely stopped before the deadline, even on a busy machine.
-DEV_TIMEOUT = 10
+# The worker stops well within a second of the request opening, even on a busy machine;
+# ``away_until_past`` fails the test if it did not stop before the deadline.
+DEV_TIMEOUT = 3
 ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 
@@ -137,12 +138,15 @@ def dev_runs(
     return TimeSkippingRuns(dev_server, analysis_activities, llm_server, task_queue, workflow_id)
 
 
-async def past(deadline: datetime) -> None:
-    """Wait until the wall clock (the dev server's) is past ``deadline``."""
+async def away_until_past(deadline: datetime) -> None:
+    """Once the worker has stopped: wait until the wall clock (the dev server's) is past
+    ``deadline``. The worker (and what the test did meanwhile) must have been done before
+    the deadline, or the test would not be showing what happens to a deadline no worker saw."""
 
     async def now() -> datetime:
         return datetime.now(UTC)
 
+    assert await now() < deadline, "the worker stopped only after the deadline: too slow"
     await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=500), 60)
 
 
@@ -173,7 +177,7 @@ async def test_a_signal_sent_after_the_deadline_while_no_worker_ran_is_refused(
             "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
         )
         pending = await pending_request(handle)
-    await past(pending.deadline)  # no worker: the deadline passes unseen
+    await away_until_past(pending.deadline)  # no worker: the deadline passes unseen
     await handle.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
@@ -197,7 +201,7 @@ async def test_a_signal_sent_before_the_deadline_but_handled_after_it_fails_clos
         )
         pending = await pending_request(handle)
     await handle.signal(APPROVE_SIGNAL, True)  # stored now, before the deadline
-    await past(pending.deadline)
+    await away_until_past(pending.deadline)
     async with dev_runs.worker():
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
@@ -245,7 +249,8 @@ async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its
         handle.execute_update(SUBMIT_DECISION_UPDATE, decision, id="late-update")
     )
     await wait_until(lambda: admitted(dev_runs.client, handle.id, "late-update"), bool)
-    await past(pending.deadline)  # sent in time, but no worker receives it before the deadline
+    # Sent in time, but no worker receives it before the deadline.
+    await away_until_past(pending.deadline)
     async with dev_runs.worker():
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await sent
@@ -281,7 +286,7 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
         assert status.current_stage is not None and status.approval_request is not None
         child = dev_runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
         await wait_for_timers(child, 1)  # the stage waits for its decision
-    await past(status.approval_request.deadline)  # the stage's own deadline
+    await away_until_past(status.approval_request.deadline)  # the stage's own deadline
     await child.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
