@@ -339,14 +339,22 @@ async def test_a_stage_decided_while_its_opening_notice_is_sent_counts(
     """A quick approver decides a stage while its opening notice (a local activity) is still
     out: the notice is cancelled, moot, and the decision stands. The cancelled notice once
     ended the stage's window with an ActivityError, so the stage failed (stage_failed)."""
-    # Longer than a workflow task's timeout: the task that opened the stage completes (the
-    # SDK heartbeats it) while its local activity is still sending.
+    run_input = WorkflowInput(
+        user_request="Pay ACME [stage decided during its notice]",
+        approval_stages=["legal"],
+        stage_approvers=STAGE_MEMBERS,
+    )
+    runs.llm_server.on(run_input.user_request, ok(RISKY))
+    # The notice takes longer than a workflow task's timeout: the task that opened the stage
+    # completes (the SDK heartbeats it at 80% of the timeout, which the stage takes from its
+    # run) while its local activity is still sending, and the decision is handled then.
     async with slow_webhook(15) as notifier, runs.worker(notifier=notifier):
-        handle = await runs.start(
-            "Pay ACME [stage decided during its notice]",
-            ok(RISKY),
-            approval_stages=["legal"],
-            stage_approvers=STAGE_MEMBERS,
+        handle = await start_run(
+            runs.client,
+            runs.task_queue,
+            runs.workflow_id,
+            run_input,
+            task_timeout=timedelta(seconds=2),
         )
         status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
         assert status.current_stage is not None
