@@ -682,6 +682,9 @@ async def worker_with(
                 preview_tool_call,
                 execute.execute_action,
             ],
+            # A held action's heartbeats reach the server (and bring back a cancel) this
+            # often, not at 80% of the execute step's heartbeat timeout.
+            max_heartbeat_throttle_interval=timedelta(milliseconds=500),
         ) as worker:
             yield worker
 
