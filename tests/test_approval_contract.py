@@ -119,9 +119,9 @@ SAFE = {
     "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
-# The worker stops well within a second of the request opening, even on a busy machine;
+# The worker stops 0.1-0.3 s after the request opens, at load 9 on two cores;
 # ``away_until_past`` fails the test if it did not stop before the deadline.
-DEV_TIMEOUT = 3
+DEV_TIMEOUT = 2
 ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 
@@ -147,7 +147,7 @@ async def away_until_past(deadline: datetime) -> None:
         return datetime.now(UTC)
 
     assert await now() < deadline, "the worker stopped only after the deadline: too slow"
-    await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=500), 60)
+    await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=200), 60)
 
 
 def events(result: WorkflowResult) -> list[str]:
