@@ -80,6 +80,7 @@ from tests.record_histories import (
     started_children,
     wait_for_timers,
 )
+from tests.test_approval_core import SHORT_DEADLINE, until_past
 from tools.registry import get_tool
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
@@ -119,9 +120,6 @@ SAFE = {
     "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
-# The worker stops 0.1-0.3 s after the request opens, at load 9 on two cores;
-# ``away_until_past`` fails the test if it did not stop before the deadline.
-DEV_TIMEOUT = 2
 ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 
@@ -136,18 +134,6 @@ def dev_runs(
 ) -> TimeSkippingRuns:
     """Like ``runs``, on the dev server: real time, and a worker that can really be away."""
     return TimeSkippingRuns(dev_server, analysis_activities, llm_server, task_queue, workflow_id)
-
-
-async def away_until_past(deadline: datetime) -> None:
-    """Once the worker has stopped: wait until the wall clock (the dev server's) is past
-    ``deadline``. The worker (and what the test did meanwhile) must have been done before
-    the deadline, or the test would not be showing what happens to a deadline no worker saw."""
-
-    async def now() -> datetime:
-        return datetime.now(UTC)
-
-    assert await now() < deadline, "the worker stopped only after the deadline: too slow"
-    await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=200), 60)
 
 
 def events(result: WorkflowResult) -> list[str]:
@@ -174,10 +160,10 @@ async def test_a_signal_sent_after_the_deadline_while_no_worker_ran_is_refused(
     counted; the task that settles it runs past the deadline, and the request times out."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
-    await away_until_past(pending.deadline)  # no worker: the deadline passes unseen
+    await until_past(pending.deadline)  # no worker: the deadline passes unseen
     await handle.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
@@ -197,11 +183,11 @@ async def test_a_signal_sent_before_the_deadline_but_handled_after_it_fails_clos
     time while no worker ran, and handled after the deadline, times out; nothing executes."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [on time while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [on time while down]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
     await handle.signal(APPROVE_SIGNAL, True)  # stored now, before the deadline
-    await away_until_past(pending.deadline)
+    await until_past(pending.deadline)
     async with dev_runs.worker():
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
@@ -241,7 +227,7 @@ async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its
     nothing applied or recorded (a rejected update leaves no history)."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [late update]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [late update]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
     decision = decision_for(pending, approved=True, reviewer="alice")
@@ -250,7 +236,7 @@ async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its
     )
     await wait_until(lambda: admitted(dev_runs.client, handle.id, "late-update"), bool)
     # Sent in time, but no worker receives it before the deadline.
-    await away_until_past(pending.deadline)
+    await until_past(pending.deadline)
     async with dev_runs.worker():
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await sent
@@ -278,7 +264,7 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
         handle = await dev_runs.start(
             "Pay ACME [late stage signal]",
             ok(RISKY),
-            approval_timeout_seconds=DEV_TIMEOUT,
+            approval_timeout_seconds=SHORT_DEADLINE,
             approval_stages=["legal"],
             stage_approvers={"legal": [SHORTHAND_REVIEWER]},
         )
@@ -286,7 +272,7 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
         assert status.current_stage is not None and status.approval_request is not None
         child = dev_runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
         await wait_for_timers(child, 1)  # the stage waits for its decision
-    await away_until_past(status.approval_request.deadline)  # the stage's own deadline
+    await until_past(status.approval_request.deadline)  # the stage's own deadline
     await child.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
