@@ -80,6 +80,7 @@ from tests.record_histories import (
     started_children,
     wait_for_timers,
 )
+from tests.test_approval_core import SHORT_DEADLINE, until_past
 from tools.registry import get_tool
 from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
@@ -119,8 +120,6 @@ SAFE = {
     "tool_call": {"tool": "account_balances", "arguments": {}},
 }
 TIMEOUT = 300
-# Long enough that the worker has surely stopped before the deadline, even on a busy machine.
-DEV_TIMEOUT = 10
 ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 APPROVAL_STATUS = SearchAttributeKey.for_keyword(APPROVAL_STATUS_SEARCH_ATTRIBUTE)
 
@@ -135,15 +134,6 @@ def dev_runs(
 ) -> TimeSkippingRuns:
     """Like ``runs``, on the dev server: real time, and a worker that can really be away."""
     return TimeSkippingRuns(dev_server, analysis_activities, llm_server, task_queue, workflow_id)
-
-
-async def past(deadline: datetime) -> None:
-    """Wait until the wall clock (the dev server's) is past ``deadline``."""
-
-    async def now() -> datetime:
-        return datetime.now(UTC)
-
-    await wait_until(now, lambda at: at > deadline + timedelta(milliseconds=500), 60)
 
 
 def events(result: WorkflowResult) -> list[str]:
@@ -170,10 +160,10 @@ async def test_a_signal_sent_after_the_deadline_while_no_worker_ran_is_refused(
     counted; the task that settles it runs past the deadline, and the request times out."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [late while down]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
-    await past(pending.deadline)  # no worker: the deadline passes unseen
+    await until_past(pending.deadline)  # no worker: the deadline passes unseen
     await handle.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
@@ -193,11 +183,11 @@ async def test_a_signal_sent_before_the_deadline_but_handled_after_it_fails_clos
     time while no worker ran, and handled after the deadline, times out; nothing executes."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [on time while down]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [on time while down]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
     await handle.signal(APPROVE_SIGNAL, True)  # stored now, before the deadline
-    await past(pending.deadline)
+    await until_past(pending.deadline)
     async with dev_runs.worker():
         result = await handle.result()
     assert result.outcome == Outcome.TIMED_OUT
@@ -237,7 +227,7 @@ async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its
     nothing applied or recorded (a rejected update leaves no history)."""
     async with dev_runs.worker():
         handle = await dev_runs.start(
-            "Pay ACME [late update]", ok(RISKY), approval_timeout_seconds=DEV_TIMEOUT
+            "Pay ACME [late update]", ok(RISKY), approval_timeout_seconds=SHORT_DEADLINE
         )
         pending = await pending_request(handle)
     decision = decision_for(pending, approved=True, reviewer="alice")
@@ -245,7 +235,8 @@ async def test_an_update_a_worker_receives_after_the_deadline_is_refused_and_its
         handle.execute_update(SUBMIT_DECISION_UPDATE, decision, id="late-update")
     )
     await wait_until(lambda: admitted(dev_runs.client, handle.id, "late-update"), bool)
-    await past(pending.deadline)  # sent in time, but no worker receives it before the deadline
+    # Sent in time, but no worker receives it before the deadline.
+    await until_past(pending.deadline)
     async with dev_runs.worker():
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await sent
@@ -273,7 +264,7 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
         handle = await dev_runs.start(
             "Pay ACME [late stage signal]",
             ok(RISKY),
-            approval_timeout_seconds=DEV_TIMEOUT,
+            approval_timeout_seconds=SHORT_DEADLINE,
             approval_stages=["legal"],
             stage_approvers={"legal": [SHORTHAND_REVIEWER]},
         )
@@ -281,7 +272,7 @@ async def test_a_stage_signal_sent_after_its_deadline_while_no_worker_ran_is_ref
         assert status.current_stage is not None and status.approval_request is not None
         child = dev_runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
         await wait_for_timers(child, 1)  # the stage waits for its decision
-    await past(status.approval_request.deadline)  # the stage's own deadline
+    await until_past(status.approval_request.deadline)  # the stage's own deadline
     await child.signal(APPROVE_SIGNAL, True)
     async with dev_runs.worker():
         result = await handle.result()
@@ -334,14 +325,22 @@ async def test_a_stage_decided_while_its_opening_notice_is_sent_counts(
     """A quick approver decides a stage while its opening notice (a local activity) is still
     out: the notice is cancelled, moot, and the decision stands. The cancelled notice once
     ended the stage's window with an ActivityError, so the stage failed (stage_failed)."""
-    # Longer than a workflow task's timeout: the task that opened the stage completes (the
-    # SDK heartbeats it) while its local activity is still sending.
+    run_input = WorkflowInput(
+        user_request="Pay ACME [stage decided during its notice]",
+        approval_stages=["legal"],
+        stage_approvers=STAGE_MEMBERS,
+    )
+    runs.llm_server.on(run_input.user_request, ok(RISKY))
+    # The notice takes longer than a workflow task's timeout: the task that opened the stage
+    # completes (the SDK heartbeats it at 80% of the timeout, which the stage takes from its
+    # run) while its local activity is still sending, and the decision is handled then.
     async with slow_webhook(15) as notifier, runs.worker(notifier=notifier):
-        handle = await runs.start(
-            "Pay ACME [stage decided during its notice]",
-            ok(RISKY),
-            approval_stages=["legal"],
-            stage_approvers=STAGE_MEMBERS,
+        handle = await start_run(
+            runs.client,
+            runs.task_queue,
+            runs.workflow_id,
+            run_input,
+            task_timeout=timedelta(seconds=2),
         )
         status = await wait_until(lambda: status_of(handle), lambda s: s.current_stage is not None)
         assert status.current_stage is not None
@@ -669,6 +668,9 @@ async def worker_with(
                 preview_tool_call,
                 execute.execute_action,
             ],
+            # A held action's heartbeats reach the server (and bring back a cancel) this
+            # often, not at 80% of the execute step's heartbeat timeout.
+            max_heartbeat_throttle_interval=timedelta(milliseconds=500),
         ) as worker:
             yield worker
 

@@ -12,7 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -56,6 +56,10 @@ from workflows.approval_workflow import ApprovalWorkflow
 from workflows.human_in_the_loop_workflow import HumanInTheLoopWorkflow
 
 pytestmark = pytest.mark.timeout(180)
+# A deadline the test waits out. What must come before it (the request opening, a decision,
+# a worker stopping) takes 0.1-0.3 s at load 9 on two cores, and ``until_past`` fails the
+# test if it did not.
+SHORT_DEADLINE = 2
 
 
 @pytest.fixture
@@ -79,12 +83,21 @@ class CoreRuns:
     def worker(self) -> Worker:
         return build_worker(self.client, self.task_queue, self.analysis)
 
-    async def start(self, text: str, proposal: dict[str, Any] | None = None, **fields: Any) -> Run:
-        """A run whose model proposes ``proposal`` (an e-mail to one address by default)."""
+    async def start(
+        self,
+        text: str,
+        proposal: dict[str, Any] | None = None,
+        task_timeout: timedelta | None = None,
+        **fields: Any,
+    ) -> Run:
+        """A run whose model proposes ``proposal`` (an e-mail to one address by default);
+        ``task_timeout``, the run's workflow task timeout (Temporal's default if None)."""
         self.llm.on(text, ok(proposal or risky(fallback_tool_call(text))))
         run_input = WorkflowInput(user_request=text, **fields)
         workflow_id = f"core-{uuid.uuid4().hex[:10]}"
-        return await start_run(self.client, self.task_queue, workflow_id, run_input)
+        return await start_run(
+            self.client, self.task_queue, workflow_id, run_input, task_timeout=task_timeout
+        )
 
 
 def replayer() -> Replayer:
@@ -124,9 +137,12 @@ async def raw_signal(client: Client, handle: Run, name: str, payload: Payload) -
 
 
 async def until_past(deadline: datetime) -> None:
-    """Wait (wall clock: the dev server's clock) until ``deadline`` has passed."""
+    """Wait (wall clock: the dev server's clock) until ``deadline`` has passed. What the
+    test did so far was meant to happen before it: if it did not, the test is not showing
+    what it says, so it fails."""
     remaining = (deadline - datetime.now(UTC)).total_seconds()
-    await asyncio.sleep(max(remaining, 0) + 0.5)
+    assert remaining > 0, "the steps meant to come before the deadline came after it: too slow"
+    await asyncio.sleep(remaining + 0.2)
 
 
 async def activity_names(handle: Run) -> list[str]:
@@ -146,7 +162,9 @@ async def test_a_late_approval_never_executes_after_an_undecodable_signal(core: 
     """Worker down across the deadline: an undecodable signal before it, a valid approval
     after it. The approval is handled with the deadline in one task: the request times out."""
     async with serving(core):
-        handle = await core.start("Late approval after a forged signal", approval_timeout_seconds=4)
+        handle = await core.start(
+            "Late approval after a forged signal", approval_timeout_seconds=SHORT_DEADLINE
+        )
         request = await pending_request(handle)
     forged = Payload(metadata={"encoding": b"binary/unknown"}, data=b"\x00")
     await raw_signal(core.client, handle, APPROVAL_DECISION_SIGNAL, forged)
@@ -163,7 +181,7 @@ async def test_a_late_approval_never_executes_after_an_undecodable_signal(core: 
 async def test_a_late_update_is_refused_to_its_sender(core: CoreRuns) -> None:
     """An update a worker receives after the deadline is refused, and its sender told."""
     async with serving(core):
-        handle = await core.start("Late update", approval_timeout_seconds=4)
+        handle = await core.start("Late update", approval_timeout_seconds=SHORT_DEADLINE)
         request = await pending_request(handle)
     await until_past(request.deadline)
     async with serving(core):
@@ -188,7 +206,7 @@ async def test_a_cancel_during_an_escalation_notice_ends_the_run_cancelled(
             "Cancel during the reminder",
             approval_timeout_seconds=120,
             approvers=["alice"],
-            escalation=EscalationPolicy(after_seconds=2, approvers=["boss"]),
+            escalation=EscalationPolicy(after_seconds=1, approvers=["boss"]),
         )
         await wait_until(lambda: asyncio.sleep(0, slow_webhook.requests), lambda n: n >= 2)
         await handle.cancel()
@@ -428,7 +446,7 @@ async def test_replay_judges_every_decision_as_it_was_judged_live(core: CoreRuns
     async with serving(core):
         handle = await core.start(
             "Replay the refusals",
-            approval_timeout_seconds=5,
+            approval_timeout_seconds=SHORT_DEADLINE,
             approvers=["alice", "bob"],
             voting=VotingPolicy(required_approvals=2),
         )
@@ -512,8 +530,10 @@ async def test_a_reset_judges_redelivered_decisions_by_when_it_handles_them(
     reset's time. Before the deadline, the on-time rejection still counts. After it, the
     run cannot tell an on-time decision from a late one without reading its first run's
     history, so it fails closed: the request times out, and nothing is wedged."""
+    # Before the deadline, the reset run must be decided before it: far off, never waited.
+    deadline = SHORT_DEADLINE if when == "after the deadline" else 300
     async with serving(core):
-        handle = await core.start(f"Reset {when}", approval_timeout_seconds=6)
+        handle = await core.start(f"Reset {when}", approval_timeout_seconds=deadline)
         request = await pending_request(handle)
         await handle.execute_update(SUBMIT_DECISION_UPDATE, decision_for(request, approved=False))
         assert (await handle.result()).outcome == Outcome.REJECTED
@@ -544,7 +564,7 @@ async def test_a_failing_reminder_never_holds_the_request_past_its_deadline(
     async with serving(core):
         handle = await core.start(
             "Failing reminder",
-            approval_timeout_seconds=5,
+            approval_timeout_seconds=SHORT_DEADLINE,
             approvers=["alice"],
             escalation=EscalationPolicy(after_seconds=1, approvers=["boss"]),
         )

@@ -46,6 +46,7 @@ from tests.helpers import (
 )
 from tests.record_histories import decision_for, pending_request, recorded
 from tests.test_approval_core import (
+    SHORT_DEADLINE,
     CoreRuns,
     activity_names,
     events,
@@ -121,7 +122,7 @@ async def test_forged_carried_state_is_refused_in_every_run_of_a_cron_workflow(
             id=workflow_id,
             task_queue=core.task_queue,
             result_type=WorkflowResult,
-            cron_schedule="@every 2s",
+            cron_schedule="@every 1s",
         )
         try:
             second = await next_run(core.client, workflow_id, first.result_run_id)
@@ -187,7 +188,9 @@ async def test_a_run_made_by_a_reset_still_refuses_a_decision_handled_after_the_
     (``_past`` is False in any run whose run ID is not the original's), so the late
     approval, handled in the same task as the deadline's timer, counts and executes."""
     async with serving(core):
-        handle = await core.start("Reset, then approve late", approval_timeout_seconds=8)
+        handle = await core.start(
+            "Reset, then approve late", approval_timeout_seconds=SHORT_DEADLINE
+        )
         request = await pending_request(handle)
         reset = await reset_to(core, handle, await a_task_after_the_request_opened(handle, request))
         status = await wait_until(lambda: status_of(reset), lambda s: s.approval_request)
@@ -208,7 +211,7 @@ async def test_resetting_a_timed_out_run_never_executes_the_approval_it_refused_
     deadline (to look again, to retry after a fix): Temporal reapplies the late signal to
     the new run, which judges by the timer alone, so the approval it refused executes."""
     async with serving(core):
-        handle = await core.start("Time out, then reset", approval_timeout_seconds=6)
+        handle = await core.start("Time out, then reset", approval_timeout_seconds=SHORT_DEADLINE)
         request = await pending_request(handle)
         before_deadline = await a_task_after_the_request_opened(handle, request)
     await until_past(request.deadline)
@@ -259,7 +262,12 @@ async def test_a_decision_that_reaches_a_continued_run_in_its_first_task_counts(
     core = CoreRuns(Client(**config), analysis_activities, llm_server)
     async with serving(core):
         handle = await core.start(
-            "Approve as the request moves", approval_timeout_seconds=30, approvers=["alice"]
+            "Approve as the request moves",
+            # A held task's retry comes a workflow task timeout later (the continued run
+            # keeps its run's): 2 s, not the default 10 s.
+            task_timeout=timedelta(seconds=2),
+            approval_timeout_seconds=30,
+            approvers=["alice"],
         )
         request = await pending_request(handle)
         HOLD_CONTINUED["held"] = True
