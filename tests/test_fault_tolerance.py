@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,6 +77,9 @@ LLM_THINKING_SECONDS = 10.0
 # run is seen waiting (milliseconds, not seconds, after its deadline was set).
 SHORT_APPROVAL_TIMEOUT_SECONDS = 8
 WAITING_RUNS = 5
+# A run evicted while its notice (a local activity) is in flight leaves its workflow task
+# to time out before another worker task rebuilds it: 10 s by default, shorter here.
+EVICTED_TASK_TIMEOUT = timedelta(seconds=3)
 NOTICE_IDS = re.compile(r"^Workflow ID: (\S+)\nRequest ID: (\S+)$", re.MULTILINE)
 
 
@@ -129,11 +132,18 @@ async def start_risky_run(
     task_queue: str,
     text: str,
     approval_timeout_seconds: int = 300,
+    **options: Any,
 ) -> Run:
-    """Started as ``start_workflow`` starts it, search attribute included."""
+    """Started as ``start_workflow`` starts it, search attribute included; ``options`` are
+    the client's start options."""
     run_input = WorkflowInput(user_request=text, approval_timeout_seconds=approval_timeout_seconds)
     return await start_run(
-        client, task_queue, workflow_id, run_input, search_attributes=INITIAL_SEARCH_ATTRIBUTES
+        client,
+        task_queue,
+        workflow_id,
+        run_input,
+        search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+        **options,
     )
 
 
@@ -506,7 +516,13 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
             module="tests.crash_worker_logging_evictions",
         )
         handles = [
-            await start_risky_run(dev_server.client, f"{workflow_id}-{i}", task_queue, text)
+            await start_risky_run(
+                dev_server.client,
+                f"{workflow_id}-{i}",
+                task_queue,
+                text,
+                task_timeout=EVICTED_TASK_TIMEOUT,
+            )
             for i, text in enumerate(texts)
         ]
         # Read the printed notices, not the status query: a query would bring an evicted
