@@ -1,0 +1,55 @@
+"""``python -m worker``, unchanged, except that two executions hold until the process is killed.
+
+The real tools act in milliseconds, far too fast to kill a worker in the middle; the
+fault-tolerance tests start this worker, wait for what it logs, and kill it there:
+
+- ``send_email``'s execute activity says it started, then holds before acting, with no
+  heartbeat (a dead worker sends none);
+- any other tool's execution applies its effect in its open transaction, says so, and hangs
+  before recording the key (the activity keeps heartbeating from its event loop, as a live
+  worker would).
+
+Test-only: run as ``python -m tests.crash_worker_holding``.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from temporalio import activity
+from temporalio.common import RawValue
+
+import tools.execution as execution
+import worker
+import worker_setup
+from activities.execute_tool import execute_tool
+from console_exit import exit_process
+from models.tools import ExecuteToolInput, ToolOutcome
+
+HELD_TOOL = "send_email"
+HELD_BEFORE_ACTING = f"{HELD_TOOL} held until this worker is killed"
+HELD_IN_TRANSACTION = "tool effect applied, key not recorded: holding until this worker is killed"
+
+
+@activity.defn(dynamic=True)
+async def execute_holding(args: Sequence[RawValue]) -> ToolOutcome:
+    """The execute activity, except that ``send_email`` starts and never acts."""
+    if activity.info().activity_type != HELD_TOOL:
+        return await execute_tool(args)
+    request = activity.payload_converter().from_payload(args[0].payload, ExecuteToolInput)
+    activity.logger.info("%s (key %s)", HELD_BEFORE_ACTING, request.idempotency_key)
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+def record_never(*_: object) -> None:
+    """Stands in for recording the key: the effect is applied in the open transaction."""
+    logging.getLogger(__name__).warning(HELD_IN_TRANSACTION)
+    time.sleep(3600)
+
+
+if __name__ == "__main__":
+    worker_setup.execute_tool = execute_holding
+    execution._record = record_never
+    exit_process(worker.main())
