@@ -81,7 +81,7 @@ WAITING, THINKING, EXECUTING, IN_TRANSACTION = "waiting", "thinking", "executing
 LLM_THINKING_SECONDS = 60.0
 # Long enough to be still open when the server is killed, which happens as soon as the
 # run is seen waiting (milliseconds, not seconds, after its deadline was set).
-SHORT_APPROVAL_TIMEOUT_SECONDS = 8
+SHORT_APPROVAL_TIMEOUT_SECONDS = 4
 WAITING_RUNS = 5
 # A run evicted while its notice (a local activity) is in flight leaves its workflow task
 # to time out before another worker task rebuilds it: 10 s by default, shorter here.
