@@ -1,10 +1,11 @@
 """Crashes lose nothing: real worker and server processes are killed and restarted mid-run.
 
-Each test starts ``python -m worker`` (and, for the server test, its own ``temporal server
-start-dev`` on a SQLite file) as subprocesses, kills them with SIGKILL or stops them with
-SIGTERM at the worst moment, and checks that the run still ends correctly, that the action
-ran exactly once (counted by its idempotency key across every worker's log), and that the
-LLM was not asked again for an answer that history had already recorded.
+The process to kill is started as a subprocess (a worker, or for the server test its own
+``temporal server start-dev`` on a SQLite file) and killed with SIGKILL at the worst
+moment; the tests check that the run still ends correctly, that the action ran exactly once
+(counted by its idempotency key across every worker's log), and that the LLM was not asked
+again for an answer that history had already recorded. A worker nobody kills may run in
+this process (``build_worker``, as ``python -m worker`` builds it).
 
 The worker killed mid-activity is ``tests.crash_worker_holding``, whose executions hold
 until it is killed: one crash catches four runs at once (see ``crash``).
@@ -87,6 +88,7 @@ WAITING_RUNS = 5
 # A run evicted while its notice (a local activity) is in flight leaves its workflow task
 # to time out before another worker task rebuilds it: 10 s by default, shorter here.
 EVICTED_TASK_TIMEOUT = timedelta(seconds=3)
+EVICTION_LOGGER = "temporalio.worker._workflow"
 NOTICE_IDS = re.compile(r"^Workflow ID: (\S+)\nRequest ID: (\S+)$", re.MULTILINE)
 
 
@@ -101,21 +103,19 @@ async def start_worker(
     return await stack.enter_async_context(worker_process(env, log, *args, module=module))
 
 
-async def printed_notices(worker: WorkerProcess, count: int = 1) -> list[tuple[str, str]]:
-    """(workflow ID, request ID) of each approval notice the worker printed, once ``count``
-    runs have one: the notice activity prints after the run records approval_requested.
+async def printed_notices(output: Callable[[], str], count: int) -> list[tuple[str, str]]:
+    """(workflow ID, request ID) of each approval notice in a worker's ``output``, once
+    ``count`` runs have one: the notice activity prints after the run records
+    approval_requested.
 
     Counted by run: the opening notice is a local activity, which runs again when its run
     is evicted before the task that holds its result completes (a full cache), so a run
     may print its notice twice."""
 
-    async def log() -> str:
-        return worker.output()
-
     def runs(text: str) -> int:
         return len({workflow_id for workflow_id, _ in NOTICE_IDS.findall(text)})
 
-    content = await wait_until(log, lambda text: runs(text) >= count)
+    content = await wait_until(lambda: asyncio.sleep(0, output()), lambda t: runs(t) >= count)
     return NOTICE_IDS.findall(content)
 
 
@@ -570,26 +570,32 @@ async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
 async def test_many_waiting_runs_need_not_stay_in_memory(
     dev_server: WorkflowEnvironment,
     llm_server: FakeOpenAIServer,
+    analysis_activities: AnalysisActivities,
     task_queue: str,
     workflow_id: str,
-    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With room for one run in memory, five waiting runs are evicted and rebuilt from
-    history when their decision comes, and each still ends with its own decision."""
-    env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    history when their decision comes, and each still ends with its own decision.
+
+    The worker runs in this process, as ``python -m worker --max-cached-workflows 1`` would
+    run it: nothing here is about the process, and its output is read just the same."""
+    caplog.set_level(logging.INFO, logger=activity.logger.logger.name)
+    caplog.set_level(logging.DEBUG, logger=EVICTION_LOGGER)  # the SDK logs evictions there
+    printed: list[str] = []
+
+    def output() -> str:
+        """What the worker printed (its notices) and logged (evictions, executions)."""
+        printed.append(capsys.readouterr().out)
+        return "".join(printed) + caplog.text
+
     texts = [request_text(RISKY_REQUEST, f"{workflow_id}-{i}") for i in range(WAITING_RUNS)]
-    async with AsyncExitStack() as stack:
-        worker = await start_worker(
-            stack,
-            env,
-            tmp_path / "worker.log",
-            "--max-cached-workflows",
-            "1",
-            module="tests.crash_worker_logging_evictions",
-        )
+    client = dev_server.client
+    async with build_worker(client, task_queue, analysis_activities, max_cached_workflows=1):
         handles = [
             await start_risky_run(
-                dev_server.client,
+                client,
                 f"{workflow_id}-{i}",
                 task_queue,
                 text,
@@ -599,12 +605,12 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
         ]
         # Read the printed notices, not the status query: a query would bring an evicted
         # run back.
-        requests = dict(await printed_notices(worker, count=WAITING_RUNS))
+        requests = dict(await printed_notices(output, count=WAITING_RUNS))
         evicted = {
             handle.id
             for handle in handles
             if f"Evicting workflow with run ID {handle.first_execution_run_id}, "
-            "message: Workflow cache full" in worker.output()
+            "message: Workflow cache full" in output()
         }
         assert len(evicted) >= WAITING_RUNS - 1, f"only {sorted(evicted)} left memory"
         await asyncio.gather(
@@ -624,7 +630,7 @@ async def test_many_waiting_runs_need_not_stay_in_memory(
         assert result.outcome == Outcome.APPROVED
         assert result.request_id == requests[handle.id]
         assert result.decision is not None and result.decision.reviewer == f"dave-{i}"
-        assert executions(f"{handle.id}/{result.request_id}", worker) == 1
+        assert output().count(f"[idempotency key {handle.id}/{result.request_id}]") == 1
         assert llm_server.calls(texts[i]) == 1
 
 
