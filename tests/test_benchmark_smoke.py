@@ -138,10 +138,12 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkRun:
         sys.executable,
         "-m",
         "benchmarks.load",
-        "--safe-runs=5",
-        "--waiting-runs=10",
-        "--latency-samples=3",
-        "--sample-seconds=0.5",
+        # The fewest runs that still take every path: one approval by update, one by
+        # signal, and a burst of two; one CPU/RSS sample per window.
+        "--safe-runs=3",
+        "--waiting-runs=4",
+        "--latency-samples=1",
+        "--sample-seconds=0.25",
         # The shared test machine is never quiet; the load is recorded, not waited for.
         "--max-load=1000",
         "--quiet-timeout=0",
@@ -227,9 +229,9 @@ def test_report_has_every_figure_for_product_and_baseline(benchmark_run: Benchma
         figures = report[subject]
         missing = [name for name in FIGURES if not isinstance(figures.get(name), int | float)]
         assert not missing, f"{subject} lacks {missing}"
-        assert figures["safe_runs"] == 5
-        assert figures["waiting_runs"] == 10
-        assert figures["burst_approvals"] == 4  # 10 waiting, 3 by update, 3 by signal
+        assert figures["safe_runs"] == 3
+        assert figures["waiting_runs"] == 4
+        assert figures["burst_approvals"] == 2  # 4 waiting, 1 by update, 1 by signal
     assert set(FIGURES) <= set(report["ratios"])
 
 

@@ -28,6 +28,7 @@ WAIT_SECONDS = 45
 # Set to a folder to save the README's screenshots there (e.g. _assets).
 SCREENSHOTS_ENV = "INBOX_SCREENSHOTS"
 WAITING = "waiting for a decision"
+SPOOF = "Delete the report\u202efdp.exe"  # reads as "...exe.pdf" when the override works
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -235,7 +236,11 @@ async def test_a_decision_from_the_cli_shows_up_live(
 async def test_a_deadline_passing_shows_the_run_timed_out(
     alice: WebDriver, inbox: InboxServer, run_for: Any
 ) -> None:
-    async with run_for("Shut down the old cluster", approval_timeout_seconds=3) as handle:
+    """The shortest deadline a run takes (1 s): the page may open before or after it
+    passes, and shows the outcome either way (live, or as it loads)."""
+    async with run_for(
+        "Shut down the old cluster", approval_timeout_seconds=1, wait=False
+    ) as handle:
         alice.get(f"{inbox.url}/requests/{handle.id}")
         wait_for(alice, shows("outcome", "timed out"))
         assert (await handle.result()).outcome == Outcome.TIMED_OUT
@@ -259,6 +264,23 @@ async def test_hostile_requests_and_model_output_never_run_or_render_as_markup(
         assert alice.find_elements(By.CSS_SELECTOR, "main script") == []
         assert "<script>window.__pwned = 1</script>" in listed
         assert HOSTILE in text_of(alice, "action") and HOSTILE in text_of(alice, "audit")
+
+
+async def test_bidi_controls_in_model_text_are_shown_not_obeyed(
+    alice: WebDriver, inbox: InboxServer, run_for: Any
+) -> None:
+    proposal = {"description": SPOOF, "reasoning": f"Asked: {SPOOF}"}
+    async with run_for(f"Tidy up {SPOOF}", proposal) as handle:
+        alice.get(f"{inbox.url}/")
+        row = f'tr[data-workflow-id="{handle.id}"]'
+        wait_for(alice, lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        listed = alice.find_element(By.CSS_SELECTOR, row).text
+        open_request(alice, inbox, handle.id)
+        action, request = text_of(alice, "action"), text_of(alice, "user-request")
+
+    for shown in (listed, action, request):
+        assert "\u202e" not in shown, shown
+        assert "Delete the report\\u202efdp.exe" in shown
 
 
 def signed_in_as(driver: WebDriver, inbox: InboxServer, name: str, password: str) -> None:

@@ -1,6 +1,6 @@
-"""The inbox's guards in a real browser (Debian's Chromium through Selenium): bidi controls
-in model text are shown, not obeyed; a session ended by sign-out stays ended for a copy of
-its cookie; a form on another site cannot sign anyone out.
+"""The inbox's session guards in a real browser (Debian's Chromium through Selenium): a
+session ended by sign-out stays ended for a copy of its cookie; a form on another site
+cannot sign anyone out. They need no run, hence no worker.
 
 These sign in as their own user (``erin``): signing out ends every session of an account,
 and the other browser tests' ``alice`` keeps hers."""
@@ -14,17 +14,14 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from temporalio.testing import WorkflowEnvironment
 
-from benchmarks.fake_openai import FakeOpenAIServer
 from inbox.accounts import set_password
 from inbox.auth import SESSION_COOKIE
 from tests.conftest import InboxAccounts
-from tests.e2e import InboxServer, WorkerProcess, inbox_run, unique
-from tests.test_inbox_browser import open_request, shows, sign_in, text_of, wait_for
+from tests.e2e import InboxServer
+from tests.test_inbox_browser import shows, sign_in, wait_for
 
 USER, PASSWORD = "erin", "erin-password-1234"
-SPOOF = "Delete the report\u202efdp.exe"  # reads as "...exe.pdf" when the override works
 
 
 @pytest.fixture
@@ -38,16 +35,6 @@ def erin(browser: WebDriver, inbox: InboxServer, inbox_accounts: tuple[Path, Any
     sign_in(browser, inbox, USER, PASSWORD)
     wait_for(browser, shows("signed-in-user", USER))
     return browser
-
-
-@pytest.fixture
-def run_for(
-    worker: WorkerProcess, dev_server: WorkflowEnvironment, llm_server: FakeOpenAIServer
-) -> Any:
-    def start(text: str, proposal: dict[str, Any] | None = None, **fields: Any) -> Any:
-        return inbox_run(worker, dev_server, llm_server, unique(text), proposal, **fields)
-
-    return start
 
 
 @pytest.fixture
@@ -78,23 +65,6 @@ def other_site(inbox: InboxServer) -> Iterator[str]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
-
-
-async def test_bidi_controls_in_model_text_are_shown_not_obeyed(
-    erin: WebDriver, inbox: InboxServer, run_for: Any
-) -> None:
-    proposal = {"description": SPOOF, "reasoning": f"Asked: {SPOOF}"}
-    async with run_for(f"Tidy up {SPOOF}", proposal) as handle:
-        erin.get(f"{inbox.url}/")
-        row = f'tr[data-workflow-id="{handle.id}"]'
-        wait_for(erin, lambda d: d.find_elements(By.CSS_SELECTOR, row))
-        listed = erin.find_element(By.CSS_SELECTOR, row).text
-        open_request(erin, inbox, handle.id)
-        action, request = text_of(erin, "action"), text_of(erin, "user-request")
-
-    for shown in (listed, action, request):
-        assert "\u202e" not in shown, shown
-        assert "Delete the report\\u202efdp.exe" in shown
 
 
 def test_a_copy_of_the_cookie_stops_working_when_its_owner_signs_out(

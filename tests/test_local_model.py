@@ -6,12 +6,18 @@ A 135M model's judgement is weak; what must hold whatever it says: its answers c
 the schema's shape (llama.cpp constrains them), the same request gets the same answer, and
 the deterministic policy sends a risky request to a human. Timeouts are generous: on two
 busy cores one answer can take tens of seconds.
+
+An answer is the expensive part, so the module asks for three, each proving more than one
+thing: the safe run (through ``python -m worker``), one direct answer to the same messages
+(the same answer, computed afresh), and the demo's risky run (the demo's own server, and
+the policy sending the request to a human).
 """
 
 import asyncio
 import importlib.util
 import re
 import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -68,6 +74,7 @@ RISKY_REQUEST = "Delete all inactive users from the production database"
 LOAD_TIMEOUT_SECONDS = 120.0
 ANSWER_TIMEOUT_SECONDS = 300.0
 LOADED_LINE = re.compile(r"Loaded (\S+) in \d+\.\d s, at (http://127\.0\.0\.1:(\d+)/v1)\.")
+STARTED_LINE = re.compile(r"Started workflow (\S+)\. ")
 SETTINGS_LINE = re.compile(
     rf"export {OPENAI_BASE_URL_ENV}=(?P<url>\S+) {LLM_API_ENV}=(?P<api>\S+) "
     rf"{OPENAI_MODEL_ENV}=(?P<model>\S+)\n"
@@ -104,6 +111,52 @@ async def local_worker(
     log = tmp_path_factory.mktemp("local_worker") / "worker.log"
     async with worker_process(env, log) as worker:
         yield worker
+
+
+@dataclass(frozen=True)
+class SafeRun:
+    status: WorkflowStatus  # when it first waited for a person or ended
+    handle: Run
+
+    @property
+    def proposal(self) -> ProposedAction:
+        if self.status.approval_request is not None:
+            return self.status.approval_request.proposed_action
+        assert self.status.result is not None and self.status.result.proposed_action, self.status
+        return self.status.result.proposed_action
+
+
+@pytest.fixture(scope="module")
+async def safe_run(dev_server: WorkflowEnvironment, local_worker: WorkerProcess) -> SafeRun:
+    """The safe request once through the worker: its proposal is also the answer the
+    same-answer test compares with."""
+    return SafeRun(*await _run_until_it_waits_or_ends(dev_server, local_worker, SAFE_REQUEST))
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    done: subprocess.CompletedProcess[str]
+    result: WorkflowResult  # read from the dev server once the demo has ended
+
+
+@pytest.fixture(scope="module")
+async def demo_run(
+    dev_server: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> DemoRun:
+    """``demo --local-model`` rejecting the risky request, once for the module."""
+    env = script_env(
+        address_of(dev_server), "http://127.0.0.1:1/v1", f"demo-{uuid.uuid4().hex[:8]}"
+    )
+    for name in (OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV):
+        del env[name]  # the demo needs neither: it points its worker at its own server
+    data_dir = tmp_path_factory.mktemp("demo")
+    args = ("--local-model", "--reject", "not today", "--data-dir", str(data_dir), RISKY_REQUEST)
+    done = await asyncio.to_thread(run_script, "demo", *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = STARTED_LINE.search(done.stdout)
+    assert started, done.stdout
+    handle = dev_server.client.get_workflow_handle(started[1], result_type=WorkflowResult)
+    return DemoRun(done, await handle.result())
 
 
 def _env() -> dict[str, str]:
@@ -154,33 +207,28 @@ async def _decide(handle: Run, request_id: str, approved: bool) -> WorkflowResul
     return await asyncio.wait_for(handle.result(), ANSWER_TIMEOUT_SECONDS)
 
 
-async def test_risky_request_asks_a_human_whatever_the_model_says(
-    dev_server: WorkflowEnvironment, local_worker: WorkerProcess
-) -> None:
+async def test_risky_request_asks_a_human_whatever_the_model_says(demo_run: DemoRun) -> None:
     """The real model's answer has the schema's shape, and the policy's own rules, not the
-    model, make the run wait for a person; rejected, nothing runs."""
-    status, handle = await _run_until_it_waits_or_ends(dev_server, local_worker, RISKY_REQUEST)
+    model, make the run wait for a person; rejected, nothing runs. The demo's run shows it:
+    its worker runs the same workflow, pointed at a server ``local_llm`` also starts."""
+    result = demo_run.result
 
-    assert status.state == WorkflowState.AWAITING_APPROVAL, status.result
-    request = status.approval_request
-    assert request is not None
-    _assert_valid_under_the_schema(request.proposed_action)
+    assert result.proposed_action is not None, result
+    _assert_valid_under_the_schema(result.proposed_action)
     policy_reasons = matching_rules(RISKY_REQUEST)
     assert policy_reasons, "the request itself must trip the deterministic policy"
-    assert set(policy_reasons) <= set(request.risk_reasons)
-
-    result = await _decide(handle, request.request_id, approved=False)
+    assert result.risk is not None and result.risk.requires_approval
+    assert set(policy_reasons) <= set(result.risk.reasons)
+    assert result.decision is not None and not result.decision.approved  # a person decided
     assert result.outcome == Outcome.REJECTED
     assert result.execution is None
 
 
-async def test_safe_request_gets_a_valid_proposal_and_completes(
-    dev_server: WorkflowEnvironment, local_worker: WorkerProcess
-) -> None:
+async def test_safe_request_gets_a_valid_proposal_and_completes(safe_run: SafeRun) -> None:
     """A request no policy rule matches: only the model's own flag or default-deny can ask a
     human (a small model flags freely, and may pick a tool that changes data); either way
     the run completes with a proposal of the schema's shape."""
-    status, handle = await _run_until_it_waits_or_ends(dev_server, local_worker, SAFE_REQUEST)
+    status, handle = safe_run.status, safe_run.handle
 
     assert matching_rules(SAFE_REQUEST) == []
     if status.state == WorkflowState.AWAITING_APPROVAL:
@@ -201,35 +249,34 @@ async def test_safe_request_gets_a_valid_proposal_and_completes(
     assert result.execution is not None
 
 
-async def test_the_same_request_gets_the_same_answer(local_model: LocalModelServer) -> None:
-    """Temperature 0 and no prompt cache, set on the server: a client sending neither gets a
-    repeatable answer, computed afresh each time."""
+async def test_the_same_request_gets_the_same_answer(
+    local_model: LocalModelServer, safe_run: SafeRun
+) -> None:
+    """Temperature 0 and no prompt cache, set on the server: a client sending neither (as
+    the worker sends neither) gets the answer the worker got, computed afresh, not read
+    back from the cache its own earlier request would have filled."""
     client = AsyncOpenAI(base_url=local_model.base_url, api_key="unused", max_retries=0)
+    # Exactly the messages and format the worker's activity sends (activities/propose_action.py).
     messages = [
         {"role": "system", "content": ANALYSIS_INSTRUCTIONS},
-        {"role": "user", "content": RISKY_REQUEST},
+        {"role": "user", "content": SAFE_REQUEST},
     ]
     try:
-        answers = [
-            await client.chat.completions.create(
-                model=local_model.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=CHAT_RESPONSE_FORMAT,  # type: ignore[arg-type]
-                timeout=ANSWER_TIMEOUT_SECONDS,
-            )
-            for _ in range(2)
-        ]
+        answer = await client.chat.completions.create(
+            model=local_model.model,
+            messages=messages,  # type: ignore[arg-type]
+            response_format=CHAT_RESPONSE_FORMAT,  # type: ignore[arg-type]
+            timeout=ANSWER_TIMEOUT_SECONDS,
+        )
     finally:
         await client.close()
 
-    first, second = (answer.choices[0].message.content for answer in answers)
-    assert first == second
-    assert first is not None
-    _assert_valid_under_the_schema(parse_proposed_action(first))
-    for answer in answers:
-        assert answer.usage is not None
-        details = answer.usage.prompt_tokens_details
-        assert details is None or not details.cached_tokens
+    text = answer.choices[0].message.content
+    assert text is not None
+    assert parse_proposed_action(text) == safe_run.proposal
+    assert answer.usage is not None
+    details = answer.usage.prompt_tokens_details
+    assert details is None or not details.cached_tokens
 
 
 @pytest.mark.usefixtures("processes")
@@ -247,24 +294,14 @@ async def test_ctrl_c_stops_the_server_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-async def test_demo_with_the_local_model_shows_its_answer_and_timings(
-    dev_server: WorkflowEnvironment, tmp_path: Path
-) -> None:
+def test_demo_with_the_local_model_shows_its_answer_and_timings(demo_run: DemoRun) -> None:
     """``demo --local-model`` serves the model itself, labels the proposal with the model's
     name, says how long loading and the answer took, and stops the model when it ends."""
-    env = script_env(
-        address_of(dev_server), "http://127.0.0.1:1/v1", f"demo-{uuid.uuid4().hex[:8]}"
-    )
-    for name in (OPENAI_API_KEY_ENV, OPENAI_BASE_URL_ENV):
-        del env[name]  # the demo needs neither: it points its worker at its own server
-    args = ("--local-model", "--reject", "not today", "--data-dir", str(tmp_path), RISKY_REQUEST)
-    done = await asyncio.to_thread(run_script, "demo", *args, env=env)
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    model = re.search(LOADED_LINE, done.stdout)
-    assert model, done.stdout
-    assert f"Analysing the request with {model[1]} at {model[2]}" in done.stdout
-    assert re.search(rf"{re.escape(model[1])} answered in \d+\.\d s\.", done.stdout)
-    assert "A human must decide because:" in done.stdout
-    assert "Result: rejected" in done.stdout, done.stdout  # in full: what became of the decision
+    stdout = demo_run.done.stdout
+    model = re.search(LOADED_LINE, stdout)
+    assert model, stdout
+    assert f"Analysing the request with {model[1]} at {model[2]}" in stdout
+    assert re.search(rf"{re.escape(model[1])} answered in \d+\.\d s\.", stdout)
+    assert "A human must decide because:" in stdout
+    assert "Result: rejected" in stdout, stdout  # in full: what became of the decision
     assert not port_is_open(int(model[3])), "the demo's model server outlived it"
