@@ -8,6 +8,7 @@ reasoning models refuse ``temperature``.
 """
 
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ CONTEXT_TOKENS = 2048
 # An upper bound on any answer, for clients that send no max_tokens; the analysis schema's
 # bounded strings keep a proposal far below it.
 MAX_ANSWER_TOKENS = 512
+# Half the cores: the model shares the machine with Temporal's server and the worker, and
+# llama.cpp's threads spin while waiting, so one that loses its core stalls every answer.
+THREADS = max(1, (os.cpu_count() or 2) // 2)
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.1
 
@@ -79,6 +83,8 @@ def _params(params: Any, model_path: Path, port: int) -> Any:
     params.port = port
     params.n_ctx = CONTEXT_TOKENS
     params.n_predict = MAX_ANSWER_TOKENS
+    params.cpuparams.n_threads = THREADS
+    params.cpuparams_batch.n_threads = THREADS
     params.sampling.temp = 0.0
     params.cache_prompt = False
     params.ui = False  # an API for the agent, not a chat page
