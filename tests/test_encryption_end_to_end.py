@@ -10,6 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from benchmarks.fake_openai import FakeOpenAIServer
 from client.connection import converter_with_keys
-from client.start import start_run
-from constants import ENCRYPTION_KEYS_ENV, TASK_QUEUE_ENV
+from client.start import INITIAL_SEARCH_ATTRIBUTES
+from constants import ENCRYPTION_KEYS_ENV, WORKFLOW_TYPE
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
 from tests.e2e import (
@@ -37,6 +38,7 @@ from tests.e2e import (
 from tests.helpers import script_env, wait_until
 
 KEY_ID = "hitl-2026-11"
+KEYLESS_TASK_TIMEOUT = timedelta(seconds=2)
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 
 
@@ -139,7 +141,6 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     llm_server: FakeOpenAIServer,
     keys: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The run waits, intact, through the keyless worker's failed workflow tasks; a worker
     with the key, back on the queue, carries it to the end."""
@@ -159,8 +160,16 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
             address_of(dev_server),
             data_converter=converter_with_keys(parse_keys(keys.split(","), source="test")),
         )
-        monkeypatch.setenv(TASK_QUEUE_ENV, queue)
-        await start_run(keyed_client, WorkflowInput(user_request=request), workflow_id)
+        await keyed_client.start_workflow(
+            WORKFLOW_TYPE,
+            WorkflowInput(user_request=request),
+            id=workflow_id,
+            task_queue=queue,
+            search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+            # The keyless worker keeps its retry of the failed task without answering: the
+            # keyed worker gets the task once this timeout (default 10 s) ends that attempt.
+            task_timeout=KEYLESS_TASK_TIMEOUT,
+        )
         await wait_until(lambda: read_text(keyless.log), lambda log: f"key ID {KEY_ID!r}" in log)
         missing = [line for line in keyless.output().splitlines() if f"key ID {KEY_ID!r}" in line]
         assert "does not hold it" in missing[0]
