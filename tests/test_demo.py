@@ -540,7 +540,9 @@ async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_ap
     decision was not confirmed, and leaves it to the run's outcome, which follows."""
     monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     client = dev_server.client
-    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
+    # Room for the worker to stop and one unanswered send (1 s) before the deadline: the
+    # demo keeps sending until then, so every second more is a second of the test.
+    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=5)
     async with build_worker(client, task_queue, OfflineAnalysisActivities()):
         handle = await start_run(client, task_queue, workflow_id, run_input)
         waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)
