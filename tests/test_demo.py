@@ -250,7 +250,7 @@ def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path
 def test_the_deadline_ends_an_unanswered_prompt_with_the_timed_out_outcome(
     tmp_path: Path,
 ) -> None:
-    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "4")
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "3")
     terminal.expect("Approve? [y/n]")
     terminal.expect("The deadline passed before a decision.")
     assert terminal.wait() == 0
@@ -377,7 +377,11 @@ async def test_a_wrong_namespace_is_one_line_from_worker_and_demo(
         assert "Traceback" not in result.stderr and "sdk_core" not in result.stderr
 
 
-def test_a_port_held_by_another_program_is_named(tmp_path: Path) -> None:
+def test_a_port_held_by_another_program_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listener never answers as Temporal: the demo gives up on it after the probe.
+    monkeypatch.setattr(demo, "LOCAL_PROBE_SECONDS", 0.5)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
