@@ -226,7 +226,7 @@ async def test_an_escalation_reaches_the_list_by_itself(
 ) -> None:
     """Nothing decides here: the escalation timer fires in the workflow, and the next list
     shows the widened approvers (a row is re-read once its history grew)."""
-    escalation = {"after_seconds": 3, "approvers": ["alice"]}
+    escalation = {"after_seconds": 1, "approvers": ["alice"]}  # nothing must come before it
     async with run_for(
         "Reboot the primary database", approvers=["carol"], escalation=escalation
     ) as handle:
