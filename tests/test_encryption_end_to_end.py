@@ -42,6 +42,7 @@ from worker_setup import build_worker
 KEY_ID = "hitl-2026-11"
 KEYLESS_TASK_TIMEOUT = timedelta(seconds=2)
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+WORKFLOW_TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
 
 
 def new_key() -> str:
@@ -156,6 +157,9 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     request = unique(f"Summarise the weekly report for {secret}")
     run = dev_server.client.get_workflow_handle(workflow_id)
 
+    async def event_types() -> list[EventType.ValueType]:
+        return [event.event_type async for event in run.fetch_history_events()]
+
     def client_holding(keys: str) -> Awaitable[Client]:
         ring = parse_keys(keys.split(","), source="test")
         return Client.connect(address_of(dev_server), data_converter=converter_with_keys(ring))
@@ -178,12 +182,11 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
                 # the keyed worker gets the task once this timeout (default 10 s) ends it.
                 task_timeout=KEYLESS_TASK_TIMEOUT,
             )
-            await wait_until(run.describe, lambda _: f"key ID {KEY_ID!r}" in caplog.text)
+            # The worker logs why before the server records the failed task: wait for both.
+            await wait_until(event_types, lambda types: WORKFLOW_TASK_FAILED in types)
             missing = [line for line in caplog.text.splitlines() if f"key ID {KEY_ID!r}" in line]
             assert "does not hold it" in missing[0]
             assert (await run.describe()).status == RUNNING
-            events = [event.event_type async for event in run.fetch_history_events()]
-            assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
 
     async with worker_process(with_key, tmp_path / "keyed.log"):
         await wait_until(run.describe, lambda described: described.status != RUNNING)
