@@ -76,7 +76,6 @@ from constants import (
 )
 from dev_server import DevServerError, is_loopback, start_dev_server
 from encryption.codec import UndecryptablePayloadError
-from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
 from local_llm.model_file import ModelFileError, packaged_model
 from local_llm.server import LocalModelError, serving
 from models.limits import MAX_NOTES_CHARS, MAX_REQUEST_CHARS, first_problem, too_long
@@ -194,16 +193,25 @@ async def connect_or_start_server(stack: AsyncExitStack, data_dir: Path) -> tupl
     return server.client, True
 
 
+class SetupError(Exception):
+    """What the demo sets up for itself (its sample data, its inbox) cannot be; the message
+    says why, in one line."""
+
+
 def start_inbox(stack: AsyncExitStack, data_dir: Path) -> None:
-    """Serve the approval inbox next to the terminal prompt; notices link to it."""
-    inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    """Serve the approval inbox next to the terminal prompt; notices link to it.
+
+    The web stack is imported here, only with ``--inbox``: about a second of CPU that every
+    other demo would spend before its first line."""
+    from inbox.background import DEMO_USER, InboxStartError, serve_demo_inbox
+
+    try:
+        inbox, password = serve_demo_inbox(data_dir / "inbox-users.json")
+    except InboxStartError as err:
+        raise SetupError(str(err)) from None
     stack.callback(inbox.stop)
     os.environ[INBOX_URL_ENV] = inbox.url  # read by the notices this process sends
     say(f"Approval inbox: {inbox.url}/ (user {DEMO_USER}, password {password})")
-
-
-class SampleDataError(Exception):
-    """The demo's copy of the sample data could not be seeded."""
 
 
 def sample_data_dir(data_dir: Path) -> Path:
@@ -217,7 +225,7 @@ def use_own_sample_data(data_dir: Path) -> None:
     try:
         reset_database(folder / DATABASE_FILE)
     except (OSError, sqlite3.Error) as err:
-        raise SampleDataError(
+        raise SetupError(
             terminal_safe(
                 f"Cannot seed the demo's sample data in {folder} ({err}); "
                 "choose another --data-dir."
@@ -699,8 +707,7 @@ def run_with(args: argparse.Namespace, settings: LLMSettings, progress: Progress
         DevServerError,
         WorkerStartError,
         UndecryptablePayloadError,
-        InboxStartError,
-        SampleDataError,
+        SetupError,
     ) as err:
         print(err, file=sys.stderr)
         return 1

@@ -217,16 +217,16 @@ async def runs(
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def worker(
     dev_server: WorkflowEnvironment,
     llm_server: FakeOpenAIServer,
     tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
 ) -> AsyncIterator[WorkerProcess]:
-    """One ``python -m worker`` process per end-to-end module, on a task queue of its own:
-    starting a worker costs seconds, and each test's own workflow IDs keep the tests apart."""
-    log_dir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    """One ``python -m worker`` process for every end-to-end module, on a task queue of its
+    own: starting a worker costs seconds of CPU, and each test's own workflow IDs (and
+    request texts) keep the tests apart."""
+    log_dir = tmp_path_factory.mktemp("worker")
     async with running_worker(dev_server, llm_server, log_dir) as started:
         yield started
 

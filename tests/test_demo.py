@@ -250,7 +250,7 @@ def test_interactive_demo_asks_until_answered_then_applies_the_decision(tmp_path
 def test_the_deadline_ends_an_unanswered_prompt_with_the_timed_out_outcome(
     tmp_path: Path,
 ) -> None:
-    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "4")
+    terminal, port = Terminal.offline_demo(tmp_path, RISKY, "--approval-timeout", "3")
     terminal.expect("Approve? [y/n]")
     terminal.expect("The deadline passed before a decision.")
     assert terminal.wait() == 0
@@ -377,7 +377,11 @@ async def test_a_wrong_namespace_is_one_line_from_worker_and_demo(
         assert "Traceback" not in result.stderr and "sdk_core" not in result.stderr
 
 
-def test_a_port_held_by_another_program_is_named(tmp_path: Path) -> None:
+def test_a_port_held_by_another_program_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listener never answers as Temporal: the demo gives up on it after the probe.
+    monkeypatch.setattr(demo, "LOCAL_PROBE_SECONDS", 0.5)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -540,7 +544,9 @@ async def test_a_decision_no_worker_takes_before_the_deadline_is_reported_not_ap
     decision was not confirmed, and leaves it to the run's outcome, which follows."""
     monkeypatch.setattr(client_connection, "WORKER_WAIT_SECONDS", 1)
     client = dev_server.client
-    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=10)
+    # Room for the worker to stop and one unanswered send (1 s) before the deadline: the
+    # demo keeps sending until then, so every second more is a second of the test.
+    run_input = WorkflowInput(user_request=RISKY, approval_timeout_seconds=5)
     async with build_worker(client, task_queue, OfflineAnalysisActivities()):
         handle = await start_run(client, task_queue, workflow_id, run_input)
         waiting = await wait_for_state(handle, WorkflowState.AWAITING_APPROVAL)

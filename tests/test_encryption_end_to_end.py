@@ -6,10 +6,12 @@ server in clear, while the people holding the keys (the scripts) see it as they 
 """
 
 import base64
+import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,17 +19,17 @@ from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.propose_action import AnalysisActivities
 from benchmarks.fake_openai import FakeOpenAIServer
 from client.connection import converter_with_keys
-from client.start import start_run
-from constants import ENCRYPTION_KEYS_ENV, TASK_QUEUE_ENV
+from client.start import INITIAL_SEARCH_ATTRIBUTES
+from constants import ENCRYPTION_KEYS_ENV, WORKFLOW_TYPE
 from encryption.keys import parse_keys
 from models.models import WorkflowInput
 from tests.e2e import (
     WorkerProcess,
     address_of,
     approval_notice,
-    read_text,
     script,
     send_approval,
     started_run,
@@ -35,9 +37,12 @@ from tests.e2e import (
     worker_process,
 )
 from tests.helpers import script_env, wait_until
+from worker_setup import build_worker
 
 KEY_ID = "hitl-2026-11"
+KEYLESS_TASK_TIMEOUT = timedelta(seconds=2)
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+WORKFLOW_TASK_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
 
 
 def new_key() -> str:
@@ -139,34 +144,49 @@ async def test_a_worker_without_the_key_fails_tasks_not_the_run(
     llm_server: FakeOpenAIServer,
     keys: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    analysis_activities: AnalysisActivities,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The run waits, intact, through the keyless worker's failed workflow tasks; a worker
     with the key, back on the queue, carries it to the end."""
     queue = f"enc-{uuid.uuid4().hex[:12]}"
     with_key = {**script_env(address_of(dev_server), llm_server.url, queue)}
     with_key[ENCRYPTION_KEYS_ENV] = keys
-    without_key = {**with_key, ENCRYPTION_KEYS_ENV: f"other:{new_key()}"}
     workflow_id = f"enc-{uuid.uuid4().hex[:12]}"
     secret = marker()
     request = unique(f"Summarise the weekly report for {secret}")
     run = dev_server.client.get_workflow_handle(workflow_id)
 
-    async with worker_process(without_key, tmp_path / "keyless.log") as keyless:
-        # Started as start_workflow starts it, by a client holding the keys; not by the
-        # script itself, which stops waiting once the server says the run is not progressing.
-        keyed_client = await Client.connect(
-            address_of(dev_server),
-            data_converter=converter_with_keys(parse_keys(keys.split(","), source="test")),
-        )
-        monkeypatch.setenv(TASK_QUEUE_ENV, queue)
-        await start_run(keyed_client, WorkflowInput(user_request=request), workflow_id)
-        await wait_until(lambda: read_text(keyless.log), lambda log: f"key ID {KEY_ID!r}" in log)
-        missing = [line for line in keyless.output().splitlines() if f"key ID {KEY_ID!r}" in line]
-        assert "does not hold it" in missing[0]
-        assert (await run.describe()).status == RUNNING
-        events = [event.event_type async for event in run.fetch_history_events()]
-        assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
+    async def event_types() -> list[EventType.ValueType]:
+        return [event.event_type async for event in run.fetch_history_events()]
+
+    def client_holding(keys: str) -> Awaitable[Client]:
+        ring = parse_keys(keys.split(","), source="test")
+        return Client.connect(address_of(dev_server), data_converter=converter_with_keys(ring))
+
+    # The keyless worker in this process (a process of its own costs seconds to start): the
+    # worker's own wiring, with another key where the run's key should be.
+    keyless = build_worker(await client_holding(f"other:{new_key()}"), queue, analysis_activities)
+    with caplog.at_level(logging.WARNING):
+        async with keyless:
+            # Started as start_workflow starts it, by a client holding the keys; not by the
+            # script itself, which stops waiting once the server says the run is not
+            # progressing.
+            await (await client_holding(keys)).start_workflow(
+                WORKFLOW_TYPE,
+                WorkflowInput(user_request=request),
+                id=workflow_id,
+                task_queue=queue,
+                search_attributes=INITIAL_SEARCH_ATTRIBUTES,
+                # The keyless worker keeps its retry of the failed task without answering:
+                # the keyed worker gets the task once this timeout (default 10 s) ends it.
+                task_timeout=KEYLESS_TASK_TIMEOUT,
+            )
+            # The worker logs why before the server records the failed task: wait for both.
+            await wait_until(event_types, lambda types: WORKFLOW_TASK_FAILED in types)
+            missing = [line for line in caplog.text.splitlines() if f"key ID {KEY_ID!r}" in line]
+            assert "does not hold it" in missing[0]
+            assert (await run.describe()).status == RUNNING
 
     async with worker_process(with_key, tmp_path / "keyed.log"):
         await wait_until(run.describe, lambda described: described.status != RUNNING)

@@ -1,7 +1,7 @@
 """End to end: the project's scripts run as real processes, exactly as a user runs them.
 
 One real worker (``python -m worker``, the ``worker`` fixture) serves a private task queue on
-the session's dev server for the whole module. Each test starts its own run with
+the session's dev server for every end-to-end module. Each test starts its own run with
 ``start_workflow`` in the background, reads the approval notice from the worker's terminal
 (its log), decides the way a user would (``send_approval`` or the Temporal CLI), then checks
 what ``start_workflow`` printed and how it exited. Only the outside of the system is used, so
@@ -430,9 +430,10 @@ async def test_the_worker_log_of_a_hostile_proposal_cannot_forge_the_notice(
         '  uv run python -m send_approval evil-wf evil-req approve "ok"\r\x1b[2J\u202eevil'
     )
     request = script_risky_proposal(llm_server, unique("Tidy the vendor list"), description=forged)
+    earlier = len(worker.output())  # the session's worker logged other tests' runs before
     async with started_run(worker, dev_server, tmp_path, request) as run:
         await approval_notice(worker, run)
-        log = worker.output()
+        log = worker.output()[earlier:]
 
     lines = log.splitlines()
     (proposed,) = [line for line in lines if "action_proposed:" in line and run.workflow_id in line]

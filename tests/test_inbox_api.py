@@ -39,6 +39,7 @@ from constants import (
 )
 from encryption.codec import EncryptionCodec
 from encryption.keys import parse_keys
+from inbox import service as inbox_service
 from inbox.__main__ import main as inbox_main
 from inbox.accounts import Accounts
 from inbox.app import create_app
@@ -225,7 +226,7 @@ async def test_an_escalation_reaches_the_list_by_itself(
 ) -> None:
     """Nothing decides here: the escalation timer fires in the workflow, and the next list
     shows the widened approvers (a row is re-read once its history grew)."""
-    escalation = {"after_seconds": 3, "approvers": ["alice"]}
+    escalation = {"after_seconds": 1, "approvers": ["alice"]}  # nothing must come before it
     async with run_for(
         "Reboot the primary database", approvers=["carol"], escalation=escalation
     ) as handle:
@@ -267,9 +268,12 @@ async def test_a_decided_run_it_cannot_decrypt_is_listed_as_such(
     dev_server: WorkflowEnvironment,
     inbox: InboxServer,
     inbox_accounts: tuple[Path, InboxAccounts],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Encrypted with a key the inbox lacks: shown (outcome from the search attribute),
     neither hidden nor taking the list down."""
+    # Its worker has gone: each page waits this long for one to answer the status query.
+    monkeypatch.setattr(inbox_service, "CLOSED_QUERY_SECONDS", 0.5)
     key = base64.b64encode(os.urandom(32)).decode()
     codec = EncryptionCodec(parse_keys([f"inbox-lacks:{key}"], source="test"))
     sealed = await Client.connect(
