@@ -239,13 +239,13 @@ async def worker(
 # after it on the same process timed out once).
 SLOWEST_MODULES = (
     "test_local_model.py",
-    "test_fault_tolerance.py",
     "test_demo.py",
-    "test_encryption_end_to_end.py",
-    "test_benchmark_smoke.py",
+    "test_fault_tolerance.py",
     "test_inbox_browser.py",
+    "test_benchmark_smoke.py",
     "test_end_to_end.py",
-    "test_cli_errors.py",
+    "test_approval_core.py",
+    "test_inbox_api.py",
 )
 
 
