@@ -24,7 +24,7 @@ from inbox.service import Pending, waits_for
 from models.limits import decision_problem, run_input_problem
 from models.models import ApprovalDecision, Outcome, StageOutcome, WorkflowInput
 from start_workflow import parse_args
-from tests.helpers import TimeSkippingRuns, status_of, wait_until
+from tests.helpers import TimeSkippingRuns, is_running, status_of, wait_until
 from tests.record_histories import Run, recorded
 
 PAYMENT = "Pay $48,000 to Northwind Traders"
@@ -54,7 +54,7 @@ async def waiting_stage(runs: TimeSkippingRuns, handle: Run, stage: str) -> Any:
     )
     assert status.current_stage is not None and status.approval_request is not None
     child = runs.client.get_workflow_handle(status.current_stage.child_workflow_id)
-    await wait_until(lambda: child.describe(), lambda description: description is not None)
+    await wait_until(lambda: is_running(child), bool)  # the status names it a moment before
     return child, status.approval_request.request_id
 
 
