@@ -87,6 +87,10 @@ async def test_each_stage_is_approved_only_by_its_members_one_stage_each(
     await decide(manager, request_id, "bob")
 
     director, request_id = await waiting_stage(runs, handle, "director")
+    status = await status_of(handle)  # bob approved the manager stage: not this one's to decide
+    assert status.current_stage is not None and status.current_stage.members == ["carol"]
+    row = Pending(workflow_id=handle.id, started=datetime.now(UTC), status=status)
+    assert [waits_for(row, name) for name in ("bob", "carol")] == [False, True]
     assert "cannot approve" in await refused(director, request_id, "bob")  # one stage each
     assert "stage 'manager'" in await refused(director, request_id, "carol", stage="manager")
     await decide(director, request_id, "carol")

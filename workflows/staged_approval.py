@@ -119,8 +119,10 @@ class StagedApproval:
         info = workflow.info()
         child_id = stage_child_id(info.workflow_id, self.request.request_id, position, stage)
         of = len(self.stages)
+        barred = [*self.barred, *earlier]
+        may_decide = [name for name in members if name not in barred]
         self.progress = StageProgress(
-            stage=stage, child_workflow_id=child_id, position=position, of=of, members=members
+            stage=stage, child_workflow_id=child_id, position=position, of=of, members=may_decide
         )
         self._record("stage_started", f"{stage} ({position}/{of}) awaits child {child_id}")
         now = workflow.now()
@@ -144,7 +146,7 @@ class StagedApproval:
                 StageApprovalInput(
                     stage=stage,
                     approval_request=stage_request,
-                    barred_reviewers=[*self.barred, *earlier],
+                    barred_reviewers=barred,
                     voting=self.voting.get(stage, VotingPolicy()),
                 ),
                 id=child_id,
