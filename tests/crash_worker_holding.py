@@ -13,14 +13,16 @@ fault-tolerance tests start this worker, wait for what it logs, and kill it ther
 A worker that goes on serving a run keeps it in its cache and asks the server for that run's
 next tasks on its own (sticky) queue. A killed worker never says goodbye: the server moves
 each such task to the shared queue only when nobody took it within the worker's sticky
-schedule-to-start timeout, 10 s by default. This worker asks for 2 s, so that a test waits
-for another worker to rebuild the run from history, not for that timer.
+schedule-to-start timeout, 10 s by default, as for ``python -m worker``. Given
+``STICKY_SECONDS_ENV``, this worker asks for that instead, so that a test about another
+worker rebuilding the run from history need not wait for that timer.
 
 Test-only: run as ``python -m tests.crash_worker_holding``.
 """
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -40,7 +42,7 @@ from models.tools import ExecuteToolInput, ToolOutcome
 HELD_TOOL = "send_email"
 HELD_BEFORE_ACTING = f"{HELD_TOOL} held until this worker is killed"
 HELD_IN_TRANSACTION = "tool effect applied, key not recorded: holding until this worker is killed"
-STICKY_TIMEOUT = timedelta(seconds=2)
+STICKY_SECONDS_ENV = "CRASH_WORKER_STICKY_SECONDS"
 
 
 @activity.defn(dynamic=True)
@@ -63,5 +65,7 @@ def record_never(*_: object) -> None:
 if __name__ == "__main__":
     worker_setup.execute_tool = execute_holding
     execution._record = record_never
-    worker_setup.Worker = partial(Worker, sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT)
+    if sticky := os.environ.get(STICKY_SECONDS_ENV):
+        sticky_timeout = timedelta(seconds=float(sticky))
+        worker_setup.Worker = partial(Worker, sticky_queue_schedule_to_start_timeout=sticky_timeout)
     exit_process(worker.main())

@@ -54,7 +54,7 @@ from models.models import (
     WorkflowStatus,
 )
 from models.tools import ExecuteToolInput, ToolOutcome
-from tests.crash_worker_holding import HELD_BEFORE_ACTING, HELD_IN_TRANSACTION
+from tests.crash_worker_holding import HELD_BEFORE_ACTING, HELD_IN_TRANSACTION, STICKY_SECONDS_ENV
 from tests.e2e import WorkerProcess, address_of, worker_process
 from tests.helpers import (
     TEMPORAL_CLI,
@@ -541,6 +541,7 @@ async def test_surviving_worker_finishes_a_run_whose_worker_was_killed(
     """
     caplog.set_level(logging.INFO, logger=activity.logger.logger.name)
     env = script_env(address_of(dev_server), llm_server.url, task_queue)
+    env[STICKY_SECONDS_ENV] = "2"
     text = request_text(RISKY_REQUEST, workflow_id)
     async with AsyncExitStack() as stack:
         holder = await start_worker(
