@@ -27,7 +27,9 @@ CONTEXT_TOKENS = 2048
 MAX_ANSWER_TOKENS = 512
 # Half the cores: the model shares the machine with Temporal's server and the worker, and
 # llama.cpp's threads spin while waiting, so one that loses its core stalls every answer.
-THREADS = max(1, (os.cpu_count() or 2) // 2)
+# The cores this process may use (a container's or taskset's limit), where the OS says so.
+USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+THREADS = max(1, (USABLE_CORES or 2) // 2)
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.1
 

@@ -225,8 +225,9 @@ async def test_an_escalation_reaches_the_list_by_itself(
     api: httpx2.AsyncClient, run_for: Any
 ) -> None:
     """Nothing decides here: the escalation timer fires in the workflow, and the next list
-    shows the widened approvers (a row is re-read once its history grew)."""
-    escalation = {"after_seconds": 1, "approvers": ["alice"]}  # nothing must come before it
+    shows the widened approvers: the row, listed before the escalation, is read again once
+    its history grew (a cached row would stay as first seen)."""
+    escalation = {"after_seconds": 3, "approvers": ["alice"]}  # time to list the row first
     async with run_for(
         "Reboot the primary database", approvers=["carol"], escalation=escalation
     ) as handle:
@@ -235,6 +236,8 @@ async def test_an_escalation_reaches_the_list_by_itself(
             items = (await api.get("/api/requests?status=pending")).json()
             return next((i for i in items if i["workflow_id"] == handle.id), None)
 
+        first = await wait_until(row, lambda item: item is not None)
+        assert not first["escalated"], "listed only after the escalation: nothing was re-read"
         escalated = await wait_until(row, lambda item: item is not None and item["escalated"])
 
     assert escalated["approvers"] == ["carol", "alice"]

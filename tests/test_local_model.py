@@ -229,8 +229,12 @@ async def test_the_worker_with_the_printed_settings_asks_then_executes_what_was_
     assert set(matching_rules(RISKY_REQUEST)) <= set(request.risk_reasons)
     result = await _decide(handle, request.request_id, approved=True)
     assert result.decision is not None and result.decision.approved
-    assert result.outcome in (Outcome.APPROVED, Outcome.EXECUTION_FAILED), result.message
     assert result.execution is not None  # what the tool did (or why it refused) is recorded
+    # What the preview promised: a call it found feasible executes; only one it found
+    # infeasible (the model's target does not exist) may end without acting.
+    feasible = request.preview is not None and request.preview.feasible
+    expected = Outcome.APPROVED if feasible else Outcome.EXECUTION_FAILED
+    assert result.outcome == expected, (request.preview, result.message)
 
 
 async def test_the_same_request_gets_the_same_answer_computed_afresh(
