@@ -133,10 +133,13 @@ def llm_server() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture(scope="session")
-def analysis_activities(llm_server: FakeOpenAIServer) -> AnalysisActivities:
-    """The real analysis activity, talking to the local LLM through the real openai client."""
+async def analysis_activities(llm_server: FakeOpenAIServer) -> AsyncIterator[AnalysisActivities]:
+    """The real analysis activity, talking to the local LLM through the real openai client;
+    the client is closed at the end (left to the garbage collector, it warns in a random
+    test that its close was never awaited)."""
     client = AsyncOpenAI(base_url=llm_server.url, api_key="test-key", max_retries=0)
-    return AnalysisActivities(client, TEST_MODEL)
+    yield AnalysisActivities(client, TEST_MODEL)
+    await client.close()
 
 
 async def start_time_skipping() -> WorkflowEnvironment:
