@@ -21,7 +21,7 @@ from activities.send_webhook_notice import WebhookNotifier
 from activities.slack_notifier import SlackNotifier
 from benchmarks.fake_openai import ok
 from constants import SUBMIT_DECISION_UPDATE
-from models.models import ApprovalDecision, EscalationPolicy, Outcome, WorkflowState
+from models.models import EscalationPolicy, Outcome, WorkflowState
 from tests.fake_slack import CHANNEL, FakeSlack
 from tests.helpers import (
     TimeSkippingRuns,
@@ -30,6 +30,7 @@ from tests.helpers import (
     wait_for_state,
     wait_until,
 )
+from tests.record_histories import decision_for
 
 SLOW_WEBHOOK_SECONDS = 4.0
 RISKY = {
@@ -62,9 +63,7 @@ async def test_an_approval_while_the_notice_retries_is_executed_not_cancelled(
         assert status.approval_request is not None
         await handle.execute_update(
             SUBMIT_DECISION_UPDATE,
-            ApprovalDecision(
-                request_id=status.approval_request.request_id, approved=True, reviewer="ann"
-            ),
+            decision_for(status.approval_request, approved=True, reviewer="ann"),
         )
         result = await handle.result()
 
@@ -105,9 +104,7 @@ async def test_an_approval_while_the_escalation_notice_is_sent_is_executed_not_c
         assert status.approval_request is not None
         await handle.execute_update(
             SUBMIT_DECISION_UPDATE,
-            ApprovalDecision(
-                request_id=status.approval_request.request_id, approved=True, reviewer="boss"
-            ),
+            decision_for(status.approval_request, approved=True, reviewer="boss"),
         )
         result = await handle.result()
 
@@ -134,9 +131,7 @@ async def test_a_slack_message_posted_while_the_webhook_retries_is_closed_once_d
             assert status.approval_request is not None
             await handle.execute_update(
                 SUBMIT_DECISION_UPDATE,
-                ApprovalDecision(
-                    request_id=status.approval_request.request_id, approved=True, reviewer="ann"
-                ),
+                decision_for(status.approval_request, approved=True, reviewer="ann"),
             )
             result = await handle.result()
         posted, updates = slack.of("chat.postMessage"), slack.of("chat.update")
